@@ -1,0 +1,16 @@
+//! Configuration in three stages: raw serde structs, validation with JSON paths, typed model.
+
+mod error;
+mod model;
+pub mod raw;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use model::*;
+pub use validate::{
+    MAX_ORIGINS_PER_POOL, Overrides, fingerprint, host_pattern, is_host_port, parse, parse_with,
+    path_pattern,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,247 @@
+//! Stage three: the typed, validated configuration the rest of Portico works with.
+
+use std::time::Duration;
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// This node's settings.
+    pub node: NodeConfig,
+    /// Backend pools, in document order.
+    pub pools: Vec<PoolConfig>,
+    /// Routes, in document order.
+    pub routes: Vec<RouteConfig>,
+    /// Short fingerprint of the configuration text, shown in `/status`.
+    pub version: String,
+}
+
+/// `node`: where this edge node listens and what it calls itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Region name, used in `Via`, `X-Portico-Region` and metrics.
+    pub region: String,
+    /// Proxy listener, `IP:PORT`.
+    pub listen: String,
+    /// Admin listener, `IP:PORT`.
+    pub admin_listen: String,
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// Time the node keeps serving after SIGTERM while `/healthz` answers 503.
+    pub drain: Duration,
+}
+
+/// Probe request method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeMethod {
+    /// `GET`.
+    Get,
+    /// `HEAD`.
+    Head,
+}
+
+impl ProbeMethod {
+    /// The method as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeMethod::Get => "GET",
+            ProbeMethod::Head => "HEAD",
+        }
+    }
+}
+
+/// A set of HTTP statuses, as inclusive ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet(pub Vec<(u16, u16)>);
+
+impl StatusSet {
+    /// Whether `status` is in the set.
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|&(lo, hi)| lo <= status && status <= hi)
+    }
+}
+
+impl std::fmt::Display for StatusSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                }
+            })
+            .collect();
+        write!(f, "{}", parts.join(","))
+    }
+}
+
+/// `pools[].health_probe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// Request path.
+    pub path: String,
+    /// Request method.
+    pub method: ProbeMethod,
+    /// Time between two probes of one origin.
+    pub interval: Duration,
+    /// Longest time a probe may take.
+    pub timeout: Duration,
+    /// Statuses that count as success.
+    pub expected_status: StatusSet,
+}
+
+/// `pools[].load_balancing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadBalancingConfig {
+    /// Size of the health window, in probes.
+    pub sample_size: usize,
+    /// Successful probes in the window needed to be healthy.
+    pub successful_samples_required: usize,
+    /// Width of the latency band above the fastest origin.
+    pub latency_sensitivity: Duration,
+}
+
+/// `pools[].timeouts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeoutConfig {
+    /// TCP connect timeout.
+    pub connect: Duration,
+    /// Longest wait for each read of the response.
+    pub response: Duration,
+}
+
+/// `pools[].failover.retries`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryConfig {
+    /// Whether failed requests are retried.
+    pub enabled: bool,
+    /// Attempts per request, the first one included.
+    pub max_attempts: usize,
+    /// Retries allowed as a fraction of recent requests.
+    pub budget_ratio: f64,
+    /// Retries always allowed per second of the window.
+    pub budget_min_per_second: u32,
+    /// How far back the budget looks.
+    pub budget_window: Duration,
+}
+
+/// `pools[].failover.ejection`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EjectionConfig {
+    /// Whether live failures eject origins.
+    pub enabled: bool,
+    /// Consecutive failed requests that eject an origin.
+    pub consecutive_failures: u32,
+    /// First ejection time; the n-th consecutive ejection lasts n times this.
+    pub base_ejection: Duration,
+    /// Longest ejection time.
+    pub max_ejection: Duration,
+    /// Largest share, in percent, of enabled origins ejected at once (one may always go).
+    pub max_ejected_percent: u32,
+}
+
+/// `pools[].failover`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailoverConfig {
+    /// Retry policy.
+    pub retries: RetryConfig,
+    /// Passive ejection policy.
+    pub ejection: EjectionConfig,
+}
+
+/// `pools[].origins[]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginConfig {
+    /// Name, unique in the pool.
+    pub name: String,
+    /// `HOST:PORT` as written.
+    pub address: String,
+    /// Priority 1–5, lower wins.
+    pub priority: u8,
+    /// Weight 1–1000.
+    pub weight: u32,
+    /// Whether the origin is probed and selected.
+    pub enabled: bool,
+    /// Where the origin lives, informational.
+    pub region: Option<String>,
+    /// Host header to send instead of the client's.
+    pub host_header: Option<String>,
+}
+
+/// `pools[]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    /// Name, unique.
+    pub name: String,
+    /// Active health probe.
+    pub probe: ProbeConfig,
+    /// Selection settings.
+    pub load_balancing: LoadBalancingConfig,
+    /// Timeouts towards origins.
+    pub timeouts: TimeoutConfig,
+    /// Retries and ejection.
+    pub failover: FailoverConfig,
+    /// Origins, in document order (their index is their identity inside the pool).
+    pub origins: Vec<OriginConfig>,
+}
+
+/// A host pattern of a route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HostPattern {
+    /// `*`: any host.
+    Any,
+    /// `*.example.com`, stored as `.example.com`: any host ending with it.
+    Suffix(String),
+    /// `api.example.com`, lower case.
+    Exact(String),
+}
+
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPattern::Any => write!(f, "*"),
+            HostPattern::Suffix(s) => write!(f, "*{s}"),
+            HostPattern::Exact(h) => write!(f, "{h}"),
+        }
+    }
+}
+
+/// A path pattern of a route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PathPattern {
+    /// `/health`: this path only.
+    Exact(String),
+    /// `/api/*`, stored as `/api/`: any path starting with it.
+    Prefix(String),
+}
+
+impl std::fmt::Display for PathPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathPattern::Exact(p) => write!(f, "{p}"),
+            PathPattern::Prefix(p) => write!(f, "{p}*"),
+        }
+    }
+}
+
+/// `routes[]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Name, unique.
+    pub name: String,
+    /// Host patterns.
+    pub hosts: Vec<HostPattern>,
+    /// Path patterns.
+    pub paths: Vec<PathPattern>,
+    /// Index of the pool in [`Config::pools`].
+    pub pool: usize,
+}
+
+impl Config {
+    /// The pool a route sends to.
+    pub fn route_pool(&self, route: usize) -> &PoolConfig {
+        &self.pools[self.routes[route].pool]
+    }
+}

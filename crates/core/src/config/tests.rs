@@ -1,0 +1,326 @@
+use super::*;
+use std::time::Duration;
+
+const MINIMAL: &str = r#"{
+  "pools": [{"name": "api", "origins": [{"name": "a", "address": "127.0.0.1:9001"}]}],
+  "routes": [{"name": "api", "pool": "api"}]
+}"#;
+
+fn errors(text: &str) -> Vec<String> {
+    parse(text)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn minimal_config_gets_every_default_of_the_spec() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.node.region, "local");
+    assert_eq!(c.node.listen, "0.0.0.0:8080");
+    assert_eq!(c.node.admin_listen, "127.0.0.1:9901");
+    assert_eq!(c.node.threads, 1);
+    assert_eq!(c.node.drain, Duration::ZERO);
+    let p = &c.pools[0];
+    assert_eq!(p.probe.path, "/");
+    assert_eq!(p.probe.method, ProbeMethod::Head);
+    assert_eq!(p.probe.interval, Duration::from_secs(5));
+    assert_eq!(p.probe.timeout, Duration::from_secs(2));
+    assert_eq!(p.probe.expected_status, StatusSet(vec![(200, 200)]));
+    assert_eq!(p.load_balancing.sample_size, 4);
+    assert_eq!(p.load_balancing.successful_samples_required, 3);
+    assert_eq!(
+        p.load_balancing.latency_sensitivity,
+        Duration::from_millis(50)
+    );
+    assert_eq!(p.timeouts.connect, Duration::from_secs(1));
+    assert_eq!(p.timeouts.response, Duration::from_secs(30));
+    let o = &p.origins[0];
+    assert_eq!((o.priority, o.weight, o.enabled), (1, 50, true));
+    assert_eq!(
+        (o.region.as_deref(), o.host_header.as_deref()),
+        (None, None)
+    );
+    let r = &c.routes[0];
+    assert_eq!(r.hosts, vec![HostPattern::Any]);
+    assert_eq!(r.paths, vec![PathPattern::Prefix("/".into())]);
+    assert_eq!(r.pool, 0);
+    let f = p.failover;
+    assert!(f.retries.enabled && f.ejection.enabled);
+    assert_eq!(f.retries.max_attempts, 3);
+    assert_eq!(f.ejection.consecutive_failures, 5);
+}
+
+#[test]
+fn the_spec_example_is_valid_as_written() {
+    let text = r#"{
+      "node": { "region": "local", "listen": "0.0.0.0:8080", "admin_listen": "127.0.0.1:9901", "threads": 1 },
+      "pools": [{
+        "name": "api",
+        "health_probe": { "path": "/", "method": "HEAD", "interval_ms": 5000, "timeout_ms": 2000,
+                          "expected_status": [200] },
+        "load_balancing": { "sample_size": 4, "successful_samples_required": 3, "latency_sensitivity_ms": 50 },
+        "timeouts": { "connect_ms": 1000, "response_ms": 30000 },
+        "origins": [
+          { "name": "api-eu-1", "address": "127.0.0.1:9001", "priority": 1, "weight": 50,
+            "enabled": true, "region": "eu-west", "host_header": null }
+        ]
+      }],
+      "routes": [{ "name": "api", "hosts": ["*"], "paths": ["/*"], "pool": "api" }]
+    }"#;
+    let c = parse(text).unwrap();
+    let o = &c.pools[0].origins[0];
+    assert_eq!(
+        (o.name.as_str(), o.address.as_str()),
+        ("api-eu-1", "127.0.0.1:9001")
+    );
+    assert_eq!(o.region.as_deref(), Some("eu-west"));
+}
+
+#[test]
+fn expected_status_mixes_codes_and_ranges() {
+    let text = MINIMAL.replace(
+        r#""name": "api", "origins""#,
+        r#""name": "api", "health_probe": {"expected_status": [204, "200-299", "301-302"]}, "origins""#,
+    );
+    let set = parse(&text).unwrap().pools[0].probe.expected_status.clone();
+    assert!(set.contains(204) && set.contains(250) && set.contains(302));
+    assert!(!set.contains(300) && !set.contains(404));
+    assert_eq!(set.to_string(), "204,200-299,301-302");
+}
+
+#[test]
+fn every_error_is_reported_at_once_with_its_path() {
+    let text = r#"{
+      "node": {"region": "EU", "listen": "nope", "threads": 0, "colour": 1},
+      "pools": [
+        {"name": "api", "health_probe": {"interval_ms": 1000, "timeout_ms": 1000, "method": "POST",
+                                          "expected_status": [200, "300-200", 700, true]},
+         "load_balancing": {"sample_size": 2, "successful_samples_required": 3, "latency_sensitivity_ms": -1},
+         "origins": [
+           {"name": "a", "address": "10.0.0.1", "priority": 9, "weight": 0},
+           {"name": "a", "address": "10.0.0.2:80", "weigth": 5},
+           {"name": "B", "address": "10.0.0.2:80", "weight": "5"}
+         ]},
+        {"name": "api", "origins": []}
+      ],
+      "routes": [
+        {"name": "r1", "hosts": ["*.ex*.com", "a.com:80"], "paths": ["api/*", "/a/*/b"], "pool": "nope"},
+        {"name": "r1", "pool": "api"}
+      ]
+    }"#;
+    assert_eq!(
+        errors(text),
+        vec![
+            r#"node.colour: unknown field `colour`, expected one of `region`, `listen`, `admin_listen`, `threads`, `drain_ms`"#,
+            r#"node.listen: "nope" is not IP:PORT"#,
+            r#"node.region: "EU" is not a valid region: use lower-case letters, digits, '_' and '-'"#,
+            r#"node.threads: must be between 1 and 64, got 0"#,
+            r#"pools[0].health_probe.expected_status[1]: "300-200" is not a range "LO-HI" of HTTP statuses (100-599, LO <= HI)"#,
+            r#"pools[0].health_probe.expected_status[2]: 700 is not an HTTP status (100-599)"#,
+            r#"pools[0].health_probe.expected_status[3]: true is neither a status nor a "LO-HI" range"#,
+            r#"pools[0].health_probe.method: must be "GET" or "HEAD", got "POST""#,
+            r#"pools[0].health_probe.timeout_ms: 1000 must be less than interval_ms (1000)"#,
+            r#"pools[0].load_balancing.latency_sensitivity_ms: must be between 0 and 3600000, got -1"#,
+            r#"pools[0].load_balancing.successful_samples_required: 3 must not exceed sample_size (2)"#,
+            r#"pools[0].origins[0].address: "10.0.0.1" is not HOST:PORT"#,
+            r#"pools[0].origins[0].priority: must be between 1 and 5, got 9"#,
+            r#"pools[0].origins[0].weight: must be between 1 and 1000, got 0"#,
+            r#"pools[0].origins[1].name: "a" is already the name of origins[0]"#,
+            r#"pools[0].origins[1].weigth: unknown field `weigth`, expected one of `name`, `address`, `priority`, `weight`, `enabled`, `region`, `host_header`"#,
+            r#"pools[0].origins[2].address: "10.0.0.2:80" is already the address of origins[1] in this pool"#,
+            r#"pools[0].origins[2].name: "B" is not a valid name: use lower-case letters, digits, '_' and '-'"#,
+            r#"pools[0].origins[2].weight: invalid type: string "5", expected an integer"#,
+            r#"pools[1].name: "api" is already the name of pools[0]"#,
+            r#"pools[1].origins: must hold at least one origin"#,
+            r#"routes[0].hosts[0]: "*.ex*.com" is not a host pattern: use an exact host (api.example.com), a leading wildcard (*.example.com) or *"#,
+            r#"routes[0].hosts[1]: "a.com:80" holds a port: ports are ignored when matching, write the host alone"#,
+            r#"routes[0].paths[0]: "api/*" is not a path pattern: it must start with '/'"#,
+            r#"routes[0].paths[1]: "/a/*/b" is not a path pattern: '*' is only allowed as a trailing "/*""#,
+            r#"routes[0].pool: "nope" is not a pool (pools: api)"#,
+            r#"routes[1].name: "r1" is already the name of routes[0]"#,
+        ]
+    );
+}
+
+#[test]
+fn missing_required_fields_are_named() {
+    let text = r#"{"pools": [{"origins": [{"priority": 2}]}], "routes": [{"hosts": ["*"]}]}"#;
+    assert_eq!(
+        errors(text),
+        vec![
+            "pools[0].name: is required",
+            "pools[0].origins[0].address: is required (HOST:PORT)",
+            "pools[0].origins[0].name: is required",
+            "routes[0].name: is required",
+            "routes[0].pool: is required: the name of a pool",
+        ]
+    );
+    assert_eq!(
+        errors("{}"),
+        vec![
+            "pools: is required: at least one pool of origins",
+            "routes: is required: at least one route to a pool",
+        ]
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_reported_once() {
+    let text = r#"{"pools": [{"name": 5, "origins": [{"name": "a", "address": 80}]}],
+                   "routes": [{"name": "r", "pool": "x"}]}"#;
+    assert_eq!(
+        errors(text),
+        vec![
+            "pools[0].name: invalid type: integer `5`, expected a string",
+            "pools[0].origins[0].address: invalid type: integer `80`, expected a string",
+            r#"routes[0].pool: "x" is not a pool (pools: )"#,
+        ]
+    );
+}
+
+#[test]
+fn json_syntax_and_shape_errors() {
+    let e = errors("{\"pools\": [}");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("not valid JSON: "), "{e:?}");
+    assert!(e[0].contains("line 1"), "{e:?}");
+    assert_eq!(
+        errors("[1]"),
+        vec!["the configuration must be a JSON object with `pools` and `routes`"]
+    );
+    assert_eq!(
+        errors(r#"{"pools": {}, "routes": []}"#),
+        vec![
+            "pools: invalid type: map, expected a list",
+            "routes: must hold at least one route",
+        ]
+    );
+}
+
+#[test]
+fn overlapping_routes_are_rejected() {
+    let text = r#"{"pools": [{"name": "p", "origins": [{"name": "a", "address": "h:1"}]}],
+      "routes": [{"name": "one", "hosts": ["A.example.com"], "paths": ["/x/*"], "pool": "p"},
+                 {"name": "two", "hosts": ["a.example.com."], "paths": ["/y", "/x/*"], "pool": "p"}]}"#;
+    assert_eq!(
+        errors(text),
+        vec![r#"routes[1].hosts[0]: host a.example.com with path /x/* is already routed by "one""#]
+    );
+}
+
+#[test]
+fn unknown_pool_of_a_pool_with_a_bad_name_is_not_reported_twice() {
+    let text = r#"{"pools": [{"name": "Bad", "origins": [{"name": "a", "address": "h:1"}]}],
+      "routes": [{"name": "r", "pool": "Bad"}]}"#;
+    assert_eq!(
+        errors(text),
+        vec![
+            r#"pools[0].name: "Bad" is not a valid name: use lower-case letters, digits, '_' and '-'"#
+        ]
+    );
+}
+
+#[test]
+fn addresses() {
+    for ok in [
+        "127.0.0.1:80",
+        "localhost:8080",
+        "api.internal:1",
+        "[::1]:443",
+        "a_b.c-d:65535",
+    ] {
+        assert!(is_host_port(ok), "{ok}");
+    }
+    for bad in [
+        "10.0.0.1",
+        ":80",
+        "host:",
+        "host:0",
+        "host:65536",
+        "::1:80",
+        "[::1]",
+        "a..b:80",
+        "host:8x",
+        "h st:80",
+    ] {
+        assert!(!is_host_port(bad), "{bad}");
+    }
+}
+
+#[test]
+fn overrides_replace_node_fields_and_are_validated_by_flag_name() {
+    let o = Overrides {
+        region: Some("eu-west".into()),
+        listen: Some("127.0.0.1:18080".into()),
+        admin_listen: None,
+    };
+    let c = parse_with(MINIMAL, &o).unwrap();
+    assert_eq!(c.node.region, "eu-west");
+    assert_eq!(c.node.listen, "127.0.0.1:18080");
+    let bad = Overrides {
+        region: Some("EU West".into()),
+        listen: Some("127.0.0.1:9901".into()),
+        admin_listen: None,
+    };
+    let e = parse_with(MINIMAL, &bad).unwrap_err();
+    assert_eq!(
+        e.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec![
+            r#"--region: "EU West" is not a valid region: use lower-case letters, digits, '_' and '-'"#,
+            r#"node.admin_listen: "127.0.0.1:9901" is also the proxy listener; use another port"#,
+        ]
+    );
+}
+
+#[test]
+fn failover_settings_parse_and_validate() {
+    let text = MINIMAL.replace(
+        r#""name": "api", "origins""#,
+        r#""name": "api", "failover": {"retries": {"enabled": false, "max_attempts": 2, "budget_percent": 50},
+            "ejection": {"consecutive_failures": 2, "base_ejection_ms": 100, "max_ejection_ms": 50, "max_ejected_percent": 101}}, "origins""#,
+    );
+    assert_eq!(
+        errors(&text),
+        vec![
+            "pools[0].failover.ejection.max_ejected_percent: must be between 0 and 100, got 101",
+            "pools[0].failover.ejection.max_ejection_ms: 50 must not be less than base_ejection_ms (100)",
+        ]
+    );
+    let text = text.replace(
+        r#""max_ejection_ms": 50, "max_ejected_percent": 101"#,
+        r#""max_ejection_ms": 500"#,
+    );
+    let f = parse(&text).unwrap().pools[0].failover;
+    assert!(!f.retries.enabled);
+    assert_eq!(f.retries.max_attempts, 2);
+    assert!((f.retries.budget_ratio - 0.5).abs() < f64::EPSILON);
+    assert_eq!(f.ejection.base_ejection, Duration::from_millis(100));
+    assert_eq!(f.ejection.max_ejection, Duration::from_millis(500));
+}
+
+#[test]
+fn version_is_a_fingerprint_of_the_text() {
+    let a = parse(MINIMAL).unwrap().version;
+    let b = parse(&format!("{MINIMAL} ")).unwrap().version;
+    assert_eq!(a.len(), 16);
+    assert_ne!(a, b);
+    assert_eq!(a, fingerprint(MINIMAL));
+}
+
+#[test]
+fn too_many_origins() {
+    let origins: Vec<String> = (0..65)
+        .map(|i| format!(r#"{{"name": "o{i}", "address": "127.0.0.1:{}"}}"#, 1000 + i))
+        .collect();
+    let text = format!(
+        r#"{{"pools": [{{"name": "p", "origins": [{}]}}], "routes": [{{"name": "r", "pool": "p"}}]}}"#,
+        origins.join(",")
+    );
+    assert_eq!(
+        errors(&text),
+        vec!["pools[0].origins: holds 65 origins; a pool holds at most 64"]
+    );
+}

@@ -1,0 +1,812 @@
+//! Stage two: check the raw document, collect every error with its path, build the typed config.
+
+use super::error::{Collector, ConfigError, ConfigErrors, join};
+use super::model::*;
+use super::raw::*;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+/// Most origins a pool may have (the selector tracks tried origins in a 64-bit mask).
+pub const MAX_ORIGINS_PER_POOL: usize = 64;
+
+/// Values given on the command line that replace `node.*` before validation.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--region`.
+    pub region: Option<String>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<String>,
+}
+
+/// Parses and validates a configuration document.
+pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    parse_with(text, &Overrides::default())
+}
+
+/// Parses and validates a configuration document, applying command-line overrides to `node`.
+pub fn parse_with(text: &str, overrides: &Overrides) -> Result<Config, ConfigErrors> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ConfigErrors(vec![ConfigError::new("", format!("not valid JSON: {e}"))]))?;
+    if !value.is_object() {
+        return Err(ConfigErrors(vec![ConfigError::new(
+            "",
+            "the configuration must be a JSON object with `pools` and `routes`",
+        )]));
+    }
+    let mut c = Collector::default();
+    let (raw, raw_errors) = deserialize_collecting::<RawConfig>(value);
+    for e in raw_errors {
+        c.push(e.path, friendly(&e.message));
+    }
+    let Some(raw) = raw else {
+        return Err(ConfigErrors(c.errors));
+    };
+    let node = validate_node(&mut c, raw.node.as_ref(), overrides);
+    let (pools, failed_pool_names) = validate_pools(&mut c, raw.pools.as_deref());
+    let routes = validate_routes(&mut c, raw.routes.as_deref(), &pools, &failed_pool_names);
+
+    if !c.errors.is_empty() {
+        let mut errors = c.errors;
+        errors.sort_by_cached_key(|e| path_key(&e.path));
+        return Err(ConfigErrors(errors));
+    }
+    Ok(Config {
+        node,
+        pools: pools.into_iter().map(|(_, p)| p).collect(),
+        routes,
+        version: fingerprint(text),
+    })
+}
+
+/// serde's type names in words: `expected i64` becomes `expected an integer`.
+fn friendly(message: &str) -> String {
+    message
+        .replace("expected i64", "expected an integer")
+        .replace("expected a sequence", "expected a list")
+        .replace("expected a borrowed string", "expected a string")
+}
+
+/// Sort key putting paths in document order: `pools[2]` before `pools[10]`.
+fn path_key(path: &str) -> Vec<(String, usize)> {
+    path.split(['.', '['])
+        .map(
+            |part| match part.strip_suffix(']').and_then(|n| n.parse().ok()) {
+                Some(index) => (String::new(), index),
+                None => (part.to_string(), 0),
+            },
+        )
+        .collect()
+}
+
+/// FNV-1a 64 of the configuration text, as 16 hex digits.
+pub fn fingerprint(text: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// An integer field: its default when absent, an error when outside `lo..=hi`.
+fn int(c: &mut Collector, path: &str, value: Option<i64>, default: i64, lo: i64, hi: i64) -> i64 {
+    match value {
+        None => default,
+        Some(v) if (lo..=hi).contains(&v) => v,
+        Some(v) => {
+            c.push(path, format!("must be between {lo} and {hi}, got {v}"));
+            default
+        }
+    }
+}
+
+fn ms(v: i64) -> Duration {
+    Duration::from_millis(v.max(0) as u64)
+}
+
+/// Checks a name against `[a-z0-9_-]+`.
+fn name(c: &mut Collector, path: &str, value: Option<&String>) -> Option<String> {
+    match value {
+        None => {
+            c.require(path, "is required");
+            None
+        }
+        Some(n) if is_name(n) => Some(n.clone()),
+        Some(n) => {
+            c.push(
+                path,
+                format!("{n:?} is not a valid name: use lower-case letters, digits, '_' and '-'"),
+            );
+            None
+        }
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn listen_addr(c: &mut Collector, path: &str, value: Option<&String>, default: &str) -> String {
+    let Some(v) = value else {
+        return default.to_string();
+    };
+    match v.parse::<SocketAddr>() {
+        Ok(a) if a.port() != 0 => v.clone(),
+        Ok(_) => {
+            c.push(path, format!("{v:?} needs a port other than 0"));
+            default.to_string()
+        }
+        Err(_) => {
+            c.push(path, format!("{v:?} is not IP:PORT"));
+            default.to_string()
+        }
+    }
+}
+
+fn validate_node(c: &mut Collector, parsed: Option<&RawNode>, o: &Overrides) -> NodeConfig {
+    let pick = |flag: &Option<String>, field: Option<&String>, path: &'static str| match flag {
+        Some(v) => (Some(v.clone()), flag_path(path)),
+        None => (field.cloned(), path.to_string()),
+    };
+    let (region, region_path) = pick(
+        &o.region,
+        parsed.and_then(|n| n.region.as_ref()),
+        "node.region",
+    );
+    let region = match region {
+        None => "local".to_string(),
+        Some(r) if is_name(&r) => r,
+        Some(r) => {
+            c.push(
+                region_path,
+                format!("{r:?} is not a valid region: use lower-case letters, digits, '_' and '-'"),
+            );
+            "local".to_string()
+        }
+    };
+    let (listen, listen_path) = pick(
+        &o.listen,
+        parsed.and_then(|n| n.listen.as_ref()),
+        "node.listen",
+    );
+    let listen = listen_addr(c, &listen_path, listen.as_ref(), "0.0.0.0:8080");
+    let (admin, admin_path) = pick(
+        &o.admin_listen,
+        parsed.and_then(|n| n.admin_listen.as_ref()),
+        "node.admin_listen",
+    );
+    let admin_listen = listen_addr(c, &admin_path, admin.as_ref(), "127.0.0.1:9901");
+    if listen == admin_listen {
+        c.push(
+            admin_path,
+            format!("{admin_listen:?} is also the proxy listener; use another port"),
+        );
+    }
+    let threads = int(c, "node.threads", parsed.and_then(|n| n.threads), 1, 1, 64);
+    let drain = int(
+        c,
+        "node.drain_ms",
+        parsed.and_then(|n| n.drain_ms),
+        0,
+        0,
+        600_000,
+    );
+    NodeConfig {
+        region,
+        listen,
+        admin_listen,
+        threads: threads as usize,
+        drain: ms(drain),
+    }
+}
+
+/// The path shown for a value that came from a command-line flag.
+fn flag_path(path: &str) -> String {
+    let flag = path.trim_start_matches("node.").replace('_', "-");
+    format!("--{flag}")
+}
+
+type Pools = Vec<(String, PoolConfig)>;
+
+fn validate_pools(c: &mut Collector, raw: Option<&[RawPool]>) -> (Pools, HashSet<String>) {
+    let mut pools = Vec::new();
+    let mut failed = HashSet::new();
+    let Some(raw) = raw else {
+        c.require("pools", "is required: at least one pool of origins");
+        return (pools, failed);
+    };
+    if raw.is_empty() {
+        c.push("pools", "must hold at least one pool");
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, pool) in raw.iter().enumerate() {
+        let path = format!("pools[{i}]");
+        let pool_name = name(c, &join(&path, "name"), pool.name.as_ref());
+        if let Some(n) = &pool_name {
+            if let Some(first) = seen.insert(n.clone(), i) {
+                c.push(
+                    join(&path, "name"),
+                    format!("{n:?} is already the name of pools[{first}]"),
+                );
+            }
+        }
+        let probe = validate_probe(c, &path, pool.health_probe.as_ref());
+        let lb = validate_lb(c, &path, pool.load_balancing.as_ref());
+        let timeouts = validate_timeouts(c, &path, pool.timeouts.as_ref());
+        let failover = validate_failover(c, &path, pool.failover.as_ref());
+        let origins = validate_origins(c, &path, pool.origins.as_deref());
+        match pool_name {
+            Some(n) => pools.push((
+                n.clone(),
+                PoolConfig {
+                    name: n,
+                    probe,
+                    load_balancing: lb,
+                    timeouts,
+                    failover,
+                    origins,
+                },
+            )),
+            None => {
+                if let Some(n) = &pool.name {
+                    failed.insert(n.clone());
+                }
+            }
+        }
+    }
+    (pools, failed)
+}
+
+fn validate_probe(c: &mut Collector, pool: &str, raw: Option<&RawProbe>) -> ProbeConfig {
+    let base = join(pool, "health_probe");
+    let p = |f: &str| join(&base, f);
+    let path = match raw.and_then(|r| r.path.as_ref()) {
+        None => "/".to_string(),
+        Some(v)
+            if v.starts_with('/') && !v.chars().any(|ch| ch.is_whitespace() || ch.is_control()) =>
+        {
+            v.clone()
+        }
+        Some(v) => {
+            c.push(
+                p("path"),
+                format!("{v:?} must start with '/' and hold no spaces"),
+            );
+            "/".to_string()
+        }
+    };
+    let method = match raw.and_then(|r| r.method.as_deref()) {
+        None | Some("HEAD") => ProbeMethod::Head,
+        Some("GET") => ProbeMethod::Get,
+        Some(other) => {
+            c.push(
+                p("method"),
+                format!("must be \"GET\" or \"HEAD\", got {other:?}"),
+            );
+            ProbeMethod::Head
+        }
+    };
+    let interval = int(
+        c,
+        &p("interval_ms"),
+        raw.and_then(|r| r.interval_ms),
+        5000,
+        10,
+        3_600_000,
+    );
+    let timeout = int(
+        c,
+        &p("timeout_ms"),
+        raw.and_then(|r| r.timeout_ms),
+        2000,
+        1,
+        3_600_000,
+    );
+    if timeout >= interval {
+        c.push(
+            p("timeout_ms"),
+            format!("{timeout} must be less than interval_ms ({interval})"),
+        );
+    }
+    let expected_status = match raw.and_then(|r| r.expected_status.as_ref()) {
+        None => StatusSet(vec![(200, 200)]),
+        Some(list) if list.is_empty() => {
+            c.push(p("expected_status"), "must list at least one status");
+            StatusSet(vec![(200, 200)])
+        }
+        Some(list) => StatusSet(
+            list.iter()
+                .enumerate()
+                .filter_map(|(i, v)| status_range(c, &format!("{}[{i}]", p("expected_status")), v))
+                .collect(),
+        ),
+    };
+    ProbeConfig {
+        path,
+        method,
+        interval: ms(interval),
+        timeout: ms(timeout),
+        expected_status,
+    }
+}
+
+fn status_range(c: &mut Collector, path: &str, v: &Value) -> Option<(u16, u16)> {
+    let valid = |n: i64| (100..=599).contains(&n);
+    match v {
+        Value::Number(n) => match n.as_i64() {
+            Some(n) if valid(n) => Some((n as u16, n as u16)),
+            _ => {
+                c.push(path, format!("{n} is not an HTTP status (100-599)"));
+                None
+            }
+        },
+        Value::String(s) => {
+            let parsed = s.split_once('-').and_then(|(lo, hi)| {
+                Some((
+                    lo.trim().parse::<i64>().ok()?,
+                    hi.trim().parse::<i64>().ok()?,
+                ))
+            });
+            match parsed {
+                Some((lo, hi)) if valid(lo) && valid(hi) && lo <= hi => {
+                    Some((lo as u16, hi as u16))
+                }
+                _ => {
+                    c.push(
+                        path,
+                        format!(
+                            "{s:?} is not a range \"LO-HI\" of HTTP statuses (100-599, LO <= HI)"
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+        other => {
+            c.push(
+                path,
+                format!("{other} is neither a status nor a \"LO-HI\" range"),
+            );
+            None
+        }
+    }
+}
+
+fn validate_lb(
+    c: &mut Collector,
+    pool: &str,
+    raw: Option<&RawLoadBalancing>,
+) -> LoadBalancingConfig {
+    let base = join(pool, "load_balancing");
+    let p = |f: &str| join(&base, f);
+    let sample_size = int(
+        c,
+        &p("sample_size"),
+        raw.and_then(|r| r.sample_size),
+        4,
+        1,
+        100,
+    );
+    let required = int(
+        c,
+        &p("successful_samples_required"),
+        raw.and_then(|r| r.successful_samples_required),
+        3.min(sample_size),
+        1,
+        100,
+    );
+    if required > sample_size {
+        c.push(
+            p("successful_samples_required"),
+            format!("{required} must not exceed sample_size ({sample_size})"),
+        );
+    }
+    let sensitivity = int(
+        c,
+        &p("latency_sensitivity_ms"),
+        raw.and_then(|r| r.latency_sensitivity_ms),
+        50,
+        0,
+        3_600_000,
+    );
+    LoadBalancingConfig {
+        sample_size: sample_size as usize,
+        successful_samples_required: required.min(sample_size) as usize,
+        latency_sensitivity: ms(sensitivity),
+    }
+}
+
+fn validate_timeouts(c: &mut Collector, pool: &str, raw: Option<&RawTimeouts>) -> TimeoutConfig {
+    let base = join(pool, "timeouts");
+    let connect = int(
+        c,
+        &join(&base, "connect_ms"),
+        raw.and_then(|r| r.connect_ms),
+        1000,
+        1,
+        600_000,
+    );
+    let response = int(
+        c,
+        &join(&base, "response_ms"),
+        raw.and_then(|r| r.response_ms),
+        30_000,
+        1,
+        3_600_000,
+    );
+    TimeoutConfig {
+        connect: ms(connect),
+        response: ms(response),
+    }
+}
+
+fn validate_failover(c: &mut Collector, pool: &str, raw: Option<&RawFailover>) -> FailoverConfig {
+    let base = join(pool, "failover");
+    let retries_path = join(&base, "retries");
+    let r = raw.and_then(|f| f.retries.as_ref());
+    let p = |f: &str| join(&retries_path, f);
+    let retries = RetryConfig {
+        enabled: r.and_then(|r| r.enabled).unwrap_or(true),
+        max_attempts: int(
+            c,
+            &p("max_attempts"),
+            r.and_then(|r| r.max_attempts),
+            3,
+            1,
+            10,
+        ) as usize,
+        budget_ratio: int(
+            c,
+            &p("budget_percent"),
+            r.and_then(|r| r.budget_percent),
+            20,
+            0,
+            100,
+        ) as f64
+            / 100.0,
+        budget_min_per_second: int(
+            c,
+            &p("budget_min_per_second"),
+            r.and_then(|r| r.budget_min_per_second),
+            10,
+            0,
+            100_000,
+        ) as u32,
+        budget_window: ms(int(
+            c,
+            &p("budget_window_ms"),
+            r.and_then(|r| r.budget_window_ms),
+            10_000,
+            100,
+            600_000,
+        )),
+    };
+    let ejection_path = join(&base, "ejection");
+    let e = raw.and_then(|f| f.ejection.as_ref());
+    let p = |f: &str| join(&ejection_path, f);
+    let base_ms = int(
+        c,
+        &p("base_ejection_ms"),
+        e.and_then(|e| e.base_ejection_ms),
+        10_000,
+        1,
+        3_600_000,
+    );
+    let max_ms = int(
+        c,
+        &p("max_ejection_ms"),
+        e.and_then(|e| e.max_ejection_ms),
+        300_000.max(base_ms),
+        1,
+        86_400_000,
+    );
+    if max_ms < base_ms {
+        c.push(
+            p("max_ejection_ms"),
+            format!("{max_ms} must not be less than base_ejection_ms ({base_ms})"),
+        );
+    }
+    let ejection = EjectionConfig {
+        enabled: e.and_then(|e| e.enabled).unwrap_or(true),
+        consecutive_failures: int(
+            c,
+            &p("consecutive_failures"),
+            e.and_then(|e| e.consecutive_failures),
+            5,
+            1,
+            100_000,
+        ) as u32,
+        base_ejection: ms(base_ms),
+        max_ejection: ms(max_ms),
+        max_ejected_percent: int(
+            c,
+            &p("max_ejected_percent"),
+            e.and_then(|e| e.max_ejected_percent),
+            50,
+            0,
+            100,
+        ) as u32,
+    };
+    FailoverConfig { retries, ejection }
+}
+
+fn validate_origins(c: &mut Collector, pool: &str, raw: Option<&[RawOrigin]>) -> Vec<OriginConfig> {
+    let base = join(pool, "origins");
+    let Some(raw) = raw else {
+        c.require(base, "is required: at least one origin");
+        return Vec::new();
+    };
+    if raw.is_empty() {
+        c.push(&base, "must hold at least one origin");
+    }
+    if raw.len() > MAX_ORIGINS_PER_POOL {
+        c.push(
+            &base,
+            format!(
+                "holds {} origins; a pool holds at most {MAX_ORIGINS_PER_POOL}",
+                raw.len()
+            ),
+        );
+    }
+    let mut origins = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut addresses: HashMap<String, usize> = HashMap::new();
+    for (i, o) in raw.iter().enumerate() {
+        let path = format!("{base}[{i}]");
+        let p = |f: &str| join(&path, f);
+        let origin_name = name(c, &p("name"), o.name.as_ref());
+        if let Some(n) = &origin_name {
+            if let Some(first) = names.insert(n.clone(), i) {
+                c.push(
+                    p("name"),
+                    format!("{n:?} is already the name of origins[{first}]"),
+                );
+            }
+        }
+        let address = match o.address.as_ref() {
+            None => {
+                c.require(p("address"), "is required (HOST:PORT)");
+                None
+            }
+            Some(a) if is_host_port(a) => {
+                if let Some(first) = addresses.insert(a.to_ascii_lowercase(), i) {
+                    c.push(
+                        p("address"),
+                        format!("{a:?} is already the address of origins[{first}] in this pool"),
+                    );
+                }
+                Some(a.clone())
+            }
+            Some(a) => {
+                c.push(p("address"), format!("{a:?} is not HOST:PORT"));
+                None
+            }
+        };
+        let priority = int(c, &p("priority"), o.priority, 1, 1, 5);
+        let weight = int(c, &p("weight"), o.weight, 50, 1, 1000);
+        let region = match &o.region {
+            Some(r) if !is_name(r) => {
+                c.push(
+                    p("region"),
+                    format!(
+                        "{r:?} is not a valid region: use lower-case letters, digits, '_' and '-'"
+                    ),
+                );
+                None
+            }
+            other => other.clone(),
+        };
+        let host_header = match &o.host_header {
+            Some(h) if h.is_empty() || h.bytes().any(|b| b <= b' ' || b == 0x7f) => {
+                c.push(
+                    p("host_header"),
+                    format!("{h:?} is not a valid Host header value"),
+                );
+                None
+            }
+            other => other.clone(),
+        };
+        if let (Some(name), Some(address)) = (origin_name, address) {
+            origins.push(OriginConfig {
+                name,
+                address,
+                priority: priority as u8,
+                weight: weight as u32,
+                enabled: o.enabled.unwrap_or(true),
+                region,
+                host_header,
+            });
+        }
+    }
+    origins
+}
+
+/// Whether `s` is `HOST:PORT`: an IPv4 address, a DNS name or a bracketed IPv6 address, and a port 1-65535.
+pub fn is_host_port(s: &str) -> bool {
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p != 0);
+    let host_ok = if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        inner.parse::<Ipv6Addr>().is_ok()
+    } else {
+        is_dns_name(host)
+    };
+    port_ok && host_ok
+}
+
+/// Letters, digits, '-' and '_' in dot-separated non-empty labels (IPv4 addresses included).
+fn is_dns_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+fn validate_routes(
+    c: &mut Collector,
+    raw: Option<&[RawRoute]>,
+    pools: &Pools,
+    failed_pools: &HashSet<String>,
+) -> Vec<RouteConfig> {
+    let Some(raw) = raw else {
+        c.require("routes", "is required: at least one route to a pool");
+        return Vec::new();
+    };
+    if raw.is_empty() {
+        c.push("routes", "must hold at least one route");
+    }
+    let mut routes = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut claimed: HashMap<(HostPattern, PathPattern), String> = HashMap::new();
+    for (i, r) in raw.iter().enumerate() {
+        let path = format!("routes[{i}]");
+        let p = |f: &str| join(&path, f);
+        // A route whose hosts or paths did not parse would claim defaults it never asked for.
+        let parsed_whole = !c.has_under(&path);
+        let route_name = name(c, &p("name"), r.name.as_ref());
+        if let Some(n) = &route_name {
+            if let Some(first) = names.insert(n.clone(), i) {
+                c.push(
+                    p("name"),
+                    format!("{n:?} is already the name of routes[{first}]"),
+                );
+            }
+        }
+        let hosts = patterns(c, &p("hosts"), r.hosts.as_deref(), "*", host_pattern);
+        let paths = patterns(c, &p("paths"), r.paths.as_deref(), "/*", path_pattern);
+        let pool = match &r.pool {
+            None => {
+                c.require(p("pool"), "is required: the name of a pool");
+                None
+            }
+            Some(name) => match pools.iter().position(|(n, _)| n == name) {
+                Some(idx) => Some(idx),
+                None if failed_pools.contains(name) => None,
+                None => {
+                    let mut known: Vec<&str> = pools.iter().map(|(n, _)| n.as_str()).collect();
+                    known.dedup();
+                    c.push(
+                        p("pool"),
+                        format!("{name:?} is not a pool (pools: {})", known.join(", ")),
+                    );
+                    None
+                }
+            },
+        };
+        if let Some(n) = route_name.as_ref().filter(|_| parsed_whole) {
+            for (hi, h) in hosts.iter().enumerate() {
+                for pa in &paths {
+                    let key = (h.clone(), pa.clone());
+                    match claimed.get(&key) {
+                        Some(other) if other != n => c.push(
+                            format!("{}[{hi}]", p("hosts")),
+                            format!("host {h} with path {pa} is already routed by {other:?}"),
+                        ),
+                        _ => {
+                            claimed.insert(key, n.clone());
+                        }
+                    }
+                }
+            }
+        }
+        if let (Some(name), Some(pool)) = (route_name, pool) {
+            routes.push(RouteConfig {
+                name,
+                hosts,
+                paths,
+                pool,
+            });
+        }
+    }
+    routes
+}
+
+fn patterns<T>(
+    c: &mut Collector,
+    path: &str,
+    raw: Option<&[String]>,
+    default: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Vec<T> {
+    let Some(list) = raw else {
+        return vec![parse(default).expect("default pattern is valid")];
+    };
+    if list.is_empty() {
+        c.push(path, "must hold at least one pattern");
+    }
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, s)| match parse(s) {
+            Ok(t) => Some(t),
+            Err(msg) => {
+                c.push(format!("{path}[{i}]"), msg);
+                None
+            }
+        })
+        .collect()
+}
+
+/// Parses a host pattern: exact, `*.suffix` or `*`.
+pub fn host_pattern(s: &str) -> Result<HostPattern, String> {
+    let lower = s.to_ascii_lowercase();
+    let lower = lower.strip_suffix('.').unwrap_or(&lower);
+    if lower == "*" {
+        return Ok(HostPattern::Any);
+    }
+    let bad = || {
+        format!(
+            "{s:?} is not a host pattern: use an exact host (api.example.com), a leading wildcard (*.example.com) or *"
+        )
+    };
+    if lower.contains(':') {
+        return Err(format!(
+            "{s:?} holds a port: ports are ignored when matching, write the host alone"
+        ));
+    }
+    if let Some(suffix) = lower.strip_prefix("*.") {
+        return if is_dns_name(suffix) {
+            Ok(HostPattern::Suffix(format!(".{suffix}")))
+        } else {
+            Err(bad())
+        };
+    }
+    if is_dns_name(lower) {
+        Ok(HostPattern::Exact(lower.to_string()))
+    } else {
+        Err(bad())
+    }
+}
+
+/// Parses a path pattern: exact (`/health`) or prefix with a trailing `/*` (`/api/*`).
+pub fn path_pattern(s: &str) -> Result<PathPattern, String> {
+    let bad = |why: &str| format!("{s:?} is not a path pattern: {why}");
+    if !s.starts_with('/') {
+        return Err(bad("it must start with '/'"));
+    }
+    if s.bytes()
+        .any(|b| b <= b' ' || b == b'?' || b == b'#' || b == 0x7f)
+    {
+        return Err(bad("no spaces, '?' or '#'"));
+    }
+    match s.find('*') {
+        None => Ok(PathPattern::Exact(s.to_string())),
+        Some(pos) if pos == s.len() - 1 && s.ends_with("/*") => {
+            Ok(PathPattern::Prefix(s[..s.len() - 1].to_string()))
+        }
+        Some(_) => Err(bad("'*' is only allowed as a trailing \"/*\"")),
+    }
+}

@@ -1,0 +1,10 @@
+//! Portico's routing brain: configuration, route matching, health windows, latency, origin
+//! selection, passive ejection and retry policy. Pure code: no sockets, time passed in.
+
+pub mod config;
+pub mod ejection;
+pub mod health;
+pub mod pool;
+pub mod retry;
+pub mod routing;
+pub mod selection;

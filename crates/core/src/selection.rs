@@ -1,0 +1,206 @@
+//! Origin selection: healthy first, then lowest priority, then the latency band, then weight.
+
+use std::time::Duration;
+
+/// What selection needs to know about one origin right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    /// 1–5, lower wins.
+    pub priority: u8,
+    /// Share of traffic among the origins of the band.
+    pub weight: u32,
+    /// Mean probe round-trip time; `None` until a probe succeeded (counts as inside the band).
+    pub latency: Option<Duration>,
+    /// Disabled origins are never selected.
+    pub enabled: bool,
+    /// Verdict of the health window.
+    pub healthy: bool,
+    /// Taken out by passive ejection.
+    pub ejected: bool,
+}
+
+/// Iterates over the set bits of a mask, lowest first.
+fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if mask == 0 {
+            return None;
+        }
+        let i = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        Some(i)
+    })
+}
+
+/// The origins a request may go to, as a bit mask over `candidates` (at most 64):
+/// 1. enabled origins not in `exclude` (tried already) that are healthy and not ejected;
+///    when there is none, every enabled origin not in `exclude` (a pool is never emptied by
+///    its probes alone);
+/// 2. only the lowest priority value among them;
+/// 3. only those whose latency is at most the fastest known latency + `sensitivity`
+///    (an origin without a latency sample yet stays in).
+pub fn band(candidates: &[Candidate], sensitivity: Duration, exclude: u64) -> u64 {
+    let mut available = 0u64;
+    let mut preferred = 0u64;
+    for (i, c) in candidates.iter().enumerate().take(64) {
+        if exclude & (1 << i) != 0 || !c.enabled {
+            continue;
+        }
+        available |= 1 << i;
+        if c.healthy && !c.ejected {
+            preferred |= 1 << i;
+        }
+    }
+    let tier = if preferred != 0 { preferred } else { available };
+    let Some(top) = bits(tier).map(|i| candidates[i].priority).min() else {
+        return 0;
+    };
+    let tier = bits(tier)
+        .filter(|&i| candidates[i].priority == top)
+        .fold(0u64, |m, i| m | 1 << i);
+    let Some(fastest) = bits(tier).filter_map(|i| candidates[i].latency).min() else {
+        return tier;
+    };
+    let limit = fastest.saturating_add(sensitivity);
+    bits(tier)
+        .filter(|&i| candidates[i].latency.is_none_or(|l| l <= limit))
+        .fold(0u64, |m, i| m | 1 << i)
+}
+
+/// Picks one origin of the [`band`] in proportion to weight, using `rand` (uniform over u64).
+pub fn select(
+    candidates: &[Candidate],
+    sensitivity: Duration,
+    exclude: u64,
+    rand: u64,
+) -> Option<usize> {
+    let band = band(candidates, sensitivity, exclude);
+    let total: u64 = bits(band)
+        .map(|i| u64::from(candidates[i].weight.max(1)))
+        .sum();
+    if total == 0 {
+        return None;
+    }
+    let mut point = rand % total;
+    for i in bits(band) {
+        let w = u64::from(candidates[i].weight.max(1));
+        if point < w {
+            return Some(i);
+        }
+        point -= w;
+    }
+    None
+}
+
+/// A new uniform value derived from `x` (SplitMix64 step), for drawing several picks from one seed.
+pub fn next_rand(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn c(priority: u8, weight: u32, latency_ms: Option<u64>) -> Candidate {
+        Candidate {
+            priority,
+            weight,
+            latency: latency_ms.map(|l| MS * l as u32),
+            enabled: true,
+            healthy: true,
+            ejected: false,
+        }
+    }
+
+    #[test]
+    fn latency_band_keeps_origins_within_sensitivity_of_fastest() {
+        let cands = [c(1, 50, Some(1)), c(1, 50, Some(21)), c(1, 50, Some(121))];
+        assert_eq!(band(&cands, MS * 50, 0), 0b011);
+        assert_eq!(band(&cands, MS * 20, 0), 0b011); // 21 <= 1 + 20
+        assert_eq!(band(&cands, MS * 19, 0), 0b001);
+        assert_eq!(band(&cands, Duration::ZERO, 0), 0b001);
+        assert_eq!(band(&cands, MS * 120, 0), 0b111);
+    }
+
+    #[test]
+    fn priority_comes_before_latency() {
+        let cands = [c(2, 50, Some(1)), c(1, 50, Some(100)), c(1, 50, Some(300))];
+        assert_eq!(band(&cands, MS * 50, 0), 0b010);
+    }
+
+    #[test]
+    fn unhealthy_and_ejected_and_disabled_are_skipped() {
+        let mut cands = [
+            c(1, 50, Some(1)),
+            c(1, 50, Some(2)),
+            c(2, 50, Some(3)),
+            c(1, 50, Some(1)),
+        ];
+        cands[0].healthy = false;
+        cands[1].ejected = true;
+        cands[3].enabled = false;
+        assert_eq!(band(&cands, MS * 50, 0), 0b0100);
+    }
+
+    #[test]
+    fn no_healthy_origin_falls_back_to_all_enabled_by_priority() {
+        let mut cands = [
+            c(2, 50, Some(1)),
+            c(1, 50, None),
+            c(1, 50, Some(5)),
+            c(1, 50, Some(1)),
+        ];
+        for x in &mut cands {
+            x.healthy = false;
+        }
+        cands[3].enabled = false;
+        assert_eq!(band(&cands, MS * 50, 0), 0b0110);
+    }
+
+    #[test]
+    fn unknown_latency_stays_in_band() {
+        let cands = [c(1, 50, Some(1)), c(1, 50, None), c(1, 50, Some(500))];
+        assert_eq!(band(&cands, MS * 10, 0), 0b011);
+        let fresh = [c(1, 50, None), c(1, 50, None)];
+        assert_eq!(band(&fresh, Duration::ZERO, 0), 0b11);
+    }
+
+    #[test]
+    fn excluded_origins_are_not_candidates_and_band_is_recomputed() {
+        let cands = [c(1, 50, Some(1)), c(1, 50, Some(40)), c(1, 50, Some(80))];
+        assert_eq!(band(&cands, MS * 50, 0), 0b011);
+        // With the fastest tried, the band starts from the next fastest.
+        assert_eq!(band(&cands, MS * 50, 0b001), 0b110);
+        assert_eq!(band(&cands, MS * 50, 0b111), 0);
+        assert_eq!(select(&cands, MS * 50, 0b111, 7), None);
+    }
+
+    #[test]
+    fn tried_healthy_origins_fall_back_to_unhealthy_ones() {
+        let mut cands = [c(1, 50, Some(1)), c(1, 50, Some(1))];
+        cands[1].healthy = false;
+        assert_eq!(band(&cands, MS * 50, 0), 0b01);
+        assert_eq!(band(&cands, MS * 50, 0b01), 0b10);
+    }
+
+    #[test]
+    fn weighted_pick_walks_cumulative_weights() {
+        let cands = [c(1, 1, Some(1)), c(1, 3, Some(1))];
+        assert_eq!(select(&cands, MS, 0, 0), Some(0));
+        assert_eq!(select(&cands, MS, 0, 1), Some(1));
+        assert_eq!(select(&cands, MS, 0, 2), Some(1));
+        assert_eq!(select(&cands, MS, 0, 3), Some(1));
+        assert_eq!(select(&cands, MS, 0, 4), Some(0));
+    }
+
+    #[test]
+    fn next_rand_is_deterministic_and_moves() {
+        assert_eq!(next_rand(1), next_rand(1));
+        assert_ne!(next_rand(1), next_rand(2));
+        assert_ne!(next_rand(0), 0);
+    }
+}
