@@ -1,1 +1,54 @@
-//! placeholder
+//! `portico-origin`: a small demo origin that names itself, delays on demand and fails on command.
+//!
+//! Used by `make run`, the simulation, the integration tests and the benchmarks. Every answer
+//! carries `X-Served-By: <name>`; the body of a plain request is `<name>\n`.
+
+mod body;
+mod fault;
+mod server;
+mod service;
+
+pub use body::{Fnv1a, fnv1a, pattern_byte};
+pub use fault::{Fault, FaultParseError};
+pub use server::{OriginHandle, RequestRecord, Stats, start};
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How one demo origin behaves.
+#[derive(Debug, Clone)]
+pub struct OriginConfig {
+    /// Name returned in the body and in `X-Served-By`.
+    pub name: String,
+    /// Address to listen on (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Fixed delay added to every answer, probes included.
+    pub delay: Duration,
+    /// Extra delay by the caller's region (`X-Portico-Region`): the simulated round trip.
+    pub rtt: HashMap<String, Duration>,
+    /// Region this origin lives in, returned in `X-Origin-Region` when set.
+    pub region: Option<String>,
+    /// Optional control listener (`GET`/`PUT /fault`, `GET /stats`).
+    pub control: Option<SocketAddr>,
+    /// Fault active from the start.
+    pub fault: Fault,
+    /// How many requests to keep in the inspectable log (0 keeps none: the fast path).
+    pub log_capacity: usize,
+}
+
+impl OriginConfig {
+    /// A healthy origin with no delay that keeps the last 10 000 requests in its log.
+    pub fn new(name: &str, listen: SocketAddr) -> Self {
+        OriginConfig {
+            name: name.to_string(),
+            listen,
+            delay: Duration::ZERO,
+            rtt: HashMap::new(),
+            region: None,
+            control: None,
+            fault: Fault::None,
+            log_capacity: 10_000,
+        }
+    }
+}

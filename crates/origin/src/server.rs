@@ -1,0 +1,275 @@
+//! The listeners: accept loop that can refuse (close) and reopen, connection tracking, the handle.
+
+use crate::service::{control, handle};
+use crate::{Fault, OriginConfig};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Counters of what an origin has served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests that were not health probes.
+    pub requests: u64,
+    /// Health probes (requests with `X-Portico-Health-Probe: 1`).
+    pub probes: u64,
+    /// TCP connections accepted.
+    pub connections_accepted: u64,
+}
+
+/// One request as the origin received it.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// When the request head arrived.
+    pub at: Instant,
+    /// Method.
+    pub method: String,
+    /// Path with query.
+    pub path: String,
+    /// Headers, names in lower case, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// Whether it was a health probe.
+    pub probe: bool,
+}
+
+/// The state every listener and connection of one origin shares.
+pub(crate) struct Shared {
+    pub(crate) config: OriginConfig,
+    pub(crate) addr: SocketAddr,
+    pub(crate) name_body: bytes::Bytes,
+    pub(crate) requests: AtomicU64,
+    pub(crate) probes: AtomicU64,
+    pub(crate) connections: AtomicU64,
+    pub(crate) log: Mutex<VecDeque<RequestRecord>>,
+    /// Current fault; `true` in the second field means shut down.
+    pub(crate) state: watch::Sender<(Fault, bool)>,
+}
+
+impl Shared {
+    pub(crate) fn fault(&self) -> Fault {
+        self.state.borrow().0
+    }
+
+    pub(crate) fn set_fault(&self, fault: Fault) {
+        self.state.send_modify(|s| s.0 = fault);
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        Stats {
+            requests: self.requests.load(Ordering::Relaxed),
+            probes: self.probes.load(Ordering::Relaxed),
+            connections_accepted: self.connections.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn record(&self, rec: RequestRecord) {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() >= self.config.log_capacity {
+            log.pop_front();
+        }
+        log.push_back(rec);
+    }
+}
+
+/// A running origin. Cloning shares it; [`OriginHandle::shutdown`] stops it.
+#[derive(Clone)]
+pub struct OriginHandle {
+    shared: Arc<Shared>,
+    control: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for OriginHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OriginHandle")
+            .field("name", &self.name())
+            .field("addr", &self.addr())
+            .finish()
+    }
+}
+
+impl OriginHandle {
+    /// The address it serves on.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// The control listener's address, if it has one.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.shared.config.name
+    }
+
+    /// Switches a fault on (or off with [`Fault::None`]). Takes effect for new connections and
+    /// requests at once; `Refuse` also closes the listener and every open connection.
+    pub fn set_fault(&self, fault: Fault) {
+        self.shared.set_fault(fault);
+    }
+
+    /// The current fault.
+    pub fn fault(&self) -> Fault {
+        self.shared.fault()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// The most recent requests (up to the configured capacity), oldest first.
+    pub fn log(&self) -> Vec<RequestRecord> {
+        self.shared
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Empties the request log.
+    pub fn clear_log(&self) {
+        self.shared
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Closes the listeners and every connection.
+    pub async fn shutdown(&self) {
+        self.shared.state.send_modify(|s| s.1 = true);
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Binds the listeners and starts serving on the current tokio runtime.
+pub async fn start(config: OriginConfig) -> io::Result<OriginHandle> {
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let control_listener = match config.control {
+        Some(a) => Some(TcpListener::bind(a).await?),
+        None => None,
+    };
+    let control = control_listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
+    let (state, _) = watch::channel((config.fault, false));
+    let shared = Arc::new(Shared {
+        name_body: bytes::Bytes::from(format!("{}\n", config.name)),
+        config,
+        addr,
+        requests: AtomicU64::new(0),
+        probes: AtomicU64::new(0),
+        connections: AtomicU64::new(0),
+        log: Mutex::new(VecDeque::new()),
+        state,
+    });
+    tokio::spawn(accept_loop(shared.clone(), Some(listener)));
+    if let Some(l) = control_listener {
+        tokio::spawn(control_loop(shared.clone(), l));
+    }
+    Ok(OriginHandle { shared, control })
+}
+
+/// Serves the main address; closes the listener while the fault is `Refuse` and reopens it after.
+async fn accept_loop(shared: Arc<Shared>, mut listener: Option<TcpListener>) {
+    let mut state = shared.state.subscribe();
+    loop {
+        let (fault, stop) = *state.borrow_and_update();
+        if stop {
+            return;
+        }
+        if fault == Fault::Refuse {
+            listener = None;
+        } else if listener.is_none() {
+            match TcpListener::bind(shared.addr).await {
+                Ok(l) => listener = Some(l),
+                Err(e) => {
+                    log::warn!(
+                        "{}: cannot reopen {}: {e}; retrying",
+                        shared.config.name,
+                        shared.addr
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(l) = listener.as_ref() else {
+            if state.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        tokio::select! {
+            accepted = l.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    let _ = stream.set_nodelay(true);
+                    shared.connections.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(serve(shared.clone(), stream));
+                }
+            }
+            changed = state.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// One connection; dropped at once when the origin starts refusing or shuts down.
+async fn serve(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
+    let mut state = shared.state.subscribe();
+    let svc_shared = shared.clone();
+    let conn = http1::Builder::new().keep_alive(true).serve_connection(
+        TokioIo::new(stream),
+        service_fn(move |req| handle(svc_shared.clone(), req)),
+    );
+    let killed = async {
+        loop {
+            let (fault, stop) = *state.borrow_and_update();
+            if stop || fault == Fault::Refuse {
+                return;
+            }
+            if state.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = conn => {}
+        _ = killed => {}
+    }
+}
+
+async fn control_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut state = shared.state.subscribe();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    let s = shared.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| control(s.clone(), req));
+                        let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    });
+                }
+            }
+            changed = state.changed() => {
+                if changed.is_err() || state.borrow().1 {
+                    return;
+                }
+            }
+        }
+    }
+}
