@@ -1,0 +1,140 @@
+//! The admin listener: `/metrics`, `/healthz` and `/status`.
+
+use crate::state::NodeState;
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora_core::apps::http_app::ServeHttp;
+use pingora_core::protocols::http::ServerSession;
+use portico_core::health::ProbeResult;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Serves the admin endpoints of one node.
+pub struct AdminApp {
+    /// Shared node state.
+    pub node: Arc<NodeState>,
+}
+
+fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", content_type)
+        .header("Content-Length", body.len())
+        .header("Cache-Control", "no-store")
+        .body(body)
+        .unwrap_or_else(|_| Response::new(Vec::new()))
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// The `/status` document.
+pub fn status_json(node: &NodeState) -> Value {
+    let now = Instant::now();
+    let pools: Vec<Value> = node
+        .pools
+        .iter()
+        .map(|pool| {
+            let core = &pool.core;
+            let brain = core.brain();
+            let band = brain.band(0);
+            let origins: Vec<Value> = core
+                .config
+                .origins
+                .iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    let s = brain.origin(i);
+                    let last = s.and_then(|s| s.last_probe);
+                    json!({
+                        "name": o.name,
+                        "address": o.address,
+                        "resolved": core.origins[i].addr.to_string(),
+                        "priority": o.priority,
+                        "weight": o.weight,
+                        "enabled": o.enabled,
+                        "region": o.region,
+                        "healthy": s.is_some_and(|s| s.healthy),
+                        "ejected": s.is_some_and(|s| s.ejected),
+                        "preferred": band & (1 << i) != 0,
+                        "latency_ms": s.and_then(|s| s.latency).map(ms),
+                        "last_probe": last.map(|(_, r)| if r.is_success() { "success" } else { "failure" }),
+                        "last_probe_rtt_ms": last.and_then(|(_, r)| match r {
+                            ProbeResult::Success(rtt) => Some(ms(rtt)),
+                            ProbeResult::Failure => None,
+                        }),
+                        "last_probe_age_ms": last.map(|(at, _)| now.saturating_duration_since(at).as_millis() as u64),
+                        "window": s.map(|s| json!({"failures": s.window.0, "samples": s.window.1})),
+                    })
+                })
+                .collect();
+            json!({
+                "name": core.config.name,
+                "ejected": brain.ejected_count(),
+                "origins": origins,
+            })
+        })
+        .collect();
+    let routes: Vec<Value> = node
+        .config
+        .routes
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "hosts": r.hosts.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "paths": r.paths.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "pool": node.config.pools[r.pool].name,
+            })
+        })
+        .collect();
+    json!({
+        "region": node.region(),
+        "config_version": node.config.version,
+        "version": env!("CARGO_PKG_VERSION"),
+        "draining": node.is_draining(),
+        "uptime_s": node.started.elapsed().as_secs(),
+        "pools": pools,
+        "routes": routes,
+    })
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        if req.method != http::Method::GET && req.method != http::Method::HEAD {
+            return reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                b"only GET and HEAD\n".to_vec(),
+            );
+        }
+        match req.uri.path() {
+            "/metrics" => reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.node.metrics.encode(),
+            ),
+            "/healthz" if self.node.is_draining() => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                b"draining\n".to_vec(),
+            ),
+            "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
+            "/status" => {
+                let mut body =
+                    serde_json::to_vec_pretty(&status_json(&self.node)).unwrap_or_default();
+                body.push(b'\n');
+                reply(StatusCode::OK, "application/json", body)
+            }
+            _ => reply(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                b"not found: try /metrics, /healthz or /status\n".to_vec(),
+            ),
+        }
+    }
+}

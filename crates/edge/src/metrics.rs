@@ -1,0 +1,198 @@
+//! The node's Prometheus metrics, in a registry of its own (several nodes can share a process).
+
+use portico_core::retry::RetryReason;
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Bucket bounds of `portico_request_duration_seconds`, in seconds.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Every metric family a node exports.
+pub struct Metrics {
+    registry: Registry,
+    /// `portico_requests_total{route,pool,origin,code}`.
+    pub requests: IntCounterVec,
+    /// `portico_request_duration_seconds{route,pool}`.
+    pub duration: HistogramVec,
+    /// `portico_origin_healthy{pool,origin}`, 0 or 1.
+    pub origin_healthy: IntGaugeVec,
+    /// `portico_origin_latency_seconds{pool,origin}`, mean probe round trip in the window.
+    pub origin_latency: GaugeVec,
+    /// `portico_probes_total{pool,origin,result}`.
+    pub probes: IntCounterVec,
+    /// `portico_node_info{region,version}`, always 1.
+    pub node_info: IntGaugeVec,
+    /// `portico_retries_total{pool,reason}`.
+    pub retries: IntCounterVec,
+    /// `portico_retries_denied_total{pool,reason}`: retryable failures not retried (budget,
+    /// attempts or origins exhausted, unsafe method or body).
+    pub retries_denied: IntCounterVec,
+    /// `portico_ejections_total{pool,origin}`.
+    pub ejections: IntCounterVec,
+    /// `portico_origin_ejected{pool,origin}`, 0 or 1.
+    pub origin_ejected: IntGaugeVec,
+    /// `portico_failover_requests_total{route,pool}`: requests answered after at least one
+    /// failed attempt on another origin.
+    pub failover_served: IntCounterVec,
+    /// `portico_draining`, 1 while the node drains before stopping.
+    pub draining: IntGaugeVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn int_gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+impl Metrics {
+    /// A fresh registry with every family registered and `portico_node_info` set.
+    pub fn new(region: &str) -> Self {
+        let registry = Registry::new();
+        let requests = counter(
+            &registry,
+            "portico_requests_total",
+            "Requests answered, by route, pool, the origin that answered (empty if none) and status code (0: client gone).",
+            &["route", "pool", "origin", "code"],
+        );
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "portico_request_duration_seconds",
+                "Time from request header to the end of the response, retries included.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["route", "pool"],
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(duration.clone()))
+            .expect("metric registered once");
+        let origin_healthy = int_gauge(
+            &registry,
+            "portico_origin_healthy",
+            "1 while the origin's health window says healthy, else 0.",
+            &["pool", "origin"],
+        );
+        let origin_latency = GaugeVec::new(
+            Opts::new(
+                "portico_origin_latency_seconds",
+                "Mean round-trip time of the successful probes in the origin's health window (absent until one succeeds).",
+            ),
+            &["pool", "origin"],
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(origin_latency.clone()))
+            .expect("metric registered once");
+        let probes = counter(
+            &registry,
+            "portico_probes_total",
+            "Health probes sent by this node, by result (success or failure).",
+            &["pool", "origin", "result"],
+        );
+        let node_info = int_gauge(
+            &registry,
+            "portico_node_info",
+            "Always 1; labels name the node's region and Portico's version.",
+            &["region", "version"],
+        );
+        node_info
+            .with_label_values(&[region, env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let retries = counter(
+            &registry,
+            "portico_retries_total",
+            "Attempts retried on another origin, by the failure that caused them.",
+            &["pool", "reason"],
+        );
+        let retries_denied = counter(
+            &registry,
+            "portico_retries_denied_total",
+            "Retryable failures that were not retried: unsafe to resend, budget spent, attempts or origins exhausted.",
+            &["pool", "reason"],
+        );
+        let ejections = counter(
+            &registry,
+            "portico_ejections_total",
+            "Times an origin was ejected after consecutive failed requests.",
+            &["pool", "origin"],
+        );
+        let origin_ejected = int_gauge(
+            &registry,
+            "portico_origin_ejected",
+            "1 while the origin is ejected, else 0.",
+            &["pool", "origin"],
+        );
+        let failover_served = counter(
+            &registry,
+            "portico_failover_requests_total",
+            "Requests answered by an origin after an earlier attempt on another origin failed.",
+            &["route", "pool"],
+        );
+        let draining = int_gauge(
+            &registry,
+            "portico_draining",
+            "1 while the node drains (after SIGTERM, /healthz answers 503), else 0.",
+            &[],
+        );
+        draining.with_label_values::<&str>(&[]).set(0);
+        Self {
+            registry,
+            requests,
+            duration,
+            origin_healthy,
+            origin_latency,
+            probes,
+            node_info,
+            retries,
+            retries_denied,
+            ejections,
+            origin_ejected,
+            failover_served,
+            draining,
+        }
+    }
+
+    /// Creates the per-origin series so they show before the first event.
+    pub fn register_origin(&self, pool: &str, origin: &str) {
+        self.origin_healthy
+            .with_label_values(&[pool, origin])
+            .set(1);
+        self.origin_ejected
+            .with_label_values(&[pool, origin])
+            .set(0);
+        for result in ["success", "failure"] {
+            self.probes.with_label_values(&[pool, origin, result]);
+        }
+        self.ejections.with_label_values(&[pool, origin]);
+    }
+
+    /// Creates the per-pool retry series.
+    pub fn register_pool(&self, pool: &str) {
+        for reason in RetryReason::ALL {
+            self.retries.with_label_values(&[pool, reason.label()]);
+        }
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        let encoder = TextEncoder::new();
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = encoder.encode(&self.registry.gather(), &mut out);
+        out
+    }
+}

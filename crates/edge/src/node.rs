@@ -1,0 +1,252 @@
+//! Building and running one edge node: the Pingora server with the proxy, the admin listener
+//! and one probe service per pool.
+
+use crate::admin::AdminApp;
+use crate::metrics::Metrics;
+use crate::pool::{PoolRuntime, build_pool, resolve_origins};
+use crate::proxy::EdgeProxy;
+use crate::shutdown::{DrainingShutdown, Stopper};
+use crate::state::NodeState;
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::{RunArgs, Server};
+use pingora_core::services::background::GenBackgroundService;
+use pingora_core::services::listening::Service;
+use portico_core::config::{Config, ConfigError, ConfigErrors};
+use std::net::{SocketAddr, TcpListener};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+
+/// How a node is run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeOptions {
+    /// Listen for SIGTERM (drain, then stop) and SIGINT (stop now). The binary sets this;
+    /// nodes started inside tests use [`RunningNode::stop`] instead.
+    pub handle_signals: bool,
+}
+
+/// A node ready to run.
+pub struct Node {
+    server: Server,
+    state: Arc<NodeState>,
+    stopper: Stopper,
+    options: NodeOptions,
+}
+
+/// Resolves every origin address, reporting failures by JSON path.
+pub fn resolve_all(config: &Config) -> Result<Vec<Vec<SocketAddr>>, ConfigErrors> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, pool) in config.pools.iter().enumerate() {
+        match resolve_origins(i, pool) {
+            Ok(addrs) => out.push(addrs),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Checks that the node's listeners can be bound, so a busy port is a clear start-up error.
+fn check_listeners(config: &Config) -> Result<(), ConfigErrors> {
+    let mut errors = Vec::new();
+    for (path, addr) in [
+        ("node.listen", &config.node.listen),
+        ("node.admin_listen", &config.node.admin_listen),
+    ] {
+        if let Err(e) = TcpListener::bind(addr.as_str()) {
+            errors.push(ConfigError::new(
+                path,
+                format!("cannot listen on {addr}: {e}"),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+impl Node {
+    /// Builds the node: resolves origins, checks the listeners, wires the services.
+    pub fn build(config: Config, options: NodeOptions) -> Result<Node, ConfigErrors> {
+        let addrs = resolve_all(&config)?;
+        check_listeners(&config)?;
+
+        let conf = ServerConf {
+            threads: config.node.threads,
+            // Draining happens before Pingora is told to stop (see shutdown.rs), so no extra
+            // grace period; in-flight requests then get up to 5 s to finish.
+            grace_period_seconds: Some(0),
+            graceful_shutdown_timeout_seconds: Some(5),
+            max_retries: 16,
+            ..ServerConf::default()
+        };
+        let mut server = Server::new_with_opt_and_conf(None, conf);
+        server.bootstrap();
+
+        let metrics = Arc::new(Metrics::new(&config.node.region));
+        let mut pools: Vec<PoolRuntime> = Vec::new();
+        let mut probers = Vec::new();
+        for (i, pool) in config.pools.iter().enumerate() {
+            let runtime = build_pool(i, pool, &addrs[i], &config.node.region, metrics.clone());
+            load_backends(&runtime);
+            probers.push(GenBackgroundService::new(
+                format!("probes {}", pool.name),
+                runtime.lb.clone(),
+            ));
+            pools.push(runtime);
+        }
+        let state = Arc::new(NodeState::new(config, pools, metrics));
+
+        let server_conf = server.configuration.clone();
+        let mut proxy = pingora_proxy::http_proxy_service_with_name(
+            &server_conf,
+            EdgeProxy {
+                node: state.clone(),
+            },
+            "portico proxy",
+        );
+        proxy.add_tcp(&state.config.node.listen);
+        let mut admin = Service::new(
+            "portico admin".to_string(),
+            AdminApp {
+                node: state.clone(),
+            },
+        );
+        admin.add_tcp(&state.config.node.admin_listen);
+        admin.threads = Some(1);
+        server.add_service(proxy);
+        server.add_service(admin);
+        for p in probers {
+            server.add_service(p);
+        }
+        Ok(Node {
+            server,
+            state,
+            stopper: Stopper::default(),
+            options,
+        })
+    }
+
+    /// The node's shared state.
+    pub fn state(&self) -> Arc<NodeState> {
+        self.state.clone()
+    }
+
+    /// A handle to stop the node from this process.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Runs the node on this thread until it is stopped.
+    pub fn run(self) {
+        let region = self.state.region().to_string();
+        log::info!(
+            "portico {} region {region}: proxy on {}, admin on {}",
+            env!("CARGO_PKG_VERSION"),
+            self.state.config.node.listen,
+            self.state.config.node.admin_listen
+        );
+        self.server.run(RunArgs {
+            shutdown_signal: Box::new(DrainingShutdown {
+                node: self.state,
+                stopper: self.stopper,
+                handle_signals: self.options.handle_signals,
+            }),
+        });
+        log::info!("portico region {region} stopped");
+    }
+
+    /// Runs the node on a thread of its own.
+    pub fn spawn(self) -> RunningNode {
+        let state = self.state();
+        let stopper = self.stopper();
+        let thread = std::thread::Builder::new()
+            .name(format!("portico-{}", state.region()))
+            .spawn(move || self.run())
+            .expect("spawn the node thread");
+        RunningNode {
+            state,
+            stopper,
+            thread: Some(thread),
+        }
+    }
+}
+
+/// Loads the static backends into the load balancer before the first request can arrive.
+fn load_backends(pool: &PoolRuntime) {
+    let mut update = pin!(pool.lb.update());
+    // Static discovery completes without waiting; the probe service refreshes it anyway.
+    if let Poll::Ready(Err(e)) = update
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        log::error!(
+            "pool {}: loading origins failed: {e}",
+            pool.core.config.name
+        );
+    }
+}
+
+/// A node running on its own thread.
+pub struct RunningNode {
+    state: Arc<NodeState>,
+    stopper: Stopper,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// The node's shared state.
+    pub fn state(&self) -> &Arc<NodeState> {
+        &self.state
+    }
+
+    /// The proxy listener address.
+    pub fn listen(&self) -> SocketAddr {
+        self.state
+            .config
+            .node
+            .listen
+            .parse()
+            .expect("validated IP:PORT")
+    }
+
+    /// The admin listener address.
+    pub fn admin(&self) -> SocketAddr {
+        self.state
+            .config
+            .node
+            .admin_listen
+            .parse()
+            .expect("validated IP:PORT")
+    }
+
+    /// Asks the node to drain and stop, without waiting.
+    pub fn request_stop(&self) {
+        self.stopper.stop();
+    }
+
+    /// Drains, stops and waits for the node's thread to end.
+    pub fn stop(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stopper.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
