@@ -1,1 +1,7 @@
-//! placeholder
+//! Portico's integration tests: real nodes and origins in this process, on ports chosen at run time.
+
+mod admin;
+mod probes;
+mod proxying;
+mod routing;
+mod selection;

@@ -1,0 +1,106 @@
+//! A small HTTP/1.1 client with keep-alive, for tests.
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+
+/// A response read to its end.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+impl Resp {
+    /// A header as text, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// `X-Served-By`, or an empty string.
+    pub fn served_by(&self) -> &str {
+        self.header("x-served-by").unwrap_or("")
+    }
+}
+
+/// A keep-alive HTTP client.
+#[derive(Clone)]
+pub struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Http {
+    /// A new client with its own connection pool.
+    pub fn new() -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Sends a request and reads the whole response.
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Resp, String> {
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| format!("reading body: {e}"))?
+            .to_bytes();
+        Ok(Resp {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// `method url` with `headers` and `body`.
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Resp, String> {
+        let mut b = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let req = b.body(Full::new(body.into())).map_err(|e| e.to_string())?;
+        self.send(req).await
+    }
+
+    /// `GET url`; panics on a transport error.
+    pub async fn get(&self, url: &str) -> Resp {
+        self.request(Method::GET, url, &[], Bytes::new())
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    }
+
+    /// `GET url` with a Host header; panics on a transport error.
+    pub async fn get_host(&self, url: &str, host: &str) -> Resp {
+        self.request(Method::GET, url, &[("host", host)], Bytes::new())
+            .await
+            .unwrap_or_else(|e| panic!("GET {url} (Host {host}): {e}"))
+    }
+}

@@ -1,0 +1,160 @@
+//! In-process edge nodes and origins on ports chosen at run time.
+
+use crate::client::Http;
+use crate::metrics::Scrape;
+use crate::wait::eventually;
+use portico::{Node, NodeOptions, RunningNode};
+use portico_core::config::{Overrides, parse_with};
+use portico_origin::{OriginConfig, OriginHandle};
+use serde_json::Value;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+/// A free loopback address (the OS picks the port; it is released for the node to bind).
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+}
+
+/// Starts a demo origin named `name` on a free port.
+pub async fn origin(name: &str) -> OriginHandle {
+    origin_with(OriginConfig::new(
+        name,
+        "127.0.0.1:0".parse().expect("addr"),
+    ))
+    .await
+}
+
+/// Starts a demo origin with a config of the caller's.
+pub async fn origin_with(config: OriginConfig) -> OriginHandle {
+    portico_origin::start(config).await.expect("start origin")
+}
+
+/// A node running in this process, with its URLs.
+pub struct TestNode {
+    /// The running node; dropping it stops the node.
+    pub node: RunningNode,
+    /// `http://127.0.0.1:PORT` of the proxy.
+    pub url: String,
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub admin: String,
+    /// A client for this test.
+    pub http: Http,
+}
+
+impl TestNode {
+    /// Starts a node from config text, with its listeners moved to free ports. Waits until
+    /// both listeners accept connections.
+    pub async fn start(config: &str) -> TestNode {
+        Self::start_with(config, &Overrides::default()).await
+    }
+
+    /// Like [`TestNode::start`], with other `node.*` overrides (region, say).
+    pub async fn start_with(config: &str, overrides: &Overrides) -> TestNode {
+        let listen = free_addr();
+        let admin = free_addr();
+        let overrides = Overrides {
+            listen: Some(listen.to_string()),
+            admin_listen: Some(admin.to_string()),
+            ..overrides.clone()
+        };
+        let config = parse_with(config, &overrides)
+            .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+        let node = Node::build(config, NodeOptions::default())
+            .unwrap_or_else(|e| panic!("node does not build:\n{e}"))
+            .spawn();
+        for addr in [listen, admin] {
+            eventually(
+                &format!("{addr} accepts connections"),
+                Duration::from_secs(10),
+                || async move { TcpStream::connect(addr).is_ok() },
+            )
+            .await;
+        }
+        TestNode {
+            node,
+            url: format!("http://{listen}"),
+            admin: format!("http://{admin}"),
+            http: Http::new(),
+        }
+    }
+
+    /// `GET` on the proxy.
+    pub async fn get(&self, path: &str) -> crate::Resp {
+        self.http.get(&format!("{}{path}", self.url)).await
+    }
+
+    /// Scrapes `/metrics`.
+    pub async fn metrics(&self) -> Scrape {
+        let r = self.http.get(&format!("{}/metrics", self.admin)).await;
+        assert_eq!(r.status, 200);
+        Scrape::parse(&r.text())
+    }
+
+    /// Reads `/status`.
+    pub async fn status(&self) -> Value {
+        let r = self.http.get(&format!("{}/status", self.admin)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        serde_json::from_slice(&r.body).expect("/status is JSON")
+    }
+
+    /// The `/status` entry of an origin.
+    pub async fn origin_status(&self, pool: &str, origin: &str) -> Value {
+        let s = self.status().await;
+        s["pools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["name"] == pool)
+            .flat_map(|p| p["origins"].as_array().into_iter().flatten())
+            .find(|o| o["name"] == origin)
+            .cloned()
+            .unwrap_or_else(|| panic!("no origin {pool}/{origin} in /status: {s}"))
+    }
+
+    /// Waits until every listed origin of `pool` has a latency measurement.
+    pub async fn wait_latencies(&self, pool: &str, origins: &[&str]) {
+        for o in origins {
+            eventually(
+                &format!("latency of {pool}/{o} is known"),
+                Duration::from_secs(10),
+                || async { self.origin_status(pool, o).await["latency_ms"].is_number() },
+            )
+            .await;
+        }
+    }
+
+    /// Waits until `pool/origin` reports `healthy`.
+    pub async fn wait_health(&self, pool: &str, origin: &str, healthy: bool) {
+        eventually(
+            &format!("{pool}/{origin} healthy == {healthy}"),
+            Duration::from_secs(15),
+            || async { self.origin_status(pool, origin).await["healthy"] == healthy },
+        )
+        .await;
+    }
+}
+
+/// `{"name": NAME, "address": ADDR}` plus `extra` fields (`, "priority": 2`).
+pub fn origin_json(name: &str, addr: SocketAddr, extra: &str) -> String {
+    format!(r#"{{"name": "{name}", "address": "{addr}"{extra}}}"#)
+}
+
+/// A whole config with one pool `p` of `origins`, extra pool fields (`"health_probe": {...}`)
+/// and one catch-all route `r`.
+pub fn one_pool(origins: &[String], pool_extra: &str) -> String {
+    let extra = if pool_extra.is_empty() {
+        String::new()
+    } else {
+        format!(", {pool_extra}")
+    };
+    format!(
+        r#"{{"pools": [{{"name": "p", "origins": [{}]{extra}}}],
+            "routes": [{{"name": "r", "pool": "p"}}]}}"#,
+        origins.join(", ")
+    )
+}
+
+/// Probes every 100 ms with an 80 ms timeout: fast enough for tests.
+pub const FAST_PROBES: &str = r#""health_probe": {"interval_ms": 100, "timeout_ms": 80}"#;
