@@ -1,1 +1,3 @@
-//! placeholder
+//! Shared plumbing for Portico's benchmark runners: finding peers, supervising processes, ports.
+
+pub mod procs;
