@@ -391,6 +391,9 @@ impl ProxyHttp for EdgeProxy {
             _ => 500,
         };
         ctx.status = code;
+        // Pingora closes the client's connection after a failed proxy attempt: say so with
+        // `Connection: close`, or keep-alive clients would send their next request into a reset.
+        session.set_keepalive(None);
         if code > 0 {
             let pool = ctx
                 .route
