@@ -1,6 +1,7 @@
 //! Portico's integration tests: real nodes and origins in this process, on ports chosen at run time.
 
 mod admin;
+mod failover;
 mod probes;
 mod proxying;
 mod routing;
