@@ -1,3 +1,4 @@
 //! Shared plumbing for Portico's benchmark runners: finding peers, supervising processes, ports.
 
+pub mod failover;
 pub mod procs;

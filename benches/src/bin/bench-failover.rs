@@ -1,0 +1,367 @@
+//! `bench-failover`: origin crash, hang and 503s behind Portico, Front Door-style probing,
+//! nginx and HAProxy, under the same open-loop load; a table, JSON and an SVG timeline.
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use portico_bench::failover::analyze::{self, Outcome, Phases};
+use portico_bench::failover::configs::{self, PoolSpec};
+use portico_bench::failover::load;
+use portico_bench::failover::svg::{self, Panel};
+use portico_bench::failover::{ProxyKind, Scenario};
+use portico_bench::procs::{Proc, free_port, skip_line, wait_port, which, workspace_bin};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Drives two demo origins through each proxy, makes the first one fail at a fixed time and
+/// recover later, and reports client errors, how fast each proxy moved away and back, and
+/// latency during the fault.
+#[derive(Parser, Debug)]
+#[command(name = "bench-failover")]
+struct Args {
+    /// Requests per second (open loop).
+    #[arg(long, default_value_t = 500)]
+    rate: u32,
+    /// Scenarios, comma-separated: crash, hang, 503.
+    #[arg(long, default_value = "crash,hang,503", value_delimiter = ',')]
+    scenarios: Vec<Scenario>,
+    /// Proxies, comma-separated: portico, frontdoor-style, nginx, haproxy.
+    #[arg(
+        long,
+        default_value = "portico,frontdoor-style,nginx,haproxy",
+        value_delimiter = ','
+    )]
+    proxies: Vec<ProxyKind>,
+    /// Seconds of load before the fault.
+    #[arg(long, default_value_t = 3)]
+    warmup_s: u64,
+    /// Seconds the fault lasts.
+    #[arg(long, default_value_t = 12)]
+    fault_s: u64,
+    /// Seconds of load after recovery.
+    #[arg(long, default_value_t = 16)]
+    after_s: u64,
+    /// Short phases (2 s, 6 s, 6 s) for a smoke run.
+    #[arg(long)]
+    quick: bool,
+    /// Client timeout per request, ms (a timeout counts as an error).
+    #[arg(long, default_value_t = 2000)]
+    client_timeout_ms: u64,
+    /// Connect and response timeout given to every proxy, ms.
+    #[arg(long, default_value_t = 500)]
+    timeout_ms: u64,
+    /// Where results go.
+    #[arg(long, default_value = "target/bench-failover")]
+    out: PathBuf,
+}
+
+/// One proxy through one scenario.
+#[derive(serde::Serialize)]
+struct Run {
+    scenario: String,
+    proxy: String,
+    phases: Phases,
+    outcome: Outcome,
+    buckets: Vec<analyze::Bucket>,
+    origin_tallies: Vec<load::Tally>,
+}
+
+const ORIGINS: [&str; 2] = ["a", "b"];
+
+fn main() -> Result<()> {
+    let mut args = Args::parse();
+    if args.quick {
+        (args.warmup_s, args.fault_s, args.after_s) = (2, 6, 6);
+    }
+    let portico = workspace_bin("portico");
+    let origin_bin = workspace_bin("portico-origin");
+    for b in [&portico, &origin_bin] {
+        if !b.is_file() {
+            bail!(
+                "{} is missing: run `cargo build --release -p portico -p portico-origin` (make bench-failover does)",
+                b.display()
+            );
+        }
+    }
+    let mut proxies = Vec::new();
+    for p in &args.proxies {
+        let found = match p {
+            ProxyKind::Nginx => which("nginx").ok_or_else(|| skip_line("nginx", "nginx-light")),
+            ProxyKind::Haproxy => which("haproxy").ok_or_else(|| skip_line("haproxy", "haproxy")),
+            _ => Ok(portico.clone()),
+        };
+        match found {
+            Ok(bin) => proxies.push((*p, bin)),
+            Err(line) => eprintln!("{line}"),
+        }
+    }
+    let work = args.out.join("work");
+    std::fs::create_dir_all(args.out.join("configs"))?;
+    std::fs::create_dir_all(&work)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+
+    let total = args.warmup_s + args.fault_s + args.after_s;
+    let runs_n = args.scenarios.len() * proxies.len();
+    eprintln!(
+        "bench-failover: {runs_n} runs of {total} s at {} req/s (fault at {} s, recovery at {} s); results in {}",
+        args.rate,
+        args.warmup_s,
+        args.warmup_s + args.fault_s,
+        args.out.display()
+    );
+    let mut runs = Vec::new();
+    let mut shown_configs = Vec::new();
+    for scenario in &args.scenarios {
+        for (kind, bin) in &proxies {
+            eprintln!("  {scenario:>5} × {:<16} running…", kind.name());
+            let (run, config) = rt
+                .block_on(one_run(&args, *scenario, *kind, bin, &origin_bin, &work))
+                .with_context(|| format!("{} through {}", scenario, kind.name()))?;
+            let o = &run.outcome;
+            eprintln!(
+                "  {scenario:>5} × {:<16} {} errors of {}, out after {:.0} ms, fail-back {}",
+                kind.name(),
+                o.errors,
+                o.requests,
+                o.out_after_ms,
+                o.failback_ms.map_or("—".into(), |f| format!("{f:.0} ms"))
+            );
+            if !shown_configs.iter().any(|(k, _)| k == kind) {
+                let ext = if matches!(kind, ProxyKind::Portico | ProxyKind::FrontDoor) {
+                    "json"
+                } else {
+                    "conf"
+                };
+                std::fs::write(
+                    args.out
+                        .join("configs")
+                        .join(format!("{}.{ext}", kind.name())),
+                    &config,
+                )?;
+                shown_configs.push((*kind, config));
+            }
+            runs.push(run);
+        }
+    }
+
+    println!("{}", table(&runs, &args));
+    for (kind, config) in &shown_configs {
+        println!(
+            "\n{} got (ports of its last run):\n```\n{}```",
+            kind.name(),
+            config
+        );
+    }
+    let json = serde_json::json!({
+        "rate": args.rate,
+        "phases_s": {"warmup": args.warmup_s, "fault": args.fault_s, "after": args.after_s},
+        "proxy_timeout_ms": args.timeout_ms,
+        "client_timeout_ms": args.client_timeout_ms,
+        "runs": runs,
+    });
+    std::fs::write(
+        args.out.join("failover.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
+    let panels: Vec<Panel> = runs
+        .iter()
+        .map(|r| Panel {
+            scenario: r.scenario.clone(),
+            proxy: r.proxy.clone(),
+            buckets: r.buckets.clone(),
+            phases: r.phases,
+            errors: r.outcome.errors,
+        })
+        .collect();
+    let names: Vec<String> = ORIGINS.iter().map(|s| s.to_string()).collect();
+    std::fs::write(args.out.join("failover.svg"), svg::render(&panels, &names))?;
+    eprintln!(
+        "wrote {0}/failover.json, {0}/failover.svg and {0}/configs/",
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn table(runs: &[Run], args: &Args) -> String {
+    let mut s = format!(
+        "Origin `a` fails {} s into the load and recovers {} s later; {} req/s open loop, client timeout {} ms.\n\n",
+        args.warmup_s, args.fault_s, args.rate, args.client_timeout_ms
+    );
+    s.push_str("| fault | proxy | client errors | error codes | `a` still hit for | a's share 1 s after | fail-back after | p50 | p99 | max |\n");
+    s.push_str("|---|---|---:|---|---:|---:|---:|---:|---:|---:|\n");
+    for r in runs {
+        let o = &r.outcome;
+        let codes = if o.error_codes.is_empty() {
+            "—".to_string()
+        } else {
+            o.error_codes
+                .iter()
+                .map(|(c, n)| {
+                    if *c == 0 {
+                        format!("{n}× timeout/reset")
+                    } else {
+                        format!("{n}× {c}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} / {} | {} | {:.0} ms | {:.1} % | {} | {:.1} ms | {:.1} ms | {:.0} ms |\n",
+            r.scenario,
+            r.proxy,
+            o.errors,
+            o.requests,
+            codes,
+            o.out_after_ms,
+            o.faulty_share_after_1s * 100.0,
+            o.failback_ms.map_or(format!("> {} s", args.after_s), |f| format!("{:.1} s", f / 1000.0)),
+            o.p50_ms,
+            o.p99_ms,
+            o.max_ms
+        ));
+    }
+    s
+}
+
+fn origin_cmd(bin: &Path, name: &str, port: u16, control: u16) -> Command {
+    let mut c = Command::new(bin);
+    c.args([
+        "--name",
+        name,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--control",
+        &format!("127.0.0.1:{control}"),
+    ]);
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+async fn one_run(
+    args: &Args,
+    scenario: Scenario,
+    kind: ProxyKind,
+    proxy_bin: &Path,
+    origin_bin: &Path,
+    work: &Path,
+) -> Result<(Run, String)> {
+    let dir = work.join(format!("{}-{}", scenario.name(), kind.name()));
+    std::fs::create_dir_all(&dir)?;
+    let mut procs: Vec<Proc> = Vec::new();
+    let mut origins = Vec::new();
+    let mut controls = Vec::new();
+    for name in ORIGINS {
+        let (port, control) = (free_port()?, free_port()?);
+        procs.push(Proc::spawn(
+            &format!("origin-{name}"),
+            origin_cmd(origin_bin, name, port, control),
+            &dir,
+        )?);
+        origins.push((name.to_string(), port));
+        controls.push(SocketAddr::from(([127, 0, 0, 1], control)));
+    }
+    for (c, (_, port)) in controls.iter().zip(&origins) {
+        wait_port(*c, Duration::from_secs(10))?;
+        wait_port(
+            SocketAddr::from(([127, 0, 0, 1], *port)),
+            Duration::from_secs(10),
+        )?;
+    }
+    let pool = PoolSpec {
+        origins: origins.clone(),
+        connect_ms: args.timeout_ms,
+        response_ms: args.timeout_ms,
+        portico_probe_ms: 1000,
+        slow_probe_ms: 5000,
+    };
+    let (port, admin) = (free_port()?, free_port()?);
+    let config = configs::render(kind, &pool, port, admin, &dir);
+    let config_path = dir.join(match kind {
+        ProxyKind::Nginx => "nginx.conf",
+        ProxyKind::Haproxy => "haproxy.cfg",
+        _ => "portico.json",
+    });
+    std::fs::write(&config_path, &config)?;
+    let mut cmd = Command::new(proxy_bin);
+    match kind {
+        ProxyKind::Portico | ProxyKind::FrontDoor => {
+            cmd.arg("--config")
+                .arg(&config_path)
+                .env("RUST_LOG", "warn");
+        }
+        ProxyKind::Nginx => {
+            cmd.arg("-p")
+                .arg(&dir)
+                .arg("-c")
+                .arg(&config_path)
+                .args(["-g", "daemon off;"]);
+        }
+        ProxyKind::Haproxy => {
+            cmd.arg("-f").arg(&config_path).arg("-db");
+        }
+    }
+    let mut proxy = Proc::spawn(kind.name(), cmd, &dir)?;
+    let target = SocketAddr::from(([127, 0, 0, 1], port));
+    if let Err(e) = wait_port(target, Duration::from_secs(10)) {
+        proxy.check_alive()?;
+        return Err(e.into());
+    }
+    procs.push(proxy);
+
+    let phases = Phases {
+        fault_ms: (args.warmup_s * 1000) as f64,
+        recover_ms: ((args.warmup_s + args.fault_s) * 1000) as f64,
+        end_ms: ((args.warmup_s + args.fault_s + args.after_s) * 1000) as f64,
+    };
+    let start = Instant::now() + Duration::from_millis(200);
+    let end = start + Duration::from_millis(phases.end_ms as u64);
+    let poller = tokio::spawn(load::poll_origins(
+        controls.clone(),
+        Duration::from_millis(100),
+        end,
+        start,
+    ));
+    let faulty = controls[0];
+    let fault = scenario.fault();
+    let switcher = tokio::spawn(async move {
+        tokio::time::sleep_until((start + Duration::from_millis(phases.fault_ms as u64)).into())
+            .await;
+        load::set_fault(faulty, fault).await?;
+        tokio::time::sleep_until((start + Duration::from_millis(phases.recover_ms as u64)).into())
+            .await;
+        load::set_fault(faulty, "none").await
+    });
+    let requests = load::open_loop(
+        target,
+        args.rate,
+        Duration::from_millis(phases.end_ms as u64),
+        Duration::from_millis(args.client_timeout_ms),
+        start,
+    )
+    .await;
+    switcher.await??;
+    let tallies = poller.await?;
+    for p in &mut procs {
+        p.check_alive()?;
+    }
+    let outcome = analyze::outcome(&requests, &tallies, 0, phases);
+    let names: Vec<String> = ORIGINS.iter().map(|s| s.to_string()).collect();
+    let buckets = analyze::buckets(&requests, &names, 250.0, phases.end_ms);
+    drop(procs);
+    Ok((
+        Run {
+            scenario: scenario.name().to_string(),
+            proxy: kind.name().to_string(),
+            phases,
+            outcome,
+            buckets,
+            origin_tallies: tallies,
+        },
+        config,
+    ))
+}
