@@ -96,6 +96,8 @@ fn main() -> Result<()> {
             Err(line) => eprintln!("{line}"),
         }
     }
+    std::fs::create_dir_all(&args.out)?;
+    args.out = args.out.canonicalize()?;
     let work = args.out.join("work");
     std::fs::create_dir_all(args.out.join("configs"))?;
     std::fs::create_dir_all(&work)?;
