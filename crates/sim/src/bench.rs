@@ -1,0 +1,183 @@
+//! Edge-node loss under load: one region's clients, their node killed at a fixed time; errors,
+//! time to reroute (beside the withdrawal delay) and the latency the moved clients now pay.
+
+use crate::sim::Simulation;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One client request through the entry (a new connection each).
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Sent, ms since the start.
+    pub at_ms: f64,
+    /// Latency, ms.
+    pub latency_ms: f64,
+    /// Status, 0 for a connection error or timeout.
+    pub status: u16,
+    /// `X-Portico-Region` of the answer: the node that served it.
+    pub node_region: Option<String>,
+}
+
+/// What the run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeLoss {
+    /// Client region.
+    pub region: String,
+    /// Requests per second.
+    pub rate: u32,
+    /// Withdrawal delay of the topology, ms.
+    pub withdraw_ms: f64,
+    /// Requests sent.
+    pub requests: usize,
+    /// Requests that failed.
+    pub errors: usize,
+    /// From the kill to the first answer by another region's node, ms.
+    pub reroute_ms: Option<f64>,
+    /// Region that took over.
+    pub new_region: Option<String>,
+    /// p50 / p99 latency before the kill, ms.
+    pub before_ms: (f64, f64),
+    /// p50 / p99 latency after the reroute, ms.
+    pub after_ms: (f64, f64),
+}
+
+async fn one(entry: SocketAddr, timeout: Duration) -> (u16, Option<String>) {
+    let r = tokio::time::timeout(timeout, async {
+        let mut s = tokio::net::TcpStream::connect(entry).await?;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    })
+    .await;
+    let Ok(Ok(buf)) = r else { return (0, None) };
+    let text = String::from_utf8_lossy(&buf);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let region = text
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("x-portico-region"))
+        })
+        .map(|(_, v)| v.trim().to_string());
+    (status, region)
+}
+
+fn pct(mut v: Vec<f64>, q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
+}
+
+/// Runs the scenario on a started simulation: clients of `region` at `rate` req/s for
+/// `duration`, their nearest node killed at `kill_at`.
+pub fn edge_loss(
+    sim: &mut Simulation,
+    region: usize,
+    rate: u32,
+    duration: Duration,
+    kill_at: Duration,
+) -> (EdgeLoss, Vec<Sample>) {
+    let entry = sim.entries[region];
+    let node = sim.topology.nodes_by_distance(region)[0];
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let load = {
+        let samples = samples.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+                let n = (duration.as_secs_f64() * f64::from(rate)) as u32;
+                let mut tasks = Vec::new();
+                for i in 0..n {
+                    tokio::time::sleep_until((start + period * i).into()).await;
+                    let samples = samples.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let sent = Instant::now();
+                        let (status, node_region) = one(entry, Duration::from_secs(2)).await;
+                        let s = Sample {
+                            at_ms: (sent - start).as_secs_f64() * 1000.0,
+                            latency_ms: sent.elapsed().as_secs_f64() * 1000.0,
+                            status,
+                            node_region,
+                        };
+                        samples.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+                    }));
+                }
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+        })
+    };
+    std::thread::sleep(kill_at.saturating_sub(start.elapsed()));
+    let killed_at = start.elapsed().as_secs_f64() * 1000.0;
+    sim.kill_node(node);
+    let _ = load.join();
+    let mut v = std::mem::take(&mut *samples.lock().unwrap_or_else(|e| e.into_inner()));
+    v.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    let own = &sim.topology.regions[sim.topology.edge_nodes()[node].0].name;
+    let moved = v.iter().find(|s| {
+        s.at_ms >= killed_at
+            && s.status == 200
+            && s.node_region.as_deref().is_some_and(|r| r != own)
+    });
+    let reroute_ms = moved.map(|s| s.at_ms + s.latency_ms - killed_at);
+    let reroute_at = moved.map_or(f64::MAX, |s| s.at_ms);
+    let ok_lat = |f: &dyn Fn(&Sample) -> bool| {
+        v.iter()
+            .filter(|s| s.status == 200 && f(s))
+            .map(|s| s.latency_ms)
+            .collect::<Vec<_>>()
+    };
+    let before = ok_lat(&|s| s.at_ms < killed_at);
+    let after = ok_lat(&|s| s.at_ms >= reroute_at);
+    let result = EdgeLoss {
+        region: sim.topology.regions[region].name.clone(),
+        rate,
+        withdraw_ms: sim.topology.withdraw.as_secs_f64() * 1000.0,
+        requests: v.len(),
+        errors: v.iter().filter(|s| s.status != 200).count(),
+        reroute_ms,
+        new_region: moved.and_then(|s| s.node_region.clone()),
+        before_ms: (pct(before.clone(), 0.5), pct(before, 0.99)),
+        after_ms: (pct(after.clone(), 0.5), pct(after, 0.99)),
+    };
+    (result, v)
+}
+
+/// The result as a markdown table.
+pub fn table(r: &EdgeLoss) -> String {
+    format!(
+        "| client region | load | node killed | client errors | rerouted after | of which withdrawal delay | now served from | latency before (p50 / p99) | latency after (p50 / p99) |\n|---|---:|---|---:|---:|---:|---|---:|---:|\n| {} | {} req/s, new connection each | edge-{} | {} / {} | {} | {:.0} ms | {} | {:.1} / {:.1} ms | {:.1} / {:.1} ms |\n",
+        r.region,
+        r.rate,
+        r.region,
+        r.errors,
+        r.requests,
+        r.reroute_ms
+            .map_or("never".into(), |m| format!("{m:.0} ms")),
+        r.withdraw_ms,
+        r.new_region.as_deref().unwrap_or("—"),
+        r.before_ms.0,
+        r.before_ms.1,
+        r.after_ms.0,
+        r.after_ms.1
+    )
+}

@@ -1,0 +1,13 @@
+//! `portico-sim`: several regions on one machine — origins that answer with each region's round
+//! trip, one Portico edge node per region on one shared config, and anycast-style entries that
+//! send each region's clients to the nearest healthy node.
+
+pub mod announce;
+pub mod bench;
+pub mod entry;
+pub mod http;
+pub mod sim;
+pub mod topology;
+
+pub use sim::{SimOptions, Simulation};
+pub use topology::Topology;

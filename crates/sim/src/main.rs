@@ -1,0 +1,206 @@
+//! `portico-sim`: run the multi-region simulation, or its edge-loss benchmark.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use portico_sim::{SimOptions, Simulation, Topology, bench};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Several Portico edge nodes on one machine: regions with their own round trips, one node
+/// and origin per region, and one anycast-style entry per client region.
+#[derive(Parser, Debug)]
+#[command(name = "portico-sim", version)]
+struct Args {
+    /// Topology file.
+    #[arg(long, default_value = "deploy/sim/topology.json", global = true)]
+    topology: PathBuf,
+    /// First port (entries at BASE.., nodes at BASE+10.., admins at BASE+20.., origins at
+    /// BASE+30.., origin controls at BASE+40..).
+    #[arg(long, default_value_t = 8100, global = true)]
+    base_port: u16,
+    /// Withdrawal delay, ms (overrides the topology's `withdraw_ms`).
+    #[arg(long, global = true)]
+    withdraw_ms: Option<u64>,
+    /// Real latency in network namespaces (needs root); not built yet.
+    #[arg(long)]
+    netns: bool,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Kill one region's edge node under load from that region's clients and report.
+    BenchEdgeLoss {
+        /// Client region (default: the first).
+        #[arg(long)]
+        region: Option<String>,
+        /// Requests per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 10)]
+        duration_s: u64,
+        /// When the node dies, seconds into the load.
+        #[arg(long, default_value_t = 4)]
+        kill_at_s: u64,
+        /// Where results go.
+        #[arg(long, default_value = "target/bench-edge-loss")]
+        out: PathBuf,
+    },
+    /// Remove what a network-mode run could leave behind (nothing in loopback mode).
+    Clean,
+}
+
+fn load(path: &Path, withdraw: Option<u64>) -> Result<Topology> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut t = Topology::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}: invalid topology:\n{e}", path.display()))?;
+    if let Some(ms) = withdraw {
+        t.withdraw = Duration::from_millis(ms);
+    }
+    Ok(t)
+}
+
+fn main() -> Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(
+        "info,pingora_core=warn,pingora_proxy=warn,pingora_load_balancing=error,pingora=warn,portico=warn",
+    ))
+    .init();
+    let args = Args::parse();
+    match args.command {
+        Some(Cmd::Clean) => {
+            println!(
+                "portico-sim clean: loopback mode runs everything in one process and leaves nothing behind; network mode is not built, so there is nothing to remove"
+            );
+            Ok(())
+        }
+        Some(Cmd::BenchEdgeLoss {
+            region,
+            rate,
+            duration_s,
+            kill_at_s,
+            out,
+        }) => {
+            let t = load(&args.topology, args.withdraw_ms)?;
+            let r = match region {
+                Some(name) => t
+                    .region_index(&name)
+                    .with_context(|| format!("no region {name:?} in the topology"))?,
+                None => 0,
+            };
+            eprintln!("bench-edge-loss: starting the simulation…");
+            let mut sim = Simulation::start(t, &SimOptions::default())?;
+            wait_for_latencies(&sim);
+            eprintln!(
+                "bench-edge-loss: {rate} req/s from {} for {duration_s} s, its node killed at {kill_at_s} s",
+                sim.topology.regions[r].name
+            );
+            let (result, samples) = bench::edge_loss(
+                &mut sim,
+                r,
+                rate,
+                Duration::from_secs(duration_s),
+                Duration::from_secs(kill_at_s),
+            );
+            sim.stop();
+            println!("\n## Edge-node loss\n\n{}", bench::table(&result));
+            std::fs::create_dir_all(&out)?;
+            let json = serde_json::json!({ "result": result, "samples": samples });
+            std::fs::write(
+                out.join("edge-loss.json"),
+                serde_json::to_string_pretty(&json)?,
+            )?;
+            eprintln!("wrote {}/edge-loss.json", out.display());
+            Ok(())
+        }
+        None => {
+            if args.netns {
+                bail!(
+                    "network mode (--netns) is not built yet: run the loopback simulation without --netns"
+                );
+            }
+            let t = load(&args.topology, args.withdraw_ms)?;
+            let sim = Simulation::start(
+                t,
+                &SimOptions {
+                    base_port: Some(args.base_port),
+                },
+            )?;
+            let dir = PathBuf::from("target/sim");
+            if std::fs::create_dir_all(&dir).is_ok() {
+                let _ = std::fs::write(dir.join("portico.json"), &sim.config);
+            }
+            run_demo(&sim)
+        }
+    }
+}
+
+fn wait_for_latencies(sim: &Simulation) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        let known = (0..sim.nodes.len()).all(|i| {
+            sim.choice(i)
+                .is_some_and(|(_, l)| l.iter().all(|(_, v)| v.is_some()))
+        });
+        if known {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn run_demo(sim: &Simulation) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    wait_for_latencies(sim);
+    let first = &sim.topology.regions[0].name;
+    println!(
+        "\nPortico multi-region simulation ({} regions, loopback mode: origins add each region's round trip).\n\
+         The shared config every node runs: target/sim/portico.json. Ctrl-C stops everything.\n\n{}\n\
+         Try:\n  curl -si http://{}/ | grep -i -e x-served-by -e x-portico-region    # a {first} client\n  \
+         curl -s http://{}/metrics | grep portico_origin_latency_seconds\n  \
+         curl -X PUT -d refuse http://{}/fault   # take {} down: watch its region's node move\n  \
+         curl -X PUT -d none http://{}/fault     # and back\n",
+        sim.topology.regions.len(),
+        sim.table(),
+        sim.entries[0],
+        sim.nodes[0].1,
+        sim.origins[0]
+            .control_addr()
+            .map_or(String::new(), |a| a.to_string()),
+        sim.origins[0].name(),
+        sim.origins[0]
+            .control_addr()
+            .map_or(String::new(), |a| a.to_string()),
+    );
+    // Reprint when an announcement or a choice changes, not on every millisecond of jitter.
+    let key = |t: &str| {
+        t.lines()
+            .map(|l| l.rsplit_once(" | ").map_or(l, |(a, _)| a).to_string())
+            .collect::<Vec<_>>()
+    };
+    let mut last = key(&sim.table());
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = tick.tick() => {
+                    let t = sim.table();
+                    if key(&t) != last {
+                        println!("{t}");
+                        last = key(&t);
+                    }
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    println!("stopping the simulation…");
+    Ok(())
+}
