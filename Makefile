@@ -5,14 +5,18 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help deps build run run-single test fmt lint bench bench-failover bench-deps clean
+.PHONY: help deps build run run-single sim-netns sim-clean test fmt bench bench-micro bench-failover bench-deps clean
 
 help:
-	@echo "make run          build and start the demo (see README)"
-	@echo "make test         format check, clippy -D warnings, every test"
-	@echo "make bench        throughput against nginx and HAProxy"
+	@echo "make run             build and start the demo: three regions on this machine (see README)"
+	@echo "make run-single      one edge node with three demo origins"
+	@echo "make test            format check, clippy -D warnings, every test"
+	@echo "make bench           throughput against nginx and HAProxy (ARGS=... for options)"
+	@echo "make bench-micro     criterion micro-benchmarks of route matching and selection"
 	@echo "make bench-failover  failover benchmark against nginx, HAProxy and Front Door-style probing"
-	@echo "make bench-deps   install nginx, HAProxy and wrk from Debian's packages"
+	@echo "make bench-deps      install nginx, HAProxy and wrk from Debian's packages"
+	@echo "make sim-netns       the simulation with real latency in network namespaces (root)"
+	@echo "make sim-clean       remove anything a crashed network-mode simulation left behind"
 
 # Pingora builds zlib-ng from source: it needs cmake and a C compiler.
 deps:
@@ -34,13 +38,22 @@ deps:
 	@command -v $(CARGO) >/dev/null 2>&1 || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 
 build: deps
-	$(CARGO) build --release -p portico -p portico-origin
+	$(CARGO) build --release -p portico -p portico-origin -p portico-sim -p portico-bench
 
 # Single node with three demo origins (0, 120 and 20 ms; two priorities).
 run-single: build
 	@deploy/local/run.sh
 
-run: run-single
+# The main demo: three regions, an edge node and origins in each, anycast-style entries.
+run: build
+	target/release/portico-sim --topology deploy/sim/topology.json
+
+sim-netns: build
+	target/release/portico-sim --topology deploy/sim/topology.json --netns
+
+sim-clean:
+	@if [ -x target/release/portico-sim ]; then target/release/portico-sim clean; \
+	else $(CARGO) run --release -q -p portico-sim -- clean; fi
 
 test: deps
 	$(CARGO) fmt --all -- --check
@@ -49,6 +62,31 @@ test: deps
 
 fmt:
 	$(CARGO) fmt --all
+
+# Peers for the benchmarks, from Debian's packages.
+bench-deps:
+	@missing=""; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v taskset >/dev/null 2>&1 || missing="$$missing util-linux"; \
+	if [ -z "$$missing" ]; then echo "benchmark peers installed: nginx, haproxy, wrk, taskset"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  systemctl disable --now nginx haproxy >/dev/null 2>&1 || true; \
+	  pkill -x nginx >/dev/null 2>&1 || true; pkill -x haproxy >/dev/null 2>&1 || true; \
+	else echo "install the benchmark peers with:  sudo apt-get install -y$$missing"; exit 1; fi
+
+bench: build
+	$(CARGO) run --release -q -p portico-bench --bin bench-throughput -- $(ARGS)
+
+bench-micro: deps
+	$(CARGO) bench -p portico-core
+
+bench-failover: build
+	$(CARGO) run --release -q -p portico-bench --bin bench-failover -- $(ARGS)
+	target/release/portico-sim bench-edge-loss --topology deploy/sim/topology.json
 
 clean:
 	$(CARGO) clean
