@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin"), PathBuf::from("/usr/local/sbin")])
+        .chain([
+            PathBuf::from("/usr/sbin"),
+            PathBuf::from("/sbin"),
+            PathBuf::from("/usr/local/sbin"),
+        ])
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
@@ -26,7 +30,9 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     if let Some(dir) = std::env::var_os("PORTICO_BIN_DIR") {
         return PathBuf::from(dir).join(name);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/release")
+        .join(name)
 }
 
 /// A free loopback port (released for the child to bind).
@@ -42,7 +48,10 @@ pub fn wait_port(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("{addr} did not start listening")));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{addr} did not start listening"),
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -81,7 +90,11 @@ impl Proc {
             .stderr(out)
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start {name}: {e}")))?;
-        Ok(Proc { name: name.to_string(), child, log })
+        Ok(Proc {
+            name: name.to_string(),
+            child,
+            log,
+        })
     }
 
     /// The process id.
@@ -93,8 +106,19 @@ impl Proc {
     pub fn check_alive(&mut self) -> io::Result<()> {
         if let Some(status) = self.child.try_wait()? {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
-            return Err(io::Error::other(format!("{} exited ({status}):\n{}", self.name, tail.join("\n"))));
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            return Err(io::Error::other(format!(
+                "{} exited ({status}):\n{}",
+                self.name,
+                tail.join("\n")
+            )));
         }
         Ok(())
     }
@@ -104,7 +128,10 @@ impl Proc {
         if self.child.try_wait().ok().flatten().is_some() {
             return;
         }
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if self.child.try_wait().ok().flatten().is_some() {
