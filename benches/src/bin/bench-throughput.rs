@@ -1,0 +1,120 @@
+//! `bench-throughput`: Portico against nginx and HAProxy as reverse proxies, one pinned core each.
+
+use anyhow::{Result, bail};
+use clap::Parser;
+use portico_bench::throughput::peers::{OriginKind, PeerKind, Placement};
+use portico_bench::throughput::{CaseKind, Options, run};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Measures requests per second and latency of Portico, nginx and HAProxy in front of the
+/// same origin, each with one worker pinned to one CPU while wrk and the origin share the
+/// other CPU. Rounds alternate between the proxies; the report shows medians and ratios.
+#[derive(Parser, Debug)]
+#[command(name = "bench-throughput")]
+struct Args {
+    /// Seconds per measured run.
+    #[arg(long, default_value_t = 8)]
+    duration: u64,
+    /// Measured runs per proxy and case (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds of unmeasured warm-up per proxy and case.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Cases, comma-separated: small, large, conns, newconn.
+    #[arg(
+        long,
+        default_value = "small,large,conns,newconn",
+        value_delimiter = ','
+    )]
+    cases: Vec<String>,
+    /// Proxies, comma-separated: portico, nginx, haproxy, pingora-minimal.
+    #[arg(long, default_value = "portico,nginx,haproxy", value_delimiter = ',')]
+    peers: Vec<String>,
+    /// Connections for the small-response and new-connection cases.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Connections for the 1 MiB case.
+    #[arg(long, default_value_t = 16)]
+    large_connections: usize,
+    /// Connections for the many-connections case.
+    #[arg(long, default_value_t = 5000)]
+    many_connections: usize,
+    /// wrk threads.
+    #[arg(long, default_value_t = 1)]
+    wrk_threads: usize,
+    /// CPUs of the proxy under test (taskset -c list); "none" to not pin.
+    #[arg(long, default_value = "0")]
+    proxy_cpus: String,
+    /// CPUs of wrk and the origin; "none" to not pin.
+    #[arg(long, default_value = "1")]
+    load_cpus: String,
+    /// Origin: auto (nginx when installed), nginx or portico-origin.
+    #[arg(long, default_value = "auto")]
+    origin: String,
+    /// Portico's node.threads.
+    #[arg(long, default_value_t = 1)]
+    portico_threads: usize,
+    /// A minimal Pingora proxy binary run as `BIN LISTEN ORIGIN`, added as peer
+    /// `pingora-minimal`: the floor Portico's own work sits on.
+    #[arg(long, value_name = "BIN")]
+    pingora_minimal: Option<PathBuf>,
+    /// Directory for configs, logs and results.json (default: a new one under the temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn cpus(s: String) -> Option<String> {
+    (s != "none").then_some(s)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let mut cases = Vec::new();
+    for c in &args.cases {
+        match CaseKind::from_name(c) {
+            Some(k) => cases.push(k),
+            None => bail!("unknown case {c:?} (small, large, conns, newconn)"),
+        }
+    }
+    let mut peers = Vec::new();
+    for p in &args.peers {
+        match PeerKind::from_name(p) {
+            Some(k) => peers.push(k),
+            None => bail!("unknown peer {p:?} (portico, nginx, haproxy, pingora-minimal)"),
+        }
+    }
+    if args.pingora_minimal.is_some() && !peers.contains(&PeerKind::PingoraMinimal) {
+        peers.push(PeerKind::PingoraMinimal);
+    }
+    let origin = match args.origin.as_str() {
+        "auto" => None,
+        "nginx" => Some(OriginKind::Nginx),
+        "portico-origin" => Some(OriginKind::PorticoOrigin),
+        o => bail!("unknown origin {o:?} (auto, nginx, portico-origin)"),
+    };
+    let dir = args.dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("portico-bench-throughput-{}", std::process::id()))
+    });
+    let opts = Options {
+        duration: Duration::from_secs(args.duration.max(1)),
+        rounds: args.rounds.max(1),
+        warmup: Duration::from_secs(args.warmup),
+        cases,
+        peers,
+        connections: args.connections,
+        large_connections: args.large_connections,
+        many_connections: args.many_connections,
+        wrk_threads: args.wrk_threads.max(1),
+        placement: Placement {
+            proxy_cpus: cpus(args.proxy_cpus),
+            load_cpus: cpus(args.load_cpus),
+        },
+        origin,
+        portico_threads: args.portico_threads.max(1),
+        pingora_minimal: args.pingora_minimal,
+        dir,
+    };
+    run(&opts)
+}

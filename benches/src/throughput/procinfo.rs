@@ -1,0 +1,121 @@
+//! CPU time and resident memory of a process and its descendants, read from `/proc`.
+
+use std::time::Duration;
+
+/// Clock ticks per second of `/proc/PID/stat` times (`getconf CLK_TCK`; 100 on Linux).
+const CLK_TCK: f64 = 100.0;
+
+/// The fields of `/proc/PID/stat` this benchmark uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Parent process id.
+    pub ppid: u32,
+    /// User plus system time, in clock ticks, of every thread of the process.
+    pub ticks: u64,
+}
+
+/// Parses the text of `/proc/PID/stat` (the command name may hold spaces and parentheses).
+pub fn parse_stat(text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
+    let ppid = fields.get(1)?.parse().ok()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Stat {
+        ppid,
+        ticks: utime + stime,
+    })
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// `pid` and every process below it (nginx's workers run under its master).
+pub fn tree(pid: u32) -> Vec<u32> {
+    let mut all: Vec<(u32, u32)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            if let Some(p) = entry.file_name().to_str().and_then(|s| s.parse().ok()) {
+                if let Some(s) = stat(p) {
+                    all.push((p, s.ppid));
+                }
+            }
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i];
+        out.extend(all.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    out
+}
+
+/// CPU time (user + system) used so far by `pid` and its descendants.
+pub fn cpu_time(pid: u32) -> Duration {
+    let ticks: u64 = tree(pid)
+        .into_iter()
+        .filter_map(stat)
+        .map(|s| s.ticks)
+        .sum();
+    Duration::from_secs_f64(ticks as f64 / CLK_TCK)
+}
+
+/// Resident memory, KiB, of `pid` and its descendants.
+pub fn rss_kib(pid: u32) -> u64 {
+    tree(pid)
+        .into_iter()
+        .filter_map(|p| {
+            let s = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+            parse_vm_rss(&s)
+        })
+        .sum()
+}
+
+/// The `VmRSS` line of `/proc/PID/status`, in KiB.
+pub fn parse_vm_rss(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_odd_command_names() {
+        let text =
+            "4242 (nginx: worker) S 4241 4241 4241 0 -1 4194624 1 0 0 0 150 25 0 0 20 0 1 0 1 1 1";
+        assert_eq!(
+            parse_stat(text),
+            Some(Stat {
+                ppid: 4241,
+                ticks: 175
+            })
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        assert!(tree(me).contains(&me));
+        assert!(rss_kib(me) > 0);
+        let _ = cpu_time(me);
+    }
+
+    #[test]
+    fn parses_vm_rss() {
+        assert_eq!(
+            parse_vm_rss("Name:\tx\nVmRSS:\t   10240 kB\nVmData: 1 kB\n"),
+            Some(10240)
+        );
+        assert_eq!(parse_vm_rss("Name:\tx\n"), None);
+    }
+}
