@@ -2,9 +2,11 @@
 
 use portico_core::retry::RetryReason;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
 
 /// Bucket bounds of `portico_request_duration_seconds`, in seconds.
 const DURATION_BUCKETS: &[f64] = &[
@@ -40,6 +42,17 @@ pub struct Metrics {
     pub failover_served: IntCounterVec,
     /// `portico_draining`, 1 while the node drains before stopping.
     pub draining: IntGaugeVec,
+    handles: Handles,
+}
+
+/// Handles of the per-request series, cached by route, origin and status so a request neither
+/// formats its status code nor hashes label strings (`with_label_values`) once its series exists.
+#[derive(Default)]
+struct Handles {
+    /// `(route + 1, origin + 1, code)`, 0 for none.
+    requests: RwLock<HashMap<(usize, usize, u16), IntCounter>>,
+    /// By route.
+    durations: RwLock<HashMap<usize, Histogram>>,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -163,7 +176,63 @@ impl Metrics {
             origin_ejected,
             failover_served,
             draining,
+            handles: Handles::default(),
         }
+    }
+
+    /// Counts a request in `portico_requests_total`. `route` and `origin` (index in the
+    /// route's pool; `None` when no origin answered) must be what `labels` (route, pool,
+    /// origin) name.
+    pub fn count_request(
+        &self,
+        route: Option<usize>,
+        origin: Option<usize>,
+        code: u16,
+        labels: [&str; 3],
+    ) {
+        let key = (
+            route.map_or(0, |r| r + 1),
+            origin.map_or(0, |o| o + 1),
+            code,
+        );
+        let cache = &self.handles.requests;
+        if let Some(c) = cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            c.inc();
+            return;
+        }
+        let code = code.to_string();
+        let c = self
+            .requests
+            .with_label_values(&[labels[0], labels[1], labels[2], code.as_str()]);
+        c.inc();
+        cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, c);
+    }
+
+    /// Observes a routed request in `portico_request_duration_seconds`; `labels` (route,
+    /// pool) are what `route` names.
+    pub fn observe_duration(&self, route: usize, labels: [&str; 2], seconds: f64) {
+        let cache = &self.handles.durations;
+        if let Some(h) = cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&route)
+        {
+            h.observe(seconds);
+            return;
+        }
+        let h = self.duration.with_label_values(&labels);
+        h.observe(seconds);
+        cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(route, h);
     }
 
     /// Creates the per-origin series so they show before the first event.

@@ -85,6 +85,12 @@ impl Node {
             grace_period_seconds: Some(0),
             graceful_shutdown_timeout_seconds: Some(5),
             max_retries: 16,
+            // One thread has nobody to steal from: run it as a current-thread runtime,
+            // which skips the multi-thread scheduler's bookkeeping on every wake-up. Only
+            // for a node that owns its process (the binary): Pingora's no-steal runtime keeps
+            // its handles in a `thread_local` whose slots are recycled, so a node started in
+            // a process where another one stopped (tests) could inherit dead handles.
+            work_stealing: config.node.threads > 1 || !options.handle_signals,
             ..ServerConf::default()
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -107,9 +113,7 @@ impl Node {
         let server_conf = server.configuration.clone();
         let mut proxy = pingora_proxy::http_proxy_service_with_name(
             &server_conf,
-            EdgeProxy {
-                node: state.clone(),
-            },
+            EdgeProxy::new(state.clone()),
             "portico proxy",
         );
         proxy.add_tcp(&state.config.node.listen);
