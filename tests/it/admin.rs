@@ -25,6 +25,26 @@ async fn metrics_and_status_describe_the_node() {
         assert_eq!(node.get("/").await.served_by(), "a");
     }
 
+    // Pingora runs the logging hook (where requests are counted) after the response went out,
+    // so the last request may show up a moment after the client has its answer.
+    let labels = [
+        ("route", "r"),
+        ("pool", "p"),
+        ("origin", "a"),
+        ("code", "200"),
+    ];
+    eventually(
+        "five requests counted",
+        std::time::Duration::from_secs(5),
+        || async {
+            node.metrics().await.sum("portico_requests_total", &labels) == 5.0
+                && node.metrics().await.sum(
+                    "portico_request_duration_seconds_count",
+                    &[("route", "r"), ("pool", "p")],
+                ) == 5.0
+        },
+    )
+    .await;
     let m = node.metrics().await;
     assert_eq!(
         m.sum(
