@@ -51,17 +51,30 @@ pub fn band(candidates: &[Candidate], sensitivity: Duration, exclude: u64) -> u6
         }
     }
     let tier = if preferred != 0 { preferred } else { available };
-    let Some(top) = bits(tier).map(|i| candidates[i].priority).min() else {
-        return 0;
-    };
-    let tier = bits(tier)
-        .filter(|&i| candidates[i].priority == top)
-        .fold(0u64, |m, i| m | 1 << i);
-    let Some(fastest) = bits(tier).filter_map(|i| candidates[i].latency).min() else {
-        return tier;
+    // One pass for the lowest priority present, the origins that have it, and the fastest
+    // known latency among them (this runs per request).
+    let mut top = u8::MAX;
+    let mut same = 0u64;
+    let mut fastest: Option<Duration> = None;
+    for i in bits(tier) {
+        let c = &candidates[i];
+        if c.priority < top {
+            top = c.priority;
+            same = 0;
+            fastest = None;
+        }
+        if c.priority == top {
+            same |= 1 << i;
+            if let Some(l) = c.latency {
+                fastest = Some(fastest.map_or(l, |f| f.min(l)));
+            }
+        }
+    }
+    let Some(fastest) = fastest else {
+        return same;
     };
     let limit = fastest.saturating_add(sensitivity);
-    bits(tier)
+    bits(same)
         .filter(|&i| candidates[i].latency.is_none_or(|l| l <= limit))
         .fold(0u64, |m, i| m | 1 << i)
 }
@@ -195,6 +208,66 @@ mod tests {
         assert_eq!(select(&cands, MS, 0, 2), Some(1));
         assert_eq!(select(&cands, MS, 0, 3), Some(1));
         assert_eq!(select(&cands, MS, 0, 4), Some(0));
+    }
+
+    /// The band as the selection rules state it, step by step (the reference for `band`).
+    fn band_by_the_rules(candidates: &[Candidate], sensitivity: Duration, exclude: u64) -> u64 {
+        let usable = |i: usize, c: &Candidate| exclude & (1 << i) == 0 && c.enabled;
+        let healthy: Vec<usize> = (0..candidates.len().min(64))
+            .filter(|&i| {
+                usable(i, &candidates[i]) && candidates[i].healthy && !candidates[i].ejected
+            })
+            .collect();
+        let tier: Vec<usize> = if healthy.is_empty() {
+            (0..candidates.len().min(64))
+                .filter(|&i| usable(i, &candidates[i]))
+                .collect()
+        } else {
+            healthy
+        };
+        let Some(top) = tier.iter().map(|&i| candidates[i].priority).min() else {
+            return 0;
+        };
+        let tier: Vec<usize> = tier
+            .into_iter()
+            .filter(|&i| candidates[i].priority == top)
+            .collect();
+        let fastest = tier.iter().filter_map(|&i| candidates[i].latency).min();
+        tier.into_iter()
+            .filter(|&i| match (fastest, candidates[i].latency) {
+                (Some(f), Some(l)) => l <= f.saturating_add(sensitivity),
+                _ => true,
+            })
+            .fold(0, |m, i| m | 1 << i)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn band_follows_the_rules(
+            raw in proptest::collection::vec(
+                (1u8..=3, 1u32..=5, proptest::option::of(0u64..=40), proptest::bool::weighted(0.9),
+                 proptest::bool::weighted(0.7), proptest::bool::weighted(0.1)),
+                0..70,
+            ),
+            sensitivity in 0u64..=20,
+            exclude in proptest::num::u64::ANY,
+        ) {
+            let cands: Vec<Candidate> = raw
+                .iter()
+                .map(|&(priority, weight, latency, enabled, healthy, ejected)| Candidate {
+                    priority,
+                    weight,
+                    latency: latency.map(Duration::from_millis),
+                    enabled,
+                    healthy,
+                    ejected,
+                })
+                .collect();
+            let s = MS * sensitivity as u32;
+            for ex in [0, exclude] {
+                proptest::prop_assert_eq!(band(&cands, s, ex), band_by_the_rules(&cands, s, ex));
+            }
+        }
     }
 
     #[test]
