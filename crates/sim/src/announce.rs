@@ -1,14 +1,13 @@
-//! Anycast announcement of one edge node: withdrawn after it has been unhealthy for the
-//! withdrawal delay (BGP with BFD), announced again as soon as it is healthy.
+//! Anycast announcement of one edge node: withdrawn once it has been unhealthy for the withdrawal delay (BGP with BFD), announced again as soon as it is healthy.
 
 use std::time::{Duration, Instant};
 
-/// Whether one node is announced to the clients of every region.
+/// Whether one node is announced to the clients of every region. A pure state machine: time
+/// is passed in, nothing here reads the clock.
 #[derive(Debug, Clone)]
 pub struct Announcement {
     withdraw_after: Duration,
     unhealthy_since: Option<Instant>,
-    announced: bool,
 }
 
 impl Announcement {
@@ -17,29 +16,27 @@ impl Announcement {
         Announcement {
             withdraw_after,
             unhealthy_since: None,
-            announced: true,
         }
     }
 
-    /// Records one health check (`/healthz` 200 = healthy; 503, an error or no answer = not).
-    /// Returns `Some(announced)` when the announcement changes.
-    pub fn record(&mut self, now: Instant, healthy: bool) -> Option<bool> {
-        let before = self.announced;
+    /// Records one health check at `now` (`/healthz` 200 = healthy; 503, an error or no
+    /// answer = not). The first failure after a success starts the withdrawal clock; a
+    /// success stops it and announces the node again at once.
+    pub fn record(&mut self, now: Instant, healthy: bool) {
         if healthy {
             self.unhealthy_since = None;
-            self.announced = true;
-        } else {
-            let since = *self.unhealthy_since.get_or_insert(now);
-            if now.saturating_duration_since(since) >= self.withdraw_after {
-                self.announced = false;
-            }
+        } else if self.unhealthy_since.is_none() {
+            self.unhealthy_since = Some(now);
         }
-        (before != self.announced).then_some(self.announced)
     }
 
-    /// Whether clients are sent to this node.
-    pub fn announced(&self) -> bool {
-        self.announced
+    /// Whether clients are sent to this node at `now`: healthy at the last check, or
+    /// unhealthy for less than the withdrawal delay.
+    pub fn announced(&self, now: Instant) -> bool {
+        match self.unhealthy_since {
+            None => true,
+            Some(since) => now.saturating_duration_since(since) < self.withdraw_after,
+        }
     }
 }
 
@@ -48,25 +45,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn withdraws_only_after_the_delay_and_returns_at_once() {
+    fn withdraws_exactly_at_the_delay_and_returns_at_once() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         let mut a = Announcement::new(Duration::from_millis(1000));
-        assert_eq!(a.record(ms(0), true), None);
-        assert_eq!(
-            a.record(ms(100), false),
-            None,
-            "first failure starts the clock"
+        a.record(ms(0), true);
+        assert!(a.announced(ms(0)));
+        a.record(ms(100), false);
+        assert!(a.announced(ms(100)), "first failure only starts the clock");
+        a.record(ms(600), false);
+        assert!(a.announced(ms(600)));
+        assert!(a.announced(ms(1099)));
+        assert!(!a.announced(ms(1100)), "1000 ms after the first failure");
+        a.record(ms(1200), false);
+        assert!(
+            !a.announced(ms(1250)),
+            "later failures do not restart the clock"
         );
-        assert_eq!(a.record(ms(600), false), None);
-        assert!(a.announced());
-        assert_eq!(
-            a.record(ms(1100), false),
-            Some(false),
-            "1000 ms after the first failure"
+        a.record(ms(1300), true);
+        assert!(
+            a.announced(ms(1300)),
+            "announced again on the first success"
         );
-        assert_eq!(a.record(ms(1200), false), None);
-        assert_eq!(a.record(ms(1300), true), Some(true));
     }
 
     #[test]
@@ -76,14 +76,25 @@ mod tests {
         let mut a = Announcement::new(Duration::from_millis(1000));
         a.record(ms(0), false);
         a.record(ms(900), true);
-        assert_eq!(a.record(ms(1000), false), None);
-        assert_eq!(a.record(ms(1900), false), None);
-        assert_eq!(a.record(ms(2000), false), Some(false));
+        a.record(ms(1000), false);
+        assert!(a.announced(ms(1900)));
+        a.record(ms(1900), false);
+        assert!(a.announced(ms(1999)));
+        assert!(!a.announced(ms(2000)));
     }
 
     #[test]
     fn zero_delay_withdraws_on_the_first_failure() {
+        let t0 = Instant::now();
         let mut a = Announcement::new(Duration::ZERO);
-        assert_eq!(a.record(Instant::now(), false), Some(false));
+        a.record(t0, false);
+        assert!(!a.announced(t0));
+    }
+
+    #[test]
+    fn a_new_node_is_announced_forever_without_checks() {
+        let t0 = Instant::now();
+        let a = Announcement::new(Duration::from_millis(10));
+        assert!(a.announced(t0 + Duration::from_secs(3600)));
     }
 }

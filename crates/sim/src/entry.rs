@@ -34,20 +34,26 @@ impl Board {
         self.announcements.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a health check of node `i`; `Some(announced)` when its announcement changes.
+    /// Records a health check of node `i` at `now`; `Some(announced)` when its announcement
+    /// changes with it.
     pub fn record(&self, i: usize, now: Instant, healthy: bool) -> Option<bool> {
-        self.lock()[i].record(now, healthy)
+        let mut a = self.lock();
+        let before = a[i].announced(now);
+        a[i].record(now, healthy);
+        let after = a[i].announced(now);
+        (before != after).then_some(after)
     }
 
-    /// Whether node `i` is announced.
+    /// Whether node `i` is announced now.
     pub fn announced(&self, i: usize) -> bool {
-        self.lock()[i].announced()
+        self.lock()[i].announced(Instant::now())
     }
 
-    /// The first announced node of `order`.
+    /// The first node of `order` announced now.
     pub fn pick(&self, order: &[usize]) -> Option<usize> {
         let a = self.lock();
-        order.iter().copied().find(|&i| a[i].announced())
+        let now = Instant::now();
+        order.iter().copied().find(|&i| a[i].announced(now))
     }
 }
 

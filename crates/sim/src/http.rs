@@ -1,4 +1,4 @@
-//! A minimal blocking HTTP/1.1 GET for the runner's own checks (`/healthz`, `/status`).
+//! A minimal blocking HTTP/1.1 client for the runner's own checks (`/healthz`, `/status`, origin faults).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -6,12 +6,24 @@ use std::time::Duration;
 
 /// `GET path` on `addr` with `Connection: close`; returns the status and the body.
 pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<(u16, String)> {
+    request(addr, "GET", path, "", timeout)
+}
+
+/// `method path` with `body` on `addr`, `Connection: close`; returns the status and the body.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;

@@ -6,8 +6,10 @@ pub mod announce;
 pub mod bench;
 pub mod entry;
 pub mod http;
+pub mod launch;
 pub mod sim;
 pub mod topology;
 
+pub use launch::Launch;
 pub use sim::{SimOptions, Simulation};
 pub use topology::Topology;

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use portico_sim::{SimOptions, Simulation, Topology, bench};
+use portico_sim::{Launch, SimOptions, Simulation, Topology, bench, launch};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,6 +21,13 @@ struct Args {
     /// Withdrawal delay, ms (overrides the topology's `withdraw_ms`).
     #[arg(long, global = true)]
     withdraw_ms: Option<u64>,
+    /// Run nodes and origins as threads of this process instead of `portico` and
+    /// `portico-origin` child processes (the default when both binaries sit next to this one).
+    #[arg(long, global = true)]
+    in_process: bool,
+    /// Shared config (`portico.json`), child logs (`logs/`) and the pid file go here.
+    #[arg(long, default_value = "target/sim", global = true)]
+    work_dir: PathBuf,
     /// Real latency in network namespaces (needs root); not built yet.
     #[arg(long)]
     netns: bool,
@@ -48,7 +55,8 @@ enum Cmd {
         #[arg(long, default_value = "target/bench-edge-loss")]
         out: PathBuf,
     },
-    /// Remove what a network-mode run could leave behind (nothing in loopback mode).
+    /// Kill children a SIGKILLed runner left behind (by the pid file) and delete leftover
+    /// `portico-sim-*` network namespaces.
     Clean,
 }
 
@@ -71,9 +79,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     match args.command {
         Some(Cmd::Clean) => {
-            println!(
-                "portico-sim clean: loopback mode runs everything in one process and leaves nothing behind; network mode is not built, so there is nothing to remove"
-            );
+            clean(&args.work_dir);
             Ok(())
         }
         Some(Cmd::BenchEdgeLoss {
@@ -91,7 +97,8 @@ fn main() -> Result<()> {
                 None => 0,
             };
             eprintln!("bench-edge-loss: starting the simulation…");
-            let mut sim = Simulation::start(t, &SimOptions::default())?;
+            let options = sim_options(args.in_process, None, args.work_dir.join("bench"));
+            let mut sim = Simulation::start(t, &options)?;
             wait_for_latencies(&sim);
             eprintln!(
                 "bench-edge-loss: {rate} req/s from {} for {duration_s} s, its node killed at {kill_at_s} s",
@@ -122,18 +129,65 @@ fn main() -> Result<()> {
                 );
             }
             let t = load(&args.topology, args.withdraw_ms)?;
-            let sim = Simulation::start(
-                t,
-                &SimOptions {
-                    base_port: Some(args.base_port),
-                },
-            )?;
-            let dir = PathBuf::from("target/sim");
-            if std::fs::create_dir_all(&dir).is_ok() {
-                let _ = std::fs::write(dir.join("portico.json"), &sim.config);
-            }
-            run_demo(&sim)
+            let options = sim_options(args.in_process, Some(args.base_port), args.work_dir);
+            let mut sim = Simulation::start(t, &options)?;
+            run_demo(&mut sim, &options)
         }
+    }
+}
+
+fn sim_options(in_process: bool, base_port: Option<u16>, work_dir: PathBuf) -> SimOptions {
+    let launch = if in_process {
+        Launch::InProcess
+    } else {
+        Launch::beside_current_exe().unwrap_or_else(|| {
+            eprintln!(
+                "portico-sim: no portico and portico-origin next to this binary (cargo build --release builds them); running them in this process instead"
+            );
+            Launch::InProcess
+        })
+    };
+    SimOptions {
+        base_port,
+        launch,
+        work_dir: Some(work_dir),
+    }
+}
+
+/// Kills children left by a SIGKILLed runner and deletes `portico-sim-*` namespaces.
+fn clean(work_dir: &Path) {
+    let mut done = 0;
+    for pids in [work_dir.join("pids"), work_dir.join("bench/pids")] {
+        for k in launch::kill_from_pid_file(&pids) {
+            println!("killed {k}");
+            done += 1;
+        }
+    }
+    if let Ok(out) = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+    {
+        for ns in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| n.starts_with("portico-sim-"))
+        {
+            let ok = std::process::Command::new("ip")
+                .args(["netns", "del", ns])
+                .status()
+                .is_ok_and(|s| s.success());
+            println!(
+                "{} network namespace {ns}",
+                if ok { "deleted" } else { "could not delete" }
+            );
+            done += 1;
+        }
+    }
+    if done == 0 {
+        println!(
+            "portico-sim clean: nothing left behind (no live pids in {}/pids, no portico-sim-* namespaces)",
+            work_dir.display()
+        );
     }
 }
 
@@ -151,30 +205,43 @@ fn wait_for_latencies(sim: &Simulation) {
     }
 }
 
-fn run_demo(sim: &Simulation) -> Result<()> {
+fn run_demo(sim: &mut Simulation, options: &SimOptions) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     wait_for_latencies(sim);
     let first = &sim.topology.regions[0].name;
+    let mode = match &options.launch {
+        Launch::InProcess => "nodes and origins as threads of this process".to_string(),
+        Launch::Subprocess { bin_dir } => format!(
+            "nodes and origins as child processes from {}, logs in {}/logs",
+            bin_dir.display(),
+            options
+                .work_dir
+                .as_deref()
+                .unwrap_or(Path::new("."))
+                .display()
+        ),
+    };
+    let o = &sim.origins[0];
+    let config = sim
+        .config_path
+        .as_ref()
+        .map_or("(in memory)".into(), |p| p.display().to_string());
     println!(
-        "\nPortico multi-region simulation ({} regions, loopback mode: origins add each region's round trip).\n\
-         The shared config every node runs: target/sim/portico.json. Ctrl-C stops everything.\n\n{}\n\
-         Try:\n  curl -si http://{}/ | grep -i -e x-served-by -e x-portico-region    # a {first} client\n  \
-         curl -s http://{}/metrics | grep portico_origin_latency_seconds\n  \
-         curl -X PUT -d refuse http://{}/fault   # take {} down: watch its region's node move\n  \
+        "\nPortico multi-region simulation: {} regions, loopback (origins add the caller region's round trip), {mode}.\n\
+         Every node runs {config}; only --region and the ports differ. Ctrl-C stops everything.\n\n{}\n\
+         Try:\n  curl -si http://{}/ | grep -i -e x-served-by -e x-portico-region    # a {first} client, through its entry\n  \
+         curl -s http://{}/status    # what the {first} node measured and prefers\n  \
+         curl -X PUT -d refuse http://{}/fault   # take {} down: watch the {first} node move\n  \
          curl -X PUT -d none http://{}/fault     # and back\n",
         sim.topology.regions.len(),
         sim.table(),
         sim.entries[0],
         sim.nodes[0].1,
-        sim.origins[0]
-            .control_addr()
-            .map_or(String::new(), |a| a.to_string()),
-        sim.origins[0].name(),
-        sim.origins[0]
-            .control_addr()
-            .map_or(String::new(), |a| a.to_string()),
+        o.control,
+        o.name,
+        o.control,
     );
     // Reprint when an announcement or a choice changes, not on every millisecond of jitter.
     let key = |t: &str| {
@@ -183,14 +250,20 @@ fn run_demo(sim: &Simulation) -> Result<()> {
             .collect::<Vec<_>>()
     };
     let mut last = key(&sim.table());
+    let mut reported = std::collections::HashSet::new();
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
                 _ = tick.tick() => {
+                    for (name, status, tail) in sim.exited() {
+                        if reported.insert(name.clone()) {
+                            println!("!! {name} exited ({status}); last lines of its log:\n{tail}");
+                        }
+                    }
                     let t = sim.table();
                     if key(&t) != last {
                         println!("{t}");

@@ -1,10 +1,10 @@
-//! The running simulation: origins, one Portico node per edge node, the entries and the
-//! health watcher, all in this process, stopped together.
+//! The running simulation: origins, one Portico node per edge node (threads of this process or child processes), the entries and the health watcher, stopped together.
 
 use crate::entry::{Board, Entry};
 use crate::http;
+use crate::launch::{ChildProc, Launch};
 use crate::topology::Topology;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use pingora_core::connectors::TransportConnector;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
@@ -13,6 +13,8 @@ use portico::{Node, NodeOptions, RunningNode};
 use portico_core::config::{Overrides, parse_with};
 use portico_origin::{OriginConfig, OriginHandle};
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -25,6 +27,11 @@ pub struct SimOptions {
     /// First port: entries at `base`, nodes at `base+10..`, admins at `base+20..`, origins at
     /// `base+30..`, origin controls at `base+40..`. `None`: ports chosen by the system.
     pub base_port: Option<u16>,
+    /// Threads of this process or child processes.
+    pub launch: Launch,
+    /// Where the shared config (`portico.json`), the children's logs (`logs/`) and the pid file
+    /// (`pids`) go. Required for [`Launch::Subprocess`]; in-process runs write nothing.
+    pub work_dir: Option<PathBuf>,
 }
 
 struct StopWatch(Arc<Notify>);
@@ -40,21 +47,45 @@ impl ShutdownSignalWatch for StopWatch {
 /// The origins a node prefers, and the latency it measured to each origin (`None`: not yet).
 pub type Choice = (Vec<String>, Vec<(String, Option<f64>)>);
 
+/// One origin of the simulation.
+#[derive(Debug, Clone)]
+pub struct OriginInfo {
+    /// Its name.
+    pub name: String,
+    /// Index of its region.
+    pub region: usize,
+    /// Where it serves.
+    pub addr: SocketAddr,
+    /// Its control listener (`PUT /fault`).
+    pub control: SocketAddr,
+}
+
+/// A running edge node or origin.
+enum Proc {
+    Node(RunningNode),
+    Origin(OriginHandle),
+    Child(ChildProc),
+}
+
 /// Everything the simulation runs.
 pub struct Simulation {
     /// The topology it runs.
     pub topology: Topology,
     /// The Portico config every node shares (before `--region` and port overrides).
     pub config: String,
+    /// Where that config was written (subprocess mode).
+    pub config_path: Option<PathBuf>,
     /// Origins, in topology order.
-    pub origins: Vec<OriginHandle>,
+    pub origins: Vec<OriginInfo>,
     /// Proxy and admin address of each edge node.
     pub nodes: Vec<(SocketAddr, SocketAddr)>,
     /// Entry address of each region's clients.
     pub entries: Vec<SocketAddr>,
     /// Shared announcements.
     pub board: Arc<Board>,
-    running: Vec<Option<RunningNode>>,
+    node_procs: Vec<Option<Proc>>,
+    origin_procs: Vec<Proc>,
+    pid_file: Option<PathBuf>,
     runtime: Option<tokio::runtime::Runtime>,
     entry_stop: Arc<Notify>,
     entry_thread: Option<JoinHandle<()>>,
@@ -78,39 +109,121 @@ impl Simulation {
             .enable_all()
             .thread_name("sim-origins")
             .build()?;
+        let work = match (&options.launch, &options.work_dir) {
+            (Launch::Subprocess { .. }, None) => bail!("subprocess mode needs a work directory"),
+            (_, Some(dir)) => {
+                std::fs::create_dir_all(dir.join("logs"))
+                    .with_context(|| format!("cannot create {}/logs", dir.display()))?;
+                Some(dir.clone())
+            }
+            (_, None) => None,
+        };
         let mut origins = Vec::new();
+        let mut origin_procs = Vec::new();
         for (k, (region, name)) in topology.origins().into_iter().enumerate() {
-            let mut c = OriginConfig::new(&name, addr(base, 30 + k as u16)?);
-            c.region = Some(topology.regions[region].name.clone());
-            c.log_capacity = 0;
-            c.control = Some(addr(base, 40 + k as u16)?);
-            c.rtt = (0..topology.regions.len())
+            let (listen, control) = (addr(base, 30 + k as u16)?, addr(base, 40 + k as u16)?);
+            let rtt: Vec<(String, Duration)> = (0..topology.regions.len())
                 .map(|r| (topology.regions[r].name.clone(), topology.rtt(r, region)))
                 .collect();
-            let o = runtime
-                .block_on(portico_origin::start(c.clone()))
-                .with_context(|| format!("origin {name} cannot listen on {}", c.listen))?;
-            origins.push(o);
+            let region_name = topology.regions[region].name.clone();
+            let proc = match &options.launch {
+                Launch::InProcess => {
+                    let mut c = OriginConfig::new(&name, listen);
+                    c.region = Some(region_name);
+                    c.log_capacity = 0;
+                    c.control = Some(control);
+                    c.rtt = rtt.into_iter().collect();
+                    let o = runtime
+                        .block_on(portico_origin::start(c))
+                        .with_context(|| format!("origin {name} cannot listen on {listen}"))?;
+                    Proc::Origin(o)
+                }
+                Launch::Subprocess { bin_dir } => {
+                    let mut cmd = Command::new(bin_dir.join("portico-origin"));
+                    cmd.args(["--name", &name, "--region", &region_name])
+                        .args(["--listen", &listen.to_string()])
+                        .args(["--control", &control.to_string()]);
+                    for (r, d) in &rtt {
+                        cmd.arg("--rtt").arg(format!("{r}={}", d.as_millis()));
+                    }
+                    let log = work
+                        .as_ref()
+                        .expect("checked")
+                        .join(format!("logs/{name}.log"));
+                    Proc::Child(ChildProc::spawn(&name, cmd, &log)?)
+                }
+            };
+            origin_procs.push(proc);
+            origins.push(OriginInfo {
+                name,
+                region,
+                addr: listen,
+                control,
+            });
         }
-        let addrs: Vec<SocketAddr> = origins.iter().map(OriginHandle::addr).collect();
+        let addrs: Vec<SocketAddr> = origins.iter().map(|o| o.addr).collect();
         let config = topology.portico_config(&addrs);
+        let config_path = match &work {
+            Some(dir) => {
+                let p = dir.join("portico.json");
+                std::fs::write(&p, &config)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+                Some(p)
+            }
+            None => None,
+        };
 
         let mut nodes = Vec::new();
-        let mut running = Vec::new();
+        let mut node_procs = Vec::new();
         for (j, (region, name)) in topology.edge_nodes().into_iter().enumerate() {
             let (listen, admin) = (addr(base, 10 + j as u16)?, addr(base, 20 + j as u16)?);
-            let overrides = Overrides {
-                region: Some(topology.regions[region].name.clone()),
-                listen: Some(listen.to_string()),
-                admin_listen: Some(admin.to_string()),
+            let region_name = topology.regions[region].name.clone();
+            let proc = match &options.launch {
+                Launch::InProcess => {
+                    let overrides = Overrides {
+                        region: Some(region_name),
+                        listen: Some(listen.to_string()),
+                        admin_listen: Some(admin.to_string()),
+                    };
+                    let parsed = parse_with(&config, &overrides)
+                        .map_err(|e| anyhow::anyhow!("node {name}: {e}"))?;
+                    let node = Node::build(parsed, NodeOptions::default())
+                        .map_err(|e| anyhow::anyhow!("node {name}: {e}"))?;
+                    Proc::Node(node.spawn())
+                }
+                Launch::Subprocess { bin_dir } => {
+                    let mut cmd = Command::new(bin_dir.join("portico"));
+                    cmd.arg("--config")
+                        .arg(config_path.as_ref().expect("written"))
+                        .args(["--region", &region_name])
+                        .args(["--listen", &listen.to_string()])
+                        .args(["--admin-listen", &admin.to_string()]);
+                    let log = work
+                        .as_ref()
+                        .expect("checked")
+                        .join(format!("logs/{name}.log"));
+                    Proc::Child(ChildProc::spawn(&name, cmd, &log)?)
+                }
             };
-            let parsed =
-                parse_with(&config, &overrides).map_err(|e| anyhow::anyhow!("node {name}: {e}"))?;
-            let node = Node::build(parsed, NodeOptions::default())
-                .map_err(|e| anyhow::anyhow!("node {name}: {e}"))?;
-            running.push(Some(node.spawn()));
+            node_procs.push(Some(proc));
             nodes.push((listen, admin));
         }
+        let pid_file = match &options.launch {
+            Launch::Subprocess { .. } => {
+                let p = work.as_ref().expect("checked").join("pids");
+                let pids: String = origin_procs
+                    .iter()
+                    .chain(node_procs.iter().flatten())
+                    .filter_map(|p| match p {
+                        Proc::Child(c) => Some(format!("{} {}\n", c.pid(), c.name)),
+                        _ => None,
+                    })
+                    .collect();
+                std::fs::write(&p, pids)?;
+                Some(p)
+            }
+            Launch::InProcess => None,
+        };
 
         let board = Arc::new(Board::new(
             nodes.iter().map(|n| n.0).collect(),
@@ -162,13 +275,17 @@ impl Simulation {
             std::thread::Builder::new()
                 .name("sim-watch".into())
                 .spawn(move || {
+                    let mut shown = vec![true; admins.len()];
                     while !stop.load(Ordering::Relaxed) {
                         for (i, a) in admins.iter().enumerate() {
                             let healthy = matches!(
                                 http::get(*a, "/healthz", Duration::from_millis(200)),
                                 Ok((200, _))
                             );
-                            if let Some(up) = board.record(i, Instant::now(), healthy) {
+                            board.record(i, Instant::now(), healthy);
+                            let up = board.announced(i);
+                            if up != shown[i] {
+                                shown[i] = up;
                                 log::info!(
                                     "{} {}",
                                     names[i],
@@ -181,29 +298,36 @@ impl Simulation {
                 })?
         };
 
-        let sim = Simulation {
+        let mut sim = Simulation {
             topology,
             config,
+            config_path,
             origins,
             nodes,
             entries,
             board,
-            running,
+            node_procs,
+            origin_procs,
+            pid_file,
             runtime: Some(runtime),
             entry_stop,
             entry_thread: Some(entry_thread),
             watch_stop,
             watcher: Some(watcher),
         };
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(20);
         let all: Vec<SocketAddr> = sim
             .entries
             .iter()
             .copied()
             .chain(sim.nodes.iter().flat_map(|n| [n.0, n.1]))
+            .chain(sim.origins.iter().map(|o| o.addr))
             .collect();
         for a in all {
             while std::net::TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_err() {
+                if let Some((name, status, tail)) = sim.exited().into_iter().next() {
+                    bail!("{name} exited at start-up ({status}):\n{tail}");
+                }
                 anyhow::ensure!(
                     Instant::now() < deadline,
                     "{a} did not start listening (entries: {:?}, nodes: {:?})",
@@ -216,16 +340,60 @@ impl Simulation {
         Ok(sim)
     }
 
-    /// Stops edge node `i` at once (no drain): a crash, as its clients see it.
-    pub fn kill_node(&mut self, i: usize) {
-        if let Some(n) = self.running.get_mut(i).and_then(Option::take) {
-            n.stop();
-        }
+    /// Child processes that have exited: name, status, last lines of their log. A node killed
+    /// with [`Simulation::kill_node`] is not reported.
+    pub fn exited(&mut self) -> Vec<(String, String, String)> {
+        self.origin_procs
+            .iter_mut()
+            .chain(self.node_procs.iter_mut().flatten())
+            .filter_map(|p| match p {
+                Proc::Child(c) => c
+                    .exited()
+                    .map(|s| (c.name.clone(), s.to_string(), c.log_tail(10))),
+                _ => None,
+            })
+            .collect()
     }
 
-    /// A handle to run origin faults and the like on the simulation's runtime.
-    pub fn runtime(&self) -> &tokio::runtime::Runtime {
-        self.runtime.as_ref().expect("running")
+    /// Process ids of the child processes still supervised (subprocess mode).
+    pub fn child_pids(&self) -> Vec<u32> {
+        self.origin_procs
+            .iter()
+            .chain(self.node_procs.iter().flatten())
+            .filter_map(|p| match p {
+                Proc::Child(c) => Some(c.pid()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Sets a fault on origin `k` through its control listener (`none`, `refuse`, `hang`,
+    /// `status:CODE`, `slow:MS`), in either launch mode.
+    pub fn set_origin_fault(&self, k: usize, fault: &str) -> Result<()> {
+        let (code, body) = http::request(
+            self.origins[k].control,
+            "PUT",
+            "/fault",
+            fault,
+            Duration::from_secs(2),
+        )?;
+        anyhow::ensure!(
+            code == 200,
+            "origin {}: {code} {body}",
+            self.origins[k].name
+        );
+        Ok(())
+    }
+
+    /// Stops edge node `i` at once: SIGKILL for a child process, an immediate stop for an
+    /// in-process node (its listeners close without a drain period). A crash, as its clients
+    /// see it.
+    pub fn kill_node(&mut self, i: usize) {
+        match self.node_procs.get_mut(i).and_then(Option::take) {
+            Some(Proc::Child(mut c)) => c.kill(),
+            Some(Proc::Node(n)) => n.stop(),
+            _ => {}
+        }
     }
 
     /// `/status` of edge node `i`, if it answers.
@@ -304,15 +472,36 @@ impl Simulation {
         if let Some(t) = self.entry_thread.take() {
             let _ = t.join();
         }
-        for n in self.running.iter_mut().filter_map(Option::take) {
-            n.request_stop();
-            n.stop();
+        let mut procs: Vec<Proc> = self
+            .node_procs
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        procs.append(&mut self.origin_procs);
+        for p in &mut procs {
+            match p {
+                Proc::Node(n) => n.request_stop(),
+                Proc::Child(c) => c.terminate(),
+                Proc::Origin(_) => {}
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for p in procs {
+            match p {
+                Proc::Node(n) => n.stop(),
+                Proc::Child(mut c) => c.wait_until(deadline),
+                Proc::Origin(o) => {
+                    if let Some(rt) = &self.runtime {
+                        rt.block_on(o.shutdown());
+                    }
+                }
+            }
         }
         if let Some(rt) = self.runtime.take() {
-            for o in &self.origins {
-                rt.block_on(o.shutdown());
-            }
             rt.shutdown_timeout(Duration::from_secs(2));
+        }
+        if let Some(p) = self.pid_file.take() {
+            let _ = std::fs::remove_file(p);
         }
     }
 

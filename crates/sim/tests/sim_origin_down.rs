@@ -3,7 +3,6 @@
 mod common;
 
 use common::*;
-use portico_origin::Fault;
 use std::time::Duration;
 
 #[test]
@@ -12,7 +11,7 @@ fn with_its_origin_down_a_node_prefers_the_next_nearest_region() {
     eventually("us node prefers web-us", Duration::from_secs(15), || {
         prefers(&sim, 0) == vec!["web-us".to_string()]
     });
-    sim.origins[0].set_fault(Fault::Refuse);
+    sim.set_origin_fault(0, "refuse").expect("fault set");
     eventually("us node prefers web-eu", Duration::from_secs(15), || {
         prefers(&sim, 0) == vec!["web-eu".to_string()]
     });

@@ -24,7 +24,7 @@ fn each_node_prefers_its_own_region_and_everything_stops() {
     );
     let mut ports: Vec<SocketAddr> = sim.entries.clone();
     ports.extend(sim.nodes.iter().flat_map(|n| [n.0, n.1]));
-    ports.extend(sim.origins.iter().map(|o| o.addr()));
+    ports.extend(sim.origins.iter().flat_map(|o| [o.addr, o.control]));
     sim.stop();
     for p in ports {
         assert!(

@@ -7,7 +7,7 @@ use portico_sim::{SimOptions, Simulation, Topology};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-const TOPOLOGY: &str = r#"{
+pub const TOPOLOGY: &str = r#"{
   "withdraw_ms": 300,
   "regions": [
     {"name": "us-east", "edge_nodes": ["edge-us"], "origins": ["web-us"]},

@@ -1,0 +1,157 @@
+//! How the simulation runs edge nodes and origins: in this process, or as `portico` and `portico-origin` children that are stopped with the runner.
+
+use anyhow::{Context, Result};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where edge nodes and origins run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Launch {
+    /// Threads of this process (`portico::Node`, `portico_origin::start`): what the tests use.
+    #[default]
+    InProcess,
+    /// Child processes: the `portico` and `portico-origin` binaries found in `bin_dir`.
+    Subprocess {
+        /// Directory holding both binaries.
+        bin_dir: PathBuf,
+    },
+}
+
+impl Launch {
+    /// Subprocesses when `portico` and `portico-origin` sit next to the running executable
+    /// (`target/release/` after `cargo build --release`), else `None`.
+    pub fn beside_current_exe() -> Option<Launch> {
+        let dir = std::env::current_exe().ok()?.parent()?.to_path_buf();
+        Launch::in_dir(&dir)
+    }
+
+    /// Subprocesses from `dir` when both binaries are there.
+    pub fn in_dir(dir: &Path) -> Option<Launch> {
+        (dir.join("portico").is_file() && dir.join("portico-origin").is_file()).then(|| {
+            Launch::Subprocess {
+                bin_dir: dir.to_path_buf(),
+            }
+        })
+    }
+}
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
+///
+/// `unsafe` is forbidden in this workspace, so there is no `prctl(PR_SET_PDEATHSIG)`: a runner
+/// that is itself SIGKILLed leaves its children running. `portico-sim clean` kills them by the
+/// pid file; `pgrep -a portico` finds them too.
+#[derive(Debug)]
+pub struct ChildProc {
+    /// Node or origin name.
+    pub name: String,
+    /// Where its stdout and stderr go.
+    pub log: PathBuf,
+    child: Child,
+    status: Option<ExitStatus>,
+}
+
+impl ChildProc {
+    /// Starts `cmd` with stdout and stderr appended to `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<ChildProc> {
+        let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        let err = out.try_clone()?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name}: {cmd:?}"))?;
+        Ok(ChildProc {
+            name: name.to_string(),
+            log: log.to_path_buf(),
+            child,
+            status: None,
+        })
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its exit status, once it has exited (never blocks).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    /// SIGKILL, and reap it: a crash.
+    pub fn kill(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+    }
+
+    /// Asks it to stop gracefully (SIGTERM through `kill(1)`, since `unsafe` is forbidden).
+    pub fn terminate(&mut self) {
+        if self.exited().is_none() {
+            let sent = Command::new("kill")
+                .args(["-TERM", &self.pid().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !sent {
+                self.kill();
+            }
+        }
+    }
+
+    /// Waits until it has exited or `deadline` has passed, then SIGKILLs it if need be.
+    pub fn wait_until(&mut self, deadline: Instant) {
+        while self.exited().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        self.terminate();
+        self.wait_until(Instant::now() + Duration::from_secs(3));
+    }
+}
+
+/// Kills the processes listed in a pid file (`PID NAME` per line) that still run a
+/// `portico*` binary, then removes the file. Returns what it killed.
+pub fn kill_from_pid_file(path: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let mut killed = Vec::new();
+    for line in text.lines() {
+        let Some((pid, name)) = line.split_once(' ') else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim().starts_with("portico") {
+            let ok = Command::new("kill")
+                .args(["-KILL", pid])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                killed.push(format!("{name} (pid {pid})"));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(path);
+    killed
+}
