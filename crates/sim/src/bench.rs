@@ -1,5 +1,4 @@
-//! Edge-node loss under load: one region's clients, their node killed at a fixed time; errors,
-//! time to reroute (beside the withdrawal delay) and the latency the moved clients now pay.
+//! Edge-node loss under load: errors, time to reroute beside the withdrawal delay, and client latency before and after.
 
 use crate::sim::Simulation;
 use serde::Serialize;
@@ -28,12 +27,16 @@ pub struct EdgeLoss {
     pub region: String,
     /// Requests per second.
     pub rate: u32,
+    /// The edge node killed.
+    pub node: String,
     /// Withdrawal delay of the topology, ms.
     pub withdraw_ms: f64,
     /// Requests sent.
     pub requests: usize,
     /// Requests that failed.
     pub errors: usize,
+    /// Of those, requests sent after the first rerouted answer (0 when the reroute is clean).
+    pub errors_after_reroute: usize,
     /// From the kill to the first answer by another region's node, ms.
     pub reroute_ms: Option<f64>,
     /// Region that took over.
@@ -151,9 +154,14 @@ pub fn edge_loss(
     let result = EdgeLoss {
         region: sim.topology.regions[region].name.clone(),
         rate,
+        node: sim.topology.edge_nodes()[node].1.clone(),
         withdraw_ms: sim.topology.withdraw.as_secs_f64() * 1000.0,
         requests: v.len(),
         errors: v.iter().filter(|s| s.status != 200).count(),
+        errors_after_reroute: v
+            .iter()
+            .filter(|s| s.status != 200 && s.at_ms >= reroute_at)
+            .count(),
         reroute_ms,
         new_region: moved.and_then(|s| s.node_region.clone()),
         before_ms: (pct(before.clone(), 0.5), pct(before, 0.99)),
@@ -165,12 +173,13 @@ pub fn edge_loss(
 /// The result as a markdown table.
 pub fn table(r: &EdgeLoss) -> String {
     format!(
-        "| client region | load | node killed | client errors | rerouted after | of which withdrawal delay | now served from | latency before (p50 / p99) | latency after (p50 / p99) |\n|---|---:|---|---:|---:|---:|---|---:|---:|\n| {} | {} req/s, new connection each | edge-{} | {} / {} | {} | {:.0} ms | {} | {:.1} / {:.1} ms | {:.1} / {:.1} ms |\n",
+        "| client region | load | node killed | client errors | errors after reroute | rerouted after | of which withdrawal delay | now served from | latency before (p50 / p99) | latency after (p50 / p99) |\n|---|---:|---|---:|---:|---:|---:|---|---:|---:|\n| {} | {} req/s, new connection each | {} | {} / {} | {} | {} | {:.0} ms | {} | {:.1} / {:.1} ms | {:.1} / {:.1} ms |\n",
         r.region,
         r.rate,
-        r.region,
+        r.node,
         r.errors,
         r.requests,
+        r.errors_after_reroute,
         r.reroute_ms
             .map_or("never".into(), |m| format!("{m:.0} ms")),
         r.withdraw_ms,

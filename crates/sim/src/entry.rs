@@ -1,5 +1,4 @@
-//! Anycast-style entries: one address per client region, forwarding each TCP connection to the
-//! nearest announced edge node with Pingora's L4 connector, after the simulated round trip.
+//! Anycast-style entries: one port per client region, each TCP connection forwarded to the nearest announced edge node with Pingora's L4 connector.
 
 use crate::announce::Announcement;
 use async_trait::async_trait;

@@ -1,6 +1,4 @@
-//! `portico-sim`: several regions on one machine — origins that answer with each region's round
-//! trip, one Portico edge node per region on one shared config, and anycast-style entries that
-//! send each region's clients to the nearest healthy node.
+//! `portico-sim`: several regions on one machine — per-region round trips, one Portico config for every edge node, anycast-style entries.
 
 pub mod announce;
 pub mod bench;

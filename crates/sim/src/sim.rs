@@ -44,7 +44,8 @@ impl ShutdownSignalWatch for StopWatch {
     }
 }
 
-/// The origins a node prefers, and the latency it measured to each origin (`None`: not yet).
+/// The origins a node prefers, and the latency it measured to each origin (`None`: not yet;
+/// `NaN`: the origin is unhealthy as this node sees it).
 pub type Choice = (Vec<String>, Vec<(String, Option<f64>)>);
 
 /// One origin of the simulation.
@@ -418,7 +419,11 @@ impl Simulation {
             .map(|o| {
                 (
                     o["name"].as_str().unwrap_or("?").to_string(),
-                    o["latency_ms"].as_f64(),
+                    if o["healthy"] == false {
+                        Some(f64::NAN)
+                    } else {
+                        o["latency_ms"].as_f64()
+                    },
                 )
             })
             .collect();
@@ -443,7 +448,12 @@ impl Simulation {
                     p.join(", "),
                     l.iter()
                         .map(|(n, v)| {
-                            format!("{n} {}", v.map_or("?".into(), |v| format!("{v:.0}")))
+                            let v = match v {
+                                None => "?".to_string(),
+                                Some(v) if v.is_nan() => "down".to_string(),
+                                Some(v) => format!("{v:.0}"),
+                            };
+                            format!("{n} {v}")
                         })
                         .collect::<Vec<_>>()
                         .join(" · "),

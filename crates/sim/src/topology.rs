@@ -1,6 +1,4 @@
-//! The simulated world: regions, the round trip between every pair, which edge nodes and
-//! origins live where, and the pool every node serves. Parsed, then validated with every
-//! error named by its JSON path.
+//! The simulated world (regions, round trips, edge nodes, origins, pool), validated with every error named by its JSON path.
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};

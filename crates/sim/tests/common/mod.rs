@@ -1,6 +1,7 @@
-//! Shared by the simulation tests: a small fast topology and polling helpers. Each test lives
-//! in its own file (its own process): a second simulation in one process does not bring up
-//! its first node's proxy listener (see the issue note).
+//! Shared by the simulation tests: a small fast topology and polling helpers.
+
+// Each test lives in its own file (its own process): a second in-process simulation in one
+// process does not bring up its first node's proxy listener.
 #![allow(dead_code)]
 
 use portico_sim::{SimOptions, Simulation, Topology};
