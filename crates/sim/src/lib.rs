@@ -5,6 +5,7 @@ pub mod bench;
 pub mod entry;
 pub mod http;
 pub mod launch;
+pub mod netns;
 pub mod sim;
 pub mod topology;
 

@@ -1,8 +1,8 @@
 //! `portico-sim`: run the multi-region simulation, or its edge-loss benchmark.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use portico_sim::{Launch, SimOptions, Simulation, Topology, bench, launch};
+use portico_sim::{Launch, SimOptions, Simulation, Topology, bench, launch, netns};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,8 +28,9 @@ struct Args {
     /// Shared config (`portico.json`), child logs (`logs/`) and the pid file go here.
     #[arg(long, default_value = "target/sim", global = true)]
     work_dir: PathBuf,
-    /// Real latency in network namespaces (needs root); not built yet.
-    #[arg(long)]
+    /// Network mode (root): each region in its own network namespace (`portico-sim-*`),
+    /// addresses from 198.18.0.0/15, round trips as `tc netem` delays on veth links.
+    #[arg(long, global = true)]
     netns: bool,
     #[command(subcommand)]
     command: Option<Cmd>,
@@ -97,7 +98,12 @@ fn main() -> Result<()> {
                 None => 0,
             };
             eprintln!("bench-edge-loss: starting the simulation…");
-            let options = sim_options(args.in_process, None, args.work_dir.join("bench"));
+            let options = sim_options(
+                args.in_process,
+                None,
+                args.work_dir.join("bench"),
+                args.netns,
+            );
             let mut sim = Simulation::start(t, &options)?;
             wait_for_latencies(&sim);
             eprintln!(
@@ -123,20 +129,25 @@ fn main() -> Result<()> {
             Ok(())
         }
         None => {
-            if args.netns {
-                bail!(
-                    "network mode (--netns) is not built yet: run the loopback simulation without --netns"
-                );
-            }
             let t = load(&args.topology, args.withdraw_ms)?;
-            let options = sim_options(args.in_process, Some(args.base_port), args.work_dir);
+            let options = sim_options(
+                args.in_process,
+                Some(args.base_port),
+                args.work_dir,
+                args.netns,
+            );
             let mut sim = Simulation::start(t, &options)?;
             run_demo(&mut sim, &options)
         }
     }
 }
 
-fn sim_options(in_process: bool, base_port: Option<u16>, work_dir: PathBuf) -> SimOptions {
+fn sim_options(
+    in_process: bool,
+    base_port: Option<u16>,
+    work_dir: PathBuf,
+    netns: bool,
+) -> SimOptions {
     let launch = if in_process {
         Launch::InProcess
     } else {
@@ -151,6 +162,7 @@ fn sim_options(in_process: bool, base_port: Option<u16>, work_dir: PathBuf) -> S
         base_port,
         launch,
         work_dir: Some(work_dir),
+        netns,
     }
 }
 
@@ -163,25 +175,12 @@ fn clean(work_dir: &Path) {
             done += 1;
         }
     }
-    if let Ok(out) = std::process::Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-    {
-        for ns in String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|n| n.starts_with("portico-sim-"))
-        {
-            let ok = std::process::Command::new("ip")
-                .args(["netns", "del", ns])
-                .status()
-                .is_ok_and(|s| s.success());
-            println!(
-                "{} network namespace {ns}",
-                if ok { "deleted" } else { "could not delete" }
-            );
-            done += 1;
+    for ns in netns::leftovers() {
+        match netns::delete(&ns) {
+            Ok(()) => println!("deleted network namespace {ns}"),
+            Err(e) => println!("could not delete network namespace {ns}: {e}"),
         }
+        done += 1;
     }
     if done == 0 {
         println!(
@@ -223,13 +222,24 @@ fn run_demo(sim: &mut Simulation, options: &SimOptions) -> Result<()> {
                 .display()
         ),
     };
+    let network = match &sim.netns {
+        None => "loopback (origins add the caller region's round trip)".to_string(),
+        Some(n) if n.netem => format!(
+            "network namespaces {}* (round trips as tc netem delays on veth links)",
+            netns::PREFIX
+        ),
+        Some(_) => format!(
+            "network namespaces {}* (no tc netem here: origins add the caller region's round trip)",
+            netns::PREFIX
+        ),
+    };
     let o = &sim.origins[0];
     let config = sim
         .config_path
         .as_ref()
         .map_or("(in memory)".into(), |p| p.display().to_string());
     println!(
-        "\nPortico multi-region simulation: {} regions, loopback (origins add the caller region's round trip), {mode}.\n\
+        "\nPortico multi-region simulation: {} regions, {network}, {mode}.\n\
          Every node runs {config}; only --region and the ports differ. Ctrl-C stops everything.\n\n{}\n\
          Try:\n  curl -si http://{}/ | grep -i -e x-served-by -e x-portico-region    # a {first} client, through its entry\n  \
          curl -s http://{}/status    # what the {first} node measured and prefers\n  \

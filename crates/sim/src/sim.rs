@@ -3,6 +3,7 @@
 use crate::entry::{Board, Entry};
 use crate::http;
 use crate::launch::{ChildProc, Launch};
+use crate::netns::{self, Netns};
 use crate::topology::Topology;
 use anyhow::{Context, Result, bail};
 use pingora_core::connectors::TransportConnector;
@@ -32,6 +33,9 @@ pub struct SimOptions {
     /// Where the shared config (`portico.json`), the children's logs (`logs/`) and the pid file
     /// (`pids`) go. Required for [`Launch::Subprocess`]; in-process runs write nothing.
     pub work_dir: Option<PathBuf>,
+    /// Network mode (root, subprocess launch only): every region in its own network
+    /// namespace, the round trips on the links (`tc netem`). Entries stay on 127.0.0.1.
+    pub netns: bool,
 }
 
 struct StopWatch(Arc<Notify>);
@@ -87,6 +91,8 @@ pub struct Simulation {
     node_procs: Vec<Option<Proc>>,
     origin_procs: Vec<Proc>,
     pid_file: Option<PathBuf>,
+    /// Namespaces of network mode; deleted after every process has stopped.
+    pub netns: Option<Netns>,
     runtime: Option<tokio::runtime::Runtime>,
     entry_stop: Arc<Notify>,
     entry_thread: Option<JoinHandle<()>>,
@@ -119,13 +125,39 @@ impl Simulation {
             }
             (_, None) => None,
         };
+        let net = match (&options.launch, options.netns) {
+            (_, false) => None,
+            (Launch::InProcess, true) => {
+                bail!(
+                    "network mode runs portico and portico-origin as child processes: build them (cargo build --release)"
+                )
+            }
+            (Launch::Subprocess { .. }, true) => Some(Netns::setup(
+                &topology,
+                &(std::process::id() % 100_000).to_string(),
+            )?),
+        };
+        let command = |r: usize, program: PathBuf| match &net {
+            Some(n) => n.command(r, &program),
+            None => Command::new(program),
+        };
         let mut origins = Vec::new();
         let mut origin_procs = Vec::new();
         for (k, (region, name)) in topology.origins().into_iter().enumerate() {
-            let (listen, control) = (addr(base, 30 + k as u16)?, addr(base, 40 + k as u16)?);
-            let rtt: Vec<(String, Duration)> = (0..topology.regions.len())
-                .map(|r| (topology.regions[r].name.clone(), topology.rtt(r, region)))
-                .collect();
+            let (listen, control) = match &net {
+                Some(_) => (
+                    SocketAddr::from((netns::home(region), 9001 + k as u16)),
+                    SocketAddr::from((netns::home(region), 9101 + k as u16)),
+                ),
+                None => (addr(base, 30 + k as u16)?, addr(base, 40 + k as u16)?),
+            };
+            let rtt: Vec<(String, Duration)> = if net.as_ref().is_some_and(|n| n.netem) {
+                Vec::new()
+            } else {
+                (0..topology.regions.len())
+                    .map(|r| (topology.regions[r].name.clone(), topology.rtt(r, region)))
+                    .collect()
+            };
             let region_name = topology.regions[region].name.clone();
             let proc = match &options.launch {
                 Launch::InProcess => {
@@ -140,7 +172,7 @@ impl Simulation {
                     Proc::Origin(o)
                 }
                 Launch::Subprocess { bin_dir } => {
-                    let mut cmd = Command::new(bin_dir.join("portico-origin"));
+                    let mut cmd = command(region, bin_dir.join("portico-origin"));
                     cmd.args(["--name", &name, "--region", &region_name])
                         .args(["--listen", &listen.to_string()])
                         .args(["--control", &control.to_string()]);
@@ -177,7 +209,13 @@ impl Simulation {
         let mut nodes = Vec::new();
         let mut node_procs = Vec::new();
         for (j, (region, name)) in topology.edge_nodes().into_iter().enumerate() {
-            let (listen, admin) = (addr(base, 10 + j as u16)?, addr(base, 20 + j as u16)?);
+            let (listen, admin) = match &net {
+                Some(_) => (
+                    SocketAddr::from((netns::home(region), 8080 + j as u16)),
+                    SocketAddr::from((netns::home(region), 9901 + j as u16)),
+                ),
+                None => (addr(base, 10 + j as u16)?, addr(base, 20 + j as u16)?),
+            };
             let region_name = topology.regions[region].name.clone();
             let proc = match &options.launch {
                 Launch::InProcess => {
@@ -193,7 +231,7 @@ impl Simulation {
                     Proc::Node(node.spawn())
                 }
                 Launch::Subprocess { bin_dir } => {
-                    let mut cmd = Command::new(bin_dir.join("portico"));
+                    let mut cmd = command(region, bin_dir.join("portico"));
                     cmd.arg("--config")
                         .arg(config_path.as_ref().expect("written"))
                         .args(["--region", &region_name])
@@ -310,6 +348,7 @@ impl Simulation {
             node_procs,
             origin_procs,
             pid_file,
+            netns: net,
             runtime: Some(runtime),
             entry_stop,
             entry_thread: Some(entry_thread),
@@ -513,6 +552,7 @@ impl Simulation {
         if let Some(p) = self.pid_file.take() {
             let _ = std::fs::remove_file(p);
         }
+        self.netns = None;
     }
 
     /// Stops everything and waits for it.

@@ -25,6 +25,7 @@ fn child_processes_prefer_their_region_move_on_sigkill_and_stop_cleanly() {
         base_port: None,
         launch,
         work_dir: Some(work.clone()),
+        netns: false,
     };
     let mut sim =
         Simulation::start(Topology::parse(TOPOLOGY).expect("valid"), &options).expect("starts");
