@@ -15,7 +15,7 @@ struct Args {
     #[arg(long, default_value = "deploy/sim/topology.json", global = true)]
     topology: PathBuf,
     /// First port (entries at BASE.., nodes at BASE+10.., admins at BASE+20.., origins at
-    /// BASE+30.., origin controls at BASE+40..).
+    /// BASE+30.., origin controls at BASE+40..); 0: ports chosen by the system.
     #[arg(long, default_value_t = 8100, global = true)]
     base_port: u16,
     /// Withdrawal delay, ms (overrides the topology's `withdraw_ms`).
@@ -132,7 +132,7 @@ fn main() -> Result<()> {
             let t = load(&args.topology, args.withdraw_ms)?;
             let options = sim_options(
                 args.in_process,
-                Some(args.base_port),
+                (args.base_port != 0).then_some(args.base_port),
                 args.work_dir,
                 args.netns,
             );
