@@ -5,13 +5,47 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
-/// Errors found in a topology file, each with its JSON path.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct TopologyErrors(pub Vec<String>);
+/// One problem in a topology file, tied to the JSON path it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopologyError {
+    /// JSON path such as `rtt_ms[2].between[1]`; empty for the document itself.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
 
-impl fmt::Display for TopologyErrors {
+impl fmt::Display for TopologyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.join("\n"))
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every error found in a topology file, in document order, one per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.lines().join("\n"))]
+pub struct TopologyErrors(pub Vec<TopologyError>);
+
+impl TopologyErrors {
+    /// Each error as `path: message`.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// Collects errors with their paths.
+#[derive(Default)]
+struct Errors(Vec<TopologyError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(TopologyError {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 }
 
@@ -121,46 +155,51 @@ impl Topology {
         let de = &mut serde_json::Deserializer::from_str(text);
         let raw: RawTopology = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            let path = if path == "." {
-                String::new()
-            } else {
-                format!("{path}: ")
-            };
-            TopologyErrors(vec![format!("{path}{}", e.inner())])
+            TopologyErrors(vec![TopologyError {
+                path: if path == "." { String::new() } else { path },
+                message: e.inner().to_string(),
+            }])
         })?;
-        let mut errors = Vec::new();
+        let mut errors = Errors::default();
         if raw.regions.is_empty() {
-            errors.push("regions: at least one region is required".to_string());
+            errors.push("regions", "at least one region is required");
         }
         let mut names = HashSet::new();
         let mut members = HashSet::new();
         for (i, r) in raw.regions.iter().enumerate() {
             if !valid_name(&r.name) {
-                errors.push(format!(
-                    "regions[{i}].name: {:?} must match [a-z0-9_-]+",
-                    r.name
-                ));
+                errors.push(
+                    format!("regions[{i}].name"),
+                    format!("{:?} must match [a-z0-9_-]+", r.name),
+                );
             }
             if !names.insert(r.name.as_str()) {
-                errors.push(format!("regions[{i}].name: {:?} is used twice", r.name));
+                errors.push(
+                    format!("regions[{i}].name"),
+                    format!("{:?} is used twice", r.name),
+                );
             }
             for (field, list) in [("edge_nodes", &r.edge_nodes), ("origins", &r.origins)] {
                 for (j, n) in list.iter().enumerate() {
                     if !valid_name(n) {
-                        errors.push(format!(
-                            "regions[{i}].{field}[{j}]: {n:?} must match [a-z0-9_-]+"
-                        ));
+                        errors.push(
+                            format!("regions[{i}].{field}[{j}]"),
+                            format!("{n:?} must match [a-z0-9_-]+"),
+                        );
                     } else if !members.insert(n.as_str()) {
-                        errors.push(format!("regions[{i}].{field}[{j}]: {n:?} is used twice"));
+                        errors.push(
+                            format!("regions[{i}].{field}[{j}]"),
+                            format!("{n:?} is used twice"),
+                        );
                     }
                 }
             }
         }
         if raw.regions.iter().all(|r| r.edge_nodes.is_empty()) && !raw.regions.is_empty() {
-            errors.push("regions: at least one edge node is required".into());
+            errors.push("regions", "at least one edge node is required");
         }
         if raw.regions.iter().all(|r| r.origins.is_empty()) && !raw.regions.is_empty() {
-            errors.push("regions: at least one origin is required".into());
+            errors.push("regions", "at least one origin is required");
         }
         let index = |n: &str| raw.regions.iter().position(|r| r.name == n);
         let mut rtt = BTreeMap::new();
@@ -171,48 +210,60 @@ impl Topology {
                 match index(n) {
                     Some(k) => ends[j] = k,
                     None => {
-                        errors.push(format!("rtt_ms[{i}].between[{j}]: {n:?} is not a region"));
+                        errors.push(
+                            format!("rtt_ms[{i}].between[{j}]"),
+                            format!("{n:?} is not a region"),
+                        );
                         ok = false;
                     }
                 }
             }
             if e.ms > 10_000 {
-                errors.push(format!("rtt_ms[{i}].ms: {} is more than 10000", e.ms));
+                errors.push(
+                    format!("rtt_ms[{i}].ms"),
+                    format!("{} is more than 10000", e.ms),
+                );
             }
             if ok {
                 let key = (ends[0].min(ends[1]), ends[0].max(ends[1]));
                 if rtt.insert(key, Duration::from_millis(e.ms)).is_some() {
-                    errors.push(format!(
-                        "rtt_ms[{i}]: the round trip between {} and {} is given twice",
-                        e.between[0], e.between[1]
-                    ));
+                    errors.push(
+                        format!("rtt_ms[{i}]"),
+                        format!(
+                            "the round trip between {} and {} is given twice",
+                            e.between[0], e.between[1]
+                        ),
+                    );
                 }
             }
         }
         for a in 0..raw.regions.len() {
             for b in a..raw.regions.len() {
                 if !rtt.contains_key(&(a, b)) {
-                    errors.push(format!(
-                        "rtt_ms: no round trip between {} and {}",
-                        raw.regions[a].name, raw.regions[b].name
-                    ));
+                    errors.push(
+                        "rtt_ms",
+                        format!(
+                            "no round trip between {} and {}",
+                            raw.regions[a].name, raw.regions[b].name
+                        ),
+                    );
                 }
             }
         }
         if !valid_name(&raw.pool.name) {
-            errors.push(format!(
-                "pool.name: {:?} must match [a-z0-9_-]+",
-                raw.pool.name
-            ));
+            errors.push(
+                "pool.name",
+                format!("{:?} must match [a-z0-9_-]+", raw.pool.name),
+            );
         }
         if raw.pool.probe_interval_ms < 50 {
-            errors.push(format!(
-                "pool.probe_interval_ms: {} is less than 50",
-                raw.pool.probe_interval_ms
-            ));
+            errors.push(
+                "pool.probe_interval_ms",
+                format!("{} is less than 50", raw.pool.probe_interval_ms),
+            );
         }
-        if !errors.is_empty() {
-            return Err(TopologyErrors(errors));
+        if !errors.0.is_empty() {
+            return Err(TopologyErrors(errors.0));
         }
         Ok(Topology {
             withdraw: Duration::from_millis(raw.withdraw_ms),
@@ -348,6 +399,17 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_topology_is_valid_and_each_region_is_nearest_to_itself() {
+        let t = Topology::parse(include_str!("../../../deploy/sim/topology.json"))
+            .expect("deploy/sim/topology.json is valid");
+        let names: Vec<&str> = t.regions.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["us-east", "eu-west", "ap-south"]);
+        for r in 0..t.regions.len() {
+            assert_eq!(t.nodes_by_distance(r)[0], r);
+        }
+    }
+
+    #[test]
     fn every_error_is_reported_with_its_path() {
         let bad = r#"{
           "regions": [
@@ -357,7 +419,9 @@ mod tests {
           "rtt_ms": [{"between": ["US", "mars"], "ms": 20000}],
           "pool": {"probe_interval_ms": 10}
         }"#;
-        let e = Topology::parse(bad).unwrap_err().0;
+        let errors = Topology::parse(bad).unwrap_err();
+        assert!(errors.0.iter().any(|e| e.path == "rtt_ms[0].between[1]"));
+        let e = errors.lines();
         for want in [
             r#"regions[0].name: "US" must match [a-z0-9_-]+"#,
             r#"regions[1].edge_nodes[0]: "e1" is used twice"#,
@@ -375,12 +439,13 @@ mod tests {
         let e = Topology::parse(r#"{"regions": [{"name": "a", "edges": []}], "rtt_ms": []}"#)
             .unwrap_err();
         assert!(
-            e.0[0].starts_with("regions[0].edges: unknown field `edges`"),
+            e.lines()[0].starts_with("regions[0].edges: unknown field `edges`"),
             "{e}"
         );
         let e =
             Topology::parse(r#"{"regions": [], "rtt_ms": [{"between": ["a", "a"], "ms": "x"}]}"#)
                 .unwrap_err();
-        assert!(e.0[0].starts_with("rtt_ms[0].ms: invalid type"), "{e}");
+        assert_eq!(e.0[0].path, "rtt_ms[0].ms");
+        assert!(e.0[0].message.starts_with("invalid type"), "{e}");
     }
 }
