@@ -244,7 +244,7 @@ fn run_demo(sim: &mut Simulation, options: &SimOptions) -> Result<()> {
          Try:\n  curl -si http://{}/ | grep -i -e x-served-by -e x-portico-region    # a {first} client, through its entry\n  \
          curl -s http://{}/status    # what the {first} node measured and prefers\n  \
          curl -X PUT -d refuse http://{}/fault   # take {} down: watch the {first} node move\n  \
-         curl -X PUT -d none http://{}/fault     # and back\n",
+         curl -X PUT -d none http://{}/fault     # and back\n{}",
         sim.topology.regions.len(),
         sim.table(),
         sim.entries[0],
@@ -252,6 +252,14 @@ fn run_demo(sim: &mut Simulation, options: &SimOptions) -> Result<()> {
         o.control,
         o.name,
         o.control,
+        match sim.node_pid(0) {
+            Some(pid) => format!(
+                "  kill -TERM {pid}   # drain {node}: /healthz 503 for drain_ms, withdrawn after withdraw_ms, its clients move\n  \
+                 kill -KILL {pid}   # or crash it (target/release/portico-sim bench-edge-loss measures this)\n",
+                node = sim.topology.edge_nodes()[0].1
+            ),
+            None => String::new(),
+        },
     );
     // Reprint when an announcement or a choice changes, not on every millisecond of jitter.
     let key = |t: &str| {

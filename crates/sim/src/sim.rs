@@ -395,6 +395,24 @@ impl Simulation {
             .collect()
     }
 
+    /// Asks edge node `i` to stop gracefully (SIGTERM for a child process): it drains for the
+    /// topology's `drain_ms` with `/healthz` at 503, so the entries withdraw it first.
+    pub fn drain_node(&mut self, i: usize) {
+        match self.node_procs.get_mut(i).and_then(Option::as_mut) {
+            Some(Proc::Child(c)) => c.terminate(),
+            Some(Proc::Node(n)) => n.request_stop(),
+            _ => {}
+        }
+    }
+
+    /// Process id of edge node `i` when it runs as a child process.
+    pub fn node_pid(&self, i: usize) -> Option<u32> {
+        match self.node_procs.get(i)?.as_ref()? {
+            Proc::Child(c) => Some(c.pid()),
+            _ => None,
+        }
+    }
+
     /// Process ids of the child processes still supervised (subprocess mode).
     pub fn child_pids(&self) -> Vec<u32> {
         self.origin_procs
@@ -425,9 +443,9 @@ impl Simulation {
         Ok(())
     }
 
-    /// Stops edge node `i` at once: SIGKILL for a child process, an immediate stop for an
-    /// in-process node (its listeners close without a drain period). A crash, as its clients
-    /// see it.
+    /// Kills edge node `i`: SIGKILL for a child process (a crash, as its clients see it). An
+    /// in-process node is stopped, which drains first when the topology sets `drain_ms`; the
+    /// tests use no drain, so it is a crash there too.
     pub fn kill_node(&mut self, i: usize) {
         match self.node_procs.get_mut(i).and_then(Option::take) {
             Some(Proc::Child(mut c)) => c.kill(),

@@ -56,6 +56,10 @@ struct RawTopology {
     /// How long a node must fail `/healthz` before its announcement is withdrawn, ms.
     #[serde(default = "default_withdraw")]
     withdraw_ms: u64,
+    /// `node.drain_ms` of the shared Portico config: how long a stopping node keeps serving
+    /// while its `/healthz` says 503. Longer than `withdraw_ms` makes maintenance lossless.
+    #[serde(default)]
+    drain_ms: u64,
     /// The regions.
     regions: Vec<RawRegion>,
     /// Round trips between regions (and within one).
@@ -131,6 +135,8 @@ pub struct Region {
 pub struct Topology {
     /// Withdrawal delay of an unhealthy node's announcement.
     pub withdraw: Duration,
+    /// Drain period of every node (`node.drain_ms`).
+    pub drain: Duration,
     /// Regions, in file order.
     pub regions: Vec<Region>,
     /// Round trip for every pair of region indices `(low, high)`.
@@ -267,6 +273,7 @@ impl Topology {
         }
         Ok(Topology {
             withdraw: Duration::from_millis(raw.withdraw_ms),
+            drain: Duration::from_millis(raw.drain_ms),
             regions: raw
                 .regions
                 .into_iter()
@@ -340,7 +347,7 @@ impl Topology {
         let interval = self.probe_interval.as_millis();
         format!(
             r#"{{
-  "node": {{ "region": "local", "listen": "127.0.0.1:8080", "admin_listen": "127.0.0.1:9901", "threads": 1 }},
+  "node": {{ "region": "local", "listen": "127.0.0.1:8080", "admin_listen": "127.0.0.1:9901", "threads": 1, "drain_ms": {drain} }},
   "pools": [{{
     "name": "{pool}",
     "health_probe": {{ "path": "/", "method": "HEAD", "interval_ms": {interval}, "timeout_ms": {timeout} }},
@@ -355,6 +362,7 @@ impl Topology {
             pool = self.pool,
             timeout = (interval * 9 / 10).min(2000),
             band = self.latency_sensitivity.as_millis(),
+            drain = self.drain.as_millis(),
             origins = origins.join(",\n"),
         )
     }
