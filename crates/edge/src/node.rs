@@ -86,17 +86,14 @@ impl Node {
             grace_period_seconds: Some(0),
             graceful_shutdown_timeout_seconds: Some(5),
             max_retries: 16,
-            // One thread has nobody to steal from: run it as a current-thread runtime,
-            // which skips the multi-thread scheduler's bookkeeping on every wake-up. Only
-            // for a node that owns its process (the binary): Pingora's no-steal runtime keeps
-            // its handles in a `thread_local` whose slots are recycled, so a node started in
-            // a process where another one stopped (tests) could inherit dead handles.
-            work_stealing: config.node.threads > 1 || !options.handle_signals,
             // Idle origin connections kept for reuse (Pingora's default is 128). Under many
             // concurrent clients more than 128 are in flight, and each one beyond the pool
             // was closed after its response and reopened for the next request: with 5,000
-            // keep-alive clients 1,024 gave 36-45% more requests per second and half the
-            // p99; 4,096 gave no more.
+            // keep-alive clients 1,024 took origin connects from ~100 a second to none and
+            // gave ~8% more requests per second; 4,096 gave no more. (Work stealing stays on
+            // even with one thread: Pingora's current-thread runtime served 64 clients ~10%
+            // faster but, scheduling first-in first-out, let thousands of requests pile up
+            // towards the origin and reconnect per request: 40% slower with 5,000 clients.)
             upstream_keepalive_pool_size: 1024,
             ..ServerConf::default()
         };
