@@ -1,5 +1,6 @@
 //! The simulated world (regions, round trips, edge nodes, origins, pool), validated with every error named by its JSON path.
 
+use portico_core::config::raw::deserialize_collecting;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -24,7 +25,7 @@ impl fmt::Display for TopologyError {
     }
 }
 
-/// Every error found in a topology file, in document order, one per line.
+/// Every error found in a topology file, in path order, one per line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.lines().join("\n"))]
 pub struct TopologyErrors(pub Vec<TopologyError>);
@@ -49,7 +50,8 @@ impl Errors {
     }
 }
 
-/// `topology.json` as written.
+/// `topology.json` as written. Fields that serde could not read are dropped (their error is
+/// kept) and validation goes on with the rest, so every error is reported at once.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTopology {
@@ -60,9 +62,11 @@ struct RawTopology {
     /// while its `/healthz` says 503. Longer than `withdraw_ms` makes maintenance lossless.
     #[serde(default)]
     drain_ms: u64,
-    /// The regions.
+    /// The regions (required, at least one).
+    #[serde(default)]
     regions: Vec<RawRegion>,
-    /// Round trips between regions (and within one).
+    /// Round trips between every pair of regions, and within each (required).
+    #[serde(default)]
     rtt_ms: Vec<RawRtt>,
     /// The pool every edge node serves.
     #[serde(default)]
@@ -77,8 +81,8 @@ fn default_withdraw() -> u64 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRegion {
-    /// Region name, `[a-z0-9-]+`; also the nodes' `--region`.
-    name: String,
+    /// Region name, `[a-z0-9_-]+`; also the nodes' `--region` (required).
+    name: Option<String>,
     /// Edge nodes of this region (names).
     #[serde(default)]
     edge_nodes: Vec<String>,
@@ -91,10 +95,10 @@ struct RawRegion {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRtt {
-    /// Two region names (the same twice for the round trip within a region).
-    between: [String; 2],
-    /// Round trip, ms.
-    ms: u64,
+    /// Two region names, the same twice for the round trip within a region (required).
+    between: Option<[String; 2]>,
+    /// Round trip, ms (required).
+    ms: Option<u64>,
 }
 
 /// `pool`: what the shared Portico config says about the one pool.
@@ -149,6 +153,18 @@ pub struct Topology {
     pub latency_sensitivity: Duration,
 }
 
+/// Sort key putting paths in document order: `rtt_ms[2]` before `rtt_ms[10]`.
+fn path_key(path: &str) -> Vec<(String, usize)> {
+    path.split(['.', '['])
+        .map(
+            |part| match part.strip_suffix(']').and_then(|n| n.parse().ok()) {
+                Some(index) => (String::new(), index),
+                None => (part.to_string(), 0),
+            },
+        )
+        .collect()
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -158,32 +174,41 @@ fn valid_name(s: &str) -> bool {
 impl Topology {
     /// Parses and validates topology JSON, reporting every error with its path.
     pub fn parse(text: &str) -> Result<Topology, TopologyErrors> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let raw: RawTopology = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
             TopologyErrors(vec![TopologyError {
-                path: if path == "." { String::new() } else { path },
-                message: e.inner().to_string(),
+                path: String::new(),
+                message: format!("not valid JSON: {e}"),
             }])
         })?;
         let mut errors = Errors::default();
+        let (raw, raw_errors) = deserialize_collecting::<RawTopology>(value);
+        for e in raw_errors {
+            errors.push(e.path, e.message);
+        }
+        let Some(raw) = raw else {
+            return Err(TopologyErrors(errors.0));
+        };
         if raw.regions.is_empty() {
             errors.push("regions", "at least one region is required");
         }
+        let region_names: Vec<&str> = raw
+            .regions
+            .iter()
+            .map(|r| r.name.as_deref().unwrap_or(""))
+            .collect();
         let mut names = HashSet::new();
         let mut members = HashSet::new();
         for (i, r) in raw.regions.iter().enumerate() {
-            if !valid_name(&r.name) {
-                errors.push(
+            match &r.name {
+                None => errors.push(format!("regions[{i}].name"), "required"),
+                Some(n) if !valid_name(n) => errors.push(
                     format!("regions[{i}].name"),
-                    format!("{:?} must match [a-z0-9_-]+", r.name),
-                );
-            }
-            if !names.insert(r.name.as_str()) {
-                errors.push(
-                    format!("regions[{i}].name"),
-                    format!("{:?} is used twice", r.name),
-                );
+                    format!("{n:?} must match [a-z0-9_-]+"),
+                ),
+                Some(n) if !names.insert(n.as_str()) => {
+                    errors.push(format!("regions[{i}].name"), format!("{n:?} is used twice"))
+                }
+                Some(_) => {}
             }
             for (field, list) in [("edge_nodes", &r.edge_nodes), ("origins", &r.origins)] {
                 for (j, n) in list.iter().enumerate() {
@@ -207,12 +232,17 @@ impl Topology {
         if raw.regions.iter().all(|r| r.origins.is_empty()) && !raw.regions.is_empty() {
             errors.push("regions", "at least one origin is required");
         }
-        let index = |n: &str| raw.regions.iter().position(|r| r.name == n);
-        let mut rtt = BTreeMap::new();
+        let index = |n: &str| region_names.iter().position(|r| *r == n);
+        // Pair of region indices -> (round trip, where it was given).
+        let mut rtt: BTreeMap<(usize, usize), (Duration, usize)> = BTreeMap::new();
         for (i, e) in raw.rtt_ms.iter().enumerate() {
+            let Some(between) = &e.between else {
+                errors.push(format!("rtt_ms[{i}].between"), "required");
+                continue;
+            };
             let mut ends = [0usize; 2];
             let mut ok = true;
-            for (j, n) in e.between.iter().enumerate() {
+            for (j, n) in between.iter().enumerate() {
                 match index(n) {
                     Some(k) => ends[j] = k,
                     None => {
@@ -224,33 +254,65 @@ impl Topology {
                     }
                 }
             }
-            if e.ms > 10_000 {
-                errors.push(
-                    format!("rtt_ms[{i}].ms"),
-                    format!("{} is more than 10000", e.ms),
-                );
-            }
+            let ms = match e.ms {
+                None => {
+                    errors.push(format!("rtt_ms[{i}].ms"), "required");
+                    0
+                }
+                Some(ms) if ms > 10_000 => {
+                    errors.push(
+                        format!("rtt_ms[{i}].ms"),
+                        format!("{ms} is more than 10000"),
+                    );
+                    ms
+                }
+                Some(ms) => ms,
+            };
             if ok {
                 let key = (ends[0].min(ends[1]), ends[0].max(ends[1]));
-                if rtt.insert(key, Duration::from_millis(e.ms)).is_some() {
+                if rtt.insert(key, (Duration::from_millis(ms), i)).is_some() {
                     errors.push(
                         format!("rtt_ms[{i}]"),
                         format!(
                             "the round trip between {} and {} is given twice",
-                            e.between[0], e.between[1]
+                            between[0], between[1]
                         ),
                     );
                 }
             }
         }
-        for a in 0..raw.regions.len() {
-            for b in a..raw.regions.len() {
+        let n = raw.regions.len();
+        for a in 0..n {
+            for b in a..n {
                 if !rtt.contains_key(&(a, b)) {
                     errors.push(
                         "rtt_ms",
                         format!(
                             "no round trip between {} and {}",
-                            raw.regions[a].name, raw.regions[b].name
+                            region_names[a], region_names[b]
+                        ),
+                    );
+                }
+            }
+        }
+        // Nearest-node routing (and network mode's routes, which must not loop) assume that a
+        // region is never farther from itself than from another region.
+        for a in 0..n {
+            let Some(&(within, at)) = rtt.get(&(a, a)) else {
+                continue;
+            };
+            for b in (0..n).filter(|&b| b != a) {
+                let across = rtt.get(&(a.min(b), a.max(b))).map_or(within, |r| r.0);
+                if across < within {
+                    errors.push(
+                        format!("rtt_ms[{at}].ms"),
+                        format!(
+                            "the round trip within {} ({} ms) is longer than from {} to {} ({} ms)",
+                            region_names[a],
+                            within.as_millis(),
+                            region_names[a],
+                            region_names[b],
+                            across.as_millis()
                         ),
                     );
                 }
@@ -269,7 +331,9 @@ impl Topology {
             );
         }
         if !errors.0.is_empty() {
-            return Err(TopologyErrors(errors.0));
+            let mut errors = errors.0;
+            errors.sort_by_cached_key(|e| path_key(&e.path));
+            return Err(TopologyErrors(errors));
         }
         Ok(Topology {
             withdraw: Duration::from_millis(raw.withdraw_ms),
@@ -278,12 +342,12 @@ impl Topology {
                 .regions
                 .into_iter()
                 .map(|r| Region {
-                    name: r.name,
+                    name: r.name.unwrap_or_default(),
                     edge_nodes: r.edge_nodes,
                     origins: r.origins,
                 })
                 .collect(),
-            rtt,
+            rtt: rtt.into_iter().map(|(k, (d, _))| (k, d)).collect(),
             pool: raw.pool.name,
             probe_interval: Duration::from_millis(raw.pool.probe_interval_ms),
             latency_sensitivity: Duration::from_millis(raw.pool.latency_sensitivity_ms),
@@ -322,11 +386,17 @@ impl Topology {
     }
 
     /// The edge nodes (indices into [`Topology::edge_nodes`]) ordered by round trip from
-    /// `client_region`, nearest first (file order breaks ties).
+    /// `client_region`, nearest first; on a tie the client's own region first, then file order.
     pub fn nodes_by_distance(&self, client_region: usize) -> Vec<usize> {
         let nodes = self.edge_nodes();
         let mut order: Vec<usize> = (0..nodes.len()).collect();
-        order.sort_by_key(|&i| (self.rtt(client_region, nodes[i].0), i));
+        order.sort_by_key(|&i| {
+            (
+                self.rtt(client_region, nodes[i].0),
+                nodes[i].0 != client_region,
+                i,
+            )
+        });
         order
     }
 
@@ -422,9 +492,14 @@ mod tests {
         let bad = r#"{
           "regions": [
             {"name": "US", "edge_nodes": ["e1"], "origins": ["o1"]},
-            {"name": "eu", "edge_nodes": ["e1"]}
+            {"name": "eu", "edge_nodes": ["e1"]},
+            {"edge_nodes": ["E 2"]}
           ],
-          "rtt_ms": [{"between": ["US", "mars"], "ms": 20000}],
+          "rtt_ms": [
+            {"between": ["US", "mars"], "ms": 20000},
+            {"between": ["eu", "eu"]},
+            {"ms": 4}
+          ],
           "pool": {"probe_interval_ms": 10}
         }"#;
         let errors = Topology::parse(bad).unwrap_err();
@@ -433,9 +508,13 @@ mod tests {
         for want in [
             r#"regions[0].name: "US" must match [a-z0-9_-]+"#,
             r#"regions[1].edge_nodes[0]: "e1" is used twice"#,
+            "regions[2].name: required",
+            r#"regions[2].edge_nodes[0]: "E 2" must match [a-z0-9_-]+"#,
             r#"rtt_ms[0].between[1]: "mars" is not a region"#,
             "rtt_ms[0].ms: 20000 is more than 10000",
-            "rtt_ms: no round trip between eu and eu",
+            "rtt_ms[1].ms: required",
+            "rtt_ms[2].between: required",
+            "rtt_ms: no round trip between US and US",
             "pool.probe_interval_ms: 10 is less than 50",
         ] {
             assert!(e.iter().any(|x| x == want), "missing {want:?} in {e:#?}");
@@ -443,17 +522,68 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_and_wrong_types_name_their_path() {
-        let e = Topology::parse(r#"{"regions": [{"name": "a", "edges": []}], "rtt_ms": []}"#)
-            .unwrap_err();
-        assert!(
-            e.lines()[0].starts_with("regions[0].edges: unknown field `edges`"),
-            "{e}"
+    fn every_type_error_and_unknown_key_is_reported_at_once() {
+        let e = Topology::parse(
+            r#"{"regions": [{"name": "a", "edges": []}, {"name": 7}],
+                "rtt_ms": [{"between": ["a", "a"], "ms": "x"}], "colour": "red"}"#,
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = e.0.iter().map(|e| e.path.as_str()).collect();
+        for want in [
+            "regions[0].edges",
+            "regions[1].name",
+            "rtt_ms[0].ms",
+            "colour",
+        ] {
+            assert!(paths.contains(&want), "missing {want} in {e}");
+        }
+        let unknown = e.0.iter().find(|e| e.path == "regions[0].edges").unwrap();
+        assert!(unknown.message.starts_with("unknown field `edges`"), "{e}");
+        let wrong = e.0.iter().find(|e| e.path == "rtt_ms[0].ms").unwrap();
+        assert!(wrong.message.starts_with("invalid type"), "{e}");
+        let e = Topology::parse("{").unwrap_err();
+        assert!(e.0[0].message.starts_with("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn a_region_farther_from_itself_than_from_another_is_refused() {
+        let far = GOOD.replace(
+            r#"{"between": ["ap-south", "ap-south"], "ms": 2}"#,
+            r#"{"between": ["ap-south", "ap-south"], "ms": 150}"#,
         );
-        let e =
-            Topology::parse(r#"{"regions": [], "rtt_ms": [{"between": ["a", "a"], "ms": "x"}]}"#)
-                .unwrap_err();
-        assert_eq!(e.0[0].path, "rtt_ms[0].ms");
-        assert!(e.0[0].message.starts_with("invalid type"), "{e}");
+        let e = Topology::parse(&far).unwrap_err();
+        assert_eq!(
+            e.lines(),
+            [
+                "rtt_ms[2].ms: the round trip within ap-south (150 ms) is longer than from ap-south to eu-west (120 ms)"
+            ]
+        );
+    }
+
+    #[test]
+    fn nearest_nodes_by_round_trip_own_region_first_on_a_tie() {
+        let t = Topology::parse(
+            r#"{
+              "regions": [
+                {"name": "a", "edge_nodes": ["a1", "a2"], "origins": ["oa"]},
+                {"name": "b", "edge_nodes": ["b1"]},
+                {"name": "c", "edge_nodes": ["c1"]}
+              ],
+              "rtt_ms": [
+                {"between": ["a", "a"], "ms": 5}, {"between": ["b", "b"], "ms": 5},
+                {"between": ["c", "c"], "ms": 5}, {"between": ["a", "b"], "ms": 5},
+                {"between": ["a", "c"], "ms": 90}, {"between": ["b", "c"], "ms": 30}
+              ]
+            }"#,
+        )
+        .unwrap();
+        // Nodes: 0 = a1, 1 = a2 (region a), 2 = b1, 3 = c1.
+        assert_eq!(t.nodes_by_distance(0), vec![0, 1, 2, 3]);
+        assert_eq!(
+            t.nodes_by_distance(1),
+            vec![2, 0, 1, 3],
+            "own region wins a tie"
+        );
+        assert_eq!(t.nodes_by_distance(2), vec![3, 2, 0, 1]);
     }
 }
