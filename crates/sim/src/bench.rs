@@ -37,8 +37,12 @@ pub struct EdgeLoss {
     pub errors: usize,
     /// Of those, requests sent after the first rerouted answer (0 when the reroute is clean).
     pub errors_after_reroute: usize,
-    /// From the kill to the first answer by another region's node, ms.
+    /// From the kill to the first request that another region's node answered (sent then), ms:
+    /// every request in between failed.
     pub reroute_ms: Option<f64>,
+    /// Of `reroute_ms`, what is not the withdrawal delay: noticing the failure (`/healthz`
+    /// polled every 100 ms), ms.
+    pub detect_ms: Option<f64>,
     /// Region that took over.
     pub new_region: Option<String>,
     /// p50 / p99 latency before the kill, ms.
@@ -110,6 +114,9 @@ pub fn edge_loss(
                 let mut tasks = Vec::new();
                 for i in 0..n {
                     tokio::time::sleep_until((start + period * i).into()).await;
+                    if crate::supervise::stop_requested() {
+                        break;
+                    }
                     let samples = samples.clone();
                     tasks.push(tokio::spawn(async move {
                         let sent = Instant::now();
@@ -129,9 +136,13 @@ pub fn edge_loss(
             });
         })
     };
-    std::thread::sleep(kill_at.saturating_sub(start.elapsed()));
-    let killed_at = start.elapsed().as_secs_f64() * 1000.0;
-    sim.kill_node(node);
+    let killed_at = if crate::supervise::sleep(kill_at.saturating_sub(start.elapsed())) {
+        let at = start.elapsed().as_secs_f64() * 1000.0;
+        sim.kill_node(node);
+        at
+    } else {
+        f64::MAX
+    };
     let _ = load.join();
     let mut v = std::mem::take(&mut *samples.lock().unwrap_or_else(|e| e.into_inner()));
     v.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
@@ -141,7 +152,8 @@ pub fn edge_loss(
             && s.status == 200
             && s.node_region.as_deref().is_some_and(|r| r != own)
     });
-    let reroute_ms = moved.map(|s| s.at_ms + s.latency_ms - killed_at);
+    let reroute_ms = moved.map(|s| s.at_ms - killed_at);
+    let withdraw_ms = sim.topology.withdraw.as_secs_f64() * 1000.0;
     let reroute_at = moved.map_or(f64::MAX, |s| s.at_ms);
     let ok_lat = |f: &dyn Fn(&Sample) -> bool| {
         v.iter()
@@ -155,7 +167,7 @@ pub fn edge_loss(
         region: sim.topology.regions[region].name.clone(),
         rate,
         node: sim.topology.edge_nodes()[node].1.clone(),
-        withdraw_ms: sim.topology.withdraw.as_secs_f64() * 1000.0,
+        withdraw_ms,
         requests: v.len(),
         errors: v.iter().filter(|s| s.status != 200).count(),
         errors_after_reroute: v
@@ -163,6 +175,7 @@ pub fn edge_loss(
             .filter(|s| s.status != 200 && s.at_ms >= reroute_at)
             .count(),
         reroute_ms,
+        detect_ms: reroute_ms.map(|r| (r - withdraw_ms).max(0.0)),
         new_region: moved.and_then(|s| s.node_region.clone()),
         before_ms: (pct(before.clone(), 0.5), pct(before, 0.99)),
         after_ms: (pct(after.clone(), 0.5), pct(after, 0.99)),
@@ -172,17 +185,18 @@ pub fn edge_loss(
 
 /// The result as a markdown table.
 pub fn table(r: &EdgeLoss) -> String {
+    let ms = |v: Option<f64>| v.map_or("never".into(), |m| format!("{m:.0} ms"));
     format!(
-        "| client region | load | node killed | client errors | errors after reroute | rerouted after | of which withdrawal delay | now served from | latency before (p50 / p99) | latency after (p50 / p99) |\n|---|---:|---|---:|---:|---:|---:|---|---:|---:|\n| {} | {} req/s, new connection each | {} | {} / {} | {} | {} | {:.0} ms | {} | {:.1} / {:.1} ms | {:.1} / {:.1} ms |\n",
+        "| client region | load | node killed | client errors | errors after reroute | rerouted after | of which withdrawal delay | of which detection | now served from | latency before (p50 / p99) | latency after (p50 / p99) |\n|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|\n| {} | {} req/s, new connection each | {} (SIGKILL) | {} / {} | {} | {} | {:.0} ms | {} | {} | {:.1} / {:.1} ms | {:.1} / {:.1} ms |\n",
         r.region,
         r.rate,
         r.node,
         r.errors,
         r.requests,
         r.errors_after_reroute,
-        r.reroute_ms
-            .map_or("never".into(), |m| format!("{m:.0} ms")),
+        ms(r.reroute_ms),
         r.withdraw_ms,
+        ms(r.detect_ms),
         r.new_region.as_deref().unwrap_or("—"),
         r.before_ms.0,
         r.before_ms.1,

@@ -1,7 +1,10 @@
 //! How the simulation runs edge nodes and origins: in this process, or as `portico` and `portico-origin` children that are stopped with the runner.
 
-use anyhow::{Context, Result};
+use crate::supervise;
+use anyhow::{Context, Result, bail};
 use std::fs::File;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -27,7 +30,8 @@ impl Launch {
         Launch::in_dir(&dir)
     }
 
-    /// Subprocesses from `dir` when both binaries are there.
+    /// Subprocesses from `dir` when `portico` and `portico-origin` are both there. (Network
+    /// mode also runs `portico-sim forward` from there.)
     pub fn in_dir(dir: &Path) -> Option<Launch> {
         (dir.join("portico").is_file() && dir.join("portico-origin").is_file()).then(|| {
             Launch::Subprocess {
@@ -39,9 +43,10 @@ impl Launch {
 
 /// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
 ///
-/// `unsafe` is forbidden in this workspace, so there is no `prctl(PR_SET_PDEATHSIG)`: a runner
-/// that is itself SIGKILLed leaves its children running. `portico-sim clean` kills them by the
-/// pid file; `pgrep -a portico` finds them too.
+/// Each child runs in its own process group, so a Ctrl-C in the terminal reaches only the
+/// runner, which then stops the children in order. `unsafe` is forbidden in this workspace,
+/// so there is no `prctl(PR_SET_PDEATHSIG)`: a runner that is itself SIGKILLed leaves its
+/// children running. `portico-sim clean` (and the next run's start) kills them by the pid file.
 #[derive(Debug)]
 pub struct ChildProc {
     /// Node or origin name.
@@ -59,10 +64,12 @@ impl ChildProc {
         let err = out.try_clone()?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err));
+            .stderr(Stdio::from(err))
+            .process_group(0);
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {name}: {cmd:?}"))?;
+        supervise::add_child(child.id());
         Ok(ChildProc {
             name: name.to_string(),
             log: log.to_path_buf(),
@@ -80,6 +87,9 @@ impl ChildProc {
     pub fn exited(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
             self.status = self.child.try_wait().ok().flatten();
+            if self.status.is_some() {
+                supervise::remove_child(self.pid());
+            }
         }
         self.status
     }
@@ -89,6 +99,7 @@ impl ChildProc {
         if self.exited().is_none() {
             let _ = self.child.kill();
             self.status = self.child.wait().ok();
+            supervise::remove_child(self.pid());
         }
     }
 
@@ -130,8 +141,80 @@ impl Drop for ChildProc {
     }
 }
 
-/// Kills the processes listed in a pid file (`PID NAME` per line) that still run a
-/// `portico*` binary, then removes the file. Returns what it killed.
+/// Whether process `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
+fn comm(pid: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// The pid file of a run: `PID runner COMM` for the runner itself, then `PID NAME` for each
+/// child as it starts, so a SIGKILLed runner's children can be found. Removed on drop.
+#[derive(Debug)]
+pub struct PidFile {
+    path: PathBuf,
+}
+
+impl PidFile {
+    /// Creates `path` for this runner. A pid file left by a dead runner is cleaned up first
+    /// (its children killed); one whose runner still lives is an error.
+    pub fn create(path: &Path) -> Result<PidFile> {
+        if let Some((pid, _)) = live_runner(path) {
+            bail!(
+                "another simulation (pid {pid}) runs from {}; stop it or use another --work-dir",
+                path.parent().unwrap_or(Path::new(".")).display()
+            );
+        }
+        for k in kill_from_pid_file(path) {
+            log::warn!("killed {k}, left behind by an earlier run");
+        }
+        let me = std::process::id();
+        std::fs::write(path, format!("{me} runner {}\n", comm(&me.to_string())))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(PidFile {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Adds a child.
+    pub fn add(&self, pid: u32, name: &str) -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .with_context(|| format!("cannot open {}", self.path.display()))?;
+        writeln!(f, "{pid} {name}")?;
+        Ok(())
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The runner that wrote the pid file at `path`, if it still runs: its pid and name.
+pub fn live_runner(path: &Path) -> Option<(u32, String)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let first = text.lines().next()?;
+    let mut parts = first.splitn(3, ' ');
+    let (pid, kind, name) = (parts.next()?, parts.next()?, parts.next().unwrap_or(""));
+    let pid: u32 = pid.parse().ok()?;
+    (kind == "runner" && pid != std::process::id() && alive(pid) && comm(&pid.to_string()) == name)
+        .then(|| (pid, name.to_string()))
+}
+
+/// Kills the children listed in a pid file (`PID NAME` per line) that still run a `portico*`
+/// binary, then removes the file. Returns what it killed. The caller checks that the runner
+/// is gone ([`live_runner`]).
 pub fn kill_from_pid_file(path: &Path) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
@@ -141,8 +224,10 @@ pub fn kill_from_pid_file(path: &Path) -> Vec<String> {
         let Some((pid, name)) = line.split_once(' ') else {
             continue;
         };
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim().starts_with("portico") {
+        if name.starts_with("runner") || pid.parse::<u32>().map_or(true, |p| !alive(p)) {
+            continue;
+        }
+        if comm(pid).starts_with("portico") {
             let ok = Command::new("kill")
                 .args(["-KILL", pid])
                 .status()

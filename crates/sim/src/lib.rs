@@ -7,6 +7,7 @@ pub mod http;
 pub mod launch;
 pub mod netns;
 pub mod sim;
+pub mod supervise;
 pub mod topology;
 
 pub use launch::Launch;

@@ -2,7 +2,8 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use portico_sim::{Launch, SimOptions, Simulation, Topology, bench, launch, netns};
+use portico_sim::{Launch, SimOptions, Simulation, Topology, bench, launch, netns, supervise};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,8 +29,9 @@ struct Args {
     /// Shared config (`portico.json`), child logs (`logs/`) and the pid file go here.
     #[arg(long, default_value = "target/sim", global = true)]
     work_dir: PathBuf,
-    /// Network mode (root): each region in its own network namespace (`portico-sim-*`),
-    /// addresses from 198.18.0.0/15, round trips as `tc netem` delays on veth links.
+    /// Network mode (root): a router namespace per region and one per edge node
+    /// (`portico-sim-<pid>-*`), addresses from 198.18.0.0/15, round trips as `tc netem` delays
+    /// on veth links, one anycast service address routed to the nearest announced node.
     #[arg(long, global = true)]
     netns: bool,
     #[command(subcommand)]
@@ -56,9 +58,26 @@ enum Cmd {
         #[arg(long, default_value = "target/bench-edge-loss")]
         out: PathBuf,
     },
-    /// Kill children a SIGKILLed runner left behind (by the pid file) and delete leftover
-    /// `portico-sim-*` network namespaces.
+    /// Kill children a SIGKILLed runner left behind (by the pid file) and delete the
+    /// `portico-sim-*` network namespaces of runners that are gone.
     Clean,
+    /// Print the Portico config every edge node shares, for the loopback port layout.
+    Config {
+        /// Write it to this file instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Forward every TCP connection on LISTEN to TO (network mode's entries, run inside a
+    /// region's router namespace).
+    #[command(hide = true)]
+    Forward {
+        /// Where to listen.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Where to connect.
+        #[arg(long)]
+        to: SocketAddr,
+    },
 }
 
 fn load(path: &Path, withdraw: Option<u64>) -> Result<Topology> {
@@ -79,8 +98,27 @@ fn main() -> Result<()> {
     .init();
     let args = Args::parse();
     match args.command {
+        Some(Cmd::Forward { listen, to }) => portico_sim::entry::run_forward(listen, to),
         Some(Cmd::Clean) => {
             clean(&args.work_dir);
+            Ok(())
+        }
+        Some(Cmd::Config { out }) => {
+            let t = load(&args.topology, None)?;
+            let base = if args.base_port == 0 {
+                8100
+            } else {
+                args.base_port
+            };
+            let text = portico_sim::sim::shared_config(&t, base);
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, text)
+                        .with_context(|| format!("cannot write {}", p.display()))?;
+                    eprintln!("wrote {}", p.display());
+                }
+                None => print!("{text}"),
+            }
             Ok(())
         }
         Some(Cmd::BenchEdgeLoss {
@@ -97,6 +135,7 @@ fn main() -> Result<()> {
                     .with_context(|| format!("no region {name:?} in the topology"))?,
                 None => 0,
             };
+            supervise::install_signal_handlers()?;
             eprintln!("bench-edge-loss: starting the simulation…");
             let options = sim_options(
                 args.in_process,
@@ -118,18 +157,33 @@ fn main() -> Result<()> {
                 Duration::from_secs(kill_at_s),
             );
             sim.stop();
-            println!("\n## Edge-node loss\n\n{}", bench::table(&result));
+            anyhow::ensure!(!supervise::stop_requested(), "interrupted");
+            let md = format!(
+                "## Edge-node loss\n\n{}\nClients of {} open a new connection per request through their entry; \
+                 the entry withdraws a node's announcement once its /healthz has failed for {:.0} ms \
+                 (BGP with BFD), and new connections go to the next-nearest node. \
+                 Latency is the client's, round trips included.\n",
+                bench::table(&result),
+                result.region,
+                result.withdraw_ms
+            );
+            println!("\n{md}");
             std::fs::create_dir_all(&out)?;
+            std::fs::write(out.join("edge-loss.md"), &md)?;
             let json = serde_json::json!({ "result": result, "samples": samples });
             std::fs::write(
                 out.join("edge-loss.json"),
                 serde_json::to_string_pretty(&json)?,
             )?;
-            eprintln!("wrote {}/edge-loss.json", out.display());
+            eprintln!(
+                "wrote {0}/edge-loss.md and {0}/edge-loss.json",
+                out.display()
+            );
             Ok(())
         }
         None => {
             let t = load(&args.topology, args.withdraw_ms)?;
+            supervise::install_signal_handlers()?;
             let options = sim_options(
                 args.in_process,
                 (args.base_port != 0).then_some(args.base_port),
@@ -166,25 +220,38 @@ fn sim_options(
     }
 }
 
-/// Kills children left by a SIGKILLed runner and deletes `portico-sim-*` namespaces.
+/// Kills children left by a SIGKILLed runner and deletes the namespaces of runners that are gone.
 fn clean(work_dir: &Path) {
     let mut done = 0;
     for pids in [work_dir.join("pids"), work_dir.join("bench/pids")] {
+        if let Some((pid, name)) = launch::live_runner(&pids) {
+            println!(
+                "{} belongs to a running simulation ({name}, pid {pid}): left alone (Ctrl-C it)",
+                pids.display()
+            );
+            continue;
+        }
         for k in launch::kill_from_pid_file(&pids) {
             println!("killed {k}");
             done += 1;
         }
     }
     for ns in netns::leftovers() {
+        if let Some(pid) = netns::owner(&ns).filter(|p| launch::alive(*p)) {
+            println!(
+                "network namespace {ns} belongs to a running simulation (pid {pid}): left alone"
+            );
+            continue;
+        }
         match netns::delete(&ns) {
-            Ok(()) => println!("deleted network namespace {ns}"),
+            Ok(k) => println!("deleted network namespace {ns} ({k} processes in it killed)"),
             Err(e) => println!("could not delete network namespace {ns}: {e}"),
         }
         done += 1;
     }
     if done == 0 {
         println!(
-            "portico-sim clean: nothing left behind (no live pids in {}/pids, no portico-sim-* namespaces)",
+            "portico-sim clean: nothing left behind (no live children in {}/pids, no stale portico-sim-* namespaces)",
             work_dir.display()
         );
     }
@@ -192,7 +259,7 @@ fn clean(work_dir: &Path) {
 
 fn wait_for_latencies(sim: &Simulation) {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while std::time::Instant::now() < deadline {
+    while std::time::Instant::now() < deadline && !supervise::stop_requested() {
         let known = (0..sim.nodes.len()).all(|i| {
             sim.choice(i)
                 .is_some_and(|(_, l)| l.iter().all(|(_, v)| v.is_some()))
@@ -205,9 +272,6 @@ fn wait_for_latencies(sim: &Simulation) {
 }
 
 fn run_demo(sim: &mut Simulation, options: &SimOptions) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     wait_for_latencies(sim);
     let first = &sim.topology.regions[0].name;
     let mode = match &options.launch {
@@ -223,14 +287,17 @@ fn run_demo(sim: &mut Simulation, options: &SimOptions) -> Result<()> {
         ),
     };
     let network = match &sim.netns {
-        None => "loopback (origins add the caller region's round trip)".to_string(),
+        None => "loopback (origins add the caller region's round trip, entries the client's)"
+            .to_string(),
         Some(n) if n.netem => format!(
-            "network namespaces {}* (round trips as tc netem delays on veth links)",
-            netns::PREFIX
+            "network namespaces {}{}-* (round trips as tc netem delays on veth links)",
+            netns::PREFIX,
+            std::process::id()
         ),
         Some(_) => format!(
-            "network namespaces {}* (no tc netem here: origins add the caller region's round trip)",
-            netns::PREFIX
+            "network namespaces {}{}-* (no tc netem in this kernel: origins add the caller region's round trip, client-to-node links carry none)",
+            netns::PREFIX,
+            std::process::id()
         ),
     };
     let o = &sim.origins[0];
@@ -238,10 +305,22 @@ fn run_demo(sim: &mut Simulation, options: &SimOptions) -> Result<()> {
         .config_path
         .as_ref()
         .map_or("(in memory)".into(), |p| p.display().to_string());
+    let inside = match &sim.netns {
+        Some(n) => format!(
+            "  ip netns exec {} curl -si http://{}:{}/   # a {first} client inside its region, on the anycast service address\n  \
+             ip -n {} route get {}   # which way {first} routes it now\n",
+            n.routers[0],
+            netns::SERVICE,
+            netns::SERVICE_PORT,
+            n.routers[0],
+            netns::SERVICE,
+        ),
+        None => String::new(),
+    };
     println!(
         "\nPortico multi-region simulation: {} regions, {network}, {mode}.\n\
          Every node runs {config}; only --region and the ports differ. Ctrl-C stops everything.\n\n{}\n\
-         Try:\n  curl -si http://{}/ | grep -i -e x-served-by -e x-portico-region    # a {first} client, through its entry\n  \
+         Try:\n  curl -si http://{}/ | grep -i -e x-served-by -e x-portico-region    # a {first} client, through its entry\n{inside}  \
          curl -s http://{}/status    # what the {first} node measured and prefers\n  \
          curl -X PUT -d refuse http://{}/fault   # take {} down: watch the {first} node move\n  \
          curl -X PUT -d none http://{}/fault     # and back\n{}",
@@ -261,7 +340,8 @@ fn run_demo(sim: &mut Simulation, options: &SimOptions) -> Result<()> {
             None => String::new(),
         },
     );
-    // Reprint when an announcement or a choice changes, not on every millisecond of jitter.
+    // Reprint when an announcement, a route or a choice changes, not on every millisecond of
+    // jitter in the measured latencies.
     let key = |t: &str| {
         t.lines()
             .map(|l| l.rsplit_once(" | ").map_or(l, |(a, _)| a).to_string())
@@ -269,29 +349,21 @@ fn run_demo(sim: &mut Simulation, options: &SimOptions) -> Result<()> {
     };
     let mut last = key(&sim.table());
     let mut reported = std::collections::HashSet::new();
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
-                _ = term.recv() => break,
-                _ = tick.tick() => {
-                    for (name, status, tail) in sim.exited() {
-                        if reported.insert(name.clone()) {
-                            println!("!! {name} exited ({status}); last lines of its log:\n{tail}");
-                        }
-                    }
-                    let t = sim.table();
-                    if key(&t) != last {
-                        println!("{t}");
-                        last = key(&t);
-                    }
-                }
+    while supervise::sleep(Duration::from_secs(1)) {
+        for (name, status, tail) in sim.exited() {
+            if reported.insert(name.clone()) {
+                println!("!! {name} exited ({status}); last lines of its log:\n{tail}");
             }
         }
-        Ok::<_, anyhow::Error>(())
-    })?;
-    println!("stopping the simulation…");
+        let t = sim.table();
+        if key(&t) != last {
+            println!("{t}");
+            last = key(&t);
+        }
+    }
+    println!(
+        "stopping the simulation (nodes drain for {} ms)…",
+        sim.topology.drain.as_millis()
+    );
     Ok(())
 }

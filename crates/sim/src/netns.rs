@@ -1,19 +1,60 @@
-//! Network mode (root): one network namespace per region, a veth link between every pair with `tc netem` delays, addresses from 198.18.0.0/15.
+//! Network mode (root): a router namespace per region, a namespace per edge node sharing one anycast service address, veth links with `tc netem` delays, addresses from 198.18.0.0/15.
+//!
+//! ```text
+//!   runner (this namespace) ──veth── portico-sim-<pid>-<region>          (router: origins, the
+//!                                        │   │    ╲                       region's clients, the
+//!                                        │   │     ╲── other routers      route to the service)
+//!                                        │  veth (½ in-region RTT each way)
+//!                                        │   │
+//!                                        │  portico-sim-<pid>-node-<node> (198.19.255.1 on lo)
+//! ```
+//!
+//! Router `r` holds 198.19.r.1 (its origins listen there), reaches node `j` of its region at
+//! 198.19.r.(10+j) and every other region's 198.19.b.0/24 over a direct link delayed by half
+//! the round trip each way. Every edge node also holds the service address 198.19.255.1 and
+//! listens on it; each router routes that address to the nearest announced node (its own when
+//! it has one), and a withdrawal is a route change. Link addresses are /30s from 198.18.0.0/16.
 
+use crate::supervise;
 use crate::topology::Topology;
 use anyhow::{Context, Result, bail};
 use std::net::Ipv4Addr;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
-/// Every namespace this tool creates starts with this; `portico-sim clean` deletes them all.
+/// Every namespace this tool creates starts with this, then the runner's pid; `portico-sim
+/// clean` deletes those whose runner is gone.
 pub const PREFIX: &str = "portico-sim-";
 
-/// The address of region `r` inside its namespace (on `lo`): 198.19.0.(r+1). Every node and
-/// origin of the region listens on it, and every other namespace routes to it over the
-/// direct link, so one Portico config serves all nodes.
+/// The anycast service address every edge node holds.
+pub const SERVICE: Ipv4Addr = Ipv4Addr::new(198, 19, 255, 1);
+
+/// Port of the service address (and of each region's entry).
+pub const SERVICE_PORT: u16 = 8080;
+
+/// Most regions network mode supports.
+pub const MAX_REGIONS: usize = 64;
+
+/// Most edge nodes network mode supports.
+pub const MAX_NODES: usize = 200;
+
+/// Router address of region `r` (on its `lo`): 198.19.r.1. Its origins listen there.
 pub fn home(r: usize) -> Ipv4Addr {
-    Ipv4Addr::new(198, 19, 0, r as u8 + 1)
+    Ipv4Addr::new(198, 19, r as u8, 1)
+}
+
+/// Unicast address of edge node `j` of region `r` (on its `lo`): 198.19.r.(10+j). Its admin
+/// listener is there.
+pub fn node_addr(r: usize, j: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 19, r as u8, 10 + j as u8)
+}
+
+/// The two ends of the `m`-th link: a /30 in 198.18.0.0/16.
+fn link(m: usize) -> (Ipv4Addr, Ipv4Addr) {
+    let base = (m * 4) as u32;
+    let at = |k: u32| Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + base + k);
+    (at(1), at(2))
 }
 
 /// Runs `ip ARGS`, failing with its stderr.
@@ -35,7 +76,7 @@ fn ip(args: &[&str]) -> Result<()> {
 /// Whether network mode can work here: `ip netns add` succeeds (root, iproute2, a kernel that
 /// allows it). Creates and deletes one scratch namespace.
 pub fn available() -> bool {
-    let name = format!("{PREFIX}probe-{}", std::process::id());
+    let name = format!("{PREFIX}{}-probe", std::process::id());
     let ok = ip(&["netns", "add", &name]).is_ok();
     let _ = ip(&["netns", "del", &name]);
     ok
@@ -45,6 +86,7 @@ pub fn available() -> bool {
 pub fn leftovers() -> Vec<String> {
     Command::new("ip")
         .args(["netns", "list"])
+        .stderr(Stdio::null())
         .output()
         .map(|o| {
             String::from_utf8_lossy(&o.stdout)
@@ -57,112 +99,224 @@ pub fn leftovers() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Deletes a namespace (its veth ends, and so their peers, go with it).
-pub fn delete(name: &str) -> Result<()> {
-    ip(&["netns", "del", name])
+/// The runner that created a `portico-sim-<pid>-…` namespace, by the pid in its name.
+pub fn owner(name: &str) -> Option<u32> {
+    name.strip_prefix(PREFIX)?.split('-').next()?.parse().ok()
 }
 
-/// The namespaces and links of one run; deleted on drop.
+/// `portico-sim-*` namespaces whose runner is gone (crashed or SIGKILLed).
+pub fn stale() -> Vec<String> {
+    leftovers()
+        .into_iter()
+        .filter(|n| owner(n).is_none_or(|pid| !crate::launch::alive(pid)))
+        .collect()
+}
+
+/// SIGKILLs every process still inside a namespace, then deletes it (its veth ends, and so
+/// their peers, go with it). Returns how many processes it killed.
+pub fn delete(name: &str) -> Result<usize> {
+    let pids = Command::new("ip")
+        .args(["netns", "pids", name])
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut killed = 0;
+    for pid in pids.split_whitespace() {
+        let ok = Command::new("kill")
+            .args(["-KILL", pid])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        killed += usize::from(ok);
+    }
+    ip(&["netns", "del", name])?;
+    supervise::remove_namespace(name);
+    Ok(killed)
+}
+
+/// The namespaces, links and service routes of one run; deleted on drop.
 #[derive(Debug)]
 pub struct Netns {
-    /// Namespace of each region, in topology order.
-    pub names: Vec<String>,
+    /// Router namespace of each region, in topology order.
+    pub routers: Vec<String>,
+    /// Namespace of each edge node, in [`Topology::edge_nodes`] order.
+    pub nodes: Vec<String>,
+    /// Where each region's entry listens: the router's end of its link to the runner, reachable
+    /// from this namespace.
+    pub entries: Vec<Ipv4Addr>,
     /// Whether `tc netem` delays are in place. When the kernel has no netem, the links carry
     /// no delay and the origins add the round trips themselves, as in loopback mode.
     pub netem: bool,
+    /// Next hop from router `r` to edge node `j` (the node's end of their link).
+    to_node: Vec<Ipv4Addr>,
+    /// Next hop from router `a` to router `b`, `[a][b]`.
+    to_region: Vec<Vec<Option<Ipv4Addr>>>,
+    /// Region of each edge node.
+    node_region: Vec<usize>,
+    /// The node each router sends the service address to now.
+    routes: Mutex<Vec<Option<usize>>>,
 }
 
 impl Netns {
-    /// Creates `portico-sim-<tag>-<region>` for every region, links every pair with a veth
-    /// pair delayed by half the round trip each way, delays `lo` by half the in-region round
-    /// trip, and links the current namespace to each region (no delay) for the runner.
+    /// Deletes the namespaces of dead runners, then builds this run's: tagged with `tag`
+    /// (the runner's pid), every service route pointing at the nearest node.
     pub fn setup(t: &Topology, tag: &str) -> Result<Netns> {
-        let n = t.regions.len();
-        anyhow::ensure!(n <= 16, "network mode supports at most 16 regions, not {n}");
-        let mut net = Netns {
-            names: t
-                .regions
-                .iter()
-                .map(|r| format!("{PREFIX}{tag}-{}", r.name))
-                .collect(),
-            netem: true,
-        };
-        for (r, ns) in net.names.clone().iter().enumerate() {
-            if leftovers().contains(ns) {
-                delete(ns)?;
+        for ns in stale() {
+            match delete(&ns) {
+                Ok(k) => log::warn!(
+                    "deleted network namespace {ns} left by an earlier run ({k} processes killed)"
+                ),
+                Err(e) => log::warn!("cannot delete leftover namespace {ns}: {e}"),
             }
-            ip(&["netns", "add", ns])
-                .context("network mode needs root and `ip netns` (see portico-sim clean)")?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        let n = t.regions.len();
+        let edge = t.edge_nodes();
+        anyhow::ensure!(
+            n <= MAX_REGIONS && edge.len() <= MAX_NODES,
+            "network mode supports at most {MAX_REGIONS} regions and {MAX_NODES} edge nodes"
+        );
+        let mut net = Netns {
+            routers: Vec::new(),
+            nodes: Vec::new(),
+            entries: Vec::new(),
+            netem: true,
+            to_node: Vec::new(),
+            to_region: vec![vec![None; n]; n],
+            node_region: edge.iter().map(|e| e.0).collect(),
+            routes: Mutex::new(vec![None; n]),
+        };
+        let mut m = 0usize;
+        let mut next_link = |kind: char| {
+            m += 1;
+            (
+                format!("ps{tag}{kind}{m}a"),
+                format!("ps{tag}{kind}{m}b"),
+                link(m),
+            )
+        };
+        for (r, region) in t.regions.iter().enumerate() {
+            let ns = format!("{PREFIX}{tag}-{}", region.name);
+            net.add_namespace(&ns)?;
+            net.routers.push(ns.clone());
             ip(&[
                 "-n",
-                ns,
+                &ns,
                 "addr",
                 "add",
                 &format!("{}/32", home(r)),
                 "dev",
                 "lo",
             ])?;
-            net.delay(ns, "lo", t.rtt(r, r) / 2);
+            let forward = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.ip_forward=1",
+                ])
+                .status()
+                .is_ok_and(|s| s.success());
+            anyhow::ensure!(forward, "cannot enable forwarding in {ns}");
         }
-        let mut k = 0usize;
         for a in 0..n {
             for b in a + 1..n {
-                let (na, nb) = (&net.names[a].clone(), &net.names[b].clone());
-                let (la, lb) = (format!("ps{tag}m{k}a"), format!("ps{tag}m{k}b"));
-                let (aa, ab) = (
-                    Ipv4Addr::new(198, 18, k as u8, 1),
-                    Ipv4Addr::new(198, 18, k as u8, 2),
-                );
+                let (la, lb, (aa, ab)) = next_link('l');
+                let (na, nb) = (net.routers[a].clone(), net.routers[b].clone());
                 ip(&[
-                    "link", "add", &la, "netns", na, "type", "veth", "peer", "name", &lb, "netns",
-                    nb,
+                    "link", "add", &la, "netns", &na, "type", "veth", "peer", "name", &lb, "netns",
+                    &nb,
                 ])?;
-                for (ns, dev, addr, peer, from, to) in [
-                    (na, &la, aa, ab, home(a), home(b)),
-                    (nb, &lb, ab, aa, home(b), home(a)),
-                ] {
+                for (ns, dev, addr, peer, from, to) in
+                    [(&na, &la, aa, ab, a, b), (&nb, &lb, ab, aa, b, a)]
+                {
                     ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev])?;
                     ip(&["-n", ns, "link", "set", dev, "up"])?;
-                    ip(&[
-                        "-n",
-                        ns,
-                        "route",
-                        "add",
-                        &format!("{to}/32"),
-                        "via",
-                        &peer.to_string(),
-                        "src",
-                        &from.to_string(),
-                    ])?;
+                    let dst = format!("198.19.{to}.0/24");
+                    let (via, src) = (peer.to_string(), home(from).to_string());
+                    ip(&["-n", ns, "route", "add", &dst, "via", &via, "src", &src])?;
                     net.delay(ns, dev, t.rtt(a, b) / 2);
                 }
-                k += 1;
+                net.to_region[a][b] = Some(ab);
+                net.to_region[b][a] = Some(aa);
             }
         }
-        for r in 0..n {
-            let ns = net.names[r].clone();
-            let (lr, lx) = (format!("ps{tag}r{r}"), format!("ps{tag}r{r}x"));
-            let (ar, ax) = (
-                Ipv4Addr::new(198, 18, 128 + r as u8, 1),
-                Ipv4Addr::new(198, 18, 128 + r as u8, 2),
-            );
+        for (j, (r, name)) in edge.iter().enumerate() {
+            let ns = format!("{PREFIX}{tag}-node-{name}");
+            net.add_namespace(&ns)?;
+            net.nodes.push(ns.clone());
+            let me = node_addr(*r, j);
+            for a in [me, SERVICE] {
+                ip(&["-n", &ns, "addr", "add", &format!("{a}/32"), "dev", "lo"])?;
+            }
+            let router = net.routers[*r].clone();
+            let (lr, ln, (ar, an)) = next_link('n');
             ip(&[
-                "link", "add", &lr, "type", "veth", "peer", "name", &lx, "netns", &ns,
+                "link", "add", &lr, "netns", &router, "type", "veth", "peer", "name", &ln, "netns",
+                &ns,
             ])?;
-            ip(&["addr", "add", &format!("{ar}/30"), "dev", &lr])?;
-            ip(&["link", "set", &lr, "up"])?;
-            ip(&["-n", &ns, "addr", "add", &format!("{ax}/30"), "dev", &lx])?;
-            ip(&["-n", &ns, "link", "set", &lx, "up"])?;
             ip(&[
+                "-n",
+                &router,
+                "addr",
+                "add",
+                &format!("{ar}/30"),
+                "dev",
+                &lr,
+            ])?;
+            ip(&["-n", &router, "link", "set", &lr, "up"])?;
+            ip(&["-n", &ns, "addr", "add", &format!("{an}/30"), "dev", &ln])?;
+            ip(&["-n", &ns, "link", "set", &ln, "up"])?;
+            let (me, ar, an) = (me.to_string(), ar.to_string(), an.to_string());
+            ip(&[
+                "-n",
+                &router,
                 "route",
                 "add",
-                &format!("{}/32", home(r)),
+                &format!("{me}/32"),
                 "via",
-                &ax.to_string(),
+                &an,
             ])?;
+            ip(&["-n", &ns, "route", "add", "default", "via", &ar, "src", &me])?;
+            net.delay(&router, &lr, t.rtt(*r, *r) / 2);
+            net.delay(&ns, &ln, t.rtt(*r, *r) / 2);
+            net.to_node.push(an.parse().expect("an address"));
+        }
+        for r in 0..n {
+            let router = net.routers[r].clone();
+            let (lx, lr, (ax, ar)) = next_link('r');
+            ip(&[
+                "link", "add", &lx, "type", "veth", "peer", "name", &lr, "netns", &router,
+            ])?;
+            ip(&["addr", "add", &format!("{ax}/30"), "dev", &lx])?;
+            ip(&["link", "set", &lx, "up"])?;
+            ip(&[
+                "-n",
+                &router,
+                "addr",
+                "add",
+                &format!("{ar}/30"),
+                "dev",
+                &lr,
+            ])?;
+            ip(&["-n", &router, "link", "set", &lr, "up"])?;
+            let dst = format!("198.19.{r}.0/24");
+            ip(&["route", "add", &dst, "via", &ar.to_string()])?;
+            net.entries.push(ar);
+        }
+        for r in 0..n {
+            net.route(r, t.nodes_by_distance(r).first().copied())?;
         }
         Ok(net)
+    }
+
+    fn add_namespace(&mut self, ns: &str) -> Result<()> {
+        ip(&["netns", "add", ns])
+            .context("network mode needs root and `ip netns` (see portico-sim clean)")?;
+        supervise::add_namespace(ns);
+        ip(&["-n", ns, "link", "set", "lo", "up"])
     }
 
     /// `tc netem delay` on `dev` in `ns`; on the first failure, netem is off for the run.
@@ -185,18 +339,82 @@ impl Netns {
         }
     }
 
-    /// A command that runs `program` inside region `r`'s namespace.
-    pub fn command(&self, r: usize, program: &std::path::Path) -> Command {
+    /// Points router `r`'s route for the service address at edge node `node` (`None`: no
+    /// node announced, the address is unreachable). Does nothing when it already points there.
+    pub fn route(&self, r: usize, node: Option<usize>) -> Result<()> {
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        if routes[r] == node {
+            return Ok(());
+        }
+        let ns = &self.routers[r];
+        let dst = format!("{SERVICE}/32");
+        let src = home(r).to_string();
+        match node {
+            Some(j) => {
+                let hop = if self.node_region[j] == r {
+                    self.to_node[j]
+                } else {
+                    self.to_region[r][self.node_region[j]].context("no link")?
+                };
+                let via = hop.to_string();
+                ip(&["-n", ns, "route", "replace", &dst, "via", &via, "src", &src])?;
+            }
+            None => ip(&["-n", ns, "route", "replace", "unreachable", &dst])?,
+        }
+        routes[r] = node;
+        Ok(())
+    }
+
+    /// The node router `r` sends the service address to now.
+    pub fn routed_to(&self, r: usize) -> Option<usize> {
+        self.routes.lock().unwrap_or_else(|e| e.into_inner())[r]
+    }
+
+    /// A command that runs `program` in router namespace `r` (origins, entries).
+    pub fn in_router(&self, r: usize, program: &std::path::Path) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.names[r]]).arg(program);
+        c.args(["netns", "exec", &self.routers[r]]).arg(program);
+        c
+    }
+
+    /// A command that runs `program` in edge node `j`'s namespace.
+    pub fn in_node(&self, j: usize, program: &std::path::Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.nodes[j]]).arg(program);
         c
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        for ns in &self.names {
-            let _ = delete(ns);
+        for ns in self.nodes.iter().chain(&self.routers) {
+            if let Err(e) = delete(ns) {
+                log::warn!("cannot delete network namespace {ns}: {e}");
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_disjoint_slash_30s_in_198_18() {
+        assert_eq!(
+            link(0),
+            (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2))
+        );
+        assert_eq!(
+            link(1),
+            (Ipv4Addr::new(198, 18, 0, 5), Ipv4Addr::new(198, 18, 0, 6))
+        );
+        assert_eq!(
+            link(64),
+            (Ipv4Addr::new(198, 18, 1, 1), Ipv4Addr::new(198, 18, 1, 2))
+        );
+        assert_eq!(owner("portico-sim-4242-us-east"), Some(4242));
+        assert_eq!(owner("portico-sim-x-us-east"), None);
+        assert_eq!(node_addr(2, 5), Ipv4Addr::new(198, 19, 2, 15));
     }
 }

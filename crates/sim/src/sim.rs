@@ -2,8 +2,9 @@
 
 use crate::entry::{Board, Entry};
 use crate::http;
-use crate::launch::{ChildProc, Launch};
+use crate::launch::{ChildProc, Launch, PidFile};
 use crate::netns::{self, Netns};
+use crate::supervise;
 use crate::topology::Topology;
 use anyhow::{Context, Result, bail};
 use pingora_core::connectors::TransportConnector;
@@ -33,8 +34,9 @@ pub struct SimOptions {
     /// Where the shared config (`portico.json`), the children's logs (`logs/`) and the pid file
     /// (`pids`) go. Required for [`Launch::Subprocess`]; in-process runs write nothing.
     pub work_dir: Option<PathBuf>,
-    /// Network mode (root, subprocess launch only): every region in its own network
-    /// namespace, the round trips on the links (`tc netem`). Entries stay on 127.0.0.1.
+    /// Network mode (root, subprocess launch only): a router namespace per region and one per
+    /// edge node, the round trips on the links (`tc netem`), one anycast service address on
+    /// every node and each region's entry inside its router namespace (see [`crate::netns`]).
     pub netns: bool,
 }
 
@@ -82,17 +84,20 @@ pub struct Simulation {
     pub config_path: Option<PathBuf>,
     /// Origins, in topology order.
     pub origins: Vec<OriginInfo>,
-    /// Proxy and admin address of each edge node.
+    /// Proxy and admin address of each edge node (in network mode every proxy address is the
+    /// anycast service address, inside the node's namespace).
     pub nodes: Vec<(SocketAddr, SocketAddr)>,
-    /// Entry address of each region's clients.
+    /// Entry address of each region's clients, reachable from the runner's namespace.
     pub entries: Vec<SocketAddr>,
     /// Shared announcements.
     pub board: Arc<Board>,
     node_procs: Vec<Option<Proc>>,
     origin_procs: Vec<Proc>,
-    pid_file: Option<PathBuf>,
+    /// Network mode's entries (`portico-sim forward` in each router namespace).
+    entry_procs: Vec<Proc>,
+    pid_file: Option<PidFile>,
     /// Namespaces of network mode; deleted after every process has stopped.
-    pub netns: Option<Netns>,
+    pub netns: Option<Arc<Netns>>,
     runtime: Option<tokio::runtime::Runtime>,
     entry_stop: Arc<Notify>,
     entry_thread: Option<JoinHandle<()>>,
@@ -105,6 +110,15 @@ fn addr(base: Option<u16>, offset: u16) -> Result<SocketAddr> {
         Some(b) => Ok(SocketAddr::from(([127, 0, 0, 1], b + offset))),
         None => Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?),
     }
+}
+
+/// The Portico config every edge node shares, for the loopback layout starting at `base_port`
+/// (what `portico-sim --base-port BASE` writes to `WORK_DIR/portico.json`).
+pub fn shared_config(topology: &Topology, base_port: u16) -> String {
+    let addrs: Vec<SocketAddr> = (0..topology.origins().len())
+        .map(|k| SocketAddr::from(([127, 0, 0, 1], base_port + 30 + k as u16)))
+        .collect();
+    topology.portico_config(&addrs)
 }
 
 impl Simulation {
@@ -125,25 +139,46 @@ impl Simulation {
             }
             (_, None) => None,
         };
-        let net = match (&options.launch, options.netns) {
+        let bin_dir = match &options.launch {
+            Launch::Subprocess { bin_dir } => Some(bin_dir.clone()),
+            Launch::InProcess => None,
+        };
+        // Written as each child starts, so a SIGKILLed runner's children can be found.
+        let pid_file = match (&bin_dir, &work) {
+            (Some(_), Some(dir)) => Some(PidFile::create(&dir.join("pids"))?),
+            _ => None,
+        };
+        let net = match (&bin_dir, options.netns) {
             (_, false) => None,
-            (Launch::InProcess, true) => {
+            (None, true) => {
                 bail!(
                     "network mode runs portico and portico-origin as child processes: build them (cargo build --release)"
                 )
             }
-            (Launch::Subprocess { .. }, true) => Some(Netns::setup(
-                &topology,
-                &(std::process::id() % 100_000).to_string(),
-            )?),
+            (Some(dir), true) => {
+                anyhow::ensure!(
+                    dir.join("portico-sim").is_file(),
+                    "network mode runs {}/portico-sim forward as each region's entry: build it",
+                    dir.display()
+                );
+                Some(Arc::new(Netns::setup(
+                    &topology,
+                    &std::process::id().to_string(),
+                )?))
+            }
         };
-        let command = |r: usize, program: PathBuf| match &net {
-            Some(n) => n.command(r, &program),
-            None => Command::new(program),
+        let spawn = |name: &str, cmd: Command| -> Result<Proc> {
+            let dir = work.as_ref().expect("subprocess mode has a work directory");
+            let child = ChildProc::spawn(name, cmd, &dir.join(format!("logs/{name}.log")))?;
+            if let Some(p) = &pid_file {
+                p.add(child.pid(), name)?;
+            }
+            Ok(Proc::Child(child))
         };
         let mut origins = Vec::new();
         let mut origin_procs = Vec::new();
         for (k, (region, name)) in topology.origins().into_iter().enumerate() {
+            anyhow::ensure!(!supervise::stop_requested(), "interrupted");
             let (listen, control) = match &net {
                 Some(_) => (
                     SocketAddr::from((netns::home(region), 9001 + k as u16)),
@@ -159,8 +194,8 @@ impl Simulation {
                     .collect()
             };
             let region_name = topology.regions[region].name.clone();
-            let proc = match &options.launch {
-                Launch::InProcess => {
+            let proc = match &bin_dir {
+                None => {
                     let mut c = OriginConfig::new(&name, listen);
                     c.region = Some(region_name);
                     c.log_capacity = 0;
@@ -171,19 +206,19 @@ impl Simulation {
                         .with_context(|| format!("origin {name} cannot listen on {listen}"))?;
                     Proc::Origin(o)
                 }
-                Launch::Subprocess { bin_dir } => {
-                    let mut cmd = command(region, bin_dir.join("portico-origin"));
+                Some(dir) => {
+                    let program = dir.join("portico-origin");
+                    let mut cmd = match &net {
+                        Some(n) => n.in_router(region, &program),
+                        None => Command::new(program),
+                    };
                     cmd.args(["--name", &name, "--region", &region_name])
                         .args(["--listen", &listen.to_string()])
                         .args(["--control", &control.to_string()]);
                     for (r, d) in &rtt {
                         cmd.arg("--rtt").arg(format!("{r}={}", d.as_millis()));
                     }
-                    let log = work
-                        .as_ref()
-                        .expect("checked")
-                        .join(format!("logs/{name}.log"));
-                    Proc::Child(ChildProc::spawn(&name, cmd, &log)?)
+                    spawn(&name, cmd)?
                 }
             };
             origin_procs.push(proc);
@@ -209,16 +244,17 @@ impl Simulation {
         let mut nodes = Vec::new();
         let mut node_procs = Vec::new();
         for (j, (region, name)) in topology.edge_nodes().into_iter().enumerate() {
+            anyhow::ensure!(!supervise::stop_requested(), "interrupted");
             let (listen, admin) = match &net {
                 Some(_) => (
-                    SocketAddr::from((netns::home(region), 8080 + j as u16)),
-                    SocketAddr::from((netns::home(region), 9901 + j as u16)),
+                    SocketAddr::from((netns::SERVICE, netns::SERVICE_PORT)),
+                    SocketAddr::from((netns::node_addr(region, j), 9901)),
                 ),
                 None => (addr(base, 10 + j as u16)?, addr(base, 20 + j as u16)?),
             };
             let region_name = topology.regions[region].name.clone();
-            let proc = match &options.launch {
-                Launch::InProcess => {
+            let proc = match &bin_dir {
+                None => {
                     let overrides = Overrides {
                         region: Some(region_name),
                         listen: Some(listen.to_string()),
@@ -230,87 +266,95 @@ impl Simulation {
                         .map_err(|e| anyhow::anyhow!("node {name}: {e}"))?;
                     Proc::Node(node.spawn())
                 }
-                Launch::Subprocess { bin_dir } => {
-                    let mut cmd = command(region, bin_dir.join("portico"));
+                Some(dir) => {
+                    let program = dir.join("portico");
+                    let mut cmd = match &net {
+                        Some(n) => n.in_node(j, &program),
+                        None => Command::new(program),
+                    };
                     cmd.arg("--config")
                         .arg(config_path.as_ref().expect("written"))
                         .args(["--region", &region_name])
                         .args(["--listen", &listen.to_string()])
                         .args(["--admin-listen", &admin.to_string()]);
-                    let log = work
-                        .as_ref()
-                        .expect("checked")
-                        .join(format!("logs/{name}.log"));
-                    Proc::Child(ChildProc::spawn(&name, cmd, &log)?)
+                    spawn(&name, cmd)?
                 }
             };
             node_procs.push(Some(proc));
             nodes.push((listen, admin));
         }
-        let pid_file = match &options.launch {
-            Launch::Subprocess { .. } => {
-                let p = work.as_ref().expect("checked").join("pids");
-                let pids: String = origin_procs
-                    .iter()
-                    .chain(node_procs.iter().flatten())
-                    .filter_map(|p| match p {
-                        Proc::Child(c) => Some(format!("{} {}\n", c.pid(), c.name)),
-                        _ => None,
-                    })
-                    .collect();
-                std::fs::write(&p, pids)?;
-                Some(p)
-            }
-            Launch::InProcess => None,
-        };
 
         let board = Arc::new(Board::new(
             nodes.iter().map(|n| n.0).collect(),
             topology.withdraw,
         ));
         let edge = topology.edge_nodes();
-        let mut server = Server::new_with_opt_and_conf(
-            None,
-            ServerConf {
-                threads: 1,
-                grace_period_seconds: Some(0),
-                graceful_shutdown_timeout_seconds: Some(1),
-                ..ServerConf::default()
-            },
-        );
-        server.bootstrap();
-        let mut entries = Vec::new();
-        for (r, region) in topology.regions.iter().enumerate() {
-            let at = addr(base, r as u16)?;
-            let app = Entry {
-                order: topology.nodes_by_distance(r),
-                rtt: edge.iter().map(|(nr, _)| topology.rtt(r, *nr)).collect(),
-                board: board.clone(),
-                connector: TransportConnector::new(None),
-            };
-            let mut svc = Service::new(format!("entry {}", region.name), app);
-            svc.add_tcp(&at.to_string());
-            server.add_service(svc);
-            entries.push(at);
-        }
         let entry_stop = Arc::new(Notify::new());
-        let stop = entry_stop.clone();
-        let entry_thread = std::thread::Builder::new()
-            .name("sim-entries".into())
-            .spawn(move || {
-                server.run(RunArgs {
-                    shutdown_signal: Box::new(StopWatch(stop)),
-                })
-            })?;
+        let mut entries = Vec::new();
+        let mut entry_procs = Vec::new();
+        let mut entry_thread = None;
+        match (&net, &bin_dir) {
+            (Some(n), Some(dir)) => {
+                // Each region's clients sit in its router namespace; the kernel routes the
+                // service address to the node the watcher last chose.
+                for (r, region) in topology.regions.iter().enumerate() {
+                    let at = SocketAddr::from((n.entries[r], netns::SERVICE_PORT));
+                    let mut cmd = n.in_router(r, &dir.join("portico-sim"));
+                    cmd.args(["forward", "--listen", &at.to_string(), "--to"])
+                        .arg(SocketAddr::from((netns::SERVICE, netns::SERVICE_PORT)).to_string());
+                    entry_procs.push(spawn(&format!("entry-{}", region.name), cmd)?);
+                    entries.push(at);
+                }
+            }
+            _ => {
+                let mut server = Server::new_with_opt_and_conf(
+                    None,
+                    ServerConf {
+                        threads: 1,
+                        grace_period_seconds: Some(0),
+                        graceful_shutdown_timeout_seconds: Some(1),
+                        ..ServerConf::default()
+                    },
+                );
+                server.bootstrap();
+                for (r, region) in topology.regions.iter().enumerate() {
+                    let at = addr(base, r as u16)?;
+                    let app = Entry {
+                        order: topology.nodes_by_distance(r),
+                        rtt: edge.iter().map(|(nr, _)| topology.rtt(r, *nr)).collect(),
+                        board: board.clone(),
+                        connector: TransportConnector::new(None),
+                    };
+                    let mut svc = Service::new(format!("entry {}", region.name), app);
+                    svc.add_tcp(&at.to_string());
+                    server.add_service(svc);
+                    entries.push(at);
+                }
+                let stop = entry_stop.clone();
+                entry_thread = Some(
+                    std::thread::Builder::new()
+                        .name("sim-entries".into())
+                        .spawn(move || {
+                            server.run(RunArgs {
+                                shutdown_signal: Box::new(StopWatch(stop)),
+                            })
+                        })?,
+                );
+            }
+        }
 
         let watch_stop = Arc::new(AtomicBool::new(false));
         let watcher = {
-            let (board, stop, admins) = (
+            let (board, stop, admins, net) = (
                 board.clone(),
                 watch_stop.clone(),
                 nodes.iter().map(|n| n.1).collect::<Vec<_>>(),
+                net.clone(),
             );
             let names: Vec<String> = edge.iter().map(|(_, n)| n.clone()).collect();
+            let orders: Vec<Vec<usize>> = (0..topology.regions.len())
+                .map(|r| topology.nodes_by_distance(r))
+                .collect();
             std::thread::Builder::new()
                 .name("sim-watch".into())
                 .spawn(move || {
@@ -318,7 +362,7 @@ impl Simulation {
                     while !stop.load(Ordering::Relaxed) {
                         for (i, a) in admins.iter().enumerate() {
                             let healthy = matches!(
-                                http::get(*a, "/healthz", Duration::from_millis(200)),
+                                http::get(*a, "/healthz", Duration::from_millis(400)),
                                 Ok((200, _))
                             );
                             board.record(i, Instant::now(), healthy);
@@ -330,6 +374,14 @@ impl Simulation {
                                     names[i],
                                     if up { "announced" } else { "withdrawn" }
                                 );
+                            }
+                        }
+                        // Network mode: an announcement change is a route change.
+                        if let Some(n) = &net {
+                            for (r, order) in orders.iter().enumerate() {
+                                if let Err(e) = n.route(r, board.pick(order)) {
+                                    log::warn!("route change in {}: {e}", n.routers[r]);
+                                }
                             }
                         }
                         std::thread::sleep(Duration::from_millis(100));
@@ -347,20 +399,29 @@ impl Simulation {
             board,
             node_procs,
             origin_procs,
+            entry_procs,
             pid_file,
             netns: net,
             runtime: Some(runtime),
             entry_stop,
-            entry_thread: Some(entry_thread),
+            entry_thread,
             watch_stop,
             watcher: Some(watcher),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
+        // In network mode a node's proxy listener is the service address inside its own
+        // namespace: the entries reach it, this namespace does not.
+        let proxies: Vec<SocketAddr> = if sim.netns.is_some() {
+            Vec::new()
+        } else {
+            sim.nodes.iter().map(|n| n.0).collect()
+        };
         let all: Vec<SocketAddr> = sim
             .entries
             .iter()
             .copied()
-            .chain(sim.nodes.iter().flat_map(|n| [n.0, n.1]))
+            .chain(proxies)
+            .chain(sim.nodes.iter().map(|n| n.1))
             .chain(sim.origins.iter().map(|o| o.addr))
             .collect();
         for a in all {
@@ -368,6 +429,7 @@ impl Simulation {
                 if let Some((name, status, tail)) = sim.exited().into_iter().next() {
                     bail!("{name} exited at start-up ({status}):\n{tail}");
                 }
+                anyhow::ensure!(!supervise::stop_requested(), "interrupted");
                 anyhow::ensure!(
                     Instant::now() < deadline,
                     "{a} did not start listening (entries: {:?}, nodes: {:?})",
@@ -380,12 +442,21 @@ impl Simulation {
         Ok(sim)
     }
 
+    /// Where region `r`'s new connections go now: the nearest announced edge node.
+    pub fn serving(&self, r: usize) -> Option<usize> {
+        match &self.netns {
+            Some(n) => n.routed_to(r),
+            None => self.board.pick(&self.topology.nodes_by_distance(r)),
+        }
+    }
+
     /// Child processes that have exited: name, status, last lines of their log. A node killed
     /// with [`Simulation::kill_node`] is not reported.
     pub fn exited(&mut self) -> Vec<(String, String, String)> {
         self.origin_procs
             .iter_mut()
             .chain(self.node_procs.iter_mut().flatten())
+            .chain(self.entry_procs.iter_mut())
             .filter_map(|p| match p {
                 Proc::Child(c) => c
                     .exited()
@@ -418,6 +489,7 @@ impl Simulation {
         self.origin_procs
             .iter()
             .chain(self.node_procs.iter().flatten())
+            .chain(self.entry_procs.iter())
             .filter_map(|p| match p {
                 Proc::Child(c) => Some(c.pid()),
                 _ => None,
@@ -487,18 +559,24 @@ impl Simulation {
         Some((preferred, latencies))
     }
 
-    /// The table of regions: entry, node, admin, announcement, preferred origin, latencies.
+    /// The table of regions: entry, where its clients go, each node with its admin URL,
+    /// announcement, preferred origin and measured latencies.
     pub fn table(&self) -> String {
         let edge = self.topology.edge_nodes();
         let mut s = String::from(
-            "| region | clients enter at | edge node | admin | announced | prefers | measured latency (ms) |\n|---|---|---|---|---|---|---|\n",
+            "| region | clients enter at | → served by | edge node | admin | announced | prefers | measured latency (ms) |\n|---|---|---|---|---|---|---|---|\n",
         );
         for (j, (r, name)) in edge.iter().enumerate() {
             let region = &self.topology.regions[*r].name;
-            let entry = if self.topology.regions[*r].edge_nodes.first() == Some(name) {
-                format!("http://{}/", self.entries[*r])
+            let first = self.topology.regions[*r].edge_nodes.first() == Some(name);
+            let (entry, serving) = if first {
+                (
+                    format!("http://{}/", self.entries[*r]),
+                    self.serving(*r)
+                        .map_or("nobody".into(), |k| edge[k].1.clone()),
+                )
             } else {
-                String::new()
+                (String::new(), String::new())
             };
             let (prefers, lat) = match self.choice(j) {
                 Some((p, l)) => (
@@ -518,7 +596,7 @@ impl Simulation {
                 None => ("(down)".into(), String::new()),
             };
             s.push_str(&format!(
-                "| {region} | {entry} | {name} | http://{}/status | {} | {prefers} | {lat} |\n",
+                "| {region} | {entry} | {serving} | {name} | http://{}/status | {} | {prefers} | {lat} |\n",
                 self.nodes[j].1,
                 if self.board.announced(j) {
                     "yes"
@@ -526,6 +604,18 @@ impl Simulation {
                     "withdrawn"
                 }
             ));
+        }
+        // A region without edge nodes of its own still has clients and an entry.
+        for (r, region) in self.topology.regions.iter().enumerate() {
+            if region.edge_nodes.is_empty() {
+                s.push_str(&format!(
+                    "| {} | http://{}/ | {} | | | | | |\n",
+                    region.name,
+                    self.entries[r],
+                    self.serving(r)
+                        .map_or("nobody".into(), |k| edge[k].1.clone())
+                ));
+            }
         }
         s
     }
@@ -539,11 +629,8 @@ impl Simulation {
         if let Some(t) = self.entry_thread.take() {
             let _ = t.join();
         }
-        let mut procs: Vec<Proc> = self
-            .node_procs
-            .iter_mut()
-            .filter_map(Option::take)
-            .collect();
+        let mut procs: Vec<Proc> = std::mem::take(&mut self.entry_procs);
+        procs.extend(self.node_procs.iter_mut().filter_map(Option::take));
         procs.append(&mut self.origin_procs);
         for p in &mut procs {
             match p {
@@ -567,9 +654,7 @@ impl Simulation {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(2));
         }
-        if let Some(p) = self.pid_file.take() {
-            let _ = std::fs::remove_file(p);
-        }
+        self.pid_file = None;
         self.netns = None;
     }
 
@@ -582,5 +667,20 @@ impl Simulation {
 impl Drop for Simulation {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_shared_config_is_what_the_topology_generates() {
+        let t = Topology::parse(include_str!("../../../deploy/sim/topology.json")).expect("valid");
+        assert_eq!(
+            include_str!("../../../deploy/sim/portico.json"),
+            shared_config(&t, 8100),
+            "regenerate with: target/release/portico-sim config --out deploy/sim/portico.json"
+        );
     }
 }

@@ -1,23 +1,27 @@
-//! A SIGKILLed runner leaves its children running (no prctl without `unsafe`); `portico-sim clean` kills them by the pid file.
+//! The runner as a process: SIGTERM stops every child and removes the pid file; a SIGKILLed runner leaves its children running (no prctl without `unsafe`) and `portico-sim clean` kills them by the pid file.
 
 mod common;
 
 use common::*;
 use portico_sim::Launch;
+use portico_sim::launch::alive;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-fn alive(pid: &str) -> bool {
-    // A killed child of a dead runner may linger as a zombie until init reaps it.
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-    })
+/// The children listed in a pid file (not the runner's own line).
+fn children(p: &Path) -> Vec<u32> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.contains(" runner"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
 }
 
-#[test]
-fn clean_kills_the_children_of_a_sigkilled_runner() {
+/// Starts `portico-sim` on the test topology in a fresh work directory, once its six children
+/// are listed; `None` when the binaries are not built.
+fn start_runner(tag: &str) -> Option<(Child, PathBuf, PathBuf)> {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_portico-sim"));
     let dir = bin.parent().expect("target dir");
     if Launch::in_dir(dir).is_none() {
@@ -25,13 +29,13 @@ fn clean_kills_the_children_of_a_sigkilled_runner() {
             "SKIPPED: no portico and portico-origin binaries in {}",
             dir.display()
         );
-        return;
+        return None;
     }
-    let work = dir.join(format!("sim-clean-test-{}", std::process::id()));
+    let work = dir.join(format!("sim-{tag}-test-{}", std::process::id()));
     std::fs::create_dir_all(&work).expect("work dir");
     let topology = work.join("topology.json");
     std::fs::write(&topology, TOPOLOGY).expect("topology written");
-    let mut runner = Command::new(&bin)
+    let runner = Command::new(&bin)
         .arg("--topology")
         .arg(&topology)
         .arg("--work-dir")
@@ -42,23 +46,47 @@ fn clean_kills_the_children_of_a_sigkilled_runner() {
         .spawn()
         .expect("runner starts");
     let pid_file = work.join("pids");
-    let pids = |p: &Path| -> Vec<String> {
-        std::fs::read_to_string(p)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-            .collect()
-    };
     eventually(
         "the pid file lists six children",
         Duration::from_secs(20),
-        || pids(&pid_file).len() == 6,
+        || children(&pid_file).len() == 6,
     );
-    let children = pids(&pid_file);
+    Some((runner, work, bin))
+}
+
+#[test]
+fn sigterm_stops_every_child_and_removes_the_pid_file() {
+    let Some((mut runner, work, _)) = start_runner("term") else {
+        return;
+    };
+    let pids = children(&work.join("pids"));
+    assert!(pids.iter().all(|p| alive(*p)));
+    let sent = Command::new("kill")
+        .args(["-TERM", &runner.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    eventually("the runner exits", Duration::from_secs(20), || {
+        runner.try_wait().expect("try_wait").is_some()
+    });
+    for p in &pids {
+        assert!(!alive(*p), "child {p} outlives the runner");
+    }
+    assert!(!work.join("pids").exists(), "pid file removed");
+    let _ = std::fs::remove_dir_all(work);
+}
+
+#[test]
+fn clean_kills_the_children_of_a_sigkilled_runner() {
+    let Some((mut runner, work, bin)) = start_runner("clean") else {
+        return;
+    };
+    let pid_file = work.join("pids");
+    let pids = children(&pid_file);
     let _ = runner.kill();
     let _ = runner.wait();
     assert!(
-        children.iter().all(|p| alive(p)),
+        pids.iter().all(|p| alive(*p)),
         "children outlive a SIGKILLed runner"
     );
     let status = Command::new(&bin)
@@ -69,8 +97,10 @@ fn clean_kills_the_children_of_a_sigkilled_runner() {
         .status()
         .expect("clean runs");
     assert!(status.success());
+    // A killed child of a dead runner may linger as a zombie until init reaps it: `alive`
+    // does not count zombies.
     eventually("every child is gone", Duration::from_secs(10), || {
-        children.iter().all(|p| !alive(p))
+        pids.iter().all(|p| !alive(*p))
     });
     assert!(!pid_file.exists());
     let _ = std::fs::remove_dir_all(work);

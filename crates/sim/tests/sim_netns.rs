@@ -1,14 +1,14 @@
-//! Network mode smoke test: runs only as root where `ip netns add` works and the binaries are built; says so plainly when skipped.
+//! Network mode: runs only as root where `ip netns add` works and the binaries are built, and says so plainly when skipped.
 
 mod common;
 
 use common::*;
+use portico_sim::launch::alive;
 use portico_sim::{Launch, SimOptions, Simulation, Topology, netns};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-#[test]
-fn network_mode_starts_prefers_local_origins_and_removes_its_namespaces() {
+fn launch() -> Option<(Launch, PathBuf)> {
     let dir = PathBuf::from(env!("CARGO_BIN_EXE_portico-sim"))
         .parent()
         .expect("target dir")
@@ -18,12 +18,20 @@ fn network_mode_starts_prefers_local_origins_and_removes_its_namespaces() {
             "SKIPPED: no portico and portico-origin binaries in {}",
             dir.display()
         );
-        return;
+        return None;
     };
     if !netns::available() {
         eprintln!("SKIPPED: network mode needs root and a working `ip netns add`");
-        return;
+        return None;
     }
+    Some((launch, dir))
+}
+
+#[test]
+fn network_mode_prefers_local_origins_reroutes_the_service_address_and_cleans_up() {
+    let Some((launch, dir)) = launch() else {
+        return;
+    };
     let work = dir.join(format!("sim-netns-test-{}", std::process::id()));
     let options = SimOptions {
         base_port: None,
@@ -31,9 +39,11 @@ fn network_mode_starts_prefers_local_origins_and_removes_its_namespaces() {
         work_dir: Some(work.clone()),
         netns: true,
     };
-    let sim =
+    let mut sim =
         Simulation::start(Topology::parse(TOPOLOGY).expect("valid"), &options).expect("starts");
-    let names = sim.netns.as_ref().expect("network mode").names.clone();
+    let net = sim.netns.clone().expect("network mode");
+    let names: Vec<String> = net.routers.iter().chain(&net.nodes).cloned().collect();
+    assert_eq!(names.len(), 6, "a router per region, a namespace per node");
     assert!(names.iter().all(|n| netns::leftovers().contains(n)));
     for (i, want) in ["web-us", "web-eu", "web-ap"].iter().enumerate() {
         eventually(
@@ -42,16 +52,38 @@ fn network_mode_starts_prefers_local_origins_and_removes_its_namespaces() {
             || prefers(&sim, i) == vec![want.to_string()],
         );
     }
+    for (r, want) in ["us-east", "eu-west", "ap-south"].iter().enumerate() {
+        eventually(
+            &format!("{want} clients served in {want}"),
+            Duration::from_secs(10),
+            || served_from(sim.entries[r]).as_deref() == Some(*want),
+        );
+        assert_eq!(net.routed_to(r), Some(r));
+    }
+    let pids = sim.child_pids();
+    let killed = Instant::now();
+    sim.kill_node(0);
     eventually(
-        "eu clients served in eu-west",
-        Duration::from_secs(10),
-        || served_from(sim.entries[1]).as_deref() == Some("eu-west"),
+        "us-east routes the service address to eu-west",
+        Duration::from_secs(15),
+        || net.routed_to(0) == Some(1),
     );
+    eventually(
+        "us clients served in eu-west",
+        Duration::from_secs(10),
+        || served_from(sim.entries[0]).as_deref() == Some("eu-west"),
+    );
+    eprintln!(
+        "network mode: us clients moved {:?} after the kill",
+        killed.elapsed()
+    );
+    drop(net);
     sim.stop();
     let left = netns::leftovers();
     assert!(
         names.iter().all(|n| !left.contains(n)),
         "namespaces left: {left:?}"
     );
+    assert!(pids.iter().all(|p| !alive(*p)), "children left");
     let _ = std::fs::remove_dir_all(work);
 }
