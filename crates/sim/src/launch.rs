@@ -219,7 +219,7 @@ pub fn kill_from_pid_file(path: &Path) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
-    let mut killed = Vec::new();
+    let (mut killed, mut pids) = (Vec::new(), Vec::new());
     for line in text.lines() {
         let Some((pid, name)) = line.split_once(' ') else {
             continue;
@@ -234,8 +234,14 @@ pub fn kill_from_pid_file(path: &Path) -> Vec<String> {
                 .is_ok_and(|s| s.success());
             if ok {
                 killed.push(format!("{name} (pid {pid})"));
+                pids.push(pid.parse::<u32>().unwrap_or(0));
             }
         }
+    }
+    // SIGKILL is asynchronous: wait until they are gone, so their ports are free.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
     }
     let _ = std::fs::remove_file(path);
     killed
