@@ -139,6 +139,9 @@ pub struct Sample {
     pub cpu: f64,
     /// Resident memory of the proxy near the end of the run, KiB.
     pub rss_kib: u64,
+    /// How busy the proxy's CPU was over the run (when it is pinned to one CPU). Well above
+    /// `cpu`, other work shared the core: compare req/s per core rather than req/s.
+    pub core_busy: Option<f64>,
 }
 
 impl Sample {
@@ -244,6 +247,12 @@ fn measure(
         headers: &case.headers,
     };
     let cpu_before = pid.map(procinfo::cpu_time);
+    let proxy_cpu: Option<usize> = opts
+        .placement
+        .proxy_cpus
+        .as_deref()
+        .and_then(|c| c.parse().ok());
+    let core_before = proxy_cpu.and_then(procinfo::cpu_times);
     let start = Instant::now();
     let child = run
         .command(wrk_bin, opts.placement.load_cpus.as_deref())
@@ -256,6 +265,12 @@ fn measure(
     let rss_kib = pid.map(procinfo::rss_kib).unwrap_or(0);
     let report = wrk::finish(child)?;
     let wall = start.elapsed().as_secs_f64();
+    let core_busy = match (proxy_cpu, core_before) {
+        (Some(c), Some(before)) => {
+            procinfo::cpu_times(c).and_then(|after| procinfo::busy_share(before, after))
+        }
+        _ => None,
+    };
     let cpu = match (pid, cpu_before) {
         (Some(pid), Some(before)) => {
             (procinfo::cpu_time(pid).saturating_sub(before)).as_secs_f64() / wall
@@ -266,6 +281,7 @@ fn measure(
         report,
         cpu,
         rss_kib,
+        core_busy,
     })
 }
 
@@ -322,14 +338,15 @@ fn run_case(
             )
             .with_context(|| format!("measuring {}", p.name))?;
             println!(
-                "  round {} {:<16} {:>9} req/s  p50 {:>9}  p99 {:>9}  proxy CPU {:>4}  errors {}",
+                "  round {} {:<16} {:>9} req/s  p50 {:>9}  p99 {:>9}  proxy CPU {:>4}  errors {}{}",
                 round + 1,
                 p.name,
                 fmt_rate(Some(s.report.rps)),
                 fmt_latency(Some(s.report.p50_us)),
                 fmt_latency(Some(s.report.p99_us)),
                 fmt_percent(Some(s.cpu)),
-                s.report.errors()
+                s.report.errors(),
+                shared_core_note(&s)
             );
             results[i].samples.push(s);
         }
@@ -341,6 +358,17 @@ fn run_case(
     };
     print!("{}", case_table(&result));
     Ok(result)
+}
+
+/// ` (core shared: 100% busy)` when the proxy's core did much more than run the proxy.
+pub fn shared_core_note(s: &Sample) -> String {
+    match s.core_busy {
+        Some(busy) if busy - s.cpu > 0.15 => format!(
+            "  (core shared: {} busy, other work on it; compare per core)",
+            fmt_percent(Some(busy))
+        ),
+        _ => String::new(),
+    }
 }
 
 /// The per-case table of medians, with Portico's ratios to nginx and HAProxy.
@@ -363,6 +391,18 @@ pub fn case_table(r: &CaseResult) -> String {
             fmt_percent(s.cpu),
             fmt_rate(s.per_core),
             s.errors
+        );
+    }
+    let shared = r
+        .peers
+        .iter()
+        .flat_map(|p| &p.samples)
+        .filter(|s| !shared_core_note(s).is_empty())
+        .count();
+    if shared > 0 {
+        let _ = writeln!(
+            out,
+            "  note: in {shared} run(s) other work shared the proxy's core; req/s per core is the fairer column"
         );
     }
     if r.case.kind == CaseKind::Conns {
@@ -507,7 +547,7 @@ pub fn to_json(results: &[CaseResult]) -> serde_json::Value {
                         "runs": p.samples.iter().map(|x| serde_json::json!({
                             "rps": x.report.rps, "p50_us": x.report.p50_us, "p99_us": x.report.p99_us,
                             "requests": x.report.requests, "errors": x.report.errors(),
-                            "cpu": x.cpu, "rss_kib": x.rss_kib,
+                            "cpu": x.cpu, "rss_kib": x.rss_kib, "core_busy": x.core_busy,
                         })).collect::<Vec<_>>(),
                     })
                 })
@@ -632,6 +672,7 @@ mod tests {
                     report: report(rps, p99),
                     cpu,
                     rss_kib: 1000 + rps as u64 / 10,
+                    core_busy: None,
                 })
                 .collect(),
         }
@@ -657,6 +698,16 @@ mod tests {
             pingora_minimal: None,
             dir: "/tmp/x".into(),
         }
+    }
+
+    #[test]
+    fn a_shared_core_is_pointed_out() {
+        let mut s = peer("portico", &[(100.0, 1.0, 0.6)]).samples.remove(0);
+        assert_eq!(shared_core_note(&s), "");
+        s.core_busy = Some(0.65);
+        assert_eq!(shared_core_note(&s), "");
+        s.core_busy = Some(1.0);
+        assert!(shared_core_note(&s).contains("core shared: 100% busy"));
     }
 
     #[test]

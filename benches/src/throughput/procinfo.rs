@@ -84,6 +84,46 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Busy and total jiffies of one CPU, from `/proc/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// Everything but idle and iowait.
+    pub busy: u64,
+    /// All fields.
+    pub total: u64,
+}
+
+/// The `cpuN` line of `/proc/stat` text.
+pub fn parse_cpu_times(stat: &str, cpu: usize) -> Option<CpuTimes> {
+    let label = format!("cpu{cpu}");
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(label.as_str()))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    // user nice system idle iowait irq softirq steal
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    Some(CpuTimes {
+        busy: total - idle,
+        total,
+    })
+}
+
+/// `CpuTimes` of CPU `cpu` now.
+pub fn cpu_times(cpu: usize) -> Option<CpuTimes> {
+    parse_cpu_times(&std::fs::read_to_string("/proc/stat").ok()?, cpu)
+}
+
+/// Share of `after - before` the CPU was busy.
+pub fn busy_share(before: CpuTimes, after: CpuTimes) -> Option<f64> {
+    let total = after.total.checked_sub(before.total)?;
+    (total > 0).then(|| after.busy.saturating_sub(before.busy) as f64 / total as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +148,27 @@ mod tests {
         assert!(tree(me).contains(&me));
         assert!(rss_kib(me) > 0);
         let _ = cpu_time(me);
+    }
+
+    #[test]
+    fn parses_cpu_lines() {
+        let stat =
+            "cpu  10 0 10 100 0 0 0 0 0 0\ncpu0 5 1 4 50 2 1 1 0 0 0\ncpu1 5 0 6 50 0 0 0 0 0 0\n";
+        let t = parse_cpu_times(stat, 0).unwrap();
+        assert_eq!(
+            t,
+            CpuTimes {
+                busy: 12,
+                total: 64
+            }
+        );
+        assert_eq!(parse_cpu_times(stat, 2), None);
+        let later = CpuTimes {
+            busy: 62,
+            total: 164,
+        };
+        assert_eq!(busy_share(t, later), Some(0.5));
+        assert_eq!(busy_share(later, t), None);
     }
 
     #[test]
