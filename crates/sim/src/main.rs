@@ -16,7 +16,7 @@ struct Args {
     #[arg(long, default_value = "deploy/sim/topology.json", global = true)]
     topology: PathBuf,
     /// First port (entries at BASE.., nodes at BASE+10.., admins at BASE+20.., origins at
-    /// BASE+30.., origin controls at BASE+40..); 0: ports chosen by the system.
+    /// BASE+30.., origin controls at BASE+40..); 0: free ports chosen at random.
     #[arg(long, default_value_t = 8100, global = true)]
     base_port: u16,
     /// Withdrawal delay, ms (overrides the topology's `withdraw_ms`).

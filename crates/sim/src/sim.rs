@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone, Default)]
 pub struct SimOptions {
     /// First port: entries at `base`, nodes at `base+10..`, admins at `base+20..`, origins at
-    /// `base+30..`, origin controls at `base+40..`. `None`: ports chosen by the system.
+    /// `base+30..`, origin controls at `base+40..`. `None`: free ports chosen at random.
     pub base_port: Option<u16>,
     /// Threads of this process or child processes.
     pub launch: Launch,
@@ -105,10 +105,114 @@ pub struct Simulation {
     watcher: Option<JoinHandle<()>>,
 }
 
-fn addr(base: Option<u16>, offset: u16) -> Result<SocketAddr> {
-    match base {
-        Some(b) => Ok(SocketAddr::from(([127, 0, 0, 1], b + offset))),
-        None => Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?),
+/// Loopback addresses of one run: `127.0.0.1:BASE+offset`, or free ports chosen at random below
+/// the ephemeral range. Those are held (listening) until every address of the run is chosen, so
+/// no two are the same.
+struct Ports {
+    base: Option<u16>,
+    held: Vec<TcpListener>,
+}
+
+impl Ports {
+    fn addr(&mut self, offset: usize) -> Result<SocketAddr> {
+        match self.base {
+            Some(b) => {
+                let port = u16::try_from(usize::from(b) + offset)
+                    .context("--base-port too high for this many regions, nodes and origins")?;
+                Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+            }
+            None => {
+                // Below the ephemeral range, so no outgoing connection of any process (the
+                // nodes' probes, the clients) can take the port before its listener is up.
+                let low = ephemeral_low();
+                if low > 11_000 {
+                    for _ in 0..500 {
+                        let port = fastrand::u16(10_000..low);
+                        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+                            self.held.push(l);
+                            return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+                        }
+                    }
+                }
+                let l = TcpListener::bind("127.0.0.1:0")?;
+                let a = l.local_addr()?;
+                self.held.push(l);
+                Ok(a)
+            }
+        }
+    }
+}
+
+/// First port of the kernel's ephemeral range (`net.ipv4.ip_local_port_range`).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// Where everything of a run listens (the same layout in both launch modes).
+struct Layout {
+    /// Each origin's listener and control listener.
+    origins: Vec<(SocketAddr, SocketAddr)>,
+    /// Each edge node's proxy and admin listener.
+    nodes: Vec<(SocketAddr, SocketAddr)>,
+    /// Each region's entry (loopback mode; network mode's are in [`Netns::entries`]).
+    entries: Vec<SocketAddr>,
+}
+
+impl Layout {
+    /// Loopback mode: entries at BASE.., nodes at BASE+10.., admins at BASE+20.., origins at
+    /// BASE+30.., origin controls at BASE+40.. (or system-chosen ports).
+    fn loopback(t: &Topology, base: Option<u16>) -> Result<Layout> {
+        let mut p = Ports {
+            base,
+            held: Vec::new(),
+        };
+        let origins = (0..t.origins().len())
+            .map(|k| Ok((p.addr(30 + k)?, p.addr(40 + k)?)))
+            .collect::<Result<_>>()?;
+        let nodes = (0..t.edge_nodes().len())
+            .map(|j| Ok((p.addr(10 + j)?, p.addr(20 + j)?)))
+            .collect::<Result<_>>()?;
+        let entries = (0..t.regions.len())
+            .map(|r| p.addr(r))
+            .collect::<Result<_>>()?;
+        Ok(Layout {
+            origins,
+            nodes,
+            entries,
+        })
+    }
+
+    /// Network mode: origins on their router's address, every node's proxy on the service
+    /// address inside its namespace, its admin on its own address.
+    fn netns(t: &Topology) -> Layout {
+        Layout {
+            origins: t
+                .origins()
+                .iter()
+                .enumerate()
+                .map(|(k, (r, _))| {
+                    (
+                        SocketAddr::from((netns::home(*r), 9001 + k as u16)),
+                        SocketAddr::from((netns::home(*r), 9101 + k as u16)),
+                    )
+                })
+                .collect(),
+            nodes: t
+                .edge_nodes()
+                .iter()
+                .enumerate()
+                .map(|(j, (r, _))| {
+                    (
+                        SocketAddr::from((netns::SERVICE, netns::SERVICE_PORT)),
+                        SocketAddr::from((netns::node_addr(*r, j), 9901)),
+                    )
+                })
+                .collect(),
+            entries: Vec::new(),
+        }
     }
 }
 
@@ -124,7 +228,6 @@ pub fn shared_config(topology: &Topology, base_port: u16) -> String {
 impl Simulation {
     /// Starts origins, nodes, entries and the watcher; returns once every listener is up.
     pub fn start(topology: Topology, options: &SimOptions) -> Result<Simulation> {
-        let base = options.base_port;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -167,6 +270,10 @@ impl Simulation {
                 )?))
             }
         };
+        let layout = match &net {
+            Some(_) => Layout::netns(&topology),
+            None => Layout::loopback(&topology, options.base_port)?,
+        };
         let spawn = |name: &str, cmd: Command| -> Result<Proc> {
             let dir = work.as_ref().expect("subprocess mode has a work directory");
             let child = ChildProc::spawn(name, cmd, &dir.join(format!("logs/{name}.log")))?;
@@ -179,13 +286,7 @@ impl Simulation {
         let mut origin_procs = Vec::new();
         for (k, (region, name)) in topology.origins().into_iter().enumerate() {
             anyhow::ensure!(!supervise::stop_requested(), "interrupted");
-            let (listen, control) = match &net {
-                Some(_) => (
-                    SocketAddr::from((netns::home(region), 9001 + k as u16)),
-                    SocketAddr::from((netns::home(region), 9101 + k as u16)),
-                ),
-                None => (addr(base, 30 + k as u16)?, addr(base, 40 + k as u16)?),
-            };
+            let (listen, control) = layout.origins[k];
             let rtt: Vec<(String, Duration)> = if net.as_ref().is_some_and(|n| n.netem) {
                 Vec::new()
             } else {
@@ -245,13 +346,7 @@ impl Simulation {
         let mut node_procs = Vec::new();
         for (j, (region, name)) in topology.edge_nodes().into_iter().enumerate() {
             anyhow::ensure!(!supervise::stop_requested(), "interrupted");
-            let (listen, admin) = match &net {
-                Some(_) => (
-                    SocketAddr::from((netns::SERVICE, netns::SERVICE_PORT)),
-                    SocketAddr::from((netns::node_addr(region, j), 9901)),
-                ),
-                None => (addr(base, 10 + j as u16)?, addr(base, 20 + j as u16)?),
-            };
+            let (listen, admin) = layout.nodes[j];
             let region_name = topology.regions[region].name.clone();
             let proc = match &bin_dir {
                 None => {
@@ -318,7 +413,7 @@ impl Simulation {
                 );
                 server.bootstrap();
                 for (r, region) in topology.regions.iter().enumerate() {
-                    let at = addr(base, r as u16)?;
+                    let at = layout.entries[r];
                     let app = Entry {
                         order: topology.nodes_by_distance(r),
                         rtt: edge.iter().map(|(nr, _)| topology.rtt(r, *nr)).collect(),
