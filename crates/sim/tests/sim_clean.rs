@@ -85,10 +85,7 @@ fn clean_kills_the_children_of_a_sigkilled_runner() {
     let pids = children(&pid_file);
     let _ = runner.kill();
     let _ = runner.wait();
-    assert!(
-        pids.iter().all(|p| alive(*p)),
-        "children outlive a SIGKILLed runner"
-    );
+    let outlived = pids.iter().all(|p| alive(*p));
     let status = Command::new(&bin)
         .arg("clean")
         .arg("--work-dir")
@@ -96,6 +93,8 @@ fn clean_kills_the_children_of_a_sigkilled_runner() {
         .stdout(Stdio::null())
         .status()
         .expect("clean runs");
+    // Asserted after clean, so a failure leaves nothing running.
+    assert!(outlived, "children outlive a SIGKILLed runner");
     assert!(status.success());
     // A killed child of a dead runner may linger as a zombie until init reaps it: `alive`
     // does not count zombies.

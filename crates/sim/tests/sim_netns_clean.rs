@@ -59,7 +59,7 @@ fn clean_tears_down_the_namespaces_of_a_sigkilled_runner() {
     );
     let _ = runner.kill();
     let _ = runner.wait();
-    assert_eq!(mine().len(), 6, "namespaces outlive a SIGKILLed runner");
+    let outlived = mine().len();
     let status = Command::new(&bin)
         .arg("clean")
         .arg("--work-dir")
@@ -67,6 +67,8 @@ fn clean_tears_down_the_namespaces_of_a_sigkilled_runner() {
         .stdout(Stdio::null())
         .status()
         .expect("clean runs");
+    // Asserted after clean, so a failure leaves nothing behind.
+    assert_eq!(outlived, 6, "namespaces outlive a SIGKILLed runner");
     assert!(status.success());
     assert!(mine().is_empty(), "namespaces left: {:?}", mine());
     let _ = std::fs::remove_dir_all(work);
