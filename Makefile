@@ -58,6 +58,9 @@ sim-clean:
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@# The simulation's child-process and network-mode tests run the portico and
+	@# portico-origin binaries; cargo builds a package's binaries only for its own tests.
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
 fmt:

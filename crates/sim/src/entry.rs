@@ -124,12 +124,10 @@ impl ServerApp for Forward {
     }
 }
 
-/// Runs a [`Forward`] from `listen` to `to` until SIGTERM or SIGINT (Pingora's own signal
-/// handling), then exits the process.
-pub fn run_forward(listen: SocketAddr, to: SocketAddr) -> ! {
+/// A bootstrapped one-thread Pingora server for entries: no grace period, 1 s to shut down.
+pub fn entry_server() -> pingora_core::server::Server {
     use pingora_core::server::Server;
     use pingora_core::server::configuration::ServerConf;
-    use pingora_core::services::listening::Service;
     let mut server = Server::new_with_opt_and_conf(
         None,
         ServerConf {
@@ -140,6 +138,14 @@ pub fn run_forward(listen: SocketAddr, to: SocketAddr) -> ! {
         },
     );
     server.bootstrap();
+    server
+}
+
+/// Runs a [`Forward`] from `listen` to `to` until SIGTERM or SIGINT (Pingora's own signal
+/// handling), then exits the process.
+pub fn run_forward(listen: SocketAddr, to: SocketAddr) -> ! {
+    use pingora_core::services::listening::Service;
+    let mut server = entry_server();
     let app = Forward {
         to,
         connector: TransportConnector::new(None),

@@ -1,6 +1,6 @@
 //! The running simulation: origins, one Portico node per edge node (threads of this process or child processes), the entries and the health watcher, stopped together.
 
-use crate::entry::{Board, Entry};
+use crate::entry::{self, Board, Entry};
 use crate::http;
 use crate::launch::{ChildProc, Launch, PidFile};
 use crate::netns::{self, Netns};
@@ -8,8 +8,7 @@ use crate::supervise;
 use crate::topology::Topology;
 use anyhow::{Context, Result, bail};
 use pingora_core::connectors::TransportConnector;
-use pingora_core::server::configuration::ServerConf;
-use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora_core::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 use pingora_core::services::listening::Service;
 use portico::{Node, NodeOptions, RunningNode};
 use portico_core::config::{Overrides, parse_with};
@@ -402,16 +401,7 @@ impl Simulation {
                 }
             }
             _ => {
-                let mut server = Server::new_with_opt_and_conf(
-                    None,
-                    ServerConf {
-                        threads: 1,
-                        grace_period_seconds: Some(0),
-                        graceful_shutdown_timeout_seconds: Some(1),
-                        ..ServerConf::default()
-                    },
-                );
-                server.bootstrap();
+                let mut server = entry::entry_server();
                 for (r, region) in topology.regions.iter().enumerate() {
                     let at = layout.entries[r];
                     let app = Entry {
