@@ -30,7 +30,11 @@ struct Args {
     )]
     cases: Vec<String>,
     /// Proxies, comma-separated: portico, nginx, haproxy, pingora-minimal.
-    #[arg(long, default_value = "portico,nginx,haproxy", value_delimiter = ',')]
+    #[arg(
+        long,
+        default_value = "portico,nginx,haproxy,pingora-minimal",
+        value_delimiter = ','
+    )]
     peers: Vec<String>,
     /// Connections for the small-response and new-connection cases.
     #[arg(long, default_value_t = 64)]
@@ -56,8 +60,8 @@ struct Args {
     /// Portico's node.threads.
     #[arg(long, default_value_t = 1)]
     portico_threads: usize,
-    /// A minimal Pingora proxy binary run as `BIN LISTEN ORIGIN`, added as peer
-    /// `pingora-minimal`: the floor Portico's own work sits on.
+    /// The minimal Pingora proxy, run as `BIN LISTEN ORIGIN` for peer `pingora-minimal`: the
+    /// floor Portico's own work sits on (default: this workspace's `pingora-minimal` binary).
     #[arg(long, value_name = "BIN")]
     pingora_minimal: Option<PathBuf>,
     /// Directory for configs, logs and results.json (default: a new one under the temp dir).
@@ -113,7 +117,10 @@ fn main() -> Result<()> {
         },
         origin,
         portico_threads: args.portico_threads.max(1),
-        pingora_minimal: args.pingora_minimal,
+        pingora_minimal: args.pingora_minimal.or_else(|| {
+            let built = portico_bench::procs::workspace_bin("pingora-minimal");
+            built.is_file().then_some(built)
+        }),
         dir,
     };
     run(&opts)

@@ -611,6 +611,12 @@ pub fn run(opts: &Options) -> Result<()> {
             println!("{}", skip_line(kind.name(), pkg));
             continue;
         }
+        if kind == PeerKind::PingoraMinimal && opts.pingora_minimal.is_none() {
+            println!(
+                "skipped pingora-minimal: not built (`cargo build --release -p portico-bench`)"
+            );
+            continue;
+        }
         let p = peers::start_proxy(
             kind,
             &opts.dir,

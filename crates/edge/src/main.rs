@@ -7,6 +7,11 @@ use portico_core::config::{ConfigErrors, Overrides, parse_with};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: a request allocates and frees many small buffers, and
+/// glibc's allocator took ~14 % of the proxy's CPU in a profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A Layer-7 edge node: routes each request by priority, measured latency and weight, probes
 /// every origin itself, and fails over without waiting for DNS.
 #[derive(Parser, Debug)]
