@@ -1,6 +1,7 @@
 //! Routing by Host then path, and the 404 for requests no route claims.
 
 use portico_tests::*;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn most_specific_host_then_path_wins() {
@@ -87,6 +88,14 @@ async fn no_route_is_a_short_404_not_a_hang_or_5xx() {
         .get_host(&format!("{}/api/x", node.url), "api.example.com")
         .await;
     assert_eq!((ok.status, ok.served_by()), (200, "o"));
+    // Counted in the logging hook, after the response went out.
+    eventually("three 404s counted", Duration::from_secs(5), || async {
+        node.metrics()
+            .await
+            .sum("portico_requests_total", &[("code", "404"), ("route", "")])
+            >= 3.0
+    })
+    .await;
     let m = node.metrics().await;
     assert_eq!(
         m.sum("portico_requests_total", &[("code", "404"), ("route", "")]),

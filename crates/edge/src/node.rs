@@ -98,9 +98,9 @@ impl Node {
             // response and reopened for the next one. The current-thread runtime reads many
             // requests before answering any (first in, first out), so with 5,000 keep-alive
             // clients thousands are in flight: 1,024 left it 40 % slower than work stealing,
-            // 8,192 made it as fast (no origin reconnects). Idle connections cost the origin
-            // nothing Portico does not close: they never outnumber the peak of concurrent
-            // requests, and the origin's keep-alive timeout closes the ones left over.
+            // 8,192 made it as fast (no origin reconnects). The pool never holds more
+            // connections than the peak of concurrent requests, and the origin's keep-alive
+            // timeout closes the idle ones it no longer wants.
             upstream_keepalive_pool_size: 8192,
             ..ServerConf::default()
         };
