@@ -304,8 +304,11 @@ async fn with_retries_off_a_refused_origin_shows_until_probes_notice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ejected_origin_returns_after_its_ejection_time_and_a_good_probe() {
+    // Probes every second: the 500s must eject `a` through live traffic before two failed
+    // probes mark it unhealthy and take it out of selection (with 100 ms probes that race
+    // was sometimes lost: fewer than three live requests reached `a` in time).
     let (node, a, _b) = pair(
-        r#""health_probe": {"interval_ms": 100, "timeout_ms": 80},
+        r#""health_probe": {"interval_ms": 1000, "timeout_ms": 500},
            "failover": {"ejection": {"consecutive_failures": 3, "base_ejection_ms": 300}}"#,
     )
     .await;

@@ -40,7 +40,7 @@ fn main() {
     // node (so the many-connections case compares proxies, not pool sizes).
     let conf = ServerConf {
         threads: 1,
-        upstream_keepalive_pool_size: 8192,
+        upstream_keepalive_pool_size: portico::node::UPSTREAM_KEEPALIVE_POOL,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

@@ -20,7 +20,8 @@ pub enum PeerKind {
     Nginx,
     /// Debian's HAProxy.
     Haproxy,
-    /// A minimal Pingora proxy (one upstream, no header work), when given with `--pingora-minimal`.
+    /// The minimal Pingora proxy (one upstream, no header work): `pingora-minimal` from this
+    /// workspace, or the binary given with `--pingora-minimal`.
     PingoraMinimal,
 }
 
@@ -359,8 +360,9 @@ pub fn start_proxy(
             let mut cmd = pinned(cpus, &bin);
             cmd.arg(addr.to_string()).arg(origin.to_string());
             let conf = format!(
-                "{} {addr} {origin}  (ProxyHttp with only upstream_peer; ServerConf threads 1)",
-                bin.display()
+                "{} {addr} {origin}  (ProxyHttp with only upstream_peer; ServerConf threads 1, upstream_keepalive_pool_size {}, otherwise Pingora's defaults)",
+                bin.display(),
+                portico::node::UPSTREAM_KEEPALIVE_POOL
             );
             (cmd, conf)
         }

@@ -19,6 +19,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 
+/// Idle origin connections a node keeps for reuse (Pingora's default is 128). Every
+/// request in flight beyond the pool had its origin connection closed after the
+/// response and reopened for the next one. The current-thread runtime reads many
+/// requests before answering any (first in, first out), so with 5,000 keep-alive
+/// clients thousands are in flight: 1,024 left it 40 % slower than work stealing,
+/// 8,192 made it as fast (no origin reconnects). The pool never holds more
+/// connections than the peak of concurrent requests, and the origin's keep-alive
+/// timeout closes the idle ones it no longer wants.
+pub const UPSTREAM_KEEPALIVE_POOL: usize = 8192;
+
 /// How a node is run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NodeOptions {
@@ -93,15 +103,7 @@ impl Node {
             // handles in a `thread_local` whose slots are recycled, so a node started in a
             // process where another one stopped (tests) could inherit dead handles.
             work_stealing: config.node.threads > 1 || !options.handle_signals,
-            // Idle origin connections kept for reuse (Pingora's default is 128). Every
-            // request in flight beyond the pool had its origin connection closed after the
-            // response and reopened for the next one. The current-thread runtime reads many
-            // requests before answering any (first in, first out), so with 5,000 keep-alive
-            // clients thousands are in flight: 1,024 left it 40 % slower than work stealing,
-            // 8,192 made it as fast (no origin reconnects). The pool never holds more
-            // connections than the peak of concurrent requests, and the origin's keep-alive
-            // timeout closes the idle ones it no longer wants.
-            upstream_keepalive_pool_size: 8192,
+            upstream_keepalive_pool_size: UPSTREAM_KEEPALIVE_POOL,
             ..ServerConf::default()
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
