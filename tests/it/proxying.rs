@@ -158,6 +158,22 @@ async fn large_bodies_stream_intact_both_ways() {
             .position(|(i, &b)| b != pattern_byte(i as u64));
         assert_eq!(bad, None, "first corrupt byte {query}");
     }
+
+    // Bodies leave as the origin encoded them: a client that accepts compression gets the
+    // origin's identity body, not one Portico compressed.
+    let r = node
+        .http
+        .request(
+            Method::GET,
+            &format!("{}/bytes/65536", node.url),
+            &[("accept-encoding", "gzip, br, zstd")],
+            Bytes::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.body.len(), 65536);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ use crate::state::NodeState;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::HeaderValue;
+use pingora_core::modules::http::HttpModules;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -161,6 +162,11 @@ impl ProxyHttp for EdgeProxy {
             status: 0,
         }
     }
+
+    /// No downstream modules: Pingora's default adds a response-compression module, disabled,
+    /// that still costs allocations and a call per phase on every request. Portico forwards
+    /// bodies as the origin encoded them.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
