@@ -1,6 +1,7 @@
 # Portico — the two commands: `make run` and `make test`.
-# Both install what the build needs (cmake, a C compiler) with apt-get when run as root,
-# or stop and print the exact command to run.
+# Both install what the build and the tests need (cmake and a C compiler for Pingora, protoc
+# for the etcd client, etcd itself for the store) with apt-get when run as root, or stop and
+# print the exact command to run.
 
 CARGO ?= cargo
 SHELL := /bin/bash
@@ -18,10 +19,13 @@ help:
 	@echo "make sim-netns       the simulation with real latency in network namespaces (root)"
 	@echo "make sim-clean       remove anything a crashed network-mode simulation left behind"
 
-# Pingora builds zlib-ng from source: it needs cmake and a C compiler.
+# Pingora builds zlib-ng from source: it needs cmake and a C compiler. etcd-client compiles
+# etcd's protobuf definitions with protoc; the store, its tests and the demo run etcd.
 deps:
 	@missing=""; \
 	command -v cmake >/dev/null 2>&1 || missing="$$missing cmake"; \
+	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
+	command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || missing="$$missing etcd-server"; \
 	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
 	command -v c++ >/dev/null 2>&1 || missing="$$missing g++"; \
 	command -v make >/dev/null 2>&1 || missing="$$missing make"; \
@@ -29,8 +33,9 @@ deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    case "$$missing" in *etcd-server*) systemctl disable --now etcd >/dev/null 2>&1 || true;; esac; \
 	  else \
-	    echo "Portico's build needs:$$missing"; \
+	    echo "Portico's build and tests need:$$missing"; \
 	    echo "install them with:  sudo apt-get install -y$$missing"; \
 	    exit 1; \
 	  fi; \

@@ -95,10 +95,7 @@ async fn metrics_and_status_describe_the_node() {
     assert_eq!(
         m.sum(
             "portico_node_info",
-            &[
-                ("region", "us-east"),
-                ("version", env!("CARGO_PKG_VERSION"))
-            ]
+            &[("region", "us-east"), ("build", env!("CARGO_PKG_VERSION"))]
         ),
         1.0
     );
@@ -106,6 +103,13 @@ async fn metrics_and_status_describe_the_node() {
     let s = node.status().await;
     assert_eq!(s["region"], "us-east");
     assert_eq!(s["config_version"].as_str().map(str::len), Some(16));
+    let version = s["config_version"].as_str().unwrap_or_default();
+    assert_eq!(
+        m.sum("portico_node_info", &[("version", version)]),
+        1.0,
+        "portico_node_info carries the running config version"
+    );
+    assert_eq!(s["config_source"], "inline");
     let oa = node.origin_status("p", "a").await;
     assert_eq!(oa["address"], a.addr().to_string());
     assert_eq!(

@@ -4,5 +4,7 @@ mod admin;
 mod failover;
 mod probes;
 mod proxying;
+mod reload;
 mod routing;
 mod selection;
+mod store;

@@ -54,6 +54,15 @@ impl Http {
         }
     }
 
+    /// A client that opens a new connection for every request.
+    pub fn no_keepalive() -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(0)
+                .build_http(),
+        }
+    }
+
     /// Sends a request and reads the whole response.
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Resp, String> {
         let resp = self

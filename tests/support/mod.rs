@@ -10,3 +10,13 @@ pub use client::{Http, Resp};
 pub use metrics::Scrape;
 pub use node::{FAST_PROBES, TestNode, free_addr, one_pool, origin, origin_json, origin_with};
 pub use wait::eventually;
+
+/// A real etcd cluster of `members` members on free loopback ports, with its data in a
+/// temporary directory (kept alive beside it). Panics with the install command when etcd is
+/// missing: store tests never skip.
+pub fn etcd(members: usize) -> (portico_store::LocalEtcd, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = portico_store::LocalEtcd::start_local(members, dir.path())
+        .unwrap_or_else(|e| panic!("cannot start etcd: {e}"));
+    (cluster, dir)
+}

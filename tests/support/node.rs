@@ -3,11 +3,15 @@
 use crate::client::Http;
 use crate::metrics::Scrape;
 use crate::wait::eventually;
+use portico::follow::{StoreLink, startup_document};
+use portico::state::ConfigSource;
 use portico::{Node, NodeOptions, RunningNode};
 use portico_core::config::{Overrides, parse_with};
 use portico_origin::{OriginConfig, OriginHandle};
+use portico_store::StoreUrl;
 use serde_json::Value;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
 /// A free loopback address (the OS picks the port; it is released for the node to bind).
@@ -59,11 +63,62 @@ impl TestNode {
             admin_listen: Some(admin.to_string()),
             ..overrides.clone()
         };
-        let config = parse_with(config, &overrides)
-            .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
-        let node = Node::build(config, NodeOptions::default())
+        if let Err(e) = parse_with(config, &overrides) {
+            panic!("test config is invalid:\n{e}");
+        }
+        let options = NodeOptions {
+            overrides,
+            ..NodeOptions::default()
+        };
+        let node = Node::build(config, options)
             .unwrap_or_else(|e| panic!("node does not build:\n{e}"))
             .spawn();
+        Self::when_listening(node, listen, admin).await
+    }
+
+    /// Starts a node that follows the store at `url` (named `name`, in `region`, caching to
+    /// `cache`), the way `portico --store` does: from the stored document, or from the cache
+    /// when the store is unreachable. Errors when neither is there.
+    pub async fn start_store(
+        url: &StoreUrl,
+        name: &str,
+        region: &str,
+        cache: Option<&Path>,
+    ) -> Result<TestNode, String> {
+        let listen = free_addr();
+        let admin = free_addr();
+        let overrides = Overrides {
+            region: Some(region.to_string()),
+            listen: Some(listen.to_string()),
+            admin_listen: Some(admin.to_string()),
+        };
+        let startup = startup_document(url, cache, &overrides).await?;
+        let options = NodeOptions {
+            overrides,
+            source: ConfigSource::Store {
+                url: url.to_string(),
+                name: name.to_string(),
+                cache: cache.map(Path::to_path_buf),
+            },
+            ..NodeOptions::default()
+        };
+        let link = StoreLink {
+            url: url.clone(),
+            name: name.to_string(),
+            cache: cache.map(Path::to_path_buf),
+            admin_url: format!("http://{admin}"),
+        };
+        let built = Node::build_with_store(&startup.text, options, Some(link))
+            .map_err(|e| format!("node does not build:\n{e}"))?;
+        built
+            .state()
+            .started_from_cache
+            .store(startup.from_cache, std::sync::atomic::Ordering::Relaxed);
+        let node = built.spawn();
+        Ok(Self::when_listening(node, listen, admin).await)
+    }
+
+    async fn when_listening(node: RunningNode, listen: SocketAddr, admin: SocketAddr) -> TestNode {
         for addr in [listen, admin] {
             eventually(
                 &format!("{addr} accepts connections"),
@@ -78,6 +133,14 @@ impl TestNode {
             admin: format!("http://{admin}"),
             http: Http::new(),
         }
+    }
+
+    /// The running config version, from `/status`.
+    pub async fn version(&self) -> String {
+        self.status().await["config_version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// `GET` on the proxy.

@@ -3,7 +3,7 @@
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use portico_core::config::{Config, parse};
 use portico_core::health::ProbeResult;
-use portico_core::pool::PoolBrain;
+use portico_core::pool_state::PoolState;
 use portico_core::routing::RouteTable;
 use portico_core::selection::next_rand;
 use std::hint::black_box;
@@ -46,10 +46,10 @@ fn config(n: usize) -> Config {
 
 /// A pool brain whose origins have all been probed once, with latencies 1–100 ms, so the
 /// latency band has to be computed.
-fn brain(config: &Config) -> PoolBrain {
+fn brain(config: &Config) -> PoolState {
     let now = Instant::now();
     let pool = &config.pools[0];
-    let mut brain = PoolBrain::new(pool, now);
+    let mut brain = PoolState::new(pool, now);
     for i in 0..pool.origins.len() {
         let rtt = Duration::from_millis(1 + (i as u64 * 13) % 100);
         brain.record_probe(now, i, ProbeResult::Success(rtt));

@@ -48,6 +48,32 @@ impl Ejector {
         }
     }
 
+    /// State for a pool after a reload: origin `i` of the new pool takes over the outlier
+    /// state of origin `carried[i]` of `old` (an ejected origin stays ejected, with its
+    /// streak); origins without one start clean. The new policy applies from now on.
+    pub fn carried(
+        policy: EjectionConfig,
+        enabled: Vec<bool>,
+        old: &Ejector,
+        carried: &[Option<usize>],
+    ) -> Self {
+        let origins = (0..enabled.len())
+            .map(|i| {
+                carried
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .and_then(|o| old.origins.get(o).cloned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        Self {
+            policy,
+            origins,
+            enabled,
+        }
+    }
+
     /// Whether `idx` is ejected.
     pub fn is_ejected(&self, idx: usize) -> bool {
         self.origins
@@ -281,5 +307,44 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(e.record(t, 0, false), None);
         }
+    }
+
+    #[test]
+    fn carried_state_follows_the_origin_to_its_new_position() {
+        let t = Instant::now();
+        let mut old = Ejector::new(policy(), vec![true, true, true]);
+        for _ in 0..3 {
+            old.record(t, 1, false);
+        }
+        old.record(t, 2, false);
+        assert!(old.is_ejected(1));
+        // New pool: [new origin, old #1, old #2]; old #0 was removed.
+        let mut new = Ejector::carried(policy(), vec![true; 3], &old, &[None, Some(1), Some(2)]);
+        assert!(!new.is_ejected(0));
+        assert!(
+            new.is_ejected(1),
+            "an ejected origin stays ejected across a reload"
+        );
+        assert_eq!(new.ejected_count(), 1);
+        // Old #2 had one failure in a row: two more eject it only if the share allows (50 % of 3 = 1).
+        assert_eq!(new.record(t, 2, false), None);
+        assert_eq!(new.record(t, 2, false), None);
+        // Its return still needs the time over and a good probe.
+        assert_eq!(new.record_probe(t, 1, true), None);
+        assert_eq!(
+            new.record_probe(t + S * 10, 1, true),
+            Some(EjectionEvent::Returned)
+        );
+        // The streak came along: the next ejection of that origin lasts twice as long.
+        for _ in 0..2 {
+            new.record(t + S * 11, 1, false);
+        }
+        assert_eq!(
+            new.record(t + S * 11, 1, false),
+            Some(EjectionEvent::Ejected {
+                until: t + S * 31,
+                duration: S * 20
+            })
+        );
     }
 }

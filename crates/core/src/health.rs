@@ -30,6 +30,8 @@ pub struct HealthWindow {
     failures: usize,
     rtt_sum: Duration,
     last: Option<(Instant, ProbeResult)>,
+    /// Set for an origin added by a reload: unhealthy until its first successful probe.
+    awaiting_first_success: bool,
 }
 
 impl HealthWindow {
@@ -43,7 +45,35 @@ impl HealthWindow {
             failures: 0,
             rtt_sum: Duration::ZERO,
             last: None,
+            awaiting_first_success: false,
         }
+    }
+
+    /// An empty window that is unhealthy until its first successful probe: an origin added
+    /// by a reload takes no traffic before a probe has reached it. After that success the
+    /// usual window rule applies.
+    pub fn awaiting_first_success(sample_size: usize, successful_samples_required: usize) -> Self {
+        Self {
+            awaiting_first_success: true,
+            ..Self::new(sample_size, successful_samples_required)
+        }
+    }
+
+    /// This window under new settings: the most recent probes are kept (as many as the new
+    /// size holds), with the same last probe and first-success gate.
+    pub fn resized(&self, sample_size: usize, successful_samples_required: usize) -> Self {
+        let mut w = Self::new(sample_size, successful_samples_required);
+        let skip = self.samples.len().saturating_sub(w.sample_size);
+        for &r in self.samples.iter().skip(skip) {
+            match r {
+                ProbeResult::Failure => w.failures += 1,
+                ProbeResult::Success(rtt) => w.rtt_sum += rtt,
+            }
+            w.samples.push_back(r);
+        }
+        w.last = self.last;
+        w.awaiting_first_success = self.awaiting_first_success;
+        w
     }
 
     /// Records a probe. Returns `Some(healthy)` when the verdict flipped.
@@ -62,13 +92,22 @@ impl HealthWindow {
         }
         self.samples.push_back(result);
         self.last = Some((now, result));
+        if result.is_success() {
+            self.awaiting_first_success = false;
+        }
         let after = self.is_healthy();
         (before != after).then_some(after)
     }
 
     /// Whether failures in the window are within what the pool tolerates.
     pub fn is_healthy(&self) -> bool {
-        self.failures <= self.max_failures
+        !self.awaiting_first_success && self.failures <= self.max_failures
+    }
+
+    /// Whether the window still waits for the first successful probe (see
+    /// [`Self::awaiting_first_success`]).
+    pub fn is_awaiting_first_success(&self) -> bool {
+        self.awaiting_first_success
     }
 
     /// Mean round-trip time of the successful probes in the window, if any.
@@ -161,6 +200,39 @@ mod tests {
         let mut w = HealthWindow::new(1, 1);
         assert_eq!(w.record(t, Failure), Some(false));
         assert_eq!(w.record(t, ok(1)), Some(true));
+    }
+
+    #[test]
+    fn an_origin_added_by_a_reload_waits_for_its_first_good_probe() {
+        let t = Instant::now();
+        let mut w = HealthWindow::awaiting_first_success(4, 3);
+        assert!(!w.is_healthy());
+        assert_eq!(w.record(t, Failure), None); // F: still waiting
+        assert!(w.is_awaiting_first_success());
+        assert_eq!(w.record(t, ok(7)), Some(true)); // F S: one failure is tolerated
+        assert!(!w.is_awaiting_first_success());
+        assert_eq!(w.latency(), Some(MS * 7));
+        assert_eq!(w.record(t, Failure), Some(false)); // F S F: the usual rule from here
+    }
+
+    #[test]
+    fn resizing_keeps_the_most_recent_probes() {
+        let t = Instant::now();
+        let mut w = HealthWindow::new(4, 3);
+        for r in [ok(10), Failure, ok(20), ok(30)] {
+            w.record(t, r);
+        }
+        let small = w.resized(2, 1);
+        assert_eq!(small.counts(), (0, 2));
+        assert_eq!(small.latency(), Some(MS * 25));
+        assert_eq!(small.last(), w.last());
+        let big = w.resized(6, 6);
+        assert_eq!(big.counts(), (1, 4));
+        assert!(!big.is_healthy(), "6 of 6 required tolerates no failure");
+        let same = w.resized(4, 3);
+        assert_eq!((same.counts(), same.latency()), (w.counts(), w.latency()));
+        let pending = HealthWindow::awaiting_first_success(4, 3).resized(2, 2);
+        assert!(pending.is_awaiting_first_success());
     }
 
     #[test]

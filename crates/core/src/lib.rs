@@ -4,7 +4,8 @@
 pub mod config;
 pub mod ejection;
 pub mod health;
-pub mod pool;
+pub mod pool_state;
+pub mod reload;
 pub mod retry;
 pub mod routing;
 pub mod selection;

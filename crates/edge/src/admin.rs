@@ -1,5 +1,6 @@
-//! The admin listener: `/metrics`, `/healthz` and `/status`.
+//! The admin listener: `/metrics`, `/healthz`, `/status` and `GET`/`PUT /config`.
 
+use crate::config_api;
 use crate::state::NodeState;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -14,9 +15,12 @@ use std::time::Instant;
 pub struct AdminApp {
     /// Shared node state.
     pub node: Arc<NodeState>,
+    /// The store `PUT /config` writes to, when the node follows one.
+    pub store: Option<Arc<crate::follow::StoreLink>>,
 }
 
-fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+/// A response with a body and the admin listener's usual headers.
+pub fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
     Response::builder()
         .status(status)
         .header("Content-Type", content_type)
@@ -33,12 +37,12 @@ fn ms(d: std::time::Duration) -> f64 {
 /// The `/status` document.
 pub fn status_json(node: &NodeState) -> Value {
     let now = Instant::now();
-    let pools: Vec<Value> = node
+    let snapshot = node.snapshot();
+    let pools: Vec<Value> = snapshot
         .pools
         .iter()
-        .map(|pool| {
-            let core = &pool.core;
-            let brain = core.brain();
+        .map(|core| {
+            let brain = core.state();
             let band = brain.band(0);
             let origins: Vec<Value> = core
                 .config
@@ -57,6 +61,7 @@ pub fn status_json(node: &NodeState) -> Value {
                         "enabled": o.enabled,
                         "region": o.region,
                         "healthy": s.is_some_and(|s| s.healthy),
+                        "awaiting_first_probe": s.is_some_and(|s| s.awaiting_first_success),
                         "ejected": s.is_some_and(|s| s.ejected),
                         "preferred": band & (1 << i) != 0,
                         "latency_ms": s.and_then(|s| s.latency).map(ms),
@@ -77,7 +82,7 @@ pub fn status_json(node: &NodeState) -> Value {
             })
         })
         .collect();
-    let routes: Vec<Value> = node
+    let routes: Vec<Value> = snapshot
         .config
         .routes
         .iter()
@@ -86,13 +91,16 @@ pub fn status_json(node: &NodeState) -> Value {
                 "name": r.name,
                 "hosts": r.hosts.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "paths": r.paths.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "pool": node.config.pools[r.pool].name,
+                "pool": snapshot.config.pools[r.pool].name,
             })
         })
         .collect();
     json!({
-        "region": node.region(),
-        "config_version": node.config.version,
+        "region": snapshot.region(),
+        "config_version": snapshot.config.version,
+        "config_source": node.source.describe(),
+        "started_from_cache": node.started_from_cache.load(std::sync::atomic::Ordering::Relaxed),
+        "last_reload": node.last_reload(),
         "version": env!("CARGO_PKG_VERSION"),
         "draining": node.is_draining(),
         "uptime_s": node.started.elapsed().as_secs(),
@@ -105,6 +113,9 @@ pub fn status_json(node: &NodeState) -> Value {
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
+        if req.uri.path() == "/config" {
+            return config_api::serve(&self.node, self.store.as_deref(), session).await;
+        }
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
             return reply(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -133,7 +144,7 @@ impl ServeHttp for AdminApp {
             _ => reply(
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                b"not found: try /metrics, /healthz or /status\n".to_vec(),
+                b"not found: try /metrics, /healthz, /status or /config\n".to_vec(),
             ),
         }
     }

@@ -1,14 +1,18 @@
 //! The Portico edge node: Pingora wiring around `portico-core`.
 
 pub mod admin;
+pub mod config_api;
+pub mod control;
+pub mod follow;
 pub mod headers;
+pub mod live_pool;
 pub mod metrics;
 pub mod node;
-pub mod pool;
 pub mod probe;
 pub mod proxy;
-pub mod selector;
+pub mod reload;
 pub mod shutdown;
+pub mod snapshot;
 pub mod state;
 pub mod summary;
 

@@ -1,11 +1,18 @@
-//! `portico`: run an edge node, or check a config with `--check`.
+//! `portico`: run an edge node (from a file or a store), check a config with `--check`, or
+//! manage the store's config with `portico config push | get | status`.
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use portico::follow::{
+    STORE_TIMEOUT, Startup, StoreLink, push_document, startup_document, write_cache,
+};
 use portico::node::{Node, NodeOptions, resolve_all};
-use portico_core::config::{ConfigErrors, Overrides, parse_with};
+use portico::state::ConfigSource;
+use portico_core::config::{ConfigErrors, Overrides, fingerprint, parse_with};
+use portico_store::{Store, StoreUrl};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 /// mimalloc instead of glibc's malloc: a request allocates and frees many small buffers, and
 /// glibc's allocator took ~14 % of the proxy's CPU in a profile.
@@ -17,21 +24,70 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(name = "portico", version, about)]
 struct Cli {
-    /// The JSON config shared by every node.
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
+    /// The JSON config shared by every node (SIGHUP re-reads it).
+    #[arg(long, value_name = "FILE", conflicts_with = "store")]
+    config: Option<PathBuf>,
+    /// Follow the config in etcd instead of a file: etcd://HOST:PORT[,HOST:PORT...]/PREFIX.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// With --store: this node's name under PREFIX/nodes/ (default <region>-<hostname>).
+    #[arg(long, value_name = "NODE", requires = "store")]
+    name: Option<String>,
+    /// With --store: where the last applied document is kept, to start from when the store
+    /// is unreachable.
+    #[arg(long, value_name = "FILE", requires = "store")]
+    cache: Option<PathBuf>,
     /// This node's region (overrides node.region).
     #[arg(long, value_name = "NAME")]
     region: Option<String>,
     /// Proxy listener, IP:PORT (overrides node.listen).
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// Admin listener for /metrics, /healthz, /status, IP:PORT (overrides node.admin_listen).
+    /// Admin listener, IP:PORT (overrides node.admin_listen).
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<String>,
     /// Validate the config, print a summary and exit (0: valid, 1: errors on stderr).
     #[arg(long)]
     check: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The config document in the store that every node follows.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate FILE and write it to the store; prints the new version.
+    Push {
+        /// The config document.
+        file: PathBuf,
+        /// Write only if the stored version is this one (compare-and-swap).
+        #[arg(long, value_name = "VERSION")]
+        if_version: Option<String>,
+        /// The store: etcd://HOST:PORT[,HOST:PORT...]/PREFIX.
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+    },
+    /// Print the stored document.
+    Get {
+        /// The store: etcd://HOST:PORT[,HOST:PORT...]/PREFIX.
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+    },
+    /// One line per registered node; exit 0 when every node runs the stored version, else 3.
+    Status {
+        /// Wait up to this many seconds for every node to run the stored version.
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<f64>,
+        /// The store: etcd://HOST:PORT[,HOST:PORT...]/PREFIX.
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+    },
 }
 
 fn print_errors(errors: &ConfigErrors) {
@@ -43,11 +99,15 @@ fn print_errors(errors: &ConfigErrors) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(
-        "info,pingora_core=warn,pingora_proxy=warn,pingora_load_balancing=error,pingora=warn",
+        "info,pingora_core=warn,pingora_proxy=warn,pingora_load_balancing=error,pingora=warn,h2=warn,tonic=warn,hyper=warn",
     ))
     .format_timestamp_millis()
     .init();
-    match run(cli) {
+    let result = match cli.command {
+        Some(Command::Config(ref cmd)) => config_command(cmd, cli.store.as_deref()),
+        None => run(cli),
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -56,14 +116,24 @@ fn main() -> ExitCode {
     }
 }
 
+fn overrides(cli: &Cli) -> Overrides {
+    Overrides {
+        region: cli.region.clone(),
+        listen: cli.listen.clone(),
+        admin_listen: cli.admin_listen.clone(),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&cli.config)
-        .with_context(|| format!("cannot read {}", cli.config.display()))?;
-    let overrides = Overrides {
-        region: cli.region,
-        listen: cli.listen,
-        admin_listen: cli.admin_listen,
+    if let Some(url) = cli.store.clone() {
+        return run_from_store(cli, &url);
+    }
+    let Some(path) = cli.config.clone() else {
+        anyhow::bail!("give --config FILE (or --store etcd://HOST:PORT/PREFIX); see --help");
     };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let overrides = overrides(&cli);
     let config = match parse_with(&text, &overrides) {
         Ok(c) => c,
         Err(errors) => {
@@ -83,18 +153,204 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    let node = match Node::build(
-        config,
-        NodeOptions {
-            handle_signals: true,
-        },
-    ) {
-        Ok(n) => n,
+    let options = NodeOptions {
+        handle_signals: true,
+        overrides,
+        source: ConfigSource::File(path),
+    };
+    match Node::build(&text, options) {
+        Ok(node) => {
+            node.run();
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            print_errors(&errors);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn parse_url(url: &str) -> anyhow::Result<StoreUrl> {
+    url.parse::<StoreUrl>()
+        .map_err(|e| anyhow::anyhow!("--store {url}: {e}"))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")
+}
+
+/// `--store`: start from the stored document, or from the cache when the store is
+/// unreachable (or holds an invalid document); with neither, exit 1 naming both.
+fn run_from_store(cli: Cli, url_text: &str) -> anyhow::Result<ExitCode> {
+    let url = parse_url(url_text)?;
+    let overrides = overrides(&cli);
+    let startup = runtime()?.block_on(startup_document(&url, cli.cache.as_deref(), &overrides));
+    let Startup { text, from_cache } = match startup {
+        Ok(s) => s,
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    let config = match parse_with(&text, &overrides) {
+        Ok(c) => c,
         Err(errors) => {
             print_errors(&errors);
             return Ok(ExitCode::from(1));
         }
     };
-    node.run();
-    Ok(ExitCode::SUCCESS)
+    let name = cli.name.clone().unwrap_or_else(|| {
+        let host = hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "node".to_string());
+        format!("{}-{host}", config.node.region)
+    });
+    if name.is_empty() || name.contains('/') {
+        anyhow::bail!("--name {name:?}: a node name may not be empty or contain '/'");
+    }
+    if let (Some(path), false) = (&cli.cache, from_cache) {
+        if let Err(e) = write_cache(path, &text) {
+            log::warn!("cannot write the config cache {}: {e}", path.display());
+        }
+    }
+    let link = StoreLink {
+        url: url.clone(),
+        name: name.clone(),
+        cache: cli.cache.clone(),
+        admin_url: format!("http://{}", config.node.admin_listen),
+    };
+    let options = NodeOptions {
+        handle_signals: true,
+        overrides,
+        source: ConfigSource::Store {
+            url: url.to_string(),
+            name,
+            cache: cli.cache.clone(),
+        },
+    };
+    match Node::build_with_store(&text, options, Some(link)) {
+        Ok(node) => {
+            if from_cache {
+                node.state()
+                    .started_from_cache
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            node.run();
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            print_errors(&errors);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn config_command(cmd: &ConfigCommand, top_store: Option<&str>) -> anyhow::Result<ExitCode> {
+    let store_arg = match cmd {
+        ConfigCommand::Push { store, .. }
+        | ConfigCommand::Get { store }
+        | ConfigCommand::Status { store, .. } => store.as_deref().or(top_store),
+    };
+    let Some(url_text) = store_arg else {
+        anyhow::bail!("give --store etcd://HOST:PORT[,HOST:PORT...]/PREFIX");
+    };
+    let url = parse_url(url_text)?;
+    runtime()?.block_on(async {
+        let store = Store::connect(&url, STORE_TIMEOUT)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        match cmd {
+            ConfigCommand::Push {
+                file, if_version, ..
+            } => push(&store, &url, file, if_version.as_deref()).await,
+            ConfigCommand::Get { .. } => match store.get_config().await? {
+                Some(doc) => {
+                    print!("{}", doc.text);
+                    if !doc.text.ends_with('\n') {
+                        println!();
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("no config stored at {} in {url}", url.config_key());
+                    Ok(ExitCode::from(1))
+                }
+            },
+            ConfigCommand::Status { wait, .. } => status(&store, *wait).await,
+        }
+    })
+}
+
+async fn push(
+    store: &Store,
+    url: &StoreUrl,
+    file: &PathBuf,
+    if_version: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    match push_document(store, &text, if_version).await {
+        Ok(version) => {
+            println!("pushed version {version} to {url} ({})", url.config_key());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(portico::follow::PushError::Invalid(errors)) => {
+            eprintln!("{}: invalid, nothing written:", file.display());
+            print_errors(&errors);
+            Ok(ExitCode::from(1))
+        }
+        Err(e @ portico::follow::PushError::CasLost { .. }) => {
+            eprintln!(
+                "{e} (not {}); nothing written",
+                if_version.unwrap_or("the expected one")
+            );
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// One line per node; 0 when every node runs the stored version (waiting up to `wait`
+/// seconds for it), 3 otherwise.
+async fn status(store: &Store, wait: Option<f64>) -> anyhow::Result<ExitCode> {
+    let deadline = Instant::now() + Duration::from_secs_f64(wait.unwrap_or(0.0).max(0.0));
+    loop {
+        let stored = store.get_config().await?.map(|d| fingerprint(&d.text));
+        let nodes = store.nodes().await?;
+        let converged = !nodes.is_empty()
+            && stored
+                .as_deref()
+                .is_some_and(|v| nodes.iter().all(|n| n.version == v));
+        if converged || Instant::now() >= deadline {
+            println!("stored version: {}", stored.as_deref().unwrap_or("(none)"));
+            println!(
+                "{:<24} {:<12} {:<18} {:<8} current",
+                "node", "region", "version", "healthy"
+            );
+            for n in &nodes {
+                let current = stored.as_deref() == Some(n.version.as_str());
+                println!(
+                    "{:<24} {:<12} {:<18} {:<8} {}",
+                    n.name,
+                    n.region,
+                    n.version,
+                    if n.healthy { "yes" } else { "no" },
+                    if current { "yes" } else { "NO" }
+                );
+            }
+            if nodes.is_empty() {
+                println!("(no node is registered)");
+            }
+            return Ok(if converged {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -2,16 +2,19 @@
 
 use portico_core::retry::RetryReason;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 /// Bucket bounds of `portico_request_duration_seconds`, in seconds.
 const DURATION_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+
+/// Portico's own version, the `build` label of `portico_node_info`.
+const BUILD: &str = env!("CARGO_PKG_VERSION");
 
 /// Every metric family a node exports.
 pub struct Metrics {
@@ -26,7 +29,7 @@ pub struct Metrics {
     pub origin_latency: GaugeVec,
     /// `portico_probes_total{pool,origin,result}`.
     pub probes: IntCounterVec,
-    /// `portico_node_info{region,version}`, always 1.
+    /// `portico_node_info{region,version,build}`, always 1: `version` is the running config's.
     pub node_info: IntGaugeVec,
     /// `portico_retries_total{pool,reason}`.
     pub retries: IntCounterVec,
@@ -42,13 +45,20 @@ pub struct Metrics {
     pub failover_served: IntCounterVec,
     /// `portico_draining`, 1 while the node drains before stopping.
     pub draining: IntGaugeVec,
-    handles: Handles,
+    /// `portico_config_reloads_total{source,result}`.
+    pub config_reloads: IntCounterVec,
+    /// `portico_config_last_reload_success_timestamp_seconds`.
+    pub config_last_success: Gauge,
+    /// The labels `portico_node_info` carries now.
+    info_labels: Mutex<(String, String)>,
 }
 
-/// Handles of the per-request series, cached by route, origin and status so a request neither
-/// formats its status code nor hashes label strings (`with_label_values`) once its series exists.
+/// Handles of the per-request series of one running config, cached by route, origin and
+/// status so a request neither formats its status code nor hashes label strings
+/// (`with_label_values`) once its series exists. Indices are the config's: each config
+/// snapshot has its own cache.
 #[derive(Default)]
-struct Handles {
+pub struct SeriesCache {
     /// `(route + 1, origin + 1, code)`, 0 for none.
     requests: RwLock<HashMap<(usize, usize, u16), IntCounter>>,
     /// By route.
@@ -73,7 +83,7 @@ fn int_gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> In
 
 impl Metrics {
     /// A fresh registry with every family registered and `portico_node_info` set.
-    pub fn new(region: &str) -> Self {
+    pub fn new(region: &str, version: &str) -> Self {
         let registry = Registry::new();
         let requests = counter(
             &registry,
@@ -119,11 +129,11 @@ impl Metrics {
         let node_info = int_gauge(
             &registry,
             "portico_node_info",
-            "Always 1; labels name the node's region and Portico's version.",
-            &["region", "version"],
+            "Always 1; labels name the node's region, the running config version and Portico's build.",
+            &["region", "version", "build"],
         );
         node_info
-            .with_label_values(&[region, env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[region, version, BUILD])
             .set(1);
         let retries = counter(
             &registry,
@@ -162,6 +172,25 @@ impl Metrics {
             &[],
         );
         draining.with_label_values::<&str>(&[]).set(0);
+        let config_reloads = counter(
+            &registry,
+            "portico_config_reloads_total",
+            "Config reloads, by source (file, admin, store) and result (applied, rejected).",
+            &["source", "result"],
+        );
+        for source in ["file", "admin", "store"] {
+            for result in ["applied", "rejected"] {
+                config_reloads.with_label_values(&[source, result]);
+            }
+        }
+        let config_last_success = Gauge::new(
+            "portico_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last config applied (start-up included).",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(config_last_success.clone()))
+            .expect("metric registered once");
         Self {
             registry,
             requests,
@@ -176,8 +205,55 @@ impl Metrics {
             origin_ejected,
             failover_served,
             draining,
-            handles: Handles::default(),
+            config_reloads,
+            config_last_success,
+            info_labels: Mutex::new((region.to_string(), version.to_string())),
         }
+    }
+
+    /// Points `portico_node_info` at the running region and config version.
+    pub fn set_info(&self, region: &str, version: &str) {
+        let mut labels = self
+            .info_labels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if labels.0 == region && labels.1 == version {
+            return;
+        }
+        let _ = self
+            .node_info
+            .remove_label_values(&[labels.0.as_str(), labels.1.as_str()]);
+        self.node_info
+            .with_label_values(&[region, version, BUILD])
+            .set(1);
+        *labels = (region.to_string(), version.to_string());
+    }
+
+    /// Counts a reload and, when applied, stamps its time.
+    pub fn count_reload(&self, source: &str, applied: bool) {
+        let result = if applied { "applied" } else { "rejected" };
+        self.config_reloads
+            .with_label_values(&[source, result])
+            .inc();
+        if applied {
+            self.stamp_success();
+        }
+    }
+
+    /// Sets `portico_config_last_reload_success_timestamp_seconds` to now.
+    pub fn stamp_success(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        self.config_last_success.set(now);
+    }
+
+    /// Removes the per-origin gauges of an origin that left the config.
+    pub fn forget_origin(&self, pool: &str, origin: &str) {
+        let _ = self.origin_healthy.remove_label_values(&[pool, origin]);
+        let _ = self.origin_ejected.remove_label_values(&[pool, origin]);
+        let _ = self.origin_latency.remove_label_values(&[pool, origin]);
     }
 
     /// Counts a request in `portico_requests_total`. `route` and `origin` (index in the
@@ -185,6 +261,7 @@ impl Metrics {
     /// origin) name.
     pub fn count_request(
         &self,
+        cache: &SeriesCache,
         route: Option<usize>,
         origin: Option<usize>,
         code: u16,
@@ -195,7 +272,7 @@ impl Metrics {
             origin.map_or(0, |o| o + 1),
             code,
         );
-        let cache = &self.handles.requests;
+        let cache = &cache.requests;
         if let Some(c) = cache
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -217,8 +294,14 @@ impl Metrics {
 
     /// Observes a routed request in `portico_request_duration_seconds`; `labels` (route,
     /// pool) are what `route` names.
-    pub fn observe_duration(&self, route: usize, labels: [&str; 2], seconds: f64) {
-        let cache = &self.handles.durations;
+    pub fn observe_duration(
+        &self,
+        cache: &SeriesCache,
+        route: usize,
+        labels: [&str; 2],
+        seconds: f64,
+    ) {
+        let cache = &cache.durations;
         if let Some(h) = cache
             .read()
             .unwrap_or_else(PoisonError::into_inner)

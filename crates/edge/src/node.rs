@@ -1,22 +1,23 @@
 //! Building and running one edge node: the Pingora server with the proxy, the admin listener
-//! and one probe service per pool.
+//! and the control loop (probes, reloads, the store).
 
 use crate::admin::AdminApp;
+use crate::control::Control;
+use crate::follow::StoreLink;
+use crate::live_pool::resolve_origins;
 use crate::metrics::Metrics;
-use crate::pool::{PoolRuntime, build_pool, resolve_origins};
 use crate::proxy::EdgeProxy;
 use crate::shutdown::{DrainingShutdown, Stopper};
-use crate::state::NodeState;
+use crate::snapshot::Snapshot;
+use crate::state::{ConfigSource, NodeState};
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::GenBackgroundService;
 use pingora_core::services::listening::Service;
-use portico_core::config::{Config, ConfigError, ConfigErrors};
+use portico_core::config::{Config, ConfigError, ConfigErrors, Overrides, parse_with};
 use std::net::{SocketAddr, TcpListener};
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 
 /// Idle origin connections a node keeps for reuse (Pingora's default is 128). Every
@@ -30,11 +31,26 @@ use std::thread::JoinHandle;
 pub const UPSTREAM_KEEPALIVE_POOL: usize = 8192;
 
 /// How a node is run.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 pub struct NodeOptions {
-    /// Listen for SIGTERM (drain, then stop) and SIGINT (stop now). The binary sets this;
-    /// nodes started inside tests use [`RunningNode::stop`] instead.
+    /// Listen for SIGTERM (drain, then stop), SIGINT (stop now) and SIGHUP (reload the
+    /// file). The binary sets this; nodes started inside tests use [`RunningNode::stop`] and
+    /// [`RunningNode::reload_file`] instead.
     pub handle_signals: bool,
+    /// Command-line values applied over `node.*` of every document, reloads included.
+    pub overrides: Overrides,
+    /// Where the config comes from (what a reload re-reads).
+    pub source: ConfigSource,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self {
+            handle_signals: false,
+            overrides: Overrides::default(),
+            source: ConfigSource::Inline,
+        }
+    }
 }
 
 /// A node ready to run.
@@ -83,10 +99,38 @@ fn check_listeners(config: &Config) -> Result<(), ConfigErrors> {
     }
 }
 
+/// Checks that `node.admin_token_file`, when set, can be read and holds a token.
+pub fn check_token_file(config: &Config) -> Result<(), ConfigErrors> {
+    let Some(file) = &config.node.admin_token_file else {
+        return Ok(());
+    };
+    let problem = match std::fs::read_to_string(file) {
+        Ok(t) if t.trim().is_empty() => format!("{file} is empty"),
+        Ok(_) => return Ok(()),
+        Err(e) => format!("cannot read {file}: {e}"),
+    };
+    Err(ConfigErrors(vec![ConfigError::new(
+        "node.admin_token_file",
+        problem,
+    )]))
+}
+
 impl Node {
-    /// Builds the node: resolves origins, checks the listeners, wires the services.
-    pub fn build(config: Config, options: NodeOptions) -> Result<Node, ConfigErrors> {
+    /// Builds the node from a config document: validates it with the options' overrides,
+    /// resolves origins, checks the listeners, wires the services.
+    pub fn build(document: &str, options: NodeOptions) -> Result<Node, ConfigErrors> {
+        Self::build_with_store(document, options, None)
+    }
+
+    /// [`Node::build`] for a node that follows a store.
+    pub fn build_with_store(
+        document: &str,
+        options: NodeOptions,
+        store: Option<StoreLink>,
+    ) -> Result<Node, ConfigErrors> {
+        let config = parse_with(document, &options.overrides)?;
         let addrs = resolve_all(&config)?;
+        check_token_file(&config)?;
         check_listeners(&config)?;
 
         let conf = ServerConf {
@@ -109,19 +153,18 @@ impl Node {
         let mut server = Server::new_with_opt_and_conf(None, conf);
         server.bootstrap();
 
-        let metrics = Arc::new(Metrics::new(&config.node.region));
-        let mut pools: Vec<PoolRuntime> = Vec::new();
-        let mut probers = Vec::new();
-        for (i, pool) in config.pools.iter().enumerate() {
-            let runtime = build_pool(i, pool, &addrs[i], &config.node.region, metrics.clone());
-            load_backends(&runtime);
-            probers.push(GenBackgroundService::new(
-                format!("probes {}", pool.name),
-                runtime.lb.clone(),
-            ));
-            pools.push(runtime);
-        }
-        let state = Arc::new(NodeState::new(config, pools, metrics));
+        let metrics = Arc::new(Metrics::new(&config.node.region, &config.version));
+        metrics.stamp_success();
+        let listen = config.node.listen.clone();
+        let admin_listen = config.node.admin_listen.clone();
+        let (snapshot, _) = Snapshot::build(config, Arc::from(document), &addrs, None, &metrics);
+        let state = Arc::new(NodeState::new(
+            snapshot,
+            metrics,
+            options.source.clone(),
+            options.overrides.clone(),
+        ));
+        let store = store.map(Arc::new);
 
         let server_conf = server.configuration.clone();
         let mut proxy = pingora_proxy::http_proxy_service_with_name(
@@ -135,22 +178,29 @@ impl Node {
         // most of the memory an idle keep-alive connection held. Writes keep Pingora's small
         // coalescing buffer, so a response header and a small body leave in one send.
         proxy.add_listener(
-            ListenerConfig::tcp(state.config.node.listen.as_str())
-                .l4_buffer(L4BufferSettings::default().read(0)),
+            ListenerConfig::tcp(listen.as_str()).l4_buffer(L4BufferSettings::default().read(0)),
         );
         let mut admin = Service::new(
             "portico admin".to_string(),
             AdminApp {
                 node: state.clone(),
+                store: store.clone(),
             },
         );
-        admin.add_tcp(&state.config.node.admin_listen);
+        admin.add_tcp(&admin_listen);
         admin.threads = Some(1);
+        let mut control = GenBackgroundService::new(
+            "portico control".to_string(),
+            Arc::new(Control {
+                node: state.clone(),
+                handle_signals: options.handle_signals,
+                store,
+            }),
+        );
+        control.threads = Some(1);
         server.add_service(proxy);
         server.add_service(admin);
-        for p in probers {
-            server.add_service(p);
-        }
+        server.add_service(control);
         Ok(Node {
             server,
             state,
@@ -171,13 +221,17 @@ impl Node {
 
     /// Runs the node on this thread until it is stopped.
     pub fn run(self) {
-        let region = self.state.region().to_string();
+        let snapshot = self.state.snapshot();
+        let region = snapshot.region().to_string();
         log::info!(
-            "portico {} region {region}: proxy on {}, admin on {}",
+            "portico {} region {region}: proxy on {}, admin on {}, config {} from {}",
             env!("CARGO_PKG_VERSION"),
-            self.state.config.node.listen,
-            self.state.config.node.admin_listen
+            snapshot.config.node.listen,
+            snapshot.config.node.admin_listen,
+            snapshot.config.version,
+            self.state.source.describe()
         );
+        drop(snapshot);
         self.server.run(RunArgs {
             shutdown_signal: Box::new(DrainingShutdown {
                 node: self.state,
@@ -193,29 +247,23 @@ impl Node {
         let state = self.state();
         let stopper = self.stopper();
         let thread = std::thread::Builder::new()
-            .name(format!("portico-{}", state.region()))
+            .name(format!("portico-{}", state.snapshot().region()))
             .spawn(move || self.run())
             .expect("spawn the node thread");
+        let snapshot = state.snapshot();
+        let parse = |s: &str| s.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let (listen, admin) = (
+            parse(&snapshot.config.node.listen),
+            parse(&snapshot.config.node.admin_listen),
+        );
+        drop(snapshot);
         RunningNode {
             state,
             stopper,
+            listen,
+            admin,
             thread: Some(thread),
         }
-    }
-}
-
-/// Loads the static backends into the load balancer before the first request can arrive.
-fn load_backends(pool: &PoolRuntime) {
-    let mut update = pin!(pool.lb.update());
-    // Static discovery completes without waiting; the probe service refreshes it anyway.
-    if let Poll::Ready(Err(e)) = update
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        log::error!(
-            "pool {}: loading origins failed: {e}",
-            pool.core.config.name
-        );
     }
 }
 
@@ -223,6 +271,8 @@ fn load_backends(pool: &PoolRuntime) {
 pub struct RunningNode {
     state: Arc<NodeState>,
     stopper: Stopper,
+    listen: SocketAddr,
+    admin: SocketAddr,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -234,22 +284,26 @@ impl RunningNode {
 
     /// The proxy listener address.
     pub fn listen(&self) -> SocketAddr {
-        self.state
-            .config
-            .node
-            .listen
-            .parse()
-            .expect("validated IP:PORT")
+        self.listen
     }
 
     /// The admin listener address.
     pub fn admin(&self) -> SocketAddr {
-        self.state
-            .config
-            .node
-            .admin_listen
-            .parse()
-            .expect("validated IP:PORT")
+        self.admin
+    }
+
+    /// Re-reads the config file and applies it, as SIGHUP does.
+    pub async fn reload_file(&self) -> Result<crate::reload::Applied, ConfigErrors> {
+        crate::reload::reload_file(&self.state).await
+    }
+
+    /// Applies a config document, as `PUT /config` does (without its token and `If-Match`).
+    pub async fn apply(
+        &self,
+        document: &str,
+        source: crate::state::ReloadSource,
+    ) -> Result<crate::reload::Applied, ConfigErrors> {
+        crate::reload::apply(&self.state, document, source).await
     }
 
     /// Asks the node to drain and stop, without waiting.

@@ -1,110 +1,183 @@
-//! The active health probe: Pingora's `HttpHealthCheck` per origin, timed, recorded in the core.
+//! Active health probes as Portico's own tasks, one per enabled origin, started and stopped
+//! as reloads add and remove origins. Each probe is Pingora's `HttpHealthCheck`, timed, and
+//! recorded in the pool that holds the origin in the running config.
 
-use crate::pool::{OriginRef, PoolCore, probe_request};
-use async_trait::async_trait;
-use pingora_error::{Error, ErrorType, Result};
+use crate::live_pool::probe_request;
+use crate::snapshot::Snapshot;
+use crate::state::NodeState;
+use pingora_error::{Error, ErrorType};
 use pingora_load_balancing::Backend;
 use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck};
+use portico_core::config::ProbeConfig;
 use portico_core::health::ProbeResult;
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::task::JoinHandle;
 
-/// Probes the origins of one pool and records each result in the pool's health window.
-#[derive(Clone)]
-pub struct Prober {
-    pool: Arc<PoolCore>,
-    checks: Arc<Vec<HttpHealthCheck>>,
+/// An origin's identity across reloads: pool name, origin name, address as written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OriginKey {
+    /// Pool name.
+    pub pool: String,
+    /// Origin name.
+    pub origin: String,
+    /// `HOST:PORT` as written.
+    pub address: String,
 }
 
-impl Prober {
-    /// One HTTP check per origin, each with the probe's method, path, headers and timeout.
-    pub fn new(pool: Arc<PoolCore>, region: &str) -> Self {
-        let probe = &pool.config.probe;
-        let checks = pool
-            .origins
-            .iter()
-            .map(|origin| {
-                let mut check = HttpHealthCheck::new("", false);
-                check.req = probe_request(&pool.config, origin, region);
-                check.peer_template.options.connection_timeout = Some(probe.timeout);
-                check.peer_template.options.read_timeout = Some(probe.timeout);
-                check.peer_template.options.write_timeout = Some(probe.timeout);
-                check.reuse_connection = false;
-                let expected = probe.expected_status.clone();
-                check.validator = Some(Box::new(move |resp| {
-                    let status = resp.status.as_u16();
-                    if expected.contains(status) {
-                        Ok(())
-                    } else {
-                        Error::e_explain(
-                            ErrorType::CustomCode("unexpected probe status", status),
-                            format!("expected {expected}"),
-                        )
-                    }
-                }));
-                check
-            })
-            .collect();
-        Self {
-            pool,
-            checks: Arc::new(checks),
+/// Everything a probe task sends: when it changes, the task is replaced.
+#[derive(Debug, Clone, PartialEq)]
+struct ProbeSpec {
+    addr: SocketAddr,
+    probe: ProbeConfig,
+    host_header: Option<String>,
+    region: String,
+}
+
+/// The probes a snapshot needs, by origin.
+fn wanted(snapshot: &Snapshot) -> HashMap<OriginKey, ProbeSpec> {
+    let mut out = HashMap::new();
+    for pool in &snapshot.pools {
+        for (o, peer) in pool.config.origins.iter().zip(&pool.origins) {
+            if !o.enabled {
+                continue;
+            }
+            out.insert(
+                OriginKey {
+                    pool: pool.config.name.clone(),
+                    origin: o.name.clone(),
+                    address: o.address.clone(),
+                },
+                ProbeSpec {
+                    addr: peer.addr,
+                    probe: pool.config.probe.clone(),
+                    host_header: o.host_header.clone(),
+                    region: snapshot.region().to_string(),
+                },
+            );
+        }
+    }
+    out
+}
+
+/// Keeps one probe task per enabled origin of the running config until `stop` fires:
+/// new origins are probed at once, removed ones stop being probed, changed probe settings
+/// restart the origin's task (its health state stays with the pool).
+pub async fn supervise(node: Arc<NodeState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut changes = node.watch();
+    let mut running: HashMap<OriginKey, (ProbeSpec, JoinHandle<()>)> = HashMap::new();
+    loop {
+        let want = wanted(&node.snapshot());
+        running.retain(|key, (spec, task)| {
+            let keep = want.get(key) == Some(spec);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (key, spec) in want {
+            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(key) {
+                let task = tokio::spawn(probe_loop(node.clone(), slot.key().clone(), spec.clone()));
+                slot.insert((spec, task));
+            }
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { break },
+            _ = stop.changed() => break,
+        }
+    }
+    for (_, (_, task)) in running {
+        task.abort();
+    }
+}
+
+/// Probes one origin every `interval_ms`, the first time at once.
+async fn probe_loop(node: Arc<NodeState>, key: OriginKey, spec: ProbeSpec) {
+    let check = match health_check(&node.snapshot(), &key, &spec) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!(
+                "pool {}: origin {}: cannot build its probe: {e}",
+                key.pool,
+                key.origin
+            );
+            return;
+        }
+    };
+    let backend = Backend {
+        addr: pingora_core::protocols::l4::socket::SocketAddr::Inet(spec.addr),
+        weight: 1,
+        ext: Default::default(),
+    };
+    let mut tick = tokio::time::interval(spec.probe.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let result = probe_once(&check, &backend, &key, &spec).await;
+        let snapshot = node.snapshot();
+        let Some((p, o)) = snapshot.find_origin(&key.pool, &key.origin, &key.address) else {
+            return;
+        };
+        snapshot.pools[p].record_probe(o, result);
+    }
+}
+
+/// One probe with the pool's timeout.
+async fn probe_once(
+    check: &HttpHealthCheck,
+    backend: &Backend,
+    key: &OriginKey,
+    spec: &ProbeSpec,
+) -> ProbeResult {
+    let timeout = spec.probe.timeout;
+    let start = Instant::now();
+    match tokio::time::timeout(timeout, check.check(backend)).await {
+        Ok(Ok(())) => ProbeResult::Success(start.elapsed()),
+        Ok(Err(e)) => {
+            log::debug!("probe of {} in pool {} failed: {e}", key.origin, key.pool);
+            ProbeResult::Failure
+        }
+        Err(_) => {
+            log::debug!(
+                "probe of {} in pool {} timed out after {} ms",
+                key.origin,
+                key.pool,
+                timeout.as_millis()
+            );
+            ProbeResult::Failure
         }
     }
 }
 
-#[async_trait]
-impl HealthCheck for Prober {
-    /// Sends one probe, records it, and answers with the health window's verdict (so
-    /// Pingora's own health flag follows the window).
-    async fn check(&self, target: &Backend) -> Result<()> {
-        let Some(idx) = target.ext.get::<OriginRef>().map(|r| r.index) else {
-            return Error::e_explain(ErrorType::InternalError, "backend without origin");
-        };
-        let Some(check) = self.checks.get(idx) else {
-            return Error::e_explain(ErrorType::InternalError, "origin index out of range");
-        };
-        let timeout = self.pool.config.probe.timeout;
-        let start = Instant::now();
-        let outcome = tokio::time::timeout(timeout, check.check(target)).await;
-        let result = match outcome {
-            Ok(Ok(())) => ProbeResult::Success(start.elapsed()),
-            Ok(Err(e)) => {
-                log::debug!(
-                    "probe of {} in pool {} failed: {e}",
-                    self.pool.config.origins[idx].name,
-                    self.pool.config.name
-                );
-                ProbeResult::Failure
-            }
-            Err(_) => {
-                log::debug!(
-                    "probe of {} in pool {} timed out after {} ms",
-                    self.pool.config.origins[idx].name,
-                    self.pool.config.name,
-                    timeout.as_millis()
-                );
-                ProbeResult::Failure
-            }
-        };
-        if self.pool.record_probe(idx, result) {
+/// Pingora's HTTP check with the probe's method, path, headers and timeout.
+fn health_check(
+    snapshot: &Snapshot,
+    key: &OriginKey,
+    spec: &ProbeSpec,
+) -> pingora_error::Result<HttpHealthCheck> {
+    let Some((p, o)) = snapshot.find_origin(&key.pool, &key.origin, &key.address) else {
+        return Error::e_explain(ErrorType::InternalError, "origin left the config");
+    };
+    let pool = &snapshot.pools[p];
+    let mut check = HttpHealthCheck::new("", false);
+    check.req = probe_request(&pool.config, &pool.origins[o], &spec.region)?;
+    check.peer_template.options.connection_timeout = Some(spec.probe.timeout);
+    check.peer_template.options.read_timeout = Some(spec.probe.timeout);
+    check.peer_template.options.write_timeout = Some(spec.probe.timeout);
+    check.reuse_connection = false;
+    let expected = spec.probe.expected_status.clone();
+    check.validator = Some(Box::new(move |resp| {
+        let status = resp.status.as_u16();
+        if expected.contains(status) {
             Ok(())
         } else {
-            Error::e_explain(ErrorType::Custom("unhealthy"), "health window")
+            Error::e_explain(
+                ErrorType::CustomCode("unexpected probe status", status),
+                format!("expected {expected}"),
+            )
         }
-    }
-
-    fn backend_summary(&self, target: &Backend) -> String {
-        match target.ext.get::<OriginRef>() {
-            Some(r) => format!(
-                "pool {} origin {}",
-                self.pool.config.name, self.pool.config.origins[r.index].name
-            ),
-            None => format!("{target:?}"),
-        }
-    }
-
-    /// The health window decides; Pingora's flag follows each verdict at once.
-    fn health_threshold(&self, _success: bool) -> usize {
-        1
-    }
+    }));
+    Ok(check)
 }

@@ -68,7 +68,7 @@ impl ShutdownSignalWatch for DrainingShutdown {
                 ShutdownSignal::FastShutdown
             }
             Request::Drain(why) => {
-                let drain = self.node.config.node.drain;
+                let drain = self.node.snapshot().config.node.drain;
                 self.node.start_draining();
                 log::info!(
                     "{why}: draining for {} ms (/healthz answers 503), then stopping",

@@ -1,51 +1,172 @@
-//! What a running node knows: its config, route table, pools, metrics and drain flag.
+//! What a running node knows across reloads: the current config snapshot (swapped
+//! atomically), metrics, where its config comes from, the last reload and the drain flag.
 
 use crate::metrics::Metrics;
-use crate::pool::PoolRuntime;
-use portico_core::config::Config;
-use portico_core::routing::RouteTable;
-use std::sync::Arc;
+use crate::snapshot::Snapshot;
+use arc_swap::ArcSwap;
+use portico_core::config::{ConfigError, Overrides};
+use serde::Serialize;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime};
+use tokio::sync::watch;
 
-/// Shared by the proxy hooks, the admin listener and the shutdown watcher.
+/// Where a node's config comes from, and so what a reload re-reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// `--config FILE`: SIGHUP re-reads the file.
+    File(PathBuf),
+    /// `--store etcd://…/PREFIX`: the node follows the store.
+    Store {
+        /// The store URL as given.
+        url: String,
+        /// The node's name under `PREFIX/nodes/`.
+        name: String,
+        /// Where the last applied document is cached.
+        cache: Option<PathBuf>,
+    },
+    /// Given by the embedding program (tests, the in-process simulation).
+    Inline,
+}
+
+impl ConfigSource {
+    /// `file:PATH`, `etcd:URL` or `inline`, as `/status` shows it.
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigSource::File(p) => format!("file:{}", p.display()),
+            ConfigSource::Store { url, .. } => format!("etcd:{url}"),
+            ConfigSource::Inline => "inline".to_string(),
+        }
+    }
+}
+
+/// What asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadSource {
+    /// SIGHUP (or an in-process request to re-read the file).
+    File,
+    /// `PUT /config`.
+    Admin,
+    /// A new revision in the store.
+    Store,
+}
+
+impl ReloadSource {
+    /// The `source` label of `portico_config_reloads_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ReloadSource::File => "file",
+            ReloadSource::Admin => "admin",
+            ReloadSource::Store => "store",
+        }
+    }
+}
+
+/// The outcome of the last reload, as `/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastReload {
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// `file`, `admin` or `store`.
+    pub source: &'static str,
+    /// `applied` or `rejected`.
+    pub result: &'static str,
+    /// The version applied or rejected.
+    pub version: Option<String>,
+    /// Every error of a rejected reload, `path: message`.
+    pub errors: Vec<ErrorEntry>,
+}
+
+/// One config error in a machine-readable form.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ErrorEntry {
+    /// JSON path.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl From<&ConfigError> for ErrorEntry {
+    fn from(e: &ConfigError) -> Self {
+        Self {
+            path: e.path.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// Shared by the proxy hooks, the admin listener, probes, reloads and the shutdown watcher.
 pub struct NodeState {
-    /// The validated config this node runs.
-    pub config: Config,
-    /// `portico-<region>`: this node's name in `Via`.
-    pub via_token: String,
-    /// `1.1 portico-<region>`: the `Via` entry this node appends.
-    pub via_entry: String,
-    /// Host and path to route index.
-    pub routes: RouteTable,
-    /// Pools, index for index with `config.pools`.
-    pub pools: Vec<PoolRuntime>,
+    current: ArcSwap<Snapshot>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// When the node was built.
     pub started: Instant,
+    /// Where the config comes from.
+    pub source: ConfigSource,
+    /// Command-line values applied over `node.*` of every document.
+    pub overrides: Overrides,
+    /// Serialises reloads.
+    pub(crate) reload_lock: tokio::sync::Mutex<()>,
+    last_reload: Mutex<Option<LastReload>>,
+    /// Set when the node started from its cache because the store was unreachable.
+    pub started_from_cache: AtomicBool,
+    changed: watch::Sender<u64>,
     draining: AtomicBool,
 }
 
 impl NodeState {
-    /// State for `config` with its pools built.
-    pub fn new(config: Config, pools: Vec<PoolRuntime>, metrics: Arc<Metrics>) -> Self {
-        let via_token = format!("portico-{}", config.node.region);
+    /// State running `snapshot`.
+    pub fn new(
+        snapshot: Snapshot,
+        metrics: Arc<Metrics>,
+        source: ConfigSource,
+        overrides: Overrides,
+    ) -> Self {
         Self {
-            via_entry: format!("1.1 {via_token}"),
-            via_token,
-            routes: RouteTable::new(&config.routes),
-            pools,
+            current: ArcSwap::from_pointee(snapshot),
             metrics,
             started: Instant::now(),
+            source,
+            overrides,
+            reload_lock: tokio::sync::Mutex::new(()),
+            last_reload: Mutex::new(None),
+            started_from_cache: AtomicBool::new(false),
+            changed: watch::channel(0).0,
             draining: AtomicBool::new(false),
-            config,
         }
     }
 
-    /// The node's region.
-    pub fn region(&self) -> &str {
-        &self.config.node.region
+    /// The running config. Hold on to it for the whole of a request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Makes `snapshot` the running config and wakes whoever watches for changes.
+    pub(crate) fn install(&self, snapshot: Snapshot) {
+        self.current.store(Arc::new(snapshot));
+        self.changed.send_modify(|g| *g += 1);
+    }
+
+    /// A receiver that sees each installed config (a generation counter).
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The outcome of the last reload, if any.
+    pub fn last_reload(&self) -> Option<LastReload> {
+        self.last_reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_last_reload(&self, r: LastReload) {
+        *self
+            .last_reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(r);
     }
 
     /// Whether the node is draining (`/healthz` answers 503).
@@ -57,11 +178,12 @@ impl NodeState {
     pub fn start_draining(&self) {
         if !self.draining.swap(true, Ordering::Relaxed) {
             self.metrics.draining.with_label_values::<&str>(&[]).set(1);
+            self.changed.send_modify(|_| {});
         }
     }
+}
 
-    /// The pool a route sends to.
-    pub fn route_pool(&self, route: usize) -> &PoolRuntime {
-        &self.pools[self.config.routes[route].pool]
-    }
+/// `SystemTime` as RFC 3339 UTC with milliseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
 }

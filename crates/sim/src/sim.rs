@@ -11,7 +11,7 @@ use pingora_core::connectors::TransportConnector;
 use pingora_core::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 use pingora_core::services::listening::Service;
 use portico::{Node, NodeOptions, RunningNode};
-use portico_core::config::{Overrides, parse_with};
+use portico_core::config::Overrides;
 use portico_origin::{OriginConfig, OriginHandle};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -354,9 +354,11 @@ impl Simulation {
                         listen: Some(listen.to_string()),
                         admin_listen: Some(admin.to_string()),
                     };
-                    let parsed = parse_with(&config, &overrides)
-                        .map_err(|e| anyhow::anyhow!("node {name}: {e}"))?;
-                    let node = Node::build(parsed, NodeOptions::default())
+                    let options = NodeOptions {
+                        overrides,
+                        ..NodeOptions::default()
+                    };
+                    let node = Node::build(&config, options)
                         .map_err(|e| anyhow::anyhow!("node {name}: {e}"))?;
                     Proc::Node(node.spawn())
                 }

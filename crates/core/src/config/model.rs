@@ -28,6 +28,8 @@ pub struct NodeConfig {
     pub threads: usize,
     /// Time the node keeps serving after SIGTERM while `/healthz` answers 503.
     pub drain: Duration,
+    /// File holding the bearer token for `PUT /config`.
+    pub admin_token_file: Option<String>,
 }
 
 /// Probe request method.

@@ -92,6 +92,9 @@ pub struct RawNode {
     pub threads: Option<i64>,
     /// How long a node keeps serving after SIGTERM with `/healthz` at 503 (default 0 ms).
     pub drain_ms: Option<i64>,
+    /// File holding the bearer token that `PUT /config` needs (default: the environment
+    /// variable `PORTICO_ADMIN_TOKEN`; with neither, admin writes are disabled).
+    pub admin_token_file: Option<String>,
 }
 
 /// `pools[]`: a set of origins serving the same content.

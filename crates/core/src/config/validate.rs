@@ -197,12 +197,23 @@ fn validate_node(c: &mut Collector, parsed: Option<&RawNode>, o: &Overrides) -> 
         0,
         600_000,
     );
+    let admin_token_file = parsed.and_then(|n| n.admin_token_file.clone());
+    if admin_token_file
+        .as_deref()
+        .is_some_and(|f| f.trim().is_empty())
+    {
+        c.push(
+            "node.admin_token_file",
+            "must name a file (or leave it out)",
+        );
+    }
     NodeConfig {
         region,
         listen,
         admin_listen,
         threads: threads as usize,
         drain: ms(drain),
+        admin_token_file,
     }
 }
 

@@ -1,9 +1,10 @@
-//! Everything one node knows about one pool: health windows, latency, ejection, retry budget,
+//! One pool's routing state on one node: health windows, latency, ejection, retry budget,
 //! and selection over them. Time is passed in; the edge keeps one of these behind a lock.
 
 use crate::config::PoolConfig;
 use crate::ejection::{EjectionEvent, Ejector};
 use crate::health::{HealthWindow, ProbeResult};
+use crate::reload::PoolPlan;
 use crate::retry::RetryBudget;
 use crate::selection::{self, Candidate};
 use std::time::{Duration, Instant};
@@ -30,11 +31,13 @@ pub struct OriginState {
     pub last_probe: Option<(Instant, ProbeResult)>,
     /// Failed and total probes in the window.
     pub window: (usize, usize),
+    /// Added by a reload and not yet reached by a successful probe.
+    pub awaiting_first_success: bool,
 }
 
 /// One pool's routing state as seen by this node.
 #[derive(Debug, Clone)]
-pub struct PoolBrain {
+pub struct PoolState {
     sensitivity: Duration,
     windows: Vec<HealthWindow>,
     ejector: Ejector,
@@ -44,7 +47,7 @@ pub struct PoolBrain {
     candidates: Vec<Candidate>,
 }
 
-impl PoolBrain {
+impl PoolState {
     /// Fresh state for a pool: every origin healthy, no latency known, nothing ejected.
     pub fn new(pool: &PoolConfig, now: Instant) -> Self {
         let lb = pool.load_balancing;
@@ -75,6 +78,51 @@ impl PoolBrain {
             retries_enabled: pool.failover.retries.enabled,
             candidates,
         }
+    }
+
+    /// State for `pool` after a reload, taking over from `old` (the same pool's state under the
+    /// running config) what `plan` says carries: each kept origin's health window (resized to
+    /// the new `sample_size`), latency and ejection state, and the retry budget when the retry
+    /// settings are unchanged. Origins new to the pool are unhealthy until their first good
+    /// probe (selection still falls back to them when no origin is healthy).
+    pub fn carried(
+        pool: &PoolConfig,
+        old: Option<(&PoolState, &PoolConfig)>,
+        plan: &PoolPlan,
+        now: Instant,
+    ) -> Self {
+        let mut state = Self::new(pool, now);
+        let lb = pool.load_balancing;
+        let Some((old, old_config)) = old else {
+            for w in &mut state.windows {
+                *w = HealthWindow::awaiting_first_success(
+                    lb.sample_size,
+                    lb.successful_samples_required,
+                );
+            }
+            state.refresh_all();
+            return state;
+        };
+        for (i, w) in state.windows.iter_mut().enumerate() {
+            *w = match plan.carried.get(i).copied().flatten() {
+                Some(o) => old.windows[o].resized(lb.sample_size, lb.successful_samples_required),
+                None => HealthWindow::awaiting_first_success(
+                    lb.sample_size,
+                    lb.successful_samples_required,
+                ),
+            };
+        }
+        state.ejector = Ejector::carried(
+            pool.failover.ejection,
+            pool.origins.iter().map(|o| o.enabled).collect(),
+            &old.ejector,
+            &plan.carried,
+        );
+        if old_config.failover.retries == pool.failover.retries {
+            state.budget = old.budget.clone();
+        }
+        state.refresh_all();
+        state
     }
 
     /// Number of origins.
@@ -157,7 +205,14 @@ impl PoolBrain {
             ejected: self.ejector.is_ejected(idx),
             last_probe: w.last(),
             window: w.counts(),
+            awaiting_first_success: w.is_awaiting_first_success(),
         })
+    }
+
+    fn refresh_all(&mut self) {
+        for i in 0..self.candidates.len() {
+            self.refresh(i);
+        }
     }
 
     fn refresh(&mut self, idx: usize) {
@@ -197,7 +252,7 @@ mod tests {
     #[test]
     fn probes_shape_the_band() {
         let t = Instant::now();
-        let mut b = PoolBrain::new(&three(), t);
+        let mut b = PoolState::new(&three(), t);
         assert_eq!(b.band(0), 0b0111);
         b.record_probe(t, 0, ProbeResult::Success(MS));
         b.record_probe(t, 1, ProbeResult::Success(MS * 20));
@@ -209,7 +264,7 @@ mod tests {
     #[test]
     fn primary_priority_fails_over_to_backup_and_back() {
         let t = Instant::now();
-        let mut b = PoolBrain::new(&three(), t);
+        let mut b = PoolState::new(&three(), t);
         for idx in 0..3 {
             b.record_probe(t, idx, ProbeResult::Failure);
             let events = b.record_probe(t, idx, ProbeResult::Failure);
@@ -231,7 +286,7 @@ mod tests {
     #[test]
     fn ejection_removes_from_band_until_time_and_probe() {
         let t = Instant::now();
-        let mut b = PoolBrain::new(&three(), t);
+        let mut b = PoolState::new(&three(), t);
         for _ in 0..4 {
             assert_eq!(b.record_outcome(t, 0, false), None);
         }
@@ -252,14 +307,79 @@ mod tests {
             r#"{"name":"a","address":"127.0.0.1:1"}"#,
             r#","failover":{"retries":{"enabled":false}}"#,
         );
-        let mut b = PoolBrain::new(&p, t);
+        let mut b = PoolState::new(&p, t);
         b.record_request(t);
         assert!(!b.try_retry(t));
-        let mut on = PoolBrain::new(&three(), t);
+        let mut on = PoolState::new(&three(), t);
         assert!(
             on.try_retry(t),
             "the default floor allows retries without traffic"
         );
+    }
+
+    #[test]
+    fn a_reload_carries_kept_origins_and_gates_new_ones() {
+        let t = Instant::now();
+        let old_cfg = three();
+        let mut old = PoolState::new(&old_cfg, t);
+        old.record_probe(t, 0, ProbeResult::Success(MS * 3));
+        old.record_probe(t, 1, ProbeResult::Failure);
+        old.record_probe(t, 1, ProbeResult::Failure);
+        for _ in 0..5 {
+            old.record_outcome(t, 2, false);
+        }
+        assert!(old.origin(2).unwrap().ejected);
+        // New pool: slow, mid, fast, a new origin; backup removed.
+        let new_cfg = pool(
+            r#"{"name":"slow","address":"127.0.0.1:3","weight":50},
+               {"name":"mid","address":"127.0.0.1:2","weight":50},
+               {"name":"fast","address":"127.0.0.1:1","weight":50},
+               {"name":"fresh","address":"127.0.0.1:5","weight":50}"#,
+            r#","load_balancing":{"sample_size":2,"successful_samples_required":1}"#,
+        );
+        let plan = PoolPlan {
+            old: Some(0),
+            carried: vec![Some(2), Some(1), Some(0), None],
+            dropped: vec!["backup".into()],
+            unchanged: false,
+        };
+        let mut s = PoolState::carried(&new_cfg, Some((&old, &old_cfg)), &plan, t);
+        let slow = s.origin(0).unwrap();
+        assert!(slow.ejected, "an ejected origin stays ejected");
+        let mid = s.origin(1).unwrap();
+        assert!(
+            !mid.healthy,
+            "two failures of two: still unhealthy in a window of 2 of 1"
+        );
+        let fast = s.origin(2).unwrap();
+        assert_eq!((fast.healthy, fast.latency), (true, Some(MS * 3)));
+        let fresh = s.origin(3).unwrap();
+        assert!(
+            !fresh.healthy,
+            "a new origin waits for its first good probe"
+        );
+        assert_eq!(s.band(0), 0b0100);
+        assert_eq!(
+            s.record_probe(t, 3, ProbeResult::Success(MS * 4)).health,
+            Some(true)
+        );
+        assert_eq!(s.band(0), 0b1100);
+    }
+
+    #[test]
+    fn a_pool_added_by_a_reload_still_serves_before_its_first_probe() {
+        let t = Instant::now();
+        let p = three();
+        let plan = PoolPlan {
+            old: None,
+            carried: vec![None; 4],
+            dropped: Vec::new(),
+            unchanged: false,
+        };
+        let s = PoolState::carried(&p, None, &plan, t);
+        assert!((0..4).all(|i| !s.origin(i).unwrap().healthy));
+        // No origin is healthy: selection falls back to every enabled origin, priority first.
+        assert_eq!(s.band(0), 0b0111);
     }
 
     #[test]
@@ -270,7 +390,7 @@ mod tests {
                {"name":"b","address":"127.0.0.1:2"}"#,
             "",
         );
-        let b = PoolBrain::new(&p, t);
+        let b = PoolState::new(&p, t);
         for r in 0..100 {
             assert_eq!(b.select(0, r), Some(1));
         }

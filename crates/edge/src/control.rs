@@ -1,0 +1,53 @@
+//! The node's control loop, a Pingora background service: probe tasks, SIGHUP reloads and,
+//! with `--store`, following the store and registering the node.
+
+use crate::reload::reload_file;
+use crate::state::NodeState;
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use std::sync::Arc;
+
+/// Runs beside the proxy until the server stops.
+pub struct Control {
+    /// The node.
+    pub node: Arc<NodeState>,
+    /// Whether to listen for SIGHUP (the binary does; in-process nodes are reloaded by call).
+    pub handle_signals: bool,
+    /// The store follower, when the config comes from a store.
+    pub store: Option<Arc<crate::follow::StoreLink>>,
+}
+
+#[async_trait]
+impl BackgroundService for Control {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(crate::probe::supervise(self.node.clone(), shutdown.clone()));
+        if self.handle_signals {
+            tasks.spawn(hangups(self.node.clone()));
+        }
+        if let Some(link) = &self.store {
+            link.spawn(&mut tasks, self.node.clone());
+        }
+        let mut shutdown = shutdown;
+        let _ = shutdown.changed().await;
+        tasks.abort_all();
+    }
+}
+
+/// SIGHUP: re-read the config file and apply it.
+async fn hangups(node: Arc<NodeState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("cannot listen for SIGHUP ({e}): reload with PUT /config instead");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        log::info!("SIGHUP: re-reading {}", node.source.describe());
+        // Errors are logged, counted and shown in /status by the reload itself.
+        let _ = reload_file(&node).await;
+    }
+}

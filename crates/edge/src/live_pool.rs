@@ -1,0 +1,284 @@
+//! One pool of a running config: its settings, the origins' peers, and the routing state
+//! (health, latency, ejection, budget) behind a lock.
+
+use crate::metrics::Metrics;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_http::RequestHeader;
+use portico_core::config::{ConfigError, OriginConfig, PoolConfig};
+use portico_core::ejection::EjectionEvent;
+use portico_core::health::ProbeResult;
+use portico_core::pool_state::{OriginState, PoolState, ProbeEvents};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// An origin as the proxy reaches it.
+pub struct OriginPeer {
+    /// Name from the config.
+    pub name: String,
+    /// `HOST:PORT` as written (part of the origin's identity across reloads).
+    pub address: String,
+    /// Resolved address.
+    pub addr: SocketAddr,
+    /// Peer template cloned for each attempt (timeouts set).
+    pub peer: HttpPeer,
+    /// Host header to send instead of the client's.
+    pub host_header: Option<String>,
+}
+
+/// One pool of a running config. A reload builds a new one (carrying the routing state of
+/// the origins it keeps) unless the pool and its resolved addresses are unchanged, in which
+/// case the new config shares this one.
+pub struct LivePool {
+    /// The pool's config.
+    pub config: PoolConfig,
+    /// Origins, index for index with `config.origins`.
+    pub origins: Vec<OriginPeer>,
+    state: Mutex<PoolState>,
+    metrics: Arc<Metrics>,
+}
+
+impl LivePool {
+    /// A pool whose routing state is `state`, reaching its origins at `addrs`.
+    pub fn new(
+        config: PoolConfig,
+        addrs: &[SocketAddr],
+        state: PoolState,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let origins = config
+            .origins
+            .iter()
+            .zip(addrs)
+            .map(|(o, &addr)| origin_peer(&config, o, addr))
+            .collect();
+        metrics.register_pool(&config.name);
+        for o in &config.origins {
+            metrics.register_origin(&config.name, &o.name);
+        }
+        let pool = Self {
+            config,
+            origins,
+            state: Mutex::new(state),
+            metrics,
+        };
+        pool.publish_all();
+        pool
+    }
+
+    /// Locks the pool's routing state. A panic while holding the lock cannot leave it
+    /// half-updated in a way that matters to routing, so a poisoned lock is used as is.
+    pub fn state(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of the routing state, for carrying into the next config.
+    pub fn state_copy(&self) -> PoolState {
+        self.state().clone()
+    }
+
+    /// The resolved addresses, index for index with the origins.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.origins.iter().map(|o| o.addr).collect()
+    }
+
+    /// The position of the origin named `name` with address `address`.
+    pub fn find(&self, name: &str, address: &str) -> Option<usize> {
+        self.origins
+            .iter()
+            .position(|o| o.name == name && o.address == address)
+    }
+
+    /// Records a probe and updates health, latency, ejection and their metrics.
+    pub fn record_probe(&self, idx: usize, result: ProbeResult) {
+        let now = Instant::now();
+        let (events, state) = {
+            let mut s = self.state();
+            let events = s.record_probe(now, idx, result);
+            (events, s.origin(idx))
+        };
+        let (Some(state), Some(o)) = (state, self.config.origins.get(idx)) else {
+            return;
+        };
+        let pool = self.config.name.as_str();
+        let origin = o.name.as_str();
+        let outcome = if result.is_success() {
+            "success"
+        } else {
+            "failure"
+        };
+        self.metrics
+            .probes
+            .with_label_values(&[pool, origin, outcome])
+            .inc();
+        self.publish(origin, &state);
+        let ProbeEvents { health, returned } = events;
+        if let Some(healthy) = health {
+            let (failed, total) = state.window;
+            if healthy {
+                log::info!(
+                    "pool {pool}: origin {origin} is healthy ({failed} of the last {total} probes failed)"
+                );
+            } else {
+                log::warn!(
+                    "pool {pool}: origin {origin} is unhealthy ({failed} of the last {total} probes failed)"
+                );
+            }
+        }
+        if returned {
+            log::info!("pool {pool}: origin {origin} returns from ejection after a good probe");
+        }
+    }
+
+    /// Sets the per-origin gauges from `state`.
+    fn publish(&self, origin: &str, state: &OriginState) {
+        let pool = self.config.name.as_str();
+        match state.latency {
+            Some(l) => self
+                .metrics
+                .origin_latency
+                .with_label_values(&[pool, origin])
+                .set(l.as_secs_f64()),
+            None => {
+                let _ = self
+                    .metrics
+                    .origin_latency
+                    .remove_label_values(&[pool, origin]);
+            }
+        }
+        self.metrics
+            .origin_healthy
+            .with_label_values(&[pool, origin])
+            .set(i64::from(state.healthy));
+        self.metrics
+            .origin_ejected
+            .with_label_values(&[pool, origin])
+            .set(i64::from(state.ejected));
+    }
+
+    /// Sets every origin's gauges from the current state (after a reload carried it).
+    pub fn publish_all(&self) {
+        let states: Vec<Option<OriginState>> = {
+            let s = self.state();
+            (0..self.origins.len()).map(|i| s.origin(i)).collect()
+        };
+        for (o, state) in self.config.origins.iter().zip(states) {
+            if let Some(state) = state {
+                self.publish(&o.name, &state);
+            }
+        }
+    }
+
+    /// Records the outcome of a live attempt; ejects the origin when that is due.
+    pub fn record_outcome(&self, idx: usize, success: bool) {
+        let event = self.state().record_outcome(Instant::now(), idx, success);
+        if let (Some(EjectionEvent::Ejected { duration, .. }), Some(o)) =
+            (event, self.config.origins.get(idx))
+        {
+            let pool = self.config.name.as_str();
+            let origin = o.name.as_str();
+            self.metrics
+                .ejections
+                .with_label_values(&[pool, origin])
+                .inc();
+            self.metrics
+                .origin_ejected
+                .with_label_values(&[pool, origin])
+                .set(1);
+            log::warn!(
+                "pool {pool}: origin {origin} ejected for {} ms after {} failed requests in a row",
+                duration.as_millis(),
+                self.config.failover.ejection.consecutive_failures
+            );
+        }
+    }
+}
+
+/// The peer template of one origin: its address and the pool's timeouts.
+fn origin_peer(pool: &PoolConfig, o: &OriginConfig, addr: SocketAddr) -> OriginPeer {
+    let mut peer = HttpPeer::new(addr, false, String::new());
+    peer.options.connection_timeout = Some(pool.timeouts.connect);
+    peer.options.read_timeout = Some(pool.timeouts.response);
+    peer.options.write_timeout = Some(pool.timeouts.response);
+    peer.options.idle_timeout = Some(Duration::from_secs(60));
+    OriginPeer {
+        name: o.name.clone(),
+        address: o.address.clone(),
+        addr,
+        peer,
+        host_header: o.host_header.clone(),
+    }
+}
+
+/// Picks one socket address (IPv4 first) from a resolver's answer.
+fn pick(address: &str, addrs: impl Iterator<Item = SocketAddr>) -> Result<SocketAddr, String> {
+    let addrs: Vec<SocketAddr> = addrs.collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{address:?} resolves to no address"))
+}
+
+/// Resolves `HOST:PORT` to one socket address (IPv4 first), blocking.
+pub fn resolve(address: &str) -> Result<SocketAddr, String> {
+    let addrs = address
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {address:?}: {e}"))?;
+    pick(address, addrs)
+}
+
+/// Resolves `HOST:PORT` on the runtime's resolver threads, giving up after `timeout`.
+pub async fn resolve_async(address: &str, timeout: Duration) -> Result<SocketAddr, String> {
+    match tokio::time::timeout(timeout, tokio::net::lookup_host(address)).await {
+        Ok(Ok(addrs)) => pick(address, addrs),
+        Ok(Err(e)) => Err(format!("cannot resolve {address:?}: {e}")),
+        Err(_) => Err(format!(
+            "cannot resolve {address:?}: no answer within {} ms",
+            timeout.as_millis()
+        )),
+    }
+}
+
+/// Resolves every origin address of `pool` (index `index` in the config), blocking.
+pub fn resolve_origins(
+    index: usize,
+    pool: &PoolConfig,
+) -> Result<Vec<SocketAddr>, Vec<ConfigError>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, o) in pool.origins.iter().enumerate() {
+        match resolve(&o.address) {
+            Ok(a) => out.push(a),
+            Err(e) => errors.push(ConfigError::new(
+                format!("pools[{index}].origins[{i}].address"),
+                e,
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// A probe request for `origin`, as `health_probe` describes it.
+pub fn probe_request(
+    config: &PoolConfig,
+    origin: &OriginPeer,
+    region: &str,
+) -> pingora_error::Result<RequestHeader> {
+    let method = config.probe.method.as_str();
+    let mut req = RequestHeader::build(method, config.probe.path.as_bytes(), None)?;
+    let host = origin
+        .host_header
+        .clone()
+        .unwrap_or_else(|| origin.addr.to_string());
+    req.insert_header("Host", host)?;
+    req.insert_header("User-Agent", "portico-health-probe")?;
+    req.insert_header("X-Portico-Health-Probe", "1")?;
+    req.insert_header("X-Portico-Region", region)?;
+    Ok(req)
+}

@@ -1,0 +1,267 @@
+//! Applying a new config document to a running node: validate, check restart-only fields,
+//! re-resolve origin names off the proxy threads, build the next snapshot (carrying origin
+//! state) and swap it in. An invalid document changes nothing.
+
+use crate::live_pool::resolve_async;
+use crate::snapshot::Snapshot;
+use crate::state::{ConfigSource, ErrorEntry, LastReload, NodeState, ReloadSource, rfc3339};
+use portico_core::config::{ConfigError, ConfigErrors, parse_with};
+use portico_core::reload::restart_only_changes;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How long one origin name may take to resolve during a reload.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A reload that went through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The version now running.
+    pub version: String,
+    /// False when the document was the running one already (nothing rebuilt).
+    pub changed: bool,
+}
+
+/// Why a conditional reload did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyError {
+    /// The document is invalid or changes a restart-only field; nothing changed.
+    Invalid(ConfigErrors),
+    /// The running version is not the one the caller expected (`If-Match`).
+    VersionMismatch {
+        /// The version running.
+        running: String,
+    },
+}
+
+/// Validates `text` and, if it is valid and changes no restart-only field, makes it the
+/// running config. Every error is logged by JSON path, counted, and kept for `/status`.
+pub async fn apply(
+    node: &NodeState,
+    text: &str,
+    source: ReloadSource,
+) -> Result<Applied, ConfigErrors> {
+    apply_if(node, text, source, None)
+        .await
+        .map_err(|e| match e {
+            ApplyError::Invalid(errors) => errors,
+            ApplyError::VersionMismatch { .. } => ConfigErrors(Vec::new()),
+        })
+}
+
+/// [`apply`], only while the running version is `expected` (checked under the reload lock,
+/// so two writers cannot both win).
+pub async fn apply_if(
+    node: &NodeState,
+    text: &str,
+    source: ReloadSource,
+    expected: Option<&str>,
+) -> Result<Applied, ApplyError> {
+    let _serial = node.reload_lock.lock().await;
+    if let Some(v) = expected {
+        let running = node.snapshot().config.version.clone();
+        if running != v {
+            return Err(ApplyError::VersionMismatch { running });
+        }
+    }
+    let outcome = build_next(node, text).await;
+    let at = rfc3339(SystemTime::now());
+    match outcome {
+        Ok(None) => {
+            let version = node.snapshot().config.version.clone();
+            node.metrics.count_reload(source.label(), true);
+            log::info!(
+                "config reload from {}: version {version} is already running",
+                source.label()
+            );
+            node.set_last_reload(LastReload {
+                at,
+                source: source.label(),
+                result: "applied",
+                version: Some(version.clone()),
+                errors: Vec::new(),
+            });
+            Ok(Applied {
+                version,
+                changed: false,
+            })
+        }
+        Ok(Some((snapshot, summary))) => {
+            let version = snapshot.config.version.clone();
+            let region = snapshot.config.node.region.clone();
+            let pools: Vec<Arc<crate::live_pool::LivePool>> = snapshot.pools.clone();
+            node.install(snapshot);
+            for p in &pools {
+                p.publish_all();
+            }
+            node.metrics.set_info(&region, &version);
+            node.metrics.count_reload(source.label(), true);
+            log::info!(
+                "config {version} applied (reload from {}): {summary}",
+                source.label()
+            );
+            node.set_last_reload(LastReload {
+                at,
+                source: source.label(),
+                result: "applied",
+                version: Some(version.clone()),
+                errors: Vec::new(),
+            });
+            Ok(Applied {
+                version,
+                changed: true,
+            })
+        }
+        Err(errors) => {
+            node.metrics.count_reload(source.label(), false);
+            log::error!(
+                "config reload from {} rejected ({} error{}); the running config {} stays",
+                source.label(),
+                errors.0.len(),
+                if errors.0.len() == 1 { "" } else { "s" },
+                node.snapshot().config.version
+            );
+            for e in &errors.0 {
+                log::error!("{e}");
+            }
+            node.set_last_reload(LastReload {
+                at,
+                source: source.label(),
+                result: "rejected",
+                version: Some(portico_core::config::fingerprint(text)),
+                errors: errors.0.iter().map(ErrorEntry::from).collect(),
+            });
+            Err(ApplyError::Invalid(errors))
+        }
+    }
+}
+
+/// Re-reads the node's config file and applies it (what SIGHUP does).
+pub async fn reload_file(node: &NodeState) -> Result<Applied, ConfigErrors> {
+    let ConfigSource::File(path) = &node.source else {
+        let errors = ConfigErrors(vec![ConfigError::new(
+            "",
+            format!(
+                "this node's config comes from {}, not from a file: nothing to re-read",
+                node.source.describe()
+            ),
+        )]);
+        log::warn!("{errors}");
+        return Err(errors);
+    };
+    let text = match tokio::fs::read_to_string(path).await {
+        Ok(t) => t,
+        Err(e) => {
+            let errors = ConfigErrors(vec![ConfigError::new(
+                "",
+                format!("cannot read {}: {e}", path.display()),
+            )]);
+            node.metrics.count_reload(ReloadSource::File.label(), false);
+            log::error!("config reload from file rejected: {errors}");
+            node.set_last_reload(LastReload {
+                at: rfc3339(SystemTime::now()),
+                source: ReloadSource::File.label(),
+                result: "rejected",
+                version: None,
+                errors: errors.0.iter().map(ErrorEntry::from).collect(),
+            });
+            return Err(errors);
+        }
+    };
+    apply(node, &text, ReloadSource::File).await
+}
+
+/// The next snapshot and a one-line summary, or `None` when `text` is the running document.
+async fn build_next(
+    node: &NodeState,
+    text: &str,
+) -> Result<Option<(Snapshot, String)>, ConfigErrors> {
+    let config = parse_with(text, &node.overrides)?;
+    let current = node.snapshot();
+    let mut errors = restart_only_changes(&current.config, &config);
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| a.path.cmp(&b.path));
+        return Err(ConfigErrors(errors));
+    }
+    if config == current.config && *current.document == *text {
+        return Ok(None);
+    }
+    let addrs = resolve_all_async(&config, &current).await?;
+    crate::node::check_token_file(&config)?;
+    let (snapshot, plan) = Snapshot::build(
+        config,
+        Arc::from(text),
+        &addrs,
+        Some(&current),
+        &node.metrics,
+    );
+    let summary = plan.map(|p| p.summary()).unwrap_or_default();
+    Ok(Some((snapshot, summary)))
+}
+
+/// Resolves every origin name concurrently. An origin whose name does not resolve now but
+/// is in the running config with the same address keeps its current address (logged): a
+/// passing resolver failure does not block an unrelated change.
+async fn resolve_all_async(
+    config: &portico_core::config::Config,
+    current: &Snapshot,
+) -> Result<Vec<Vec<SocketAddr>>, ConfigErrors> {
+    let mut lookups = tokio::task::JoinSet::new();
+    for (p, pool) in config.pools.iter().enumerate() {
+        for (o, origin) in pool.origins.iter().enumerate() {
+            let address = origin.address.clone();
+            lookups.spawn(async move { (p, o, resolve_async(&address, RESOLVE_TIMEOUT).await) });
+        }
+    }
+    let mut out: Vec<Vec<Option<SocketAddr>>> = config
+        .pools
+        .iter()
+        .map(|p| vec![None; p.origins.len()])
+        .collect();
+    let mut errors = Vec::new();
+    while let Some(joined) = lookups.join_next().await {
+        let (p, o, result) = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(ConfigError::new(
+                    "",
+                    format!("resolving origins failed: {e}"),
+                ));
+                continue;
+            }
+        };
+        match result {
+            Ok(a) => out[p][o] = Some(a),
+            Err(e) => {
+                let pool = &config.pools[p];
+                let origin = &pool.origins[o];
+                let known = current
+                    .find_origin(&pool.name, &origin.name, &origin.address)
+                    .map(|(pi, oi)| current.pools[pi].origins[oi].addr);
+                match known {
+                    Some(a) => {
+                        log::warn!(
+                            "pool {}: origin {}: {e}; keeping its current address {a}",
+                            pool.name,
+                            origin.name
+                        );
+                        out[p][o] = Some(a);
+                    }
+                    None => errors.push(ConfigError::new(
+                        format!("pools[{p}].origins[{o}].address"),
+                        e,
+                    )),
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| a.path.cmp(&b.path));
+        return Err(ConfigErrors(errors));
+    }
+    Ok(out
+        .into_iter()
+        .map(|pool| pool.into_iter().flatten().collect())
+        .collect())
+}
