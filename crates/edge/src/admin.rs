@@ -1,5 +1,6 @@
 //! The admin listener: `/metrics`, `/healthz`, `/status` and `GET`/`PUT /config`.
 
+use crate::admin_reply::reply;
 use crate::config_api;
 use crate::state::NodeState;
 use async_trait::async_trait;
@@ -17,17 +18,6 @@ pub struct AdminApp {
     pub node: Arc<NodeState>,
     /// The store `PUT /config` writes to, when the node follows one.
     pub store: Option<Arc<crate::follow::StoreLink>>,
-}
-
-/// A response with a body and the admin listener's usual headers.
-pub fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
-    Response::builder()
-        .status(status)
-        .header("Content-Type", content_type)
-        .header("Content-Length", body.len())
-        .header("Cache-Control", "no-store")
-        .body(body)
-        .unwrap_or_else(|_| Response::new(Vec::new()))
 }
 
 fn ms(d: std::time::Duration) -> f64 {

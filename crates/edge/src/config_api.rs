@@ -1,7 +1,7 @@
 //! `GET /config` (the running document with its version as `ETag`) and `PUT /config`
 //! (bearer token, `If-Match`, every error by path), on the admin listener.
 
-use crate::admin::reply;
+use crate::admin_reply::reply;
 use crate::follow::{PushError, StoreLink};
 use crate::reload::{ApplyError, apply_if};
 use crate::state::{ErrorEntry, NodeState, ReloadSource};

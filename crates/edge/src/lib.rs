@@ -1,6 +1,8 @@
 //! The Portico edge node: Pingora wiring around `portico-core`.
 
 pub mod admin;
+pub mod admin_reply;
+pub mod checks;
 pub mod config_api;
 pub mod control;
 pub mod follow;

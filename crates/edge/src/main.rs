@@ -3,10 +3,11 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use portico::checks::resolve_all;
 use portico::follow::{
     STORE_TIMEOUT, Startup, StoreLink, push_document, startup_document, write_cache,
 };
-use portico::node::{Node, NodeOptions, resolve_all};
+use portico::node::{Node, NodeOptions};
 use portico::state::ConfigSource;
 use portico_core::config::{ConfigErrors, Overrides, fingerprint, parse_with};
 use portico_store::{Store, StoreUrl};

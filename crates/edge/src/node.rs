@@ -2,9 +2,9 @@
 //! and the control loop (probes, reloads, the store).
 
 use crate::admin::AdminApp;
+use crate::checks::{check_listeners, check_token_file, resolve_all};
 use crate::control::Control;
 use crate::follow::StoreLink;
-use crate::live_pool::resolve_origins;
 use crate::metrics::Metrics;
 use crate::proxy::EdgeProxy;
 use crate::shutdown::{DrainingShutdown, Stopper};
@@ -15,8 +15,8 @@ use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::GenBackgroundService;
 use pingora_core::services::listening::Service;
-use portico_core::config::{Config, ConfigError, ConfigErrors, Overrides, parse_with};
-use std::net::{SocketAddr, TcpListener};
+use portico_core::config::{ConfigErrors, Overrides, parse_with};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -59,60 +59,6 @@ pub struct Node {
     state: Arc<NodeState>,
     stopper: Stopper,
     options: NodeOptions,
-}
-
-/// Resolves every origin address, reporting failures by JSON path.
-pub fn resolve_all(config: &Config) -> Result<Vec<Vec<SocketAddr>>, ConfigErrors> {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for (i, pool) in config.pools.iter().enumerate() {
-        match resolve_origins(i, pool) {
-            Ok(addrs) => out.push(addrs),
-            Err(mut e) => errors.append(&mut e),
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(ConfigErrors(errors))
-    }
-}
-
-/// Checks that the node's listeners can be bound, so a busy port is a clear start-up error.
-fn check_listeners(config: &Config) -> Result<(), ConfigErrors> {
-    let mut errors = Vec::new();
-    for (path, addr) in [
-        ("node.listen", &config.node.listen),
-        ("node.admin_listen", &config.node.admin_listen),
-    ] {
-        if let Err(e) = TcpListener::bind(addr.as_str()) {
-            errors.push(ConfigError::new(
-                path,
-                format!("cannot listen on {addr}: {e}"),
-            ));
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigErrors(errors))
-    }
-}
-
-/// Checks that `node.admin_token_file`, when set, can be read and holds a token.
-pub fn check_token_file(config: &Config) -> Result<(), ConfigErrors> {
-    let Some(file) = &config.node.admin_token_file else {
-        return Ok(());
-    };
-    let problem = match std::fs::read_to_string(file) {
-        Ok(t) if t.trim().is_empty() => format!("{file} is empty"),
-        Ok(_) => return Ok(()),
-        Err(e) => format!("cannot read {file}: {e}"),
-    };
-    Err(ConfigErrors(vec![ConfigError::new(
-        "node.admin_token_file",
-        problem,
-    )]))
 }
 
 impl Node {

@@ -188,7 +188,7 @@ async fn build_next(
         return Ok(None);
     }
     let addrs = resolve_all_async(&config, &current).await?;
-    crate::node::check_token_file(&config)?;
+    crate::checks::check_token_file(&config)?;
     let (snapshot, plan) = Snapshot::build(
         config,
         Arc::from(text),

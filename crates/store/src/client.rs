@@ -1,5 +1,6 @@
 //! A connection to the store: read and write the config document, list registered nodes.
 
+pub use crate::doc::{Expect, StoredDoc};
 use crate::error::{StoreError, from_etcd};
 use crate::node::NodeRecord;
 use crate::url::StoreUrl;
@@ -14,26 +15,6 @@ use tokio::time::Instant;
 /// The pause between two attempts of one request (another endpoint is tried: the client picks
 /// one at random among those it is connected to).
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
-
-/// The config document as stored, with the etcd revision that last wrote it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredDoc {
-    /// The document, as written (JSON text; not parsed here).
-    pub text: String,
-    /// The etcd `mod_revision` of the key: increases with every write, so it orders versions.
-    pub mod_revision: i64,
-}
-
-/// What a write expects to find in the store (compare-and-swap).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    /// Write whatever is stored.
-    Any,
-    /// Write only if no document is stored (its `create_revision` is 0).
-    Absent,
-    /// Write only if the stored document's `mod_revision` is this one.
-    ModRevision(i64),
-}
 
 /// A connection to the store named by a [`StoreUrl`]. Cheap to clone; clones share the
 /// connection.

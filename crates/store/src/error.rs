@@ -1,6 +1,6 @@
 //! The errors of the store: each message says what failed and what an operator can do about it.
 
-use crate::client::StoredDoc;
+use crate::doc::StoredDoc;
 use std::time::Duration;
 
 /// A store URL that does not parse; the message says what the URL must look like.

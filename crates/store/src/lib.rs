@@ -12,6 +12,7 @@
 mod backoff;
 mod client;
 mod cluster;
+mod doc;
 mod error;
 mod follow;
 mod node;
