@@ -35,6 +35,25 @@ impl BackgroundService for Control {
     }
 }
 
+/// Replaces SIGHUP's default action (ending the process) for the rest of the process's life,
+/// before the node starts: a SIGHUP that arrives while the node is still starting must not
+/// kill it. Tokio keeps a signal's handler installed once it has been registered.
+pub fn take_over_hangups() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    else {
+        log::warn!("cannot take over SIGHUP early: a SIGHUP during start-up ends the node");
+        return;
+    };
+    rt.block_on(async {
+        if let Err(e) = signal(SignalKind::hangup()) {
+            log::warn!("cannot listen for SIGHUP ({e}): reload with PUT /config instead");
+        }
+    });
+}
+
 /// SIGHUP: re-read the config file and apply it.
 async fn hangups(node: Arc<NodeState>) {
     use tokio::signal::unix::{SignalKind, signal};

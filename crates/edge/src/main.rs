@@ -126,6 +126,9 @@ fn overrides(cli: &Cli) -> Overrides {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if !cli.check {
+        portico::control::take_over_hangups();
+    }
     if let Some(url) = cli.store.clone() {
         return run_from_store(cli, &url);
     }
