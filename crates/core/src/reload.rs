@@ -275,4 +275,61 @@ mod tests {
         );
         assert!(restart_only_changes(&old, &old).is_empty());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A pool `a` of origins drawn from a small set of names and two addresses each (so
+        /// reloads keep, re-address, enable, disable, add and drop origins).
+        fn pool_doc() -> impl Strategy<Value = String> {
+            proptest::collection::btree_map(0u16..6, (any::<bool>(), any::<bool>()), 1..6).prop_map(
+                |origins| {
+                    let list: Vec<String> = origins
+                        .iter()
+                        .map(|(n, (moved, enabled))| {
+                            // Addresses stay unique in the pool; `moved` re-addresses an origin.
+                            let port = 1 + n + if *moved { 10 } else { 0 };
+                            format!(
+                                r#"{{"name":"o{n}","address":"127.0.0.1:{port}","enabled":{enabled}}}"#
+                            )
+                        })
+                        .collect();
+                    format!(
+                        r#"{{"pools":[{{"name":"a","origins":[{}]}}],"routes":[{{"name":"r","pool":"a"}}]}}"#,
+                        list.join(",")
+                    )
+                },
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn carried_origins_keep_their_identity_once_each(old in pool_doc(), new in pool_doc()) {
+                let (old, new) = (parse(&old).unwrap(), parse(&new).unwrap());
+                let p = plan(&old, &new);
+                let pp = &p.pools[0];
+                let mut seen = std::collections::HashSet::new();
+                for (i, c) in pp.carried.iter().enumerate() {
+                    if let Some(o) = *c {
+                        let (a, b) = (&old.pools[0].origins[o], &new.pools[0].origins[i]);
+                        prop_assert_eq!(&a.name, &b.name);
+                        prop_assert_eq!(&a.address, &b.address);
+                        prop_assert!(a.enabled, "only enabled origins carry state");
+                        prop_assert!(seen.insert(o), "an old origin is carried once");
+                    } else {
+                        // Not carried: no enabled old origin has the same identity.
+                        let b = &new.pools[0].origins[i];
+                        prop_assert!(!old.pools[0].origins.iter().any(|a| a.enabled
+                            && a.name == b.name && a.address == b.address));
+                    }
+                }
+                // Every old origin is either carried or dropped, never both.
+                for (o, a) in old.pools[0].origins.iter().enumerate() {
+                    prop_assert_ne!(seen.contains(&o), pp.dropped.contains(&a.name));
+                }
+                prop_assert_eq!(pp.unchanged, old.pools[0] == new.pools[0]);
+            }
+        }
+    }
 }
