@@ -1,5 +1,6 @@
 //! Portico's integration tests: real nodes and origins in this process, on ports chosen at run time.
 
+mod access_log;
 mod admin;
 mod failover;
 mod probes;

@@ -25,6 +25,7 @@ impl BackgroundService for Control {
         tasks.spawn(crate::probe::supervise(self.node.clone(), shutdown.clone()));
         if self.handle_signals {
             tasks.spawn(hangups(self.node.clone()));
+            tasks.spawn(reopen_on_usr1(self.node.clone()));
         }
         if let Some(link) = &self.store {
             link.spawn(&mut tasks, self.node.clone());
@@ -35,23 +36,38 @@ impl BackgroundService for Control {
     }
 }
 
-/// Replaces SIGHUP's default action (ending the process) for the rest of the process's life,
-/// before the node starts: a SIGHUP that arrives while the node is still starting must not
-/// kill it. Tokio keeps a signal's handler installed once it has been registered.
-pub fn take_over_hangups() {
+/// Replaces the default action of SIGHUP and SIGUSR1 (ending the process) for the rest of the
+/// process's life, before the node starts: such a signal arriving while the node is still
+/// starting must not kill it. Tokio keeps a signal's handler installed once registered.
+pub fn take_over_signals() {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
     else {
-        log::warn!("cannot take over SIGHUP early: a SIGHUP during start-up ends the node");
+        log::warn!("cannot take over SIGHUP and SIGUSR1 early: one during start-up ends the node");
         return;
     };
     rt.block_on(async {
         if let Err(e) = signal(SignalKind::hangup()) {
             log::warn!("cannot listen for SIGHUP ({e}): reload with PUT /config instead");
         }
+        if let Err(e) = signal(SignalKind::user_defined1()) {
+            log::warn!("cannot listen for SIGUSR1 ({e}): the access log cannot be reopened");
+        }
     });
+}
+
+/// SIGUSR1: reopen the access log file (after logrotate moved it).
+async fn reopen_on_usr1(node: Arc<NodeState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        return;
+    };
+    while usr1.recv().await.is_some() {
+        log::info!("SIGUSR1: reopening the access log");
+        node.access_log.reopen();
+    }
 }
 
 /// SIGHUP: re-read the config file and apply it.

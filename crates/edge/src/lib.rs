@@ -1,5 +1,6 @@
 //! The Portico edge node: Pingora wiring around `portico-core`.
 
+pub mod access_log;
 pub mod admin;
 pub mod admin_reply;
 pub mod checks;

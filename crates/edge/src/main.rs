@@ -127,7 +127,7 @@ fn overrides(cli: &Cli) -> Overrides {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if !cli.check {
-        portico::control::take_over_hangups();
+        portico::control::take_over_signals();
     }
     if let Some(url) = cli.store.clone() {
         return run_from_store(cli, &url);

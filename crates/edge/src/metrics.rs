@@ -49,6 +49,8 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     /// `portico_config_last_reload_success_timestamp_seconds`.
     pub config_last_success: Gauge,
+    /// `portico_access_log_dropped_total`: lines dropped because the writer fell behind.
+    pub access_log_dropped: IntCounter,
     /// The labels `portico_node_info` carries now.
     info_labels: Mutex<(String, String)>,
 }
@@ -191,7 +193,16 @@ impl Metrics {
         registry
             .register(Box::new(config_last_success.clone()))
             .expect("metric registered once");
+        let access_log_dropped = IntCounter::new(
+            "portico_access_log_dropped_total",
+            "Access log lines dropped because the writer fell behind (requests never wait for the log).",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(access_log_dropped.clone()))
+            .expect("metric registered once");
         Self {
+            access_log_dropped,
             registry,
             requests,
             duration,

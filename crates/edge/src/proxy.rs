@@ -1,6 +1,7 @@
 //! The `ProxyHttp` hooks: a thin shell that asks the core where to send a request and tells it
 //! how each attempt went.
 
+use crate::access_log;
 use crate::headers::{append_ip, append_list, request_host, request_id_value, via_names};
 use crate::snapshot::Snapshot;
 use crate::state::NodeState;
@@ -477,6 +478,34 @@ impl ProxyHttp for EdgeProxy {
                     .with_label_values(&[route, pool])
                     .inc();
             }
+        }
+        let elapsed = ctx.start.elapsed();
+        if self.node.access_log.is_on() {
+            let req = session.req_header();
+            let client = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            self.node.access_log.write(&access_log::Entry {
+                ts: crate::state::rfc3339(std::time::SystemTime::now() - elapsed),
+                request_id: ctx.request_id.to_str().unwrap_or(""),
+                client,
+                method: req.method.as_str(),
+                host: request_host(req).unwrap_or(""),
+                path: req.uri.path(),
+                protocol: access_log::protocol(req.version),
+                tls: false,
+                status: code,
+                route,
+                pool,
+                origin,
+                attempts: ctx.attempts,
+                duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+                bytes_in: session.body_bytes_read(),
+                bytes_out: session.body_bytes_sent(),
+                region: ctx.snapshot.region(),
+            });
         }
         if log::log_enabled!(log::Level::Debug) {
             let req = session.req_header();

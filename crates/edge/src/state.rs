@@ -1,6 +1,7 @@
 //! What a running node knows across reloads: the current config snapshot (swapped
 //! atomically), metrics, where its config comes from, the last reload and the drain flag.
 
+use crate::access_log::AccessLog;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use arc_swap::ArcSwap;
@@ -99,6 +100,8 @@ impl From<&ConfigError> for ErrorEntry {
 /// Shared by the proxy hooks, the admin listener, probes, reloads and the shutdown watcher.
 pub struct NodeState {
     current: ArcSwap<Snapshot>,
+    /// The access log (off unless `node.access_log` says where).
+    pub access_log: Arc<AccessLog>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// When the node was built.
@@ -124,7 +127,12 @@ impl NodeState {
         source: ConfigSource,
         overrides: Overrides,
     ) -> Self {
+        let access_log = AccessLog::start(
+            &snapshot.config.node.access_log,
+            metrics.access_log_dropped.clone(),
+        );
         Self {
+            access_log,
             current: ArcSwap::from_pointee(snapshot),
             metrics,
             started: Instant::now(),
@@ -145,6 +153,7 @@ impl NodeState {
 
     /// Makes `snapshot` the running config and wakes whoever watches for changes.
     pub(crate) fn install(&self, snapshot: Snapshot) {
+        self.access_log.set_target(&snapshot.config.node.access_log);
         self.current.store(Arc::new(snapshot));
         self.changed.send_modify(|g| *g += 1);
     }

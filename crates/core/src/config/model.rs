@@ -30,6 +30,20 @@ pub struct NodeConfig {
     pub drain: Duration,
     /// File holding the bearer token for `PUT /config`.
     pub admin_token_file: Option<String>,
+    /// Where the access log goes.
+    pub access_log: AccessLogTarget,
+}
+
+/// `node.access_log`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AccessLogTarget {
+    /// No access log.
+    #[default]
+    Off,
+    /// Standard output.
+    Stdout,
+    /// A file, appended to and reopened on SIGUSR1.
+    File(String),
 }
 
 /// Probe request method.

@@ -95,6 +95,9 @@ pub struct RawNode {
     /// File holding the bearer token that `PUT /config` needs (default: the environment
     /// variable `PORTICO_ADMIN_TOKEN`; with neither, admin writes are disabled).
     pub admin_token_file: Option<String>,
+    /// Access log: `null` (off, the default), `"stdout"`, or a file path. One JSON object per
+    /// line per request; a file is reopened on SIGUSR1.
+    pub access_log: Option<String>,
 }
 
 /// `pools[]`: a set of origins serving the same content.

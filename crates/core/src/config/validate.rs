@@ -207,6 +207,18 @@ fn validate_node(c: &mut Collector, parsed: Option<&RawNode>, o: &Overrides) -> 
             "must name a file (or leave it out)",
         );
     }
+    let access_log = match parsed.and_then(|n| n.access_log.as_deref()) {
+        None => AccessLogTarget::Off,
+        Some("stdout") => AccessLogTarget::Stdout,
+        Some(f) if f.trim().is_empty() => {
+            c.push(
+                "node.access_log",
+                "must be \"stdout\" or a file path (or null for no access log)",
+            );
+            AccessLogTarget::Off
+        }
+        Some(f) => AccessLogTarget::File(f.to_string()),
+    };
     NodeConfig {
         region,
         listen,
@@ -214,6 +226,7 @@ fn validate_node(c: &mut Collector, parsed: Option<&RawNode>, o: &Overrides) -> 
         threads: threads as usize,
         drain: ms(drain),
         admin_token_file,
+        access_log,
     }
 }
 
