@@ -260,8 +260,20 @@ async fn resolve_all_async(
         errors.sort_by(|a, b| a.path.cmp(&b.path));
         return Err(ConfigErrors(errors));
     }
-    Ok(out
+    let out: Vec<Vec<SocketAddr>> = out
         .into_iter()
         .map(|pool| pool.into_iter().flatten().collect())
-        .collect())
+        .collect();
+    let errors: Vec<ConfigError> = config
+        .pools
+        .iter()
+        .zip(&out)
+        .enumerate()
+        .flat_map(|(i, (pool, addrs))| crate::checks::same_socket_origins(i, pool, addrs))
+        .collect();
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }

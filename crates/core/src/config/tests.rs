@@ -114,7 +114,7 @@ fn every_error_is_reported_at_once_with_its_path() {
     assert_eq!(
         errors(text),
         vec![
-            r#"node.colour: unknown field `colour`, expected one of `region`, `listen`, `admin_listen`, `threads`, `drain_ms`"#,
+            r#"node.colour: unknown field `colour`, expected one of `region`, `listen`, `admin_listen`, `threads`, `drain_ms`, `admin_token_file`, `access_log`"#,
             r#"node.listen: "nope" is not IP:PORT"#,
             r#"node.region: "EU" is not a valid region: use lower-case letters, digits, '_' and '-'"#,
             r#"node.threads: must be between 1 and 64, got 0"#,
@@ -323,4 +323,64 @@ fn too_many_origins() {
         errors(&text),
         vec!["pools[0].origins: holds 65 origins; a pool holds at most 64"]
     );
+}
+
+fn with_probe_path(path: &str) -> String {
+    let path = serde_json::to_string(path).unwrap();
+    format!(
+        r#"{{"pools": [{{"name": "p", "health_probe": {{"path": {path}}},
+              "origins": [{{"name": "a", "address": "127.0.0.1:1"}}]}}],
+            "routes": [{{"name": "r", "pool": "p"}}]}}"#
+    )
+}
+
+#[test]
+fn probe_paths_are_checked_with_the_request_parser() {
+    for ok in ["/", "/health?full=1", "/a%20b", "/~user/x.json"] {
+        assert!(parse(&with_probe_path(ok)).is_ok(), "{ok}");
+    }
+    for bad in [
+        "/<script>",
+        "/a>b",
+        "/`id`",
+        "/a b",
+        "/\u{7f}",
+        "/é",
+        "health",
+    ] {
+        let e = errors(&with_probe_path(bad));
+        assert_eq!(e.len(), 1, "{bad}: {e:?}");
+        assert!(
+            e[0].starts_with("pools[0].health_probe.path: "),
+            "{bad}: {e:?}"
+        );
+    }
+    let long = format!("/{}", "a".repeat(70_000));
+    assert_eq!(
+        errors(&with_probe_path(&long)),
+        vec!["pools[0].health_probe.path: is 70001 bytes long; at most 8192"]
+    );
+}
+
+#[test]
+fn listeners_naming_one_socket_two_ways_are_rejected() {
+    let with = |listen: &str, admin: &str| {
+        MINIMAL.replacen(
+            '{',
+            &format!(r#"{{"node": {{"listen": "{listen}", "admin_listen": "{admin}"}},"#),
+            1,
+        )
+    };
+    for (l, a) in [
+        ("0.0.0.0:9000", "127.0.0.1:9000"),
+        ("127.0.0.1:9000", "0.0.0.0:9000"),
+        ("127.0.0.1:9000", "127.0.0.1:9000"),
+        ("[::]:9000", "127.0.0.1:9000"),
+    ] {
+        let e = errors(&with(l, a));
+        assert_eq!(e.len(), 1, "{l} {a}: {e:?}");
+        assert!(e[0].starts_with("node.admin_listen: "), "{e:?}");
+    }
+    assert!(parse(&with("127.0.0.1:9000", "127.0.0.2:9000")).is_ok());
+    assert!(parse(&with("0.0.0.0:9000", "127.0.0.1:9001")).is_ok());
 }

@@ -82,6 +82,43 @@ fn path_key(path: &str) -> Vec<(String, usize)> {
         .collect()
 }
 
+/// Whether two `IP:PORT` listeners would claim one socket: same port, and the same IP or
+/// either one a wildcard (`0.0.0.0`, `::`).
+fn same_socket(a: &str, b: &str) -> bool {
+    match (a.parse::<SocketAddr>(), b.parse::<SocketAddr>()) {
+        (Ok(a), Ok(b)) => {
+            a.port() == b.port()
+                && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        }
+        _ => a == b,
+    }
+}
+
+/// Longest probe path: the request-line limit Portico applies to clients.
+pub const MAX_PROBE_PATH: usize = 8192;
+
+/// Checks a probe path with the parser the probe's request is built with (the `http` crate's
+/// request-target rules), so a path `--check` accepts can always be sent.
+fn probe_path(v: &str) -> Result<(), String> {
+    let shown: String = v.chars().take(60).collect();
+    if !v.starts_with('/') {
+        return Err(format!("{shown:?} must start with '/'"));
+    }
+    if v.len() > MAX_PROBE_PATH {
+        return Err(format!(
+            "is {} bytes long; at most {MAX_PROBE_PATH}",
+            v.len()
+        ));
+    }
+    let visible = v.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    match http::uri::PathAndQuery::try_from(v) {
+        Ok(pq) if visible && pq.as_str() == v => Ok(()),
+        Ok(_) | Err(_) => Err(format!(
+            "{shown:?} is not a valid request path: use visible ASCII, with spaces and characters such as < > ` \" {{ }} percent-encoded"
+        )),
+    }
+}
+
 /// FNV-1a 64 of the configuration text, as 16 hex digits.
 pub fn fingerprint(text: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -182,10 +219,12 @@ fn validate_node(c: &mut Collector, parsed: Option<&RawNode>, o: &Overrides) -> 
         "node.admin_listen",
     );
     let admin_listen = listen_addr(c, &admin_path, admin.as_ref(), "127.0.0.1:9901");
-    if listen == admin_listen {
+    if same_socket(&listen, &admin_listen) {
         c.push(
             admin_path,
-            format!("{admin_listen:?} is also the proxy listener; use another port"),
+            format!(
+                "{admin_listen:?} is the proxy listener's socket ({listen:?}); use another port"
+            ),
         );
     }
     let threads = int(c, "node.threads", parsed.and_then(|n| n.threads), 1, 1, 64);
@@ -292,18 +331,13 @@ fn validate_probe(c: &mut Collector, pool: &str, raw: Option<&RawProbe>) -> Prob
     let p = |f: &str| join(&base, f);
     let path = match raw.and_then(|r| r.path.as_ref()) {
         None => "/".to_string(),
-        Some(v)
-            if v.starts_with('/') && !v.chars().any(|ch| ch.is_whitespace() || ch.is_control()) =>
-        {
-            v.clone()
-        }
-        Some(v) => {
-            c.push(
-                p("path"),
-                format!("{v:?} must start with '/' and hold no spaces"),
-            );
-            "/".to_string()
-        }
+        Some(v) => match probe_path(v) {
+            Ok(()) => v.clone(),
+            Err(why) => {
+                c.push(p("path"), why);
+                "/".to_string()
+            }
+        },
     };
     let method = match raw.and_then(|r| r.method.as_deref()) {
         None | Some("HEAD") => ProbeMethod::Head,
