@@ -8,4 +8,6 @@ mod proxying;
 mod reload;
 mod routing;
 mod selection;
+mod status_page;
+mod stop;
 mod store;

@@ -26,6 +26,7 @@ impl BackgroundService for Control {
         if self.handle_signals {
             tasks.spawn(hangups(self.node.clone()));
             tasks.spawn(reopen_on_usr1(self.node.clone()));
+            tasks.spawn(ignore_usr2());
         }
         if let Some(link) = &self.store {
             link.spawn(&mut tasks, self.node.clone());
@@ -36,7 +37,7 @@ impl BackgroundService for Control {
     }
 }
 
-/// Replaces the default action of SIGHUP and SIGUSR1 (ending the process) for the rest of the
+/// Replaces the default action of SIGHUP, SIGUSR1, SIGUSR2 and SIGQUIT (ending the process) for the rest of the
 /// process's life, before the node starts: such a signal arriving while the node is still
 /// starting must not kill it. Tokio keeps a signal's handler installed once registered.
 pub fn take_over_signals() {
@@ -55,7 +56,25 @@ pub fn take_over_signals() {
         if let Err(e) = signal(SignalKind::user_defined1()) {
             log::warn!("cannot listen for SIGUSR1 ({e}): the access log cannot be reopened");
         }
+        for kind in [SignalKind::user_defined2(), SignalKind::quit()] {
+            if let Err(e) = signal(kind) {
+                log::warn!("cannot take over a signal ({e}): it may end the node");
+            }
+        }
     });
+}
+
+/// SIGUSR2 means nothing to Portico: say so instead of dying.
+async fn ignore_usr2() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut usr2) = signal(SignalKind::user_defined2()) else {
+        return;
+    };
+    while usr2.recv().await.is_some() {
+        log::warn!(
+            "SIGUSR2 ignored: SIGHUP reloads, SIGUSR1 reopens the access log, SIGTERM or SIGQUIT stop"
+        );
+    }
 }
 
 /// SIGUSR1: reopen the access log file (after logrotate moved it).

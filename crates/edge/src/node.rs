@@ -81,8 +81,9 @@ impl Node {
 
         let conf = ServerConf {
             threads: config.node.threads,
-            // Draining happens before Pingora is told to stop (see shutdown.rs), so no extra
-            // grace period; in-flight requests then get up to 5 s to finish.
+            // Draining, and waiting for the requests in flight (up to 5 s), happen before
+            // Pingora is told to stop (see shutdown.rs). Pingora's own grace period is an
+            // unconditional sleep, and its runtime shutdown cuts whatever still runs.
             grace_period_seconds: Some(0),
             graceful_shutdown_timeout_seconds: Some(5),
             max_retries: 16,

@@ -4,7 +4,7 @@
 use crate::access_log;
 use crate::headers::{append_ip, append_list, request_host, request_id_value, via_names};
 use crate::snapshot::Snapshot;
-use crate::state::NodeState;
+use crate::state::{InFlight, NodeState};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::HeaderValue;
@@ -27,6 +27,8 @@ pub struct EdgeProxy {
 pub struct RequestCtx {
     /// The config this request started on; it keeps it to the end, reloads or not.
     snapshot: Arc<Snapshot>,
+    /// Counts the request as in flight (a stop waits for it) until the context is dropped.
+    _in_flight: InFlight,
     start: Instant,
     /// `X-Request-Id`, kept as a header value: it is sent both ways.
     request_id: HeaderValue,
@@ -150,6 +152,7 @@ impl ProxyHttp for EdgeProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             snapshot: self.node.snapshot(),
+            _in_flight: self.node.begin_request(),
             start: Instant::now(),
             request_id: HeaderValue::from_static(""),
             route: None,

@@ -1,4 +1,5 @@
-//! Stopping a node: SIGTERM (or an in-process stop) drains, then stops gracefully; SIGINT stops at once.
+//! Stopping a node: SIGTERM or SIGQUIT (or an in-process stop) drains, waits for the requests
+//! in flight, then stops; SIGINT stops at once.
 
 use crate::state::NodeState;
 use async_trait::async_trait;
@@ -28,12 +29,37 @@ pub struct DrainingShutdown {
     pub handle_signals: bool,
 }
 
+/// Longest wait for the requests in flight once the drain time is over.
+pub const FINISH_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 enum Request {
     Drain(&'static str),
     Fast,
 }
 
 impl DrainingShutdown {
+    /// Waits until no request is in flight, at most [`FINISH_GRACE`]: Pingora cuts whatever
+    /// is still running when its runtimes stop, so the stop waits here first.
+    async fn wait_for_requests(&self) {
+        let deadline = tokio::time::Instant::now() + FINISH_GRACE;
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(5));
+        loop {
+            let n = self.node.in_flight();
+            if n == 0 {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                log::warn!(
+                    "stopping with {n} request{} still in flight after {} s",
+                    if n == 1 { "" } else { "s" },
+                    FINISH_GRACE.as_secs()
+                );
+                return;
+            }
+            tick.tick().await;
+        }
+    }
+
     async fn wait(&self) -> Request {
         use tokio::signal::unix::{SignalKind, signal};
         let stop = self.stopper.0.notified();
@@ -41,9 +67,10 @@ impl DrainingShutdown {
             stop.await;
             return Request::Drain("stop requested");
         }
-        let (Ok(mut term), Ok(mut int)) = (
+        let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
         ) else {
             log::warn!(
                 "cannot listen for SIGTERM/SIGINT; only an in-process stop will end this node"
@@ -53,6 +80,7 @@ impl DrainingShutdown {
         };
         tokio::select! {
             _ = term.recv() => Request::Drain("SIGTERM"),
+            _ = quit.recv() => Request::Drain("SIGQUIT"),
             _ = int.recv() => Request::Fast,
             _ = stop => Request::Drain("stop requested"),
         }
@@ -75,6 +103,7 @@ impl ShutdownSignalWatch for DrainingShutdown {
                     drain.as_millis()
                 );
                 tokio::time::sleep(drain).await;
+                self.wait_for_requests().await;
                 ShutdownSignal::GracefulTerminate
             }
         }

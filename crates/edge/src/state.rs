@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 use portico_core::config::{ConfigError, Overrides};
 use serde::Serialize;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
@@ -117,6 +117,16 @@ pub struct NodeState {
     pub started_from_cache: AtomicBool,
     changed: watch::Sender<u64>,
     draining: AtomicBool,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a request as in flight until dropped (held in the request's context).
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl NodeState {
@@ -143,6 +153,7 @@ impl NodeState {
             started_from_cache: AtomicBool::new(false),
             changed: watch::channel(0).0,
             draining: AtomicBool::new(false),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -176,6 +187,17 @@ impl NodeState {
             .last_reload
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(r);
+    }
+
+    /// Marks a request as in flight for as long as the returned guard lives.
+    pub fn begin_request(&self) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.in_flight.clone())
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
     }
 
     /// Whether the node is draining (`/healthz` answers 503).
