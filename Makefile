@@ -6,7 +6,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help deps build run run-single sim-netns sim-clean test fmt bench bench-micro bench-failover bench-deps clean
+.PHONY: help deps test-deps screenshot build run run-single sim-netns sim-clean test fmt bench bench-micro bench-failover bench-config bench-deps clean
 
 help:
 	@echo "make run             build and start the demo: three regions on this machine (see README)"
@@ -15,9 +15,11 @@ help:
 	@echo "make bench           throughput against nginx and HAProxy (ARGS=... for options)"
 	@echo "make bench-micro     criterion micro-benchmarks of route matching and selection"
 	@echo "make bench-failover  failover benchmark against nginx, HAProxy and Front Door-style probing"
+	@echo "make bench-config    config propagation to three regions through etcd, and errors during reloads"
 	@echo "make bench-deps      install nginx, HAProxy and wrk from Debian's packages"
 	@echo "make sim-netns       the simulation with real latency in network namespaces (root)"
 	@echo "make sim-clean       remove anything a crashed network-mode simulation left behind"
+	@echo "make screenshot      render the admin status page to docs/status-page.png (Chromium)"
 
 # Pingora builds zlib-ng from source: it needs cmake and a C compiler. etcd-client compiles
 # etcd's protobuf definitions with protoc; the store, its tests and the demo run etcd.
@@ -60,7 +62,27 @@ sim-clean:
 	@if [ -x target/release/portico-sim ]; then target/release/portico-sim clean; \
 	else $(CARGO) run --release -q -p portico-sim -- clean; fi
 
-test: deps
+# Real tools the tests drive: Prometheus (promtool and the server), BIRD 2 (config check),
+# Chromium (the status page), systemd-analyze (the unit file).
+test-deps:
+	@missing=""; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v bird >/dev/null 2>&1 || [ -x /usr/sbin/bird ] || missing="$$missing bird2"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	    for s in prometheus bird prometheus-node-exporter; do systemctl disable --now $$s >/dev/null 2>&1 || true; done; \
+	  else \
+	    echo "Portico's tests need:$$missing"; \
+	    echo "install them with:  sudo apt-get install -y$$missing"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: deps test-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@# The simulation's child-process and network-mode tests run the portico and
@@ -95,6 +117,13 @@ bench-micro: deps
 bench-failover: build
 	$(CARGO) run --release -q -p portico-bench --bin bench-failover -- $(ARGS)
 	target/release/portico-sim bench-edge-loss --topology deploy/sim/topology.json
+
+bench-config: build
+	$(CARGO) run --release -q -p portico-bench --bin bench-config -- $(ARGS)
+
+# The admin status page rendered by headless Chromium, for the README.
+screenshot: build test-deps
+	@deploy/screenshot.sh
 
 clean:
 	$(CARGO) clean

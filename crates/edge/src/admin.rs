@@ -1,4 +1,5 @@
-//! The admin listener: `/metrics`, `/healthz`, `/status` and `GET`/`PUT /config`.
+//! The admin listener: the status page at `/`, `/metrics`, `/healthz`, `/status` and
+//! `GET`/`PUT /config`.
 
 use crate::admin_reply::reply;
 use crate::config_api;
@@ -50,7 +51,8 @@ pub fn status_json(node: &NodeState) -> Value {
                         "weight": o.weight,
                         "enabled": o.enabled,
                         "region": o.region,
-                        "healthy": s.is_some_and(|s| s.healthy),
+                        // A disabled origin is neither probed nor selected: never reported healthy.
+                        "healthy": o.enabled && s.is_some_and(|s| s.healthy),
                         "awaiting_first_probe": s.is_some_and(|s| s.awaiting_first_success),
                         "ejected": s.is_some_and(|s| s.ejected),
                         "preferred": band & (1 << i) != 0,
@@ -114,6 +116,11 @@ impl ServeHttp for AdminApp {
             );
         }
         match req.uri.path() {
+            "/" => reply(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                include_str!("status_page.html").as_bytes().to_vec(),
+            ),
             "/metrics" => reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -134,7 +141,7 @@ impl ServeHttp for AdminApp {
             _ => reply(
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                b"not found: try /metrics, /healthz, /status or /config\n".to_vec(),
+                b"not found: try /, /metrics, /healthz, /status or /config\n".to_vec(),
             ),
         }
     }

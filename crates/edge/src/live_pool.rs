@@ -146,10 +146,15 @@ impl LivePool {
                     .remove_label_values(&[pool, origin]);
             }
         }
+        let enabled = self
+            .config
+            .origins
+            .iter()
+            .any(|o| o.name == origin && o.enabled);
         self.metrics
             .origin_healthy
             .with_label_values(&[pool, origin])
-            .set(i64::from(state.healthy));
+            .set(i64::from(enabled && state.healthy));
         self.metrics
             .origin_ejected
             .with_label_values(&[pool, origin])
