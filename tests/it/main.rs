@@ -2,6 +2,7 @@
 
 mod access_log;
 mod admin;
+mod decision;
 mod failover;
 mod probes;
 mod proxying;

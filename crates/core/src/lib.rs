@@ -1,6 +1,7 @@
 //! Portico's routing brain: configuration, route matching, health windows, latency, origin
 //! selection, passive ejection and retry policy. Pure code: no sockets, time passed in.
 
+pub mod cidr;
 pub mod config;
 pub mod ejection;
 pub mod health;

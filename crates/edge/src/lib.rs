@@ -6,6 +6,7 @@ pub mod admin_reply;
 pub mod checks;
 pub mod config_api;
 pub mod control;
+pub mod decision;
 pub mod follow;
 pub mod headers;
 pub mod live_pool;

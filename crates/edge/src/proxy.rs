@@ -2,6 +2,7 @@
 //! how each attempt went.
 
 use crate::access_log;
+use crate::decision::{DEBUG_HEADER, DECISION_HEADER, Trace};
 use crate::headers::{append_ip, append_list, request_host, request_id_value, via_names};
 use crate::snapshot::Snapshot;
 use crate::state::{InFlight, NodeState};
@@ -40,6 +41,8 @@ pub struct RequestCtx {
     current: Option<usize>,
     /// Whether the response came from an origin (not generated here).
     answered: bool,
+    /// The decision trace, when the client asked for one and may see it.
+    trace: Option<Box<Trace>>,
     /// Status sent to the client (0 if none).
     status: u16,
 }
@@ -63,6 +66,9 @@ impl EdgeProxy {
         resp.insert_header("Content-Length", body.len().to_string())?;
         resp.insert_header("X-Request-Id", ctx.request_id.clone())?;
         resp.insert_header("X-Portico-Region", ctx.snapshot.region_value.clone())?;
+        if let Some(t) = &ctx.trace {
+            resp.insert_header(DECISION_HEADER, t.header())?;
+        }
         if self.node.is_draining() {
             session.set_keepalive(None);
         }
@@ -109,6 +115,13 @@ impl EdgeProxy {
                 let mut brain = pool.state();
                 brain.select(ctx.tried, 0).is_some() && brain.try_retry(Instant::now())
             };
+        if let Some(t) = &mut ctx.trace {
+            t.outcome(format!(
+                "{} ({})",
+                reason.label(),
+                if retry { "retried" } else { "not retried" }
+            ));
+        }
         let family = if retry {
             &self.node.metrics.retries
         } else {
@@ -118,6 +131,11 @@ impl EdgeProxy {
             .with_label_values(&[pool.config.name.as_str(), reason.label()])
             .inc();
         retry
+    }
+
+    /// Whether a client at `ip` may ask for the decision trace: loopback, or a trusted proxy.
+    fn may_debug(&self, _snapshot: &Snapshot, ip: std::net::IpAddr) -> bool {
+        ip.is_loopback()
     }
 
     fn labels(ctx: &RequestCtx) -> (&str, &str, &str) {
@@ -160,6 +178,7 @@ impl ProxyHttp for EdgeProxy {
             attempts: 0,
             current: None,
             answered: false,
+            trace: None,
             status: 0,
         }
     }
@@ -172,6 +191,14 @@ impl ProxyHttp for EdgeProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
         ctx.request_id = request_id_value(req);
+        if req.headers.get(DEBUG_HEADER).is_some_and(|v| v == "1")
+            && session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .is_some_and(|a| self.may_debug(&ctx.snapshot, a.ip()))
+        {
+            ctx.trace = Some(Box::default());
+        }
         if via_names(req, &ctx.snapshot.via_token) {
             let body = format!(
                 "508 Loop Detected: this request already passed through {}\n",
@@ -186,10 +213,11 @@ impl ProxyHttp for EdgeProxy {
         match ctx.snapshot.routes.lookup(host, path) {
             Some(route) => {
                 ctx.route = Some(route);
-                ctx.snapshot
-                    .route_pool(route)
-                    .state()
-                    .record_request(Instant::now());
+                let pool = ctx.snapshot.route_pool(route);
+                pool.state().record_request(Instant::now());
+                if let Some(t) = &mut ctx.trace {
+                    t.routed(&ctx.snapshot.config.routes[route].name, pool);
+                }
                 Ok(false)
             }
             None => {
@@ -226,6 +254,9 @@ impl ProxyHttp for EdgeProxy {
         ctx.tried |= 1 << idx;
         ctx.attempts += 1;
         ctx.current = Some(idx);
+        if let Some(t) = &mut ctx.trace {
+            t.attempt(&pool.origins[idx].name);
+        }
         Ok(peer)
     }
 
@@ -321,8 +352,14 @@ impl ProxyHttp for EdgeProxy {
             ctx.snapshot
                 .route_pool(route)
                 .record_outcome(idx, status < 500);
+            if let Some(t) = &mut ctx.trace {
+                t.outcome(status.to_string());
+            }
         }
         ctx.answered = true;
+        if let Some(t) = &mut ctx.trace {
+            t.answered();
+        }
         Ok(())
     }
 
@@ -334,6 +371,9 @@ impl ProxyHttp for EdgeProxy {
     ) -> Result<()> {
         resp.insert_header("X-Request-Id", ctx.request_id.clone())?;
         resp.insert_header("X-Portico-Region", ctx.snapshot.region_value.clone())?;
+        if let Some(t) = &ctx.trace {
+            resp.insert_header(DECISION_HEADER, t.header())?;
+        }
         if self.node.is_draining() {
             session.set_keepalive(None);
         }
@@ -387,7 +427,12 @@ impl ProxyHttp for EdgeProxy {
                 r,
                 !(client_reused && r == RetryReason::ConnectionDropped),
             ),
-            None => false,
+            None => {
+                if let Some(t) = &mut ctx.trace {
+                    t.outcome(e.etype().as_str());
+                }
+                false
+            }
         };
         e.set_retry(retry);
         e
