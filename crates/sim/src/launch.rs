@@ -1,4 +1,4 @@
-//! How the simulation runs edge nodes and origins: in this process, or as `portico` and `portico-origin` children that are stopped with the runner.
+//! How the simulation runs edge nodes and origins: in this process, or as `portico` and `portico-origin` children that are stopped with the runner; the pid file that finds them (and the etcd members) after a SIGKILLed runner.
 
 use crate::supervise;
 use anyhow::{Context, Result, bail};
@@ -213,8 +213,8 @@ pub fn live_runner(path: &Path) -> Option<(u32, String)> {
 }
 
 /// Kills the children listed in a pid file (`PID NAME` per line) that still run a `portico*`
-/// binary, then removes the file. Returns what it killed. The caller checks that the runner
-/// is gone ([`live_runner`]).
+/// binary, or `etcd` for an `etcd-*` entry (the store's members), then removes the file.
+/// Returns what it killed. The caller checks that the runner is gone ([`live_runner`]).
 pub fn kill_from_pid_file(path: &Path) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
@@ -227,7 +227,8 @@ pub fn kill_from_pid_file(path: &Path) -> Vec<String> {
         if name.starts_with("runner") || pid.parse::<u32>().map_or(true, |p| !alive(p)) {
             continue;
         }
-        if comm(pid).starts_with("portico") {
+        let c = comm(pid);
+        if c.starts_with("portico") || (name.starts_with("etcd-") && c == "etcd") {
             let ok = Command::new("kill")
                 .args(["-KILL", pid])
                 .status()

@@ -1,12 +1,16 @@
-//! `portico-sim`: several regions on one machine — per-region round trips, one Portico config for every edge node, anycast-style entries.
+//! `portico-sim`: several regions on one machine — per-region round trips, one etcd member per region holding the config every edge node follows, anycast-style entries, whole regions taken down and back.
 
 pub mod announce;
 pub mod bench;
+pub mod control;
 pub mod entry;
 pub mod http;
 pub mod launch;
+mod layout;
 pub mod netns;
+mod procs;
 pub mod sim;
+pub mod store;
 pub mod supervise;
 pub mod topology;
 

@@ -1,14 +1,16 @@
-//! `portico-sim`: run the multi-region simulation, or its edge-loss benchmark.
+//! `portico-sim`: run the multi-region simulation (and take its regions down and back from another terminal), or its edge-loss benchmark.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use portico_sim::control::{self, ControlServer};
 use portico_sim::{Launch, SimOptions, Simulation, Topology, bench, launch, netns, supervise};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Several Portico edge nodes on one machine: regions with their own round trips, one node
-/// and origin per region, and one anycast-style entry per client region.
+/// Several Portico edge nodes on one machine: regions with their own round trips, one node,
+/// origin and etcd member per region (every node follows the config in that etcd cluster),
+/// and one anycast-style entry per client region.
 #[derive(Parser, Debug)]
 #[command(name = "portico-sim", version)]
 struct Args {
@@ -16,7 +18,8 @@ struct Args {
     #[arg(long, default_value = "deploy/sim/topology.json", global = true)]
     topology: PathBuf,
     /// First port (entries at BASE.., nodes at BASE+10.., admins at BASE+20.., origins at
-    /// BASE+30.., origin controls at BASE+40..); 0: free ports chosen at random.
+    /// BASE+30.., origin controls at BASE+40.., etcd clients at BASE+50.., etcd peers at
+    /// BASE+60.., the runner's control listener at BASE+70); 0: free ports chosen at random.
     #[arg(long, default_value_t = 8100, global = true)]
     base_port: u16,
     /// Withdrawal delay, ms (overrides the topology's `withdraw_ms`).
@@ -26,7 +29,8 @@ struct Args {
     /// `portico-origin` child processes (the default when both binaries sit next to this one).
     #[arg(long, global = true)]
     in_process: bool,
-    /// Shared config (`portico.json`), child logs (`logs/`) and the pid file go here.
+    /// Shared config (`portico.json`), child logs (`logs/`), node caches (`cache/`), etcd data
+    /// (`etcd/`), the pid file and the control listener's address (`control`) go here.
     #[arg(long, default_value = "target/sim", global = true)]
     work_dir: PathBuf,
     /// Network mode (root): a router namespace per region and one per edge node
@@ -34,6 +38,10 @@ struct Args {
     /// on veth links, one anycast service address routed to the nearest announced node.
     #[arg(long, global = true)]
     netns: bool,
+    /// No etcd: every node runs `--config WORK_DIR/portico.json` (a change is then an edit of
+    /// that file and a SIGHUP to every node) instead of following the store.
+    #[arg(long, global = true)]
+    no_store: bool,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -58,10 +66,23 @@ enum Cmd {
         #[arg(long, default_value = "target/bench-edge-loss")]
         out: PathBuf,
     },
+    /// Take a region down in the running simulation (of --work-dir): SIGKILL its edge
+    /// node(s), origin(s) and etcd member.
+    RegionDown {
+        /// The region, e.g. ap-south.
+        region: String,
+    },
+    /// Bring a region back: its etcd member (from its data dir), origins, then edge nodes,
+    /// which start from the store (or their cache) and run the latest config.
+    RegionUp {
+        /// The region, e.g. ap-south.
+        region: String,
+    },
     /// Kill children a SIGKILLed runner left behind (by the pid file) and delete the
     /// `portico-sim-*` network namespaces of runners that are gone.
     Clean,
-    /// Print the Portico config every edge node shares, for the loopback port layout.
+    /// Print the Portico config every edge node shares (what the runner pushes to the store),
+    /// for the loopback port layout.
     Config {
         /// Write it to this file instead of printing it.
         #[arg(long)]
@@ -99,6 +120,12 @@ fn main() -> Result<()> {
     let args = Args::parse();
     match args.command {
         Some(Cmd::Forward { listen, to }) => portico_sim::entry::run_forward(listen, to),
+        Some(Cmd::RegionDown { region }) => {
+            command(&args.work_dir, control::Command::RegionDown(region))
+        }
+        Some(Cmd::RegionUp { region }) => {
+            command(&args.work_dir, control::Command::RegionUp(region))
+        }
         Some(Cmd::Clean) => {
             clean(&args.work_dir);
             Ok(())
@@ -142,6 +169,7 @@ fn main() -> Result<()> {
                 None,
                 args.work_dir.join("bench"),
                 args.netns,
+                args.no_store,
             );
             let mut sim = Simulation::start(t, &options)?;
             wait_for_latencies(&sim);
@@ -184,14 +212,25 @@ fn main() -> Result<()> {
         None => {
             let t = load(&args.topology, args.withdraw_ms)?;
             supervise::install_signal_handlers()?;
+            let base = (args.base_port != 0).then_some(args.base_port);
             let options = sim_options(
                 args.in_process,
-                (args.base_port != 0).then_some(args.base_port),
-                args.work_dir,
+                base,
+                args.work_dir.clone(),
                 args.netns,
+                args.no_store,
             );
             let mut sim = Simulation::start(t, &options)?;
-            run_demo(&mut sim, &options)
+            let at = SocketAddr::from((
+                [127, 0, 0, 1],
+                base.map_or(0, |b| b.saturating_add(control::PORT_OFFSET)),
+            ));
+            let file = args.work_dir.join("control");
+            let control = ControlServer::start(at, Some(&file)).or_else(|e| {
+                log::warn!("{e:#}; the control listener takes a free port instead");
+                ControlServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), Some(&file))
+            })?;
+            run_demo(&mut sim, &options, &control)
         }
     }
 }
@@ -201,6 +240,7 @@ fn sim_options(
     base_port: Option<u16>,
     work_dir: PathBuf,
     netns: bool,
+    no_store: bool,
 ) -> SimOptions {
     let launch = if in_process {
         Launch::InProcess
@@ -217,7 +257,15 @@ fn sim_options(
         launch,
         work_dir: Some(work_dir),
         netns,
+        no_store,
     }
+}
+
+/// `region-down` / `region-up`: sends the command to the runner of `work_dir`, prints its answer.
+fn command(work_dir: &Path, c: control::Command) -> Result<()> {
+    let addr = control::find(work_dir)?;
+    print!("{}", control::send(addr, &c)?);
+    Ok(())
 }
 
 /// Kills children left by a SIGKILLed runner and deletes the namespaces of runners that are gone.
@@ -271,19 +319,27 @@ fn wait_for_latencies(sim: &Simulation) {
     }
 }
 
-fn run_demo(sim: &mut Simulation, options: &SimOptions) -> Result<()> {
-    wait_for_latencies(sim);
+/// `path` relative to the current directory when it is under it (for commands to copy).
+fn shown(path: &Path) -> String {
+    let cwd = std::env::current_dir().ok();
+    cwd.as_deref()
+        .and_then(|c| path.strip_prefix(c).ok())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// What the demo prints before its first table: what runs where, and what to try.
+fn intro(sim: &mut Simulation, options: &SimOptions, control: &ControlServer) -> String {
     let first = &sim.topology.regions[0].name;
+    let last = &sim.topology.regions[sim.topology.regions.len() - 1].name;
+    let work = options.work_dir.as_deref().unwrap_or(Path::new("."));
     let mode = match &options.launch {
         Launch::InProcess => "nodes and origins as threads of this process".to_string(),
         Launch::Subprocess { bin_dir } => format!(
             "nodes and origins as child processes from {}, logs in {}/logs",
-            bin_dir.display(),
-            options
-                .work_dir
-                .as_deref()
-                .unwrap_or(Path::new("."))
-                .display()
+            shown(bin_dir),
+            work.display()
         ),
     };
     let network = match &sim.netns {
@@ -300,11 +356,53 @@ fn run_demo(sim: &mut Simulation, options: &SimOptions) -> Result<()> {
             std::process::id()
         ),
     };
-    let o = &sim.origins[0];
+    let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("portico-sim"));
+    let bin_dir = match &options.launch {
+        Launch::Subprocess { bin_dir } => bin_dir.clone(),
+        Launch::InProcess => me.parent().unwrap_or(Path::new(".")).to_path_buf(),
+    };
+    let portico = shown(&bin_dir.join("portico"));
+    let sim_bin = shown(&me);
+    let work_arg = if work == Path::new("target/sim") {
+        String::new()
+    } else {
+        format!(" --work-dir {}", work.display())
+    };
     let config = sim
         .config_path
         .as_ref()
-        .map_or("(in memory)".into(), |p| p.display().to_string());
+        .map_or("(in memory)".into(), |p| shown(p));
+    let source = match sim.store_url() {
+        Some(url) => format!(
+            "Every node follows the store {url} (one etcd member per region{}, each node's own region's first in its --store); \
+             only --region, --name and the ports differ.",
+            if sim.netns.is_some() {
+                ", in its router namespace"
+            } else {
+                ""
+            }
+        ),
+        None => format!(
+            "Every node runs --config {config} (--no-store: a change is an edit of that file and a SIGHUP to every node); only --region and the ports differ."
+        ),
+    };
+    let operator = match sim.store_url() {
+        Some(url) => format!(
+            "Change the config of every region at once (edit {config}, e.g. an origin's weight, then):\n  \
+             {portico} config push {config} --store {url}\n  \
+             {portico} config status --wait 5 --store {url}   # every node's running version\n\
+             Take a whole region down (its edge node, origin and etcd member) and back:\n  \
+             {sim_bin} region-down {last}{work_arg}   # or: curl -X POST http://{ctl}/region/{last}/down\n  \
+             {sim_bin} region-up {last}{work_arg}\n",
+            ctl = control.addr
+        ),
+        None => format!(
+            "Take a whole region down (its edge node and origin) and back:\n  \
+             {sim_bin} region-down {last}{work_arg}   # or: curl -X POST http://{ctl}/region/{last}/down\n  \
+             {sim_bin} region-up {last}{work_arg}\n",
+            ctl = control.addr
+        ),
+    };
     let inside = match &sim.netns {
         Some(n) => format!(
             "  ip netns exec {} curl -si http://{}:{}/   # a {first} client inside its region, on the anycast service address\n  \
@@ -317,13 +415,23 @@ fn run_demo(sim: &mut Simulation, options: &SimOptions) -> Result<()> {
         ),
         None => String::new(),
     };
-    println!(
+    let o = &sim.origins[0];
+    let kills = match sim.node_pid(0) {
+        Some(pid) => format!(
+            "  kill -TERM {pid}   # drain {node}: /healthz 503 for drain_ms, withdrawn after withdraw_ms, its clients move\n  \
+             kill -KILL {pid}   # or crash it (target/release/portico-sim bench-edge-loss measures this)\n",
+            node = sim.topology.edge_nodes()[0].1
+        ),
+        None => String::new(),
+    };
+    format!(
         "\nPortico multi-region simulation: {} regions, {network}, {mode}.\n\
-         Every node runs {config}; only --region and the ports differ. Ctrl-C stops everything.\n\n{}\n\
+         {source} Ctrl-C stops everything.\n\n{}\n\
+         {operator}\
          Try:\n  curl -si http://{}/ | grep -i -e x-served-by -e x-portico-region    # a {first} client, through its entry\n{inside}  \
-         curl -s http://{}/status    # what the {first} node measured and prefers\n  \
+         curl -s http://{}/status    # what the {first} node measured, prefers and runs\n  \
          curl -X PUT -d refuse http://{}/fault   # take {} down: watch the {first} node move\n  \
-         curl -X PUT -d none http://{}/fault     # and back\n{}",
+         curl -X PUT -d none http://{}/fault     # and back\n{kills}",
         sim.topology.regions.len(),
         sim.table(),
         sim.entries[0],
@@ -331,17 +439,14 @@ fn run_demo(sim: &mut Simulation, options: &SimOptions) -> Result<()> {
         o.control,
         o.name,
         o.control,
-        match sim.node_pid(0) {
-            Some(pid) => format!(
-                "  kill -TERM {pid}   # drain {node}: /healthz 503 for drain_ms, withdrawn after withdraw_ms, its clients move\n  \
-                 kill -KILL {pid}   # or crash it (target/release/portico-sim bench-edge-loss measures this)\n",
-                node = sim.topology.edge_nodes()[0].1
-            ),
-            None => String::new(),
-        },
-    );
-    // Reprint when an announcement, a route or a choice changes, not on every millisecond of
-    // jitter in the measured latencies.
+    )
+}
+
+fn run_demo(sim: &mut Simulation, options: &SimOptions, control: &ControlServer) -> Result<()> {
+    wait_for_latencies(sim);
+    println!("{}", intro(sim, options, control));
+    // Reprint when an announcement, a route, a choice or a config version changes, not on
+    // every millisecond of jitter in the measured latencies.
     let key = |t: &str| {
         t.lines()
             .map(|l| l.rsplit_once(" | ").map_or(l, |(a, _)| a).to_string())
@@ -349,7 +454,32 @@ fn run_demo(sim: &mut Simulation, options: &SimOptions) -> Result<()> {
     };
     let mut last = key(&sim.table());
     let mut reported = std::collections::HashSet::new();
-    while supervise::sleep(Duration::from_secs(1)) {
+    let mut tick = std::time::Instant::now();
+    while !supervise::stop_requested() {
+        match control.requests.recv_timeout(Duration::from_millis(100)) {
+            Ok(request) => {
+                let result = match &request.command {
+                    control::Command::RegionDown(r) => sim.region_down(r),
+                    control::Command::RegionUp(r) => sim.region_up(r),
+                };
+                match &result {
+                    Ok(text) => print!("\n{text}"),
+                    Err(e) => println!("\n!! {e:#}"),
+                }
+                request.answer(result.map_err(|e| format!("{e:#}\n")));
+                let t = sim.table();
+                println!("{t}");
+                last = key(&t);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                supervise::sleep(Duration::from_millis(100));
+            }
+        }
+        if tick.elapsed() < Duration::from_secs(1) {
+            continue;
+        }
+        tick = std::time::Instant::now();
         for (name, status, tail) in sim.exited() {
             if reported.insert(name.clone()) {
                 println!("!! {name} exited ({status}); last lines of its log:\n{tail}");

@@ -1,42 +1,52 @@
-//! The running simulation: origins, one Portico node per edge node (threads of this process or child processes), the entries and the health watcher, stopped together.
+//! The running simulation: the store (one etcd member per region), origins, one Portico node per edge node (threads of this process or child processes) following the store, the entries and the health watcher, stopped together; whole regions taken down and back.
 
 use crate::entry::{self, Board, Entry};
 use crate::http;
-use crate::launch::{ChildProc, Launch, PidFile};
+use crate::launch::Launch;
+use crate::layout::Layout;
 use crate::netns::{self, Netns};
+use crate::procs::{Launcher, NodeSource, Proc};
+use crate::store::SimStore;
 use crate::supervise;
 use crate::topology::Topology;
 use anyhow::{Context, Result, bail};
 use pingora_core::connectors::TransportConnector;
 use pingora_core::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 use pingora_core::services::listening::Service;
-use portico::{Node, NodeOptions, RunningNode};
-use portico_core::config::Overrides;
-use portico_origin::{OriginConfig, OriginHandle};
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::Command;
+use portico_store::StoreUrl;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
+/// How long a process started by the simulation has to start listening.
+const START_DEADLINE: Duration = Duration::from_secs(20);
+
 /// How to lay the simulation out.
 #[derive(Debug, Clone, Default)]
 pub struct SimOptions {
     /// First port: entries at `base`, nodes at `base+10..`, admins at `base+20..`, origins at
-    /// `base+30..`, origin controls at `base+40..`. `None`: free ports chosen at random.
+    /// `base+30..`, origin controls at `base+40..`, etcd members' client and peer listeners
+    /// at `base+50..` and `base+60..`. `None`: free ports chosen at random.
     pub base_port: Option<u16>,
-    /// Threads of this process or child processes.
+    /// Threads of this process or child processes (etcd members are always child processes).
     pub launch: Launch,
-    /// Where the shared config (`portico.json`), the children's logs (`logs/`) and the pid file
-    /// (`pids`) go. Required for [`Launch::Subprocess`]; in-process runs write nothing.
+    /// Where the shared config (`portico.json`), the children's logs (`logs/`), the nodes'
+    /// config caches (`cache/`), the etcd members' data (`etcd/`) and the pid file (`pids`) go.
+    /// Required for [`Launch::Subprocess`]; without it an in-process run keeps its etcd data
+    /// and caches in a scratch directory under the system's temporary directory, removed at stop.
     pub work_dir: Option<PathBuf>,
     /// Network mode (root, subprocess launch only): a router namespace per region and one per
     /// edge node, the round trips on the links (`tc netem`), one anycast service address on
-    /// every node and each region's entry inside its router namespace (see [`crate::netns`]).
+    /// every node and each region's entry and etcd member inside its router namespace (see
+    /// [`crate::netns`]).
     pub netns: bool,
+    /// No store: every node reads the shared config from `WORK_DIR/portico.json` (`--config`;
+    /// in process, the document itself) and no etcd runs, as before the store existed.
+    pub no_store: bool,
 }
 
 struct StopWatch(Arc<Notify>);
@@ -66,20 +76,15 @@ pub struct OriginInfo {
     pub control: SocketAddr,
 }
 
-/// A running edge node or origin.
-enum Proc {
-    Node(RunningNode),
-    Origin(OriginHandle),
-    Child(ChildProc),
-}
-
 /// Everything the simulation runs.
 pub struct Simulation {
     /// The topology it runs.
     pub topology: Topology,
-    /// The Portico config every node shares (before `--region` and port overrides).
+    /// The Portico config every node shares (before `--region` and port overrides): the
+    /// document pushed to the store at start, or the last one pushed with
+    /// [`Simulation::push_config`].
     pub config: String,
-    /// Where that config was written (subprocess mode).
+    /// Where that config was written at start (with a work directory).
     pub config_path: Option<PathBuf>,
     /// Origins, in topology order.
     pub origins: Vec<OriginInfo>,
@@ -90,133 +95,26 @@ pub struct Simulation {
     pub entries: Vec<SocketAddr>,
     /// Shared announcements.
     pub board: Arc<Board>,
-    node_procs: Vec<Option<Proc>>,
-    origin_procs: Vec<Proc>,
-    /// Network mode's entries (`portico-sim forward` in each router namespace).
-    entry_procs: Vec<Proc>,
-    pid_file: Option<PidFile>,
     /// Namespaces of network mode; deleted after every process has stopped.
     pub netns: Option<Arc<Netns>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    /// The etcd cluster every node follows (`None` with [`SimOptions::no_store`]).
+    store: Option<SimStore>,
+    /// Regions taken down with [`Simulation::region_down`].
+    down: Vec<bool>,
+    node_procs: Vec<Option<Proc>>,
+    origin_procs: Vec<Option<Proc>>,
+    /// Network mode's entries (`portico-sim forward` in each router namespace).
+    entry_procs: Vec<Proc>,
+    launcher: Launcher,
     entry_stop: Arc<Notify>,
     entry_thread: Option<JoinHandle<()>>,
     watch_stop: Arc<AtomicBool>,
     watcher: Option<JoinHandle<()>>,
 }
 
-/// Loopback addresses of one run: `127.0.0.1:BASE+offset`, or free ports chosen at random below
-/// the ephemeral range. Those are held (listening) until every address of the run is chosen, so
-/// no two are the same.
-struct Ports {
-    base: Option<u16>,
-    held: Vec<TcpListener>,
-}
-
-impl Ports {
-    fn addr(&mut self, offset: usize) -> Result<SocketAddr> {
-        match self.base {
-            Some(b) => {
-                let port = u16::try_from(usize::from(b) + offset)
-                    .context("--base-port too high for this many regions, nodes and origins")?;
-                Ok(SocketAddr::from(([127, 0, 0, 1], port)))
-            }
-            None => {
-                // Below the ephemeral range, so no outgoing connection of any process (the
-                // nodes' probes, the clients) can take the port before its listener is up.
-                let low = ephemeral_low();
-                if low > 11_000 {
-                    for _ in 0..500 {
-                        let port = fastrand::u16(10_000..low);
-                        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
-                            self.held.push(l);
-                            return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
-                        }
-                    }
-                }
-                let l = TcpListener::bind("127.0.0.1:0")?;
-                let a = l.local_addr()?;
-                self.held.push(l);
-                Ok(a)
-            }
-        }
-    }
-}
-
-/// First port of the kernel's ephemeral range (`net.ipv4.ip_local_port_range`).
-fn ephemeral_low() -> u16 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768)
-}
-
-/// Where everything of a run listens (the same layout in both launch modes).
-struct Layout {
-    /// Each origin's listener and control listener.
-    origins: Vec<(SocketAddr, SocketAddr)>,
-    /// Each edge node's proxy and admin listener.
-    nodes: Vec<(SocketAddr, SocketAddr)>,
-    /// Each region's entry (loopback mode; network mode's are in [`Netns::entries`]).
-    entries: Vec<SocketAddr>,
-}
-
-impl Layout {
-    /// Loopback mode: entries at BASE.., nodes at BASE+10.., admins at BASE+20.., origins at
-    /// BASE+30.., origin controls at BASE+40.. (or system-chosen ports).
-    fn loopback(t: &Topology, base: Option<u16>) -> Result<Layout> {
-        let mut p = Ports {
-            base,
-            held: Vec::new(),
-        };
-        let origins = (0..t.origins().len())
-            .map(|k| Ok((p.addr(30 + k)?, p.addr(40 + k)?)))
-            .collect::<Result<_>>()?;
-        let nodes = (0..t.edge_nodes().len())
-            .map(|j| Ok((p.addr(10 + j)?, p.addr(20 + j)?)))
-            .collect::<Result<_>>()?;
-        let entries = (0..t.regions.len())
-            .map(|r| p.addr(r))
-            .collect::<Result<_>>()?;
-        Ok(Layout {
-            origins,
-            nodes,
-            entries,
-        })
-    }
-
-    /// Network mode: origins on their router's address, every node's proxy on the service
-    /// address inside its namespace, its admin on its own address.
-    fn netns(t: &Topology) -> Layout {
-        Layout {
-            origins: t
-                .origins()
-                .iter()
-                .enumerate()
-                .map(|(k, (r, _))| {
-                    (
-                        SocketAddr::from((netns::home(*r), 9001 + k as u16)),
-                        SocketAddr::from((netns::home(*r), 9101 + k as u16)),
-                    )
-                })
-                .collect(),
-            nodes: t
-                .edge_nodes()
-                .iter()
-                .enumerate()
-                .map(|(j, (r, _))| {
-                    (
-                        SocketAddr::from((netns::SERVICE, netns::SERVICE_PORT)),
-                        SocketAddr::from((netns::node_addr(*r, j), 9901)),
-                    )
-                })
-                .collect(),
-            entries: Vec::new(),
-        }
-    }
-}
-
 /// The Portico config every edge node shares, for the loopback layout starting at `base_port`
-/// (what `portico-sim --base-port BASE` writes to `WORK_DIR/portico.json`).
+/// (what `portico-sim --base-port BASE` writes to `WORK_DIR/portico.json` and pushes to the
+/// store).
 pub fn shared_config(topology: &Topology, base_port: u16) -> String {
     let addrs: Vec<SocketAddr> = (0..topology.origins().len())
         .map(|k| SocketAddr::from(([127, 0, 0, 1], base_port + 30 + k as u16)))
@@ -224,259 +122,278 @@ pub fn shared_config(topology: &Topology, base_port: u16) -> String {
     topology.portico_config(&addrs)
 }
 
+/// Network mode's namespaces (root, the binaries built), or `None` in loopback mode.
+fn network(
+    topology: &Topology,
+    options: &SimOptions,
+    bin_dir: Option<&Path>,
+) -> Result<Option<Arc<Netns>>> {
+    if !options.netns {
+        return Ok(None);
+    }
+    let Some(dir) = bin_dir else {
+        bail!(
+            "network mode runs portico and portico-origin as child processes: build them (cargo build --release)"
+        )
+    };
+    anyhow::ensure!(
+        dir.join("portico-sim").is_file(),
+        "network mode runs {}/portico-sim forward as each region's entry: build it",
+        dir.display()
+    );
+    Ok(Some(Arc::new(Netns::setup(
+        topology,
+        &std::process::id().to_string(),
+    )?)))
+}
+
+/// Every origin of the topology at its address of the layout.
+fn origin_infos(topology: &Topology, layout: &Layout) -> Vec<OriginInfo> {
+    topology
+        .origins()
+        .into_iter()
+        .enumerate()
+        .map(|(k, (region, name))| OriginInfo {
+            name,
+            region,
+            addr: layout.origins[k].0,
+            control: layout.origins[k].1,
+        })
+        .collect()
+}
+
+/// The store: one etcd member per region, the shared document pushed to `portico/config`.
+fn start_store(
+    topology: &Topology,
+    layout: &Layout,
+    launcher: &Launcher,
+    net: Option<&Netns>,
+) -> Result<SimStore> {
+    let store = SimStore::start(topology, &layout.etcd, &launcher.work.join("etcd"), net)?;
+    for (r, pid) in store.member_pids().into_iter().enumerate() {
+        if let Some(pid) = pid {
+            launcher.record(pid, &format!("etcd-{}", topology.regions[r].name))?;
+        }
+    }
+    Ok(store)
+}
+
+/// The entries of a run: where each region's clients enter, and what serves them.
+struct Entries {
+    addrs: Vec<SocketAddr>,
+    /// Network mode's `portico-sim forward` children.
+    procs: Vec<Proc>,
+    /// Loopback mode's Pingora server thread.
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The entries: each region's clients reach the nearest announced edge node through one.
+/// Loopback mode: Pingora L4 services on a thread of this process; network mode: `portico-sim
+/// forward` in each router namespace, where the kernel routes the service address to the
+/// node the watcher last chose.
+fn start_entries(
+    topology: &Topology,
+    layout: &Layout,
+    launcher: &Launcher,
+    net: Option<&Netns>,
+    board: &Arc<Board>,
+    stop: &Arc<Notify>,
+) -> Result<Entries> {
+    let mut entries = Vec::new();
+    if let (Some(n), Some(dir)) = (net, &launcher.bin_dir) {
+        let mut procs = Vec::new();
+        for (r, region) in topology.regions.iter().enumerate() {
+            let at = SocketAddr::from((n.entries[r], netns::SERVICE_PORT));
+            let mut cmd = n.in_router(r, &dir.join("portico-sim"));
+            cmd.args(["forward", "--listen", &at.to_string(), "--to"])
+                .arg(SocketAddr::from((netns::SERVICE, netns::SERVICE_PORT)).to_string());
+            procs.push(launcher.spawn(&format!("entry-{}", region.name), cmd)?);
+            entries.push(at);
+        }
+        return Ok(Entries {
+            addrs: entries,
+            procs,
+            thread: None,
+        });
+    }
+    let edge = topology.edge_nodes();
+    let mut server = entry::entry_server();
+    for (r, region) in topology.regions.iter().enumerate() {
+        let at = layout.entries[r];
+        let app = Entry {
+            order: topology.nodes_by_distance(r),
+            rtt: edge.iter().map(|(nr, _)| topology.rtt(r, *nr)).collect(),
+            board: board.clone(),
+            connector: TransportConnector::new(None),
+        };
+        let mut svc = Service::new(format!("entry {}", region.name), app);
+        svc.add_tcp(&at.to_string());
+        server.add_service(svc);
+        entries.push(at);
+    }
+    let stop = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("sim-entries".into())
+        .spawn(move || {
+            server.run(RunArgs {
+                shutdown_signal: Box::new(StopWatch(stop)),
+            })
+        })?;
+    Ok(Entries {
+        addrs: entries,
+        procs: Vec::new(),
+        thread: Some(thread),
+    })
+}
+
+/// The health watcher: every node's `/healthz` every 100 ms, announcements on the board and,
+/// in network mode, the routers' routes to the service address.
+fn start_watcher(
+    topology: &Topology,
+    board: &Arc<Board>,
+    admins: Vec<SocketAddr>,
+    net: Option<Arc<Netns>>,
+    stop: &Arc<AtomicBool>,
+) -> Result<JoinHandle<()>> {
+    let (board, stop) = (board.clone(), stop.clone());
+    let names: Vec<String> = topology.edge_nodes().into_iter().map(|(_, n)| n).collect();
+    let orders: Vec<Vec<usize>> = (0..topology.regions.len())
+        .map(|r| topology.nodes_by_distance(r))
+        .collect();
+    Ok(std::thread::Builder::new()
+        .name("sim-watch".into())
+        .spawn(move || {
+            let mut shown = vec![true; admins.len()];
+            while !stop.load(Ordering::Relaxed) {
+                for (i, a) in admins.iter().enumerate() {
+                    let healthy = matches!(
+                        http::get(*a, "/healthz", Duration::from_millis(400)),
+                        Ok((200, _))
+                    );
+                    board.record(i, Instant::now(), healthy);
+                    let up = board.announced(i);
+                    if up != shown[i] {
+                        shown[i] = up;
+                        log::info!(
+                            "{} {}",
+                            names[i],
+                            if up { "announced" } else { "withdrawn" }
+                        );
+                    }
+                }
+                // Network mode: an announcement change is a route change.
+                if let Some(n) = &net {
+                    for (r, order) in orders.iter().enumerate() {
+                        if let Err(e) = n.route(r, board.pick(order)) {
+                            log::warn!("route change in {}: {e}", n.routers[r]);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })?)
+}
+
+/// The origins a node prefers and the latencies it measured, from its `/status`.
+fn choice_of(s: &serde_json::Value) -> Option<Choice> {
+    let origins = s["pools"][0]["origins"].as_array()?;
+    let preferred = origins
+        .iter()
+        .filter(|o| o["preferred"] == true)
+        .filter_map(|o| o["name"].as_str().map(str::to_string))
+        .collect();
+    let latencies = origins
+        .iter()
+        .map(|o| {
+            (
+                o["name"].as_str().unwrap_or("?").to_string(),
+                if o["healthy"] == false {
+                    Some(f64::NAN)
+                } else {
+                    o["latency_ms"].as_f64()
+                },
+            )
+        })
+        .collect();
+    Some((preferred, latencies))
+}
+
 impl Simulation {
-    /// Starts origins, nodes, entries and the watcher; returns once every listener is up.
+    /// Starts the store, origins, nodes, entries and the watcher; returns once every listener
+    /// is up.
     pub fn start(topology: Topology, options: &SimOptions) -> Result<Simulation> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .thread_name("sim-origins")
-            .build()?;
-        let work = match (&options.launch, &options.work_dir) {
-            (Launch::Subprocess { .. }, None) => bail!("subprocess mode needs a work directory"),
-            (_, Some(dir)) => {
-                std::fs::create_dir_all(dir.join("logs"))
-                    .with_context(|| format!("cannot create {}/logs", dir.display()))?;
-                Some(dir.clone())
-            }
-            (_, None) => None,
-        };
-        let bin_dir = match &options.launch {
-            Launch::Subprocess { bin_dir } => Some(bin_dir.clone()),
-            Launch::InProcess => None,
-        };
-        // Written as each child starts, so a SIGKILLed runner's children can be found.
-        let pid_file = match (&bin_dir, &work) {
-            (Some(_), Some(dir)) => Some(PidFile::create(&dir.join("pids"))?),
-            _ => None,
-        };
-        let net = match (&bin_dir, options.netns) {
-            (_, false) => None,
-            (None, true) => {
-                bail!(
-                    "network mode runs portico and portico-origin as child processes: build them (cargo build --release)"
-                )
-            }
-            (Some(dir), true) => {
-                anyhow::ensure!(
-                    dir.join("portico-sim").is_file(),
-                    "network mode runs {}/portico-sim forward as each region's entry: build it",
-                    dir.display()
-                );
-                Some(Arc::new(Netns::setup(
-                    &topology,
-                    &std::process::id().to_string(),
-                )?))
-            }
-        };
+        let launcher = Launcher::prepare(options)?;
+        let net = network(&topology, options, launcher.bin_dir.as_deref())?;
         let layout = match &net {
             Some(_) => Layout::netns(&topology),
             None => Layout::loopback(&topology, options.base_port)?,
         };
-        let spawn = |name: &str, cmd: Command| -> Result<Proc> {
-            let dir = work.as_ref().expect("subprocess mode has a work directory");
-            let child = ChildProc::spawn(name, cmd, &dir.join(format!("logs/{name}.log")))?;
-            if let Some(p) = &pid_file {
-                p.add(child.pid(), name)?;
-            }
-            Ok(Proc::Child(child))
-        };
-        let mut origins = Vec::new();
-        let mut origin_procs = Vec::new();
-        for (k, (region, name)) in topology.origins().into_iter().enumerate() {
+        let store = if options.no_store {
+            None
+        } else {
             anyhow::ensure!(!supervise::stop_requested(), "interrupted");
-            let (listen, control) = layout.origins[k];
-            let rtt: Vec<(String, Duration)> = if net.as_ref().is_some_and(|n| n.netem) {
-                Vec::new()
-            } else {
-                (0..topology.regions.len())
-                    .map(|r| (topology.regions[r].name.clone(), topology.rtt(r, region)))
-                    .collect()
-            };
-            let region_name = topology.regions[region].name.clone();
-            let proc = match &bin_dir {
-                None => {
-                    let mut c = OriginConfig::new(&name, listen);
-                    c.region = Some(region_name);
-                    c.log_capacity = 0;
-                    c.control = Some(control);
-                    c.rtt = rtt.into_iter().collect();
-                    let o = runtime
-                        .block_on(portico_origin::start(c))
-                        .with_context(|| format!("origin {name} cannot listen on {listen}"))?;
-                    Proc::Origin(o)
-                }
-                Some(dir) => {
-                    let program = dir.join("portico-origin");
-                    let mut cmd = match &net {
-                        Some(n) => n.in_router(region, &program),
-                        None => Command::new(program),
-                    };
-                    cmd.args(["--name", &name, "--region", &region_name])
-                        .args(["--listen", &listen.to_string()])
-                        .args(["--control", &control.to_string()]);
-                    for (r, d) in &rtt {
-                        cmd.arg("--rtt").arg(format!("{r}={}", d.as_millis()));
-                    }
-                    spawn(&name, cmd)?
-                }
-            };
-            origin_procs.push(proc);
-            origins.push(OriginInfo {
-                name,
-                region,
-                addr: listen,
-                control,
-            });
+            Some(start_store(&topology, &layout, &launcher, net.as_deref())?)
+        };
+        let origins = origin_infos(&topology, &layout);
+        let mut origin_procs = Vec::new();
+        for o in &origins {
+            anyhow::ensure!(!supervise::stop_requested(), "interrupted");
+            origin_procs.push(Some(launcher.start_origin(&topology, net.as_deref(), o)?));
         }
         let addrs: Vec<SocketAddr> = origins.iter().map(|o| o.addr).collect();
         let config = topology.portico_config(&addrs);
-        let config_path = match &work {
-            Some(dir) => {
-                let p = dir.join("portico.json");
-                std::fs::write(&p, &config)
-                    .with_context(|| format!("cannot write {}", p.display()))?;
-                Some(p)
-            }
-            None => None,
+        let config_path = if launcher.scratch {
+            None
+        } else {
+            let p = launcher.work.join("portico.json");
+            std::fs::write(&p, &config).with_context(|| format!("cannot write {}", p.display()))?;
+            Some(p)
         };
-
-        let mut nodes = Vec::new();
-        let mut node_procs = Vec::new();
-        for (j, (region, name)) in topology.edge_nodes().into_iter().enumerate() {
-            anyhow::ensure!(!supervise::stop_requested(), "interrupted");
-            let (listen, admin) = layout.nodes[j];
-            let region_name = topology.regions[region].name.clone();
-            let proc = match &bin_dir {
-                None => {
-                    let overrides = Overrides {
-                        region: Some(region_name),
-                        listen: Some(listen.to_string()),
-                        admin_listen: Some(admin.to_string()),
-                    };
-                    let options = NodeOptions {
-                        overrides,
-                        ..NodeOptions::default()
-                    };
-                    let node = Node::build(&config, options)
-                        .map_err(|e| anyhow::anyhow!("node {name}: {e}"))?;
-                    Proc::Node(node.spawn())
-                }
-                Some(dir) => {
-                    let program = dir.join("portico");
-                    let mut cmd = match &net {
-                        Some(n) => n.in_node(j, &program),
-                        None => Command::new(program),
-                    };
-                    cmd.arg("--config")
-                        .arg(config_path.as_ref().expect("written"))
-                        .args(["--region", &region_name])
-                        .args(["--listen", &listen.to_string()])
-                        .args(["--admin-listen", &admin.to_string()]);
-                    spawn(&name, cmd)?
-                }
-            };
-            node_procs.push(Some(proc));
-            nodes.push((listen, admin));
+        if let Some(s) = &store {
+            s.push(launcher.rt(), &config)?;
         }
-
+        let mut node_procs = Vec::new();
+        for (j, (region, _)) in topology.edge_nodes().into_iter().enumerate() {
+            anyhow::ensure!(!supervise::stop_requested(), "interrupted");
+            let source = match &store {
+                Some(s) => NodeSource::Store(s.url_for(region)),
+                None => NodeSource::File {
+                    text: &config,
+                    path: config_path.as_deref(),
+                },
+            };
+            let proc =
+                launcher.start_node(&topology, net.as_deref(), j, layout.nodes[j], &source)?;
+            node_procs.push(Some(proc));
+        }
+        let nodes = layout.nodes.clone();
         let board = Arc::new(Board::new(
             nodes.iter().map(|n| n.0).collect(),
             topology.withdraw,
         ));
-        let edge = topology.edge_nodes();
         let entry_stop = Arc::new(Notify::new());
-        let mut entries = Vec::new();
-        let mut entry_procs = Vec::new();
-        let mut entry_thread = None;
-        match (&net, &bin_dir) {
-            (Some(n), Some(dir)) => {
-                // Each region's clients sit in its router namespace; the kernel routes the
-                // service address to the node the watcher last chose.
-                for (r, region) in topology.regions.iter().enumerate() {
-                    let at = SocketAddr::from((n.entries[r], netns::SERVICE_PORT));
-                    let mut cmd = n.in_router(r, &dir.join("portico-sim"));
-                    cmd.args(["forward", "--listen", &at.to_string(), "--to"])
-                        .arg(SocketAddr::from((netns::SERVICE, netns::SERVICE_PORT)).to_string());
-                    entry_procs.push(spawn(&format!("entry-{}", region.name), cmd)?);
-                    entries.push(at);
-                }
-            }
-            _ => {
-                let mut server = entry::entry_server();
-                for (r, region) in topology.regions.iter().enumerate() {
-                    let at = layout.entries[r];
-                    let app = Entry {
-                        order: topology.nodes_by_distance(r),
-                        rtt: edge.iter().map(|(nr, _)| topology.rtt(r, *nr)).collect(),
-                        board: board.clone(),
-                        connector: TransportConnector::new(None),
-                    };
-                    let mut svc = Service::new(format!("entry {}", region.name), app);
-                    svc.add_tcp(&at.to_string());
-                    server.add_service(svc);
-                    entries.push(at);
-                }
-                let stop = entry_stop.clone();
-                entry_thread = Some(
-                    std::thread::Builder::new()
-                        .name("sim-entries".into())
-                        .spawn(move || {
-                            server.run(RunArgs {
-                                shutdown_signal: Box::new(StopWatch(stop)),
-                            })
-                        })?,
-                );
-            }
-        }
-
+        let Entries {
+            addrs: entries,
+            procs: entry_procs,
+            thread: entry_thread,
+        } = start_entries(
+            &topology,
+            &layout,
+            &launcher,
+            net.as_deref(),
+            &board,
+            &entry_stop,
+        )?;
         let watch_stop = Arc::new(AtomicBool::new(false));
-        let watcher = {
-            let (board, stop, admins, net) = (
-                board.clone(),
-                watch_stop.clone(),
-                nodes.iter().map(|n| n.1).collect::<Vec<_>>(),
-                net.clone(),
-            );
-            let names: Vec<String> = edge.iter().map(|(_, n)| n.clone()).collect();
-            let orders: Vec<Vec<usize>> = (0..topology.regions.len())
-                .map(|r| topology.nodes_by_distance(r))
-                .collect();
-            std::thread::Builder::new()
-                .name("sim-watch".into())
-                .spawn(move || {
-                    let mut shown = vec![true; admins.len()];
-                    while !stop.load(Ordering::Relaxed) {
-                        for (i, a) in admins.iter().enumerate() {
-                            let healthy = matches!(
-                                http::get(*a, "/healthz", Duration::from_millis(400)),
-                                Ok((200, _))
-                            );
-                            board.record(i, Instant::now(), healthy);
-                            let up = board.announced(i);
-                            if up != shown[i] {
-                                shown[i] = up;
-                                log::info!(
-                                    "{} {}",
-                                    names[i],
-                                    if up { "announced" } else { "withdrawn" }
-                                );
-                            }
-                        }
-                        // Network mode: an announcement change is a route change.
-                        if let Some(n) = &net {
-                            for (r, order) in orders.iter().enumerate() {
-                                if let Err(e) = n.route(r, board.pick(order)) {
-                                    log::warn!("route change in {}: {e}", n.routers[r]);
-                                }
-                            }
-                        }
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                })?
-        };
-
+        let watcher = start_watcher(
+            &topology,
+            &board,
+            nodes.iter().map(|n| n.1).collect(),
+            net.clone(),
+            &watch_stop,
+        )?;
         let mut sim = Simulation {
+            down: vec![false; topology.regions.len()],
             topology,
             config,
             config_path,
@@ -484,18 +401,17 @@ impl Simulation {
             nodes,
             entries,
             board,
+            netns: net,
+            store,
             node_procs,
             origin_procs,
             entry_procs,
-            pid_file,
-            netns: net,
-            runtime: Some(runtime),
+            launcher,
             entry_stop,
             entry_thread,
             watch_stop,
             watcher: Some(watcher),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
         // In network mode a node's proxy listener is the service address inside its own
         // namespace: the entries reach it, this namespace does not.
         let proxies: Vec<SocketAddr> = if sim.netns.is_some() {
@@ -511,22 +427,74 @@ impl Simulation {
             .chain(sim.nodes.iter().map(|n| n.1))
             .chain(sim.origins.iter().map(|o| o.addr))
             .collect();
-        for a in all {
-            while std::net::TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_err() {
-                if let Some((name, status, tail)) = sim.exited().into_iter().next() {
-                    bail!("{name} exited at start-up ({status}):\n{tail}");
+        sim.wait_listening(&all, "start-up")?;
+        Ok(sim)
+    }
+
+    /// Waits until every address of `addrs` accepts connections; fails when a child exits
+    /// meanwhile, on a stop request or after [`START_DEADLINE`].
+    fn wait_listening(&mut self, addrs: &[SocketAddr], during: &str) -> Result<()> {
+        let deadline = Instant::now() + START_DEADLINE;
+        for a in addrs {
+            while std::net::TcpStream::connect_timeout(a, Duration::from_millis(200)).is_err() {
+                if let Some((name, status, tail)) = self.exited().into_iter().next() {
+                    bail!("{name} exited at {during} ({status}):\n{tail}");
                 }
                 anyhow::ensure!(!supervise::stop_requested(), "interrupted");
                 anyhow::ensure!(
                     Instant::now() < deadline,
                     "{a} did not start listening (entries: {:?}, nodes: {:?})",
-                    sim.entries,
-                    sim.nodes
+                    self.entries,
+                    self.nodes
                 );
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        Ok(sim)
+        Ok(())
+    }
+
+    /// The store URL naming every etcd member, in region order (`None` without a store): what
+    /// `portico config push|status --store` takes.
+    pub fn store_url(&self) -> Option<&StoreUrl> {
+        self.store.as_ref().map(|s| &s.url)
+    }
+
+    /// The store URL region `r`'s nodes follow: its own member first.
+    pub fn node_store_url(&self, r: usize) -> Option<StoreUrl> {
+        self.store.as_ref().map(|s| s.url_for(r))
+    }
+
+    /// Process id of each region's etcd member (`None`: not running, or no store).
+    pub fn etcd_pids(&self) -> Vec<Option<u32>> {
+        match &self.store {
+            Some(s) => s.member_pids(),
+            None => vec![None; self.topology.regions.len()],
+        }
+    }
+
+    /// The version of the document in the store, when the store answers.
+    pub fn stored_version(&self) -> Option<String> {
+        let s = self.store.as_ref()?;
+        s.stored_version(self.launcher.rt()).ok().flatten()
+    }
+
+    /// Validates `text` and writes it to the store, as `portico config push` does; every node
+    /// that follows the store then applies it. Returns its version.
+    pub fn push_config(&mut self, text: &str) -> Result<String> {
+        let s = self
+            .store
+            .as_ref()
+            .context("this simulation runs without a store (--no-store)")?;
+        let version = s.push(self.launcher.rt(), text)?;
+        self.config = text.to_string();
+        Ok(version)
+    }
+
+    /// The config version edge node `i` runs (`config_version` of its `/status`).
+    pub fn node_version(&self, i: usize) -> Option<String> {
+        self.status(i)?["config_version"]
+            .as_str()
+            .map(str::to_string)
     }
 
     /// Where region `r`'s new connections go now: the nearest announced edge node.
@@ -538,10 +506,13 @@ impl Simulation {
     }
 
     /// Child processes that have exited: name, status, last lines of their log. A node killed
-    /// with [`Simulation::kill_node`] is not reported.
+    /// with [`Simulation::kill_node`] and what [`Simulation::region_down`] took down are not
+    /// reported.
     pub fn exited(&mut self) -> Vec<(String, String, String)> {
-        self.origin_procs
+        let mut gone: Vec<(String, String, String)> = self
+            .origin_procs
             .iter_mut()
+            .flatten()
             .chain(self.node_procs.iter_mut().flatten())
             .chain(self.entry_procs.iter_mut())
             .filter_map(|p| match p {
@@ -550,7 +521,19 @@ impl Simulation {
                     .map(|s| (c.name.clone(), s.to_string(), c.log_tail(10))),
                 _ => None,
             })
-            .collect()
+            .collect();
+        if let Some(s) = &self.store {
+            for (r, region) in self.topology.regions.iter().enumerate() {
+                if !self.down[r] && !s.is_running(r) {
+                    gone.push((
+                        format!("etcd-{}", region.name),
+                        "exited".to_string(),
+                        s.log_tail(r, 10),
+                    ));
+                }
+            }
+        }
+        gone
     }
 
     /// Asks edge node `i` to stop gracefully (SIGTERM for a child process): it drains for the
@@ -571,17 +554,30 @@ impl Simulation {
         }
     }
 
-    /// Process ids of the child processes still supervised (subprocess mode).
+    /// Process id of origin `k` when it runs as a child process.
+    pub fn origin_pid(&self, k: usize) -> Option<u32> {
+        match self.origin_procs.get(k)?.as_ref()? {
+            Proc::Child(c) => Some(c.pid()),
+            _ => None,
+        }
+    }
+
+    /// Process ids of the child processes still supervised: origins, nodes, entries (subprocess
+    /// mode) and etcd members (in both modes).
     pub fn child_pids(&self) -> Vec<u32> {
-        self.origin_procs
+        let mut pids: Vec<u32> = self
+            .origin_procs
             .iter()
+            .flatten()
             .chain(self.node_procs.iter().flatten())
             .chain(self.entry_procs.iter())
             .filter_map(|p| match p {
                 Proc::Child(c) => Some(c.pid()),
                 _ => None,
             })
-            .collect()
+            .collect();
+        pids.extend(self.etcd_pids().into_iter().flatten());
+        pids
     }
 
     /// Sets a fault on origin `k` through its control listener (`none`, `refuse`, `hang`,
@@ -604,13 +600,167 @@ impl Simulation {
 
     /// Kills edge node `i`: SIGKILL for a child process (a crash, as its clients see it). An
     /// in-process node is stopped, which drains first when the topology sets `drain_ms`; the
-    /// tests use no drain, so it is a crash there too.
+    /// tests use no drain, so it is a crash there too. [`Simulation::region_up`] starts it again.
     pub fn kill_node(&mut self, i: usize) {
-        match self.node_procs.get_mut(i).and_then(Option::take) {
-            Some(Proc::Child(mut c)) => c.kill(),
-            Some(Proc::Node(n)) => n.stop(),
-            _ => {}
+        if let Some(p) = self.node_procs.get_mut(i).and_then(Option::take) {
+            p.kill(self.launcher.runtime.as_ref());
         }
+    }
+
+    /// Takes region `region` down, as a regional outage would: SIGKILLs its edge nodes, its
+    /// origins and its etcd member (in-process nodes and origins are stopped). Its clients move
+    /// to the next-nearest node after the withdrawal delay; the other members keep the store
+    /// writable while they are a quorum. Returns what happened, one line each.
+    pub fn region_down(&mut self, region: &str) -> Result<String> {
+        let r = self.region(region)?;
+        anyhow::ensure!(
+            !self.down[r],
+            "{region} is already down (region-up {region} brings it back)"
+        );
+        let mut report = Vec::new();
+        let rt = self.launcher.runtime.as_ref();
+        for (j, (nr, name)) in self.topology.edge_nodes().into_iter().enumerate() {
+            if nr == r {
+                if let Some(p) = self.node_procs[j].take() {
+                    report.push(format!("edge node {name}: {}", p.kill(rt)));
+                }
+            }
+        }
+        for (k, o) in self.origins.iter().enumerate() {
+            if o.region == r {
+                if let Some(p) = self.origin_procs[k].take() {
+                    report.push(format!("origin {}: {}", o.name, p.kill(rt)));
+                }
+            }
+        }
+        if let Some(s) = &mut self.store {
+            match s.stop_member(r) {
+                Some(pid) => report.push(format!("etcd member {region}: SIGKILLed (pid {pid})")),
+                None => report.push(format!("etcd member {region}: was not running")),
+            }
+        }
+        self.down[r] = true;
+        if let Some(q) = self.quorum() {
+            report.push(q);
+        }
+        Ok(format!("{region} is down:\n  {}\n", report.join("\n  ")))
+    }
+
+    /// Brings region `region` back: its etcd member from its data dir (it catches up with
+    /// the cluster), its origins, then its edge nodes, which start from the store (their own
+    /// member first) or, if it does not answer, from their cache, and follow it. Starts only
+    /// what does not run, so it also restarts a node killed with [`Simulation::kill_node`].
+    /// Returns what happened once every listener is up, one line each.
+    pub fn region_up(&mut self, region: &str) -> Result<String> {
+        let r = self.region(region)?;
+        let mut report = Vec::new();
+        if let Some(s) = &mut self.store {
+            if !s.is_running(r) {
+                let pid = s.start_member(r)?;
+                if let Some(pid) = pid {
+                    self.launcher.record(pid, &format!("etcd-{region}"))?;
+                }
+                report.push(format!(
+                    "etcd member {region}: started from its data dir ({})",
+                    pid.map_or("pid unknown".to_string(), |p| format!("pid {p}"))
+                ));
+            }
+        }
+        self.down[r] = false;
+        let net = self.netns.clone();
+        let mut listening = Vec::new();
+        for k in 0..self.origins.len() {
+            let o = &self.origins[k];
+            if o.region != r || self.origin_procs[k].as_mut().is_some_and(Proc::running) {
+                continue;
+            }
+            let p = self
+                .launcher
+                .start_origin(&self.topology, net.as_deref(), o)?;
+            report.push(format!("origin {}: started ({})", o.name, p.describe()));
+            listening.push(o.addr);
+            self.origin_procs[k] = Some(p);
+        }
+        let mut started = Vec::new();
+        for (j, (nr, name)) in self.topology.edge_nodes().into_iter().enumerate() {
+            if nr != r || self.node_procs[j].as_mut().is_some_and(Proc::running) {
+                continue;
+            }
+            let source = match &self.store {
+                Some(s) => NodeSource::Store(s.url_for(r)),
+                None => NodeSource::File {
+                    text: &self.config,
+                    path: self.config_path.as_deref(),
+                },
+            };
+            let p = self.launcher.start_node(
+                &self.topology,
+                net.as_deref(),
+                j,
+                self.nodes[j],
+                &source,
+            )?;
+            started.push((j, name, p.describe()));
+            listening.push(self.nodes[j].1);
+            self.node_procs[j] = Some(p);
+        }
+        self.wait_listening(&listening, &format!("region-up {region}"))?;
+        for (j, name, how) in started {
+            let s = self.status(j);
+            let version = s
+                .as_ref()
+                .and_then(|s| s["config_version"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "?".to_string());
+            let from = match s.as_ref().map(|s| s["started_from_cache"] == true) {
+                Some(true) => format!(
+                    "from its cache {} (the store did not answer)",
+                    self.launcher.cache(&name).display()
+                ),
+                Some(false) if self.store.is_some() => "from the store".to_string(),
+                _ => "from the shared config".to_string(),
+            };
+            report.push(format!(
+                "edge node {name}: started ({how}), runs config {version} {from}"
+            ));
+        }
+        anyhow::ensure!(!report.is_empty(), "{region} is up: nothing to start");
+        if let Some(q) = self.quorum() {
+            report.push(q);
+        }
+        Ok(format!("{region} is up:\n  {}\n", report.join("\n  ")))
+    }
+
+    /// The index of region `name`.
+    fn region(&self, name: &str) -> Result<usize> {
+        self.topology.region_index(name).with_context(|| {
+            format!(
+                "no region {name:?} (the regions: {})",
+                self.topology
+                    .regions
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+
+    /// Whether the running members are a quorum, in words.
+    fn quorum(&self) -> Option<String> {
+        let s = self.store.as_ref()?;
+        let running = (0..s.len()).filter(|&r| s.is_running(r)).count();
+        let need = s.len() / 2 + 1;
+        Some(if running >= need {
+            format!(
+                "store: {running} of {} etcd members run, a quorum: config pushes still reach every running node",
+                s.len()
+            )
+        } else {
+            format!(
+                "store: {running} of {} etcd members run, no quorum ({need} needed): pushes fail; nodes keep serving their running config",
+                s.len()
+            )
+        })
     }
 
     /// `/status` of edge node `i`, if it answers.
@@ -623,35 +773,16 @@ impl Simulation {
 
     /// The origins node `i` currently prefers, with the latency it measured to each origin.
     pub fn choice(&self, i: usize) -> Option<Choice> {
-        let s = self.status(i)?;
-        let origins = s["pools"][0]["origins"].as_array()?.clone();
-        let preferred = origins
-            .iter()
-            .filter(|o| o["preferred"] == true)
-            .filter_map(|o| o["name"].as_str().map(str::to_string))
-            .collect();
-        let latencies = origins
-            .iter()
-            .map(|o| {
-                (
-                    o["name"].as_str().unwrap_or("?").to_string(),
-                    if o["healthy"] == false {
-                        Some(f64::NAN)
-                    } else {
-                        o["latency_ms"].as_f64()
-                    },
-                )
-            })
-            .collect();
-        Some((preferred, latencies))
+        choice_of(&self.status(i)?)
     }
 
     /// The table of regions: entry, where its clients go, each node with its admin URL,
-    /// announcement, preferred origin and measured latencies.
+    /// running config version, announcement, preferred origin and measured latencies; then,
+    /// with a store, a line with the stored version and which etcd members run.
     pub fn table(&self) -> String {
         let edge = self.topology.edge_nodes();
         let mut s = String::from(
-            "| region | clients enter at | → served by | edge node | admin | announced | prefers | measured latency (ms) |\n|---|---|---|---|---|---|---|---|\n",
+            "| region | clients enter at | → served by | edge node | admin | config | announced | prefers | measured latency (ms) |\n|---|---|---|---|---|---|---|---|---|\n",
         );
         for (j, (r, name)) in edge.iter().enumerate() {
             let region = &self.topology.regions[*r].name;
@@ -665,7 +796,13 @@ impl Simulation {
             } else {
                 (String::new(), String::new())
             };
-            let (prefers, lat) = match self.choice(j) {
+            let status = self.status(j);
+            let version = status
+                .as_ref()
+                .and_then(|s| s["config_version"].as_str())
+                .unwrap_or("")
+                .to_string();
+            let (prefers, lat) = match status.as_ref().and_then(choice_of) {
                 Some((p, l)) => (
                     p.join(", "),
                     l.iter()
@@ -683,7 +820,7 @@ impl Simulation {
                 None => ("(down)".into(), String::new()),
             };
             s.push_str(&format!(
-                "| {region} | {entry} | {serving} | {name} | http://{}/status | {} | {prefers} | {lat} |\n",
+                "| {region} | {entry} | {serving} | {name} | http://{}/status | {version} | {} | {prefers} | {lat} |\n",
                 self.nodes[j].1,
                 if self.board.announced(j) {
                     "yes"
@@ -696,13 +833,38 @@ impl Simulation {
         for (r, region) in self.topology.regions.iter().enumerate() {
             if region.edge_nodes.is_empty() {
                 s.push_str(&format!(
-                    "| {} | http://{}/ | {} | | | | | |\n",
+                    "| {} | http://{}/ | {} | | | | | | |\n",
                     region.name,
                     self.entries[r],
                     self.serving(r)
                         .map_or("nobody".into(), |k| edge[k].1.clone())
                 ));
             }
+        }
+        if let Some(store) = &self.store {
+            let members: Vec<String> = self
+                .topology
+                .regions
+                .iter()
+                .enumerate()
+                .map(|(r, region)| {
+                    format!(
+                        "{} {}",
+                        region.name,
+                        if store.is_running(r) { "up" } else { "DOWN" }
+                    )
+                })
+                .collect();
+            let stored = match store.stored_version(self.launcher.rt()) {
+                Ok(Some(v)) => v,
+                Ok(None) => "(none)".to_string(),
+                Err(_) => "(store unreachable)".to_string(),
+            };
+            s.push_str(&format!(
+                "\nstore {}: stored config {stored} · etcd members: {}\n",
+                store.url,
+                members.join(" · ")
+            ));
         }
         s
     }
@@ -718,7 +880,7 @@ impl Simulation {
         }
         let mut procs: Vec<Proc> = std::mem::take(&mut self.entry_procs);
         procs.extend(self.node_procs.iter_mut().filter_map(Option::take));
-        procs.append(&mut self.origin_procs);
+        procs.extend(self.origin_procs.iter_mut().filter_map(Option::take));
         for p in &mut procs {
             match p {
                 Proc::Node(n) => n.request_stop(),
@@ -732,16 +894,17 @@ impl Simulation {
                 Proc::Node(n) => n.stop(),
                 Proc::Child(mut c) => c.wait_until(deadline),
                 Proc::Origin(o) => {
-                    if let Some(rt) = &self.runtime {
+                    if let Some(rt) = &self.launcher.runtime {
                         rt.block_on(o.shutdown());
                     }
                 }
             }
         }
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(2));
+        // The nodes have revoked their registrations: the store can go.
+        if let Some(s) = self.store.take() {
+            s.stop();
         }
-        self.pid_file = None;
+        self.launcher.finish();
         self.netns = None;
     }
 

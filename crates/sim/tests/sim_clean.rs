@@ -1,4 +1,4 @@
-//! The runner as a process: SIGTERM stops every child and removes the pid file; a SIGKILLed runner leaves its children running (no prctl without `unsafe`) and `portico-sim clean` kills them by the pid file.
+//! The runner as a process: SIGTERM stops every child and removes the pid file; a SIGKILLed runner leaves its children (etcd members included) running (no prctl without `unsafe`) and `portico-sim clean` kills them by the pid file.
 
 mod common;
 
@@ -19,9 +19,9 @@ fn children(p: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// Starts `portico-sim` on the test topology in a fresh work directory, once its six children
-/// are listed; `None` when the binaries are not built.
-fn start_runner(tag: &str) -> Option<(Child, PathBuf, PathBuf)> {
+/// Starts `portico-sim ARGS` on the test topology in a fresh work directory, once `want`
+/// children are listed; `None` when the binaries are not built.
+fn start_runner(tag: &str, args: &[&str], want: usize) -> Option<(Child, PathBuf, PathBuf)> {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_portico-sim"));
     let dir = bin.parent().expect("target dir");
     if Launch::in_dir(dir).is_none() {
@@ -41,26 +41,41 @@ fn start_runner(tag: &str) -> Option<(Child, PathBuf, PathBuf)> {
         .arg("--work-dir")
         .arg(&work)
         .args(["--base-port", "0"])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("runner starts");
     let pid_file = work.join("pids");
     eventually(
-        "the pid file lists six children",
-        Duration::from_secs(20),
-        || children(&pid_file).len() == 6,
+        &format!("the pid file lists {want} children"),
+        Duration::from_secs(30),
+        || children(&pid_file).len() == want,
     );
     Some((runner, work, bin))
 }
 
+/// Without a store (`--no-store`): three origins and three nodes running `--config`.
 #[test]
 fn sigterm_stops_every_child_and_removes_the_pid_file() {
-    let Some((mut runner, work, _)) = start_runner("term") else {
+    let Some((mut runner, work, _)) = start_runner("term", &["--no-store"], 6) else {
         return;
     };
     let pids = children(&work.join("pids"));
     assert!(pids.iter().all(|p| alive(*p)));
+    let listed = std::fs::read_to_string(work.join("pids")).unwrap_or_default();
+    assert!(!listed.contains("etcd-"), "{listed}");
+    let node = listed
+        .lines()
+        .find(|l| l.ends_with(" edge-us"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("edge-us listed");
+    let line = std::fs::read(format!("/proc/{node}/cmdline")).unwrap_or_default();
+    let line = String::from_utf8_lossy(&line).replace('\0', " ");
+    assert!(
+        line.contains("--config ") && !line.contains("--store"),
+        "{line}"
+    );
     let sent = Command::new("kill")
         .args(["-TERM", &runner.id().to_string()])
         .status()
@@ -76,9 +91,10 @@ fn sigterm_stops_every_child_and_removes_the_pid_file() {
     let _ = std::fs::remove_dir_all(work);
 }
 
+/// With the store: three etcd members, origins and nodes; `clean` kills the etcd members too.
 #[test]
 fn clean_kills_the_children_of_a_sigkilled_runner() {
-    let Some((mut runner, work, bin)) = start_runner("clean") else {
+    let Some((mut runner, work, bin)) = start_runner("clean", &[], 9) else {
         return;
     };
     let pid_file = work.join("pids");

@@ -1,4 +1,4 @@
-//! Network mode: runs only as root where `ip netns add` works and the binaries are built, and says so plainly when skipped.
+//! Network mode: the store's members in the router namespaces, a region down and back, the service address rerouted; runs only as root where `ip netns add` works and the binaries are built, and says so plainly when skipped.
 
 mod common;
 
@@ -6,6 +6,7 @@ use common::*;
 use portico_sim::launch::alive;
 use portico_sim::{Launch, SimOptions, Simulation, Topology, netns};
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn launch() -> Option<(Launch, PathBuf)> {
@@ -38,6 +39,7 @@ fn network_mode_prefers_local_origins_reroutes_the_service_address_and_cleans_up
         launch,
         work_dir: Some(work.clone()),
         netns: true,
+        no_store: false,
     };
     let mut sim =
         Simulation::start(Topology::parse(TOPOLOGY).expect("valid"), &options).expect("starts");
@@ -60,6 +62,47 @@ fn network_mode_prefers_local_origins_reroutes_the_service_address_and_cleans_up
         );
         assert_eq!(net.routed_to(r), Some(r));
     }
+    // The store: each region's etcd member in its router namespace, on its router address.
+    let url = sim.store_url().expect("a store").clone();
+    for (r, pid) in sim.etcd_pids().into_iter().enumerate() {
+        let pid = pid.expect("member runs");
+        let ns = Command::new("ip")
+            .args(["netns", "identify", &pid.to_string()])
+            .output()
+            .expect("ip netns identify");
+        assert_eq!(String::from_utf8_lossy(&ns.stdout).trim(), net.routers[r]);
+        assert_eq!(url.endpoints[r], format!("{}:2379", netns::home(r)));
+    }
+    let v0 = portico_core::config::fingerprint(&sim.config);
+    for i in 0..3 {
+        let s = sim.status(i).expect("/status");
+        let own = sim.node_store_url(i).expect("a store");
+        assert_eq!(s["config_source"], format!("etcd:{own}").as_str());
+        assert_eq!(s["config_version"], v0.as_str());
+    }
+    // A region down (node, origin, member in their namespaces) and back, a push in between.
+    let report = sim.region_down("ap-south").expect("down");
+    assert!(
+        report.contains("etcd member ap-south: SIGKILLed"),
+        "{report}"
+    );
+    let v1 = sim
+        .push_config(&with_weight(&sim.config.clone(), "web-eu", 7))
+        .expect("a quorum of two");
+    eventually("us and eu run v1", Duration::from_secs(15), || {
+        versions(&sim)[..2] == [Some(v1.clone()), Some(v1.clone())]
+    });
+    let report = sim.region_up("ap-south").expect("up");
+    assert!(
+        report.contains(&format!("runs config {v1} from the store")),
+        "{report}"
+    );
+    eventually(
+        "ap-south clients served in ap-south again",
+        Duration::from_secs(15),
+        || served_from(sim.entries[2]).as_deref() == Some("ap-south"),
+    );
+
     let pids = sim.child_pids();
     let killed = Instant::now();
     sim.kill_node(0);

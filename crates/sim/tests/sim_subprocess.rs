@@ -1,38 +1,30 @@
-//! The same simulation with `portico` and `portico-origin` as child processes: preferences, a SIGKILLed node's clients moving, and nothing left running after stop.
+//! The same simulation with `portico`, `portico-origin` and etcd as child processes: preferences, a SIGKILLed node's clients moving, and nothing left running after stop.
 
 mod common;
 
 use common::*;
-use portico_sim::{Launch, SimOptions, Simulation, Topology};
-use std::path::PathBuf;
+use portico_sim::{SimOptions, Simulation, Topology};
 use std::time::{Duration, Instant};
 
 #[test]
 fn child_processes_prefer_their_region_move_on_sigkill_and_stop_cleanly() {
-    let dir = PathBuf::from(env!("CARGO_BIN_EXE_portico-sim"))
-        .parent()
-        .expect("target dir")
-        .to_path_buf();
-    let Some(launch) = Launch::in_dir(&dir) else {
-        eprintln!(
-            "SKIPPED: no portico and portico-origin binaries in {} (cargo build --workspace --bins first)",
-            dir.display()
-        );
+    let Some(launch) = subprocess_launch() else {
         return;
     };
-    let work = dir.join(format!("sim-test-{}", std::process::id()));
+    let work = work_dir("subprocess");
     let options = SimOptions {
         base_port: None,
         launch,
         work_dir: Some(work.clone()),
         netns: false,
+        no_store: false,
     };
     let mut sim =
         Simulation::start(Topology::parse(TOPOLOGY).expect("valid"), &options).expect("starts");
     let config = std::fs::read_to_string(work.join("portico.json")).expect("config written");
     portico_core::config::parse(&config).expect("the written config is valid");
     let pids = sim.child_pids();
-    assert_eq!(pids.len(), 6);
+    assert_eq!(pids.len(), 9, "three origins, nodes and etcd members");
     for (i, want) in ["web-us", "web-eu", "web-ap"].iter().enumerate() {
         eventually(
             &format!("node {i} prefers {want}"),

@@ -1,11 +1,12 @@
-//! Shared by the simulation tests: a small fast topology and polling helpers.
+//! Shared by the simulation tests: a small fast topology, the built binaries, polling helpers.
 
 // Each test lives in its own file (its own process): a second in-process simulation in one
 // process does not bring up its first node's proxy listener.
 #![allow(dead_code)]
 
-use portico_sim::{SimOptions, Simulation, Topology};
+use portico_sim::{Launch, SimOptions, Simulation, Topology};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub const TOPOLOGY: &str = r#"{
@@ -29,6 +30,53 @@ pub fn start() -> Simulation {
         &SimOptions::default(),
     )
     .expect("starts")
+}
+
+/// The directory of the built binaries (`target/debug`), where `portico-sim` is.
+pub fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_portico-sim"))
+        .parent()
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// Child-process launch from [`bin_dir`], or `None` (said plainly) when `portico` and
+/// `portico-origin` are not built there.
+pub fn subprocess_launch() -> Option<Launch> {
+    let dir = bin_dir();
+    let launch = Launch::in_dir(&dir);
+    if launch.is_none() {
+        eprintln!(
+            "SKIPPED: no portico and portico-origin binaries in {} (cargo build --workspace --bins first)",
+            dir.display()
+        );
+    }
+    launch
+}
+
+/// A fresh work directory under `target/debug` for one test.
+pub fn work_dir(tag: &str) -> PathBuf {
+    let w = bin_dir().join(format!("sim-{tag}-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&w);
+    w
+}
+
+/// Every node's running config version, `None` for a node that does not answer.
+pub fn versions(sim: &Simulation) -> Vec<Option<String>> {
+    (0..sim.nodes.len()).map(|i| sim.node_version(i)).collect()
+}
+
+/// The shared document with origin `origin`'s weight set to `weight`.
+pub fn with_weight(config: &str, origin: &str, weight: u32) -> String {
+    let mut doc: serde_json::Value = serde_json::from_str(config).expect("the config is JSON");
+    let o = doc["pools"][0]["origins"]
+        .as_array_mut()
+        .expect("origins")
+        .iter_mut()
+        .find(|o| o["name"] == origin)
+        .unwrap_or_else(|| panic!("no origin {origin} in the config"));
+    o["weight"] = weight.into();
+    serde_json::to_string_pretty(&doc).expect("serializes") + "\n"
 }
 
 pub fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {

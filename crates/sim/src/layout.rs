@@ -1,0 +1,147 @@
+//! Where everything of a run listens: loopback ports from `--base-port` (or free ones), or network mode's namespace addresses.
+
+use crate::netns;
+use crate::topology::Topology;
+use anyhow::{Context, Result};
+use std::net::{SocketAddr, TcpListener};
+
+/// Loopback addresses of one run: `127.0.0.1:BASE+offset`, or free ports chosen at random below
+/// the ephemeral range. Those are held (listening) until every address of the run is chosen, so
+/// no two are the same.
+struct Ports {
+    base: Option<u16>,
+    held: Vec<TcpListener>,
+}
+
+impl Ports {
+    fn addr(&mut self, offset: usize) -> Result<SocketAddr> {
+        match self.base {
+            Some(b) => {
+                let port = u16::try_from(usize::from(b) + offset)
+                    .context("--base-port too high for this many regions, nodes and origins")?;
+                Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+            }
+            None => {
+                // Below the ephemeral range, so no outgoing connection of any process (the
+                // nodes' probes, the clients) can take the port before its listener is up.
+                let low = ephemeral_low();
+                if low > 11_000 {
+                    for _ in 0..500 {
+                        let port = fastrand::u16(10_000..low);
+                        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+                            self.held.push(l);
+                            return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+                        }
+                    }
+                }
+                let l = TcpListener::bind("127.0.0.1:0")?;
+                let a = l.local_addr()?;
+                self.held.push(l);
+                Ok(a)
+            }
+        }
+    }
+}
+
+/// First port of the kernel's ephemeral range (`net.ipv4.ip_local_port_range`).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// Where everything of a run listens (the same layout in both launch modes).
+pub(crate) struct Layout {
+    /// Each origin's listener and control listener.
+    pub(crate) origins: Vec<(SocketAddr, SocketAddr)>,
+    /// Each edge node's proxy and admin listener.
+    pub(crate) nodes: Vec<(SocketAddr, SocketAddr)>,
+    /// Each region's entry (loopback mode; network mode's are in [`Netns::entries`]).
+    pub(crate) entries: Vec<SocketAddr>,
+    /// Each region's etcd member: client and peer listener.
+    pub(crate) etcd: Vec<(SocketAddr, SocketAddr)>,
+}
+
+impl Layout {
+    /// Loopback mode: entries at BASE.., nodes at BASE+10.., admins at BASE+20.., origins at
+    /// BASE+30.., origin controls at BASE+40.., etcd clients at BASE+50.., etcd peers at
+    /// BASE+60.. (or system-chosen ports).
+    pub(crate) fn loopback(t: &Topology, base: Option<u16>) -> Result<Layout> {
+        let mut p = Ports {
+            base,
+            held: Vec::new(),
+        };
+        let origins = (0..t.origins().len())
+            .map(|k| Ok((p.addr(30 + k)?, p.addr(40 + k)?)))
+            .collect::<Result<_>>()?;
+        let nodes = (0..t.edge_nodes().len())
+            .map(|j| Ok((p.addr(10 + j)?, p.addr(20 + j)?)))
+            .collect::<Result<_>>()?;
+        let entries = (0..t.regions.len())
+            .map(|r| p.addr(r))
+            .collect::<Result<_>>()?;
+        let etcd = (0..t.regions.len())
+            .map(|r| Ok((p.addr(50 + r)?, p.addr(60 + r)?)))
+            .collect::<Result<_>>()?;
+        Ok(Layout {
+            origins,
+            nodes,
+            entries,
+            etcd,
+        })
+    }
+
+    /// Network mode: origins and etcd members on their router's address, every node's proxy
+    /// on the service address inside its namespace, its admin on its own address.
+    pub(crate) fn netns(t: &Topology) -> Layout {
+        Layout {
+            origins: t
+                .origins()
+                .iter()
+                .enumerate()
+                .map(|(k, (r, _))| {
+                    (
+                        SocketAddr::from((netns::home(*r), 9001 + k as u16)),
+                        SocketAddr::from((netns::home(*r), 9101 + k as u16)),
+                    )
+                })
+                .collect(),
+            nodes: t
+                .edge_nodes()
+                .iter()
+                .enumerate()
+                .map(|(j, (r, _))| {
+                    (
+                        SocketAddr::from((netns::SERVICE, netns::SERVICE_PORT)),
+                        SocketAddr::from((netns::node_addr(*r, j), 9901)),
+                    )
+                })
+                .collect(),
+            entries: Vec::new(),
+            etcd: (0..t.regions.len())
+                .map(|r| {
+                    (
+                        SocketAddr::from((netns::home(r), 2379)),
+                        SocketAddr::from((netns::home(r), 2380)),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loopback_layout_gives_each_region_an_etcd_member_after_the_origins() {
+        let t = Topology::parse(include_str!("../../../deploy/sim/topology.json")).expect("valid");
+        let l = Layout::loopback(&t, Some(8100)).unwrap();
+        let ports: Vec<(u16, u16)> = l.etcd.iter().map(|(c, p)| (c.port(), p.port())).collect();
+        assert_eq!(ports, [(8150, 8160), (8151, 8161), (8152, 8162)]);
+        let n = Layout::netns(&t);
+        assert_eq!(n.etcd[2].0, SocketAddr::from((netns::home(2), 2379)));
+    }
+}
