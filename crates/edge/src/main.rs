@@ -59,6 +59,8 @@ enum Command {
     /// The config document in the store that every node follows.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print the JSON Schema of the config document (committed as conf/portico.schema.json).
+    Schema,
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,6 +108,10 @@ fn main() -> ExitCode {
     .init();
     let result = match cli.command {
         Some(Command::Config(ref cmd)) => config_command(cmd, cli.store.as_deref()),
+        Some(Command::Schema) => {
+            print!("{}", portico_core::config::schema_json());
+            Ok(ExitCode::SUCCESS)
+        }
         None => run(cli),
     };
     match result {

@@ -3,10 +3,12 @@
 mod error;
 mod model;
 pub mod raw;
+mod schema;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
+pub use schema::{SCHEMA_ID, schema, schema_json};
 pub use validate::{
     MAX_ORIGINS_PER_POOL, Overrides, fingerprint, host_pattern, is_host_port, parse, parse_with,
     path_pattern,

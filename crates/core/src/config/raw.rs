@@ -4,6 +4,11 @@
 //! path instead of stopping at the first. [`deserialize_collecting`] reports every type error
 //! and unknown key, not just the first.
 
+use super::schema::{
+    ExpectedStatus, HOST_HEADER_PATTERN, HOST_PATTERN_PATTERN, HOST_PORT_PATTERN, LISTEN_PATTERN,
+    NAME_PATTERN, NOT_BLANK_PATTERN, PATH_PATTERN_PATTERN, PROBE_PATH_PATTERN,
+};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -66,45 +71,66 @@ fn remove_key(root: &mut Value, path: &[Segment]) -> bool {
     }
 }
 
-/// The whole configuration document.
-#[derive(Debug, Deserialize)]
+/// A Portico configuration document: this node's settings, the pools of origins and the routes
+/// from Host and path to a pool. One document serves every node of every region.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Config")]
 pub struct RawConfig {
-    /// Settings of this node; every field can be overridden on the command line.
+    /// The JSON Schema of this document, for editors: a path to `conf/portico.schema.json` (what
+    /// `portico schema` prints) or its `$id` URL. Portico ignores it.
+    #[serde(rename = "$schema")]
+    pub schema: Option<String>,
+    /// Settings of this node; `region`, `listen` and `admin_listen` can be overridden on the
+    /// command line (`--region`, `--listen`, `--admin-listen`).
     pub node: Option<RawNode>,
-    /// Backend pools.
+    /// Backend pools: sets of origins serving the same content (at least one).
+    #[schemars(required, length(min = 1))]
     pub pools: Option<Vec<RawPool>>,
-    /// Routes from Host and path to a pool.
+    /// Routes from Host and path to a pool (at least one).
+    #[schemars(required, length(min = 1))]
     pub routes: Option<Vec<RawRoute>>,
 }
 
 /// `node`: where this edge node listens and what it calls itself.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Node")]
 pub struct RawNode {
-    /// Region name, sent to origins and used in `Via` (default `local`).
+    /// Region name, `[a-z0-9_-]+`, sent to origins and used in `Via` (default `local`).
+    #[schemars(pattern(NAME_PATTERN), extend("default" = "local"))]
     pub region: Option<String>,
     /// Proxy listener, `IP:PORT` (default `0.0.0.0:8080`).
+    #[schemars(pattern(LISTEN_PATTERN), extend("default" = "0.0.0.0:8080"))]
     pub listen: Option<String>,
-    /// Admin listener for `/metrics`, `/healthz`, `/status` (default `127.0.0.1:9901`).
+    /// Admin listener for `/metrics`, `/healthz`, `/status`, `IP:PORT`, not the proxy
+    /// listener's (default `127.0.0.1:9901`).
+    #[schemars(pattern(LISTEN_PATTERN), extend("default" = "127.0.0.1:9901"))]
     pub admin_listen: Option<String>,
-    /// Worker threads of the proxy (default 1).
+    /// Worker threads of the proxy, 1–64 (default 1).
+    #[schemars(range(min = 1, max = 64), extend("default" = 1))]
     pub threads: Option<i64>,
-    /// How long a node keeps serving after SIGTERM with `/healthz` at 503 (default 0 ms).
+    /// How long a node keeps serving after SIGTERM with `/healthz` at 503, 0–600000 ms
+    /// (default 0).
+    #[schemars(range(min = 0, max = 600_000), extend("default" = 0))]
     pub drain_ms: Option<i64>,
     /// File holding the bearer token that `PUT /config` needs (default: the environment
     /// variable `PORTICO_ADMIN_TOKEN`; with neither, admin writes are disabled).
+    #[schemars(pattern(NOT_BLANK_PATTERN))]
     pub admin_token_file: Option<String>,
     /// Access log: `null` (off, the default), `"stdout"`, or a file path. One JSON object per
     /// line per request; a file is reopened on SIGUSR1.
+    #[schemars(pattern(NOT_BLANK_PATTERN))]
     pub access_log: Option<String>,
 }
 
 /// `pools[]`: a set of origins serving the same content.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Pool")]
 pub struct RawPool {
     /// Pool name, `[a-z0-9_-]+`, unique.
+    #[schemars(required, pattern(NAME_PATTERN))]
     pub name: Option<String>,
     /// Active health probe sent by every node to every origin.
     pub health_probe: Option<RawProbe>,
@@ -114,51 +140,72 @@ pub struct RawPool {
     pub timeouts: Option<RawTimeouts>,
     /// Retries and passive ejection.
     pub failover: Option<RawFailover>,
-    /// The origins of the pool.
+    /// The origins of the pool: at least one, at most 64.
+    #[schemars(required, length(min = 1, max = crate::config::MAX_ORIGINS_PER_POOL))]
     pub origins: Option<Vec<RawOrigin>>,
 }
 
-/// `pools[].health_probe`.
-#[derive(Debug, Deserialize)]
+/// `pools[].health_probe`: the request each node sends to each origin to check it.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "HealthProbe")]
 pub struct RawProbe {
-    /// Request path of the probe (default `/`).
+    /// Request path of the probe, starting with `/` (default `/`).
+    #[schemars(pattern(PROBE_PATH_PATTERN), extend("default" = "/"))]
     pub path: Option<String>,
     /// `GET` or `HEAD` (default `HEAD`).
+    #[schemars(extend("enum" = ["GET", "HEAD", null], "default" = "HEAD"))]
     pub method: Option<String>,
-    /// Time between probes of one origin (default 5000).
+    /// Time between probes of one origin, 10–3600000 ms (default 5000).
+    #[schemars(range(min = 10, max = 3_600_000), extend("default" = 5000))]
     pub interval_ms: Option<i64>,
-    /// Time a probe may take, less than the interval (default 2000).
+    /// Time a probe may take, 1–3600000 ms and less than `interval_ms` (default 2000).
+    #[schemars(range(min = 1, max = 3_600_000), extend("default" = 2000))]
     pub timeout_ms: Option<i64>,
     /// Statuses that count as success: integers and `"LO-HI"` ranges (default `[200]`).
+    #[schemars(
+        with = "Option<Vec<ExpectedStatus>>",
+        length(min = 1),
+        extend("default" = [200])
+    )]
     pub expected_status: Option<Vec<Value>>,
 }
 
-/// `pools[].load_balancing`.
-#[derive(Debug, Deserialize)]
+/// `pools[].load_balancing`: the health window and the latency band.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "LoadBalancing")]
 pub struct RawLoadBalancing {
-    /// How many recent probes form the health window (default 4).
+    /// How many recent probes form the health window, 1–100 (default 4).
+    #[schemars(range(min = 1, max = 100), extend("default" = 4))]
     pub sample_size: Option<i64>,
-    /// How many of them must succeed for the origin to be healthy (default 3).
+    /// How many of them must succeed for the origin to be healthy, 1–100 and at most
+    /// `sample_size` (default 3).
+    #[schemars(range(min = 1, max = 100), extend("default" = 3))]
     pub successful_samples_required: Option<i64>,
-    /// Origins within this many ms of the fastest share traffic by weight (default 50).
+    /// Origins within this many ms of the fastest share traffic by weight, 0–3600000
+    /// (default 50).
+    #[schemars(range(min = 0, max = 3_600_000), extend("default" = 50))]
     pub latency_sensitivity_ms: Option<i64>,
 }
 
-/// `pools[].timeouts`.
-#[derive(Debug, Deserialize)]
+/// `pools[].timeouts`: how long to wait for origins.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Timeouts")]
 pub struct RawTimeouts {
-    /// TCP connect timeout to an origin (default 1000).
+    /// TCP connect timeout to an origin, 1–600000 ms (default 1000).
+    #[schemars(range(min = 1, max = 600_000), extend("default" = 1000))]
     pub connect_ms: Option<i64>,
-    /// Longest wait for each read of the origin's response (default 30000).
+    /// Longest wait for each read of the origin's response, 1–3600000 ms (default 30000).
+    #[schemars(range(min = 1, max = 3_600_000), extend("default" = 30_000))]
     pub response_ms: Option<i64>,
 }
 
-/// `pools[].failover`.
-#[derive(Debug, Deserialize)]
+/// `pools[].failover`: retries on other origins and passive ejection.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Failover")]
 pub struct RawFailover {
     /// Retrying a failed request on another origin.
     pub retries: Option<RawRetries>,
@@ -166,68 +213,98 @@ pub struct RawFailover {
     pub ejection: Option<RawEjection>,
 }
 
-/// `pools[].failover.retries`.
-#[derive(Debug, Deserialize)]
+/// `pools[].failover.retries`: retrying a failed request on another origin, within a budget.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Retries")]
 pub struct RawRetries {
     /// Whether failed requests are retried at all (default true).
+    #[schemars(extend("default" = true))]
     pub enabled: Option<bool>,
-    /// Attempts per request, the first one included (default 3).
+    /// Attempts per request, the first one included, 1–10 (default 3).
+    #[schemars(range(min = 1, max = 10), extend("default" = 3))]
     pub max_attempts: Option<i64>,
-    /// Retries allowed as a percentage of recent requests (default 20).
+    /// Retries allowed as a percentage of recent requests, 0–100 (default 20).
+    #[schemars(range(min = 0, max = 100), extend("default" = 20))]
     pub budget_percent: Option<i64>,
-    /// Retries always allowed per second of the budget window, whatever the traffic (default 10).
+    /// Retries always allowed per second of the budget window, whatever the traffic, 0–100000
+    /// (default 10).
+    #[schemars(range(min = 0, max = 100_000), extend("default" = 10))]
     pub budget_min_per_second: Option<i64>,
-    /// How far back the budget counts requests and retries (default 10000).
+    /// How far back the budget counts requests and retries, 100–600000 ms (default 10000).
+    #[schemars(range(min = 100, max = 600_000), extend("default" = 10_000))]
     pub budget_window_ms: Option<i64>,
 }
 
-/// `pools[].failover.ejection`.
-#[derive(Debug, Deserialize)]
+/// `pools[].failover.ejection`: taking an origin out after consecutive live failures.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Ejection")]
 pub struct RawEjection {
     /// Whether live failures eject origins at all (default true).
+    #[schemars(extend("default" = true))]
     pub enabled: Option<bool>,
-    /// Consecutive failed requests that eject an origin (default 5).
+    /// Consecutive failed requests that eject an origin, 1–100000 (default 5).
+    #[schemars(range(min = 1, max = 100_000), extend("default" = 5))]
     pub consecutive_failures: Option<i64>,
-    /// First ejection time; the n-th ejection lasts n times this (default 10000).
+    /// First ejection time; the n-th ejection lasts n times this, 1–3600000 ms
+    /// (default 10000).
+    #[schemars(range(min = 1, max = 3_600_000), extend("default" = 10_000))]
     pub base_ejection_ms: Option<i64>,
-    /// Longest ejection time (default 300000).
+    /// Longest ejection time, 1–86400000 ms and at least `base_ejection_ms` (default 300000).
+    #[schemars(range(min = 1, max = 86_400_000), extend("default" = 300_000))]
     pub max_ejection_ms: Option<i64>,
-    /// Largest share of a pool's enabled origins ejected at once; one may always go (default 50).
+    /// Largest share of a pool's enabled origins ejected at once, 0–100 %; one may always go
+    /// (default 50).
+    #[schemars(range(min = 0, max = 100), extend("default" = 50))]
     pub max_ejected_percent: Option<i64>,
 }
 
-/// `pools[].origins[]`.
-#[derive(Debug, Deserialize)]
+/// `pools[].origins[]`: one server of the pool.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Origin")]
 pub struct RawOrigin {
     /// Origin name, `[a-z0-9_-]+`, unique in its pool.
+    #[schemars(required, pattern(NAME_PATTERN))]
     pub name: Option<String>,
-    /// `HOST:PORT`.
+    /// `HOST:PORT`: a DNS name, an IPv4 address or a bracketed IPv6 address, and a port;
+    /// unique in its pool.
+    #[schemars(required, pattern(HOST_PORT_PATTERN))]
     pub address: Option<String>,
     /// 1–5, lower wins (default 1).
+    #[schemars(range(min = 1, max = 5), extend("default" = 1))]
     pub priority: Option<i64>,
     /// 1–1000, share of traffic among equals (default 50).
+    #[schemars(range(min = 1, max = 1000), extend("default" = 50))]
     pub weight: Option<i64>,
     /// Disabled origins are neither probed nor selected (default true).
+    #[schemars(extend("default" = true))]
     pub enabled: Option<bool>,
-    /// Where the origin lives; informational (default none).
+    /// Where the origin lives, `[a-z0-9_-]+`; informational (default none).
+    #[schemars(pattern(NAME_PATTERN))]
     pub region: Option<String>,
     /// Host header sent to this origin instead of the client's (default none).
+    #[schemars(pattern(HOST_HEADER_PATTERN))]
     pub host_header: Option<String>,
 }
 
-/// `routes[]`.
-#[derive(Debug, Deserialize)]
+/// `routes[]`: which pool serves which hosts and paths.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Route")]
 pub struct RawRoute {
     /// Route name, `[a-z0-9_-]+`, unique.
+    #[schemars(required, pattern(NAME_PATTERN))]
     pub name: Option<String>,
-    /// Host patterns: exact, `*.suffix` or `*` (default `["*"]`).
+    /// Host patterns: exact (`api.example.com`), `*.suffix` or `*`; the port is not part of
+    /// it (default `["*"]`).
+    #[schemars(length(min = 1), inner(pattern(HOST_PATTERN_PATTERN)), extend("default" = ["*"]))]
     pub hosts: Option<Vec<String>>,
-    /// Path patterns: exact or prefix ending in `/*` (default `["/*"]`).
+    /// Path patterns: exact (`/health`) or prefix ending in `/*` (`/api/*`) (default `["/*"]`).
+    #[schemars(length(min = 1), inner(pattern(PATH_PATTERN_PATTERN)), extend("default" = ["/*"]))]
     pub paths: Option<Vec<String>>,
     /// Name of the pool that serves the route.
+    #[schemars(required, pattern(NAME_PATTERN))]
     pub pool: Option<String>,
 }

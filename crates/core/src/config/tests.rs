@@ -270,7 +270,7 @@ fn overrides_replace_node_fields_and_are_validated_by_flag_name() {
         e.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
         vec![
             r#"--region: "EU West" is not a valid region: use lower-case letters, digits, '_' and '-'"#,
-            r#"node.admin_listen: "127.0.0.1:9901" is also the proxy listener; use another port"#,
+            r#"node.admin_listen: "127.0.0.1:9901" is the proxy listener's socket ("127.0.0.1:9901"); use another port"#,
         ]
     );
 }
