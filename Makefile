@@ -62,14 +62,15 @@ sim-clean:
 	@if [ -x target/release/portico-sim ]; then target/release/portico-sim clean; \
 	else $(CARGO) run --release -q -p portico-sim -- clean; fi
 
-# Real tools the tests drive: Prometheus (promtool and the server), BIRD 2 (config check),
-# Chromium (the status page), systemd-analyze (the unit file).
+# Real tools the tests drive: Prometheus (promtool and the server), BIRD 2 (config check and
+# the anycast health check), Chromium (the status page), systemd-analyze (the unit file), curl.
 test-deps:
 	@missing=""; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v bird >/dev/null 2>&1 || [ -x /usr/sbin/bird ] || missing="$$missing bird2"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing:$$missing"; \

@@ -4,6 +4,7 @@ mod access_log;
 mod admin;
 mod decision;
 mod failover;
+mod observability;
 mod probes;
 mod proxying;
 mod reload;

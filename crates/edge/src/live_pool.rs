@@ -130,9 +130,19 @@ impl LivePool {
         }
     }
 
-    /// Sets the per-origin gauges from `state`.
+    /// Sets the per-origin gauges from `state`. A disabled origin exports none: it is neither
+    /// probed nor selected, so it is neither healthy nor down.
     fn publish(&self, origin: &str, state: &OriginState) {
         let pool = self.config.name.as_str();
+        let enabled = self
+            .config
+            .origins
+            .iter()
+            .any(|o| o.name == origin && o.enabled);
+        if !enabled {
+            self.metrics.forget_origin(pool, origin);
+            return;
+        }
         match state.latency {
             Some(l) => self
                 .metrics
@@ -146,15 +156,10 @@ impl LivePool {
                     .remove_label_values(&[pool, origin]);
             }
         }
-        let enabled = self
-            .config
-            .origins
-            .iter()
-            .any(|o| o.name == origin && o.enabled);
         self.metrics
             .origin_healthy
             .with_label_values(&[pool, origin])
-            .set(i64::from(enabled && state.healthy));
+            .set(i64::from(state.healthy));
         self.metrics
             .origin_ejected
             .with_label_values(&[pool, origin])
