@@ -263,3 +263,54 @@ async fn nothing_left_to_try_is_a_502_and_a_response_timeout_a_504() {
     assert_eq!(r.status, 504, "{}", r.text());
     assert!(r.text().starts_with("504 Gateway Timeout"), "{}", r.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_are_kept_only_from_trusted_proxies() {
+    let o = origin("o").await;
+    let spoofed = [
+        ("host", "shop.example.com"),
+        ("x-forwarded-host", "evil.example"),
+        ("x-forwarded-proto", "https"),
+        ("x-portico-region", "mars"),
+        ("x-portico-health-probe", "1"),
+    ];
+    // Anyone: replaced by Portico's own values; the probe marker never passes.
+    let node = TestNode::start(&one_pool(&[origin_json("o", o.addr(), "")], "")).await;
+    let r = node
+        .http
+        .request(
+            Method::GET,
+            &format!("{}/", node.url),
+            &spoofed,
+            Bytes::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let seen = last_request(&o);
+    assert_eq!(header(&seen, "x-forwarded-host"), Some("shop.example.com"));
+    assert_eq!(header(&seen, "x-forwarded-proto"), Some("http"));
+    assert_eq!(header(&seen, "x-portico-region"), Some("local"));
+    assert_eq!(header(&seen, "x-portico-health-probe"), None);
+    // A trusted proxy (this test's loopback address): its forwarding headers are kept.
+    let trusting = one_pool(&[origin_json("o", o.addr(), "")], "").replacen(
+        '{',
+        r#"{"node": {"trusted_proxies": ["127.0.0.0/8"]},"#,
+        1,
+    );
+    let node = TestNode::start(&trusting).await;
+    node.http
+        .request(
+            Method::GET,
+            &format!("{}/", node.url),
+            &spoofed,
+            Bytes::new(),
+        )
+        .await
+        .unwrap();
+    let seen = last_request(&o);
+    assert_eq!(header(&seen, "x-forwarded-host"), Some("evil.example"));
+    assert_eq!(header(&seen, "x-forwarded-proto"), Some("https"));
+    assert_eq!(header(&seen, "x-portico-region"), Some("mars"));
+    assert_eq!(header(&seen, "x-portico-health-probe"), None);
+}

@@ -43,6 +43,8 @@ pub struct RequestCtx {
     answered: bool,
     /// The decision trace, when the client asked for one and may see it.
     trace: Option<Box<Trace>>,
+    /// Whether the client is in `node.trusted_proxies` (its forwarding headers are kept).
+    trusted_proxy: bool,
     /// Status sent to the client (0 if none).
     status: u16,
 }
@@ -133,11 +135,6 @@ impl EdgeProxy {
         retry
     }
 
-    /// Whether a client at `ip` may ask for the decision trace: loopback, or a trusted proxy.
-    fn may_debug(&self, _snapshot: &Snapshot, ip: std::net::IpAddr) -> bool {
-        ip.is_loopback()
-    }
-
     fn labels(ctx: &RequestCtx) -> (&str, &str, &str) {
         let Some(route) = ctx.route else {
             return ("", "", "");
@@ -179,6 +176,7 @@ impl ProxyHttp for EdgeProxy {
             current: None,
             answered: false,
             trace: None,
+            trusted_proxy: false,
             status: 0,
         }
     }
@@ -191,11 +189,15 @@ impl ProxyHttp for EdgeProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
         ctx.request_id = request_id_value(req);
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let trusted = &ctx.snapshot.config.node.trusted_proxies;
+        ctx.trusted_proxy =
+            !trusted.is_empty() && client.is_some_and(|ip| trusted.iter().any(|n| n.contains(ip)));
         if req.headers.get(DEBUG_HEADER).is_some_and(|v| v == "1")
-            && session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .is_some_and(|a| self.may_debug(&ctx.snapshot, a.ip()))
+            && (ctx.trusted_proxy || client.is_some_and(|ip| ip.is_loopback()))
         {
             ctx.trace = Some(Box::default());
         }
@@ -280,8 +282,14 @@ impl ProxyHttp for EdgeProxy {
             );
             upstream.insert_header("X-Forwarded-For", xff)?;
         }
-        upstream.insert_header("X-Forwarded-Proto", HeaderValue::from_static("http"))?;
-        if !upstream.headers.contains_key("x-forwarded-host") {
+        // The health probe marker is Portico's own: a client may not pose as a probe.
+        upstream.remove_header("x-portico-health-probe");
+        // A trusted proxy's forwarding headers are kept; anyone else's are replaced.
+        let trusted = ctx.trusted_proxy;
+        if !(trusted && upstream.headers.contains_key("x-forwarded-proto")) {
+            upstream.insert_header("X-Forwarded-Proto", HeaderValue::from_static("http"))?;
+        }
+        if !(trusted && upstream.headers.contains_key("x-forwarded-host")) {
             let req = session.req_header();
             // The Host header as sent (shared, not copied), else the URI's authority.
             let host = match req.headers.get(http::header::HOST) {
@@ -316,7 +324,9 @@ impl ProxyHttp for EdgeProxy {
             }
         };
         upstream.insert_header("Via", via)?;
-        upstream.insert_header("X-Portico-Region", ctx.snapshot.region_value.clone())?;
+        if !(trusted && upstream.headers.contains_key("x-portico-region")) {
+            upstream.insert_header("X-Portico-Region", ctx.snapshot.region_value.clone())?;
+        }
         upstream.insert_header("X-Request-Id", ctx.request_id.clone())?;
         if let (Some(route), Some(idx)) = (ctx.route, ctx.current) {
             if let Some(host) = &ctx.snapshot.route_pool(route).origins[idx].host_header {

@@ -32,6 +32,8 @@ pub struct NodeConfig {
     pub admin_token_file: Option<String>,
     /// Where the access log goes.
     pub access_log: AccessLogTarget,
+    /// Networks whose forwarding headers are kept.
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
 }
 
 /// `node.access_log`.

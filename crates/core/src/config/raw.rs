@@ -122,6 +122,10 @@ pub struct RawNode {
     /// line per request; a file is reopened on SIGUSR1.
     #[schemars(pattern(NOT_BLANK_PATTERN))]
     pub access_log: Option<String>,
+    /// Networks (`10.0.0.0/8`, `2001:db8::/32` or one address) whose `X-Forwarded-Host`,
+    /// `X-Forwarded-Proto` and `X-Portico-Region` are kept, and that may ask for the decision
+    /// trace (`X-Portico-Debug: 1`; loopback always may). Default: none.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// `pools[]`: a set of origins serving the same content.

@@ -114,7 +114,7 @@ fn every_error_is_reported_at_once_with_its_path() {
     assert_eq!(
         errors(text),
         vec![
-            r#"node.colour: unknown field `colour`, expected one of `region`, `listen`, `admin_listen`, `threads`, `drain_ms`, `admin_token_file`, `access_log`"#,
+            r#"node.colour: unknown field `colour`, expected one of `region`, `listen`, `admin_listen`, `threads`, `drain_ms`, `admin_token_file`, `access_log`, `trusted_proxies`"#,
             r#"node.listen: "nope" is not IP:PORT"#,
             r#"node.region: "EU" is not a valid region: use lower-case letters, digits, '_' and '-'"#,
             r#"node.threads: must be between 1 and 64, got 0"#,
@@ -383,4 +383,23 @@ fn listeners_naming_one_socket_two_ways_are_rejected() {
     }
     assert!(parse(&with("127.0.0.1:9000", "127.0.0.2:9000")).is_ok());
     assert!(parse(&with("0.0.0.0:9000", "127.0.0.1:9001")).is_ok());
+}
+
+#[test]
+fn trusted_proxies_are_networks_each_checked_by_path() {
+    let text = MINIMAL.replacen(
+        '{',
+        r#"{"node": {"trusted_proxies": ["10.0.0.0/8", "192.0.2.1", "10.1.0.0/8", "x"]},"#,
+        1,
+    );
+    let e = errors(&text);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].starts_with("node.trusted_proxies[2]: "), "{e:?}");
+    assert!(e[1].starts_with("node.trusted_proxies[3]: "), "{e:?}");
+    let ok = MINIMAL.replacen(
+        '{',
+        r#"{"node": {"trusted_proxies": ["10.0.0.0/8", "::1"]},"#,
+        1,
+    );
+    assert_eq!(parse(&ok).unwrap().node.trusted_proxies.len(), 2);
 }

@@ -258,6 +258,18 @@ fn validate_node(c: &mut Collector, parsed: Option<&RawNode>, o: &Overrides) -> 
         }
         Some(f) => AccessLogTarget::File(f.to_string()),
     };
+    let mut trusted_proxies = Vec::new();
+    for (i, net) in parsed
+        .and_then(|n| n.trusted_proxies.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        match crate::cidr::Cidr::parse(net) {
+            Ok(c) => trusted_proxies.push(c),
+            Err(e) => c.push(format!("node.trusted_proxies[{i}]"), e),
+        }
+    }
     NodeConfig {
         region,
         listen,
@@ -266,6 +278,7 @@ fn validate_node(c: &mut Collector, parsed: Option<&RawNode>, o: &Overrides) -> 
         drain: ms(drain),
         admin_token_file,
         access_log,
+        trusted_proxies,
     }
 }
 
