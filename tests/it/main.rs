@@ -8,6 +8,7 @@ mod observability;
 mod probes;
 mod proxying;
 mod reload;
+mod request_rules;
 mod routing;
 mod selection;
 mod status_page;

@@ -113,3 +113,17 @@ impl Http {
             .unwrap_or_else(|e| panic!("GET {url} (Host {host}): {e}"))
     }
 }
+
+/// Sends `request` as raw bytes on a new connection to `addr` (`HOST:PORT`) and reads until
+/// the server closes it (send `Connection: close`) or 10 s pass; returns what came back.
+pub async fn raw(addr: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.write_all(request).await.expect("write the request");
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out));
+    let _ = read.await;
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -6,7 +6,7 @@ pub mod metrics;
 pub mod node;
 pub mod wait;
 
-pub use client::{Http, Resp};
+pub use client::{Http, Resp, raw};
 pub use metrics::Scrape;
 pub use node::{FAST_PROBES, TestNode, free_addr, one_pool, origin, origin_json, origin_with};
 pub use wait::eventually;

@@ -100,12 +100,114 @@ pub fn append_list(existing: Option<&[u8]>, addition: &str) -> Vec<u8> {
     }
 }
 
-/// The request's host: the Host header, or the authority of an absolute URI.
+/// Hop-by-hop headers that never go to the origin (RFC 9110 §7.6.1), besides `Connection` and
+/// whatever it names.
+const HOP_BY_HOP: [&str; 5] = ["keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
+
+/// Whether the request asks for a WebSocket upgrade (`Upgrade: websocket` and `Connection`
+/// naming `upgrade`), which keeps its `Upgrade` and `Connection: upgrade`.
+pub fn is_websocket_upgrade(req: &RequestHeader) -> bool {
+    req.headers
+        .get(http::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+        && connection_tokens(req).any(|t| t.eq_ignore_ascii_case("upgrade"))
+}
+
+fn connection_tokens(req: &RequestHeader) -> impl Iterator<Item = &str> {
+    req.headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes the hop-by-hop headers from a request going to an origin: `Connection` and every
+/// header it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer` and `Upgrade` — except
+/// that a WebSocket upgrade keeps `Upgrade` and `Connection: upgrade`. Costs a few lookups
+/// when the client sent none of them.
+pub fn strip_hop_by_hop(req: &mut RequestHeader) {
+    let websocket = is_websocket_upgrade(req);
+    let named: Vec<String> = connection_tokens(req)
+        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+        .map(|t| t.to_ascii_lowercase())
+        .collect();
+    for name in &named {
+        // `Connection: upgrade` names the Upgrade header a WebSocket keeps.
+        if !(websocket && name == "upgrade") {
+            let _ = req.remove_header(name.as_str());
+        }
+    }
+    for name in HOP_BY_HOP {
+        if !(websocket && name == "upgrade") {
+            let _ = req.remove_header(name);
+        }
+    }
+    if req.headers.contains_key(http::header::CONNECTION) {
+        let _ = req.remove_header("connection");
+        if websocket {
+            let _ = req.insert_header("Connection", "upgrade");
+        }
+    }
+}
+
+/// The request's host: the `Host` header (for an absolute-form target Pingora has already
+/// refused a `Host` that differs from its authority, and [`host_from_target`] fills in a
+/// missing one), else the URI's authority.
 pub fn request_host(req: &RequestHeader) -> Option<&str> {
     req.headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri.authority().map(|a| a.as_str()))
+}
+
+/// The authority of an absolute-form target (`GET http://shop.example.com/x HTTP/1.1`),
+/// which Pingora keeps in the raw target while `uri` holds only the path.
+pub fn absolute_authority(req: &RequestHeader) -> Option<http::uri::Authority> {
+    let raw = req.raw_path();
+    if raw.first().is_none_or(|&b| b == b'/' || b == b'*') {
+        return None;
+    }
+    http::Uri::try_from(raw).ok()?.authority().cloned()
+}
+
+/// Makes an absolute-form target's authority the request's `Host` when it came without one,
+/// so routing, `X-Forwarded-Host` and the origin see the host the client named.
+pub fn host_from_target(req: &mut RequestHeader) -> pingora_error::Result<()> {
+    if req.headers.contains_key(http::header::HOST) {
+        return Ok(());
+    }
+    if let Some(authority) = absolute_authority(req) {
+        req.insert_header("Host", authority.as_str())?;
+    }
+    Ok(())
+}
+
+/// An HTTP/1.1 request must say which host it is for (RFC 9112 §3.2): a `Host` header (after
+/// [`host_from_target`]). HTTP/1.0 may omit it.
+pub fn lacks_required_host(req: &RequestHeader) -> bool {
+    req.version == http::Version::HTTP_11
+        && !req.headers.contains_key(http::header::HOST)
+        && req.uri.authority().is_none()
+}
+
+/// Turns the request going to an origin into origin form: an absolute-form target becomes
+/// its path and query (its authority is the `Host` by now); a request without any host
+/// (HTTP/1.0) gets `fallback`, since it is forwarded as HTTP/1.1.
+pub fn to_origin_form(upstream: &mut RequestHeader, fallback: &str) -> pingora_error::Result<()> {
+    if absolute_authority(upstream).is_some() {
+        let path = upstream
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".to_string());
+        upstream.set_raw_path(path.as_bytes())?;
+    }
+    if !upstream.headers.contains_key(http::header::HOST) {
+        upstream.insert_header("Host", fallback)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -183,6 +285,82 @@ mod tests {
         let v6: IpAddr = "::1".parse().unwrap();
         assert_eq!(append_ip(Some(b"1.1.1.1"), v6), b"1.1.1.1, ::1");
         assert_eq!(append_ip(Some(b""), v6), b"::1");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_stay_on_their_hop() {
+        let mut r = req(&[
+            ("Connection", "close, X-Secret , keep-alive"),
+            ("X-Secret", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Connection", "keep-alive"),
+            ("TE", "trailers"),
+            ("Trailer", "Expires"),
+            ("Upgrade", "h2c"),
+            ("X-Kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut r);
+        let left: Vec<&str> = r.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn a_websocket_upgrade_keeps_its_upgrade() {
+        let mut r = req(&[
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Key", "abc"),
+            ("Keep-Alive", "1"),
+        ]);
+        assert!(is_websocket_upgrade(&r));
+        strip_hop_by_hop(&mut r);
+        assert_eq!(
+            r.headers.get("upgrade").map(|v| v.as_bytes()),
+            Some(&b"websocket"[..])
+        );
+        assert_eq!(
+            r.headers.get("connection").map(|v| v.as_bytes()),
+            Some(&b"upgrade"[..])
+        );
+        assert!(r.headers.get("sec-websocket-key").is_some());
+        assert!(r.headers.get("keep-alive").is_none());
+        assert!(!is_websocket_upgrade(&req(&[("Upgrade", "websocket")])));
+    }
+
+    #[test]
+    fn absolute_form_names_the_host_and_becomes_origin_form() {
+        let mut r =
+            RequestHeader::build("GET", b"http://shop.example.com:8080/a?b=c", None).unwrap();
+        assert_eq!(
+            absolute_authority(&r).map(|a| a.to_string()),
+            Some("shop.example.com:8080".to_string())
+        );
+        assert!(lacks_required_host(&r));
+        host_from_target(&mut r).unwrap();
+        assert!(!lacks_required_host(&r));
+        assert_eq!(request_host(&r), Some("shop.example.com:8080"));
+        to_origin_form(&mut r, "10.0.0.1:80").unwrap();
+        assert_eq!(r.raw_path(), b"/a?b=c");
+        assert_eq!(
+            r.headers.get("host").map(|v| v.as_bytes()),
+            Some(&b"shop.example.com:8080"[..])
+        );
+        assert_eq!(absolute_authority(&req(&[])), None);
+    }
+
+    #[test]
+    fn http_1_1_needs_a_host_and_1_0_gets_one_forwarded() {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        assert!(lacks_required_host(&r));
+        r.set_version(http::Version::HTTP_10);
+        assert!(!lacks_required_host(&r));
+        to_origin_form(&mut r, "10.0.0.1:80").unwrap();
+        assert_eq!(
+            r.headers.get("host").map(|v| v.as_bytes()),
+            Some(&b"10.0.0.1:80"[..])
+        );
+        let with_host = req(&[("Host", "a.example")]);
+        assert!(!lacks_required_host(&with_host));
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 use crate::access_log;
 use crate::decision::{DEBUG_HEADER, DECISION_HEADER, Trace};
-use crate::headers::{append_ip, append_list, request_host, request_id_value, via_names};
+use crate::headers::{
+    append_ip, append_list, host_from_target, lacks_required_host, request_host, request_id_value,
+    strip_hop_by_hop, to_origin_form, via_names,
+};
 use crate::snapshot::Snapshot;
 use crate::state::{InFlight, NodeState};
 use async_trait::async_trait;
@@ -187,6 +190,7 @@ impl ProxyHttp for EdgeProxy {
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        host_from_target(session.req_header_mut())?;
         let req = session.req_header();
         ctx.request_id = request_id_value(req);
         let client = session
@@ -200,6 +204,12 @@ impl ProxyHttp for EdgeProxy {
             && (ctx.trusted_proxy || client.is_some_and(|ip| ip.is_loopback()))
         {
             ctx.trace = Some(Box::default());
+        }
+        if lacks_required_host(req) {
+            ctx.status = 400;
+            let body = "400 Bad Request: an HTTP/1.1 request needs a Host header\n".to_string();
+            self.respond(session, ctx, 400, body).await?;
+            return Ok(true);
         }
         if via_names(req, &ctx.snapshot.via_token) {
             let body = format!(
@@ -282,6 +292,7 @@ impl ProxyHttp for EdgeProxy {
             );
             upstream.insert_header("X-Forwarded-For", xff)?;
         }
+        strip_hop_by_hop(upstream);
         // The health probe marker is Portico's own: a client may not pose as a probe.
         upstream.remove_header("x-portico-health-probe");
         // A trusted proxy's forwarding headers are kept; anyone else's are replaced.
@@ -329,7 +340,9 @@ impl ProxyHttp for EdgeProxy {
         }
         upstream.insert_header("X-Request-Id", ctx.request_id.clone())?;
         if let (Some(route), Some(idx)) = (ctx.route, ctx.current) {
-            if let Some(host) = &ctx.snapshot.route_pool(route).origins[idx].host_header {
+            let origin = &ctx.snapshot.route_pool(route).origins[idx];
+            to_origin_form(upstream, &origin.address)?;
+            if let Some(host) = &origin.host_header {
                 upstream.insert_header("Host", host.as_str())?;
             }
         }
