@@ -4,13 +4,6 @@ use portico_core::config::Overrides;
 use portico_tests::*;
 use std::time::Duration;
 
-fn header<'a>(r: &'a portico_origin::RequestRecord, name: &str) -> Option<&'a str> {
-    r.headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_carry_method_path_headers_and_keep_their_cadence() {
     let o = origin("o").await;

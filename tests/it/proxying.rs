@@ -6,21 +6,6 @@ use portico_origin::{Fault, fnv1a, pattern_byte};
 use portico_tests::*;
 use std::time::Duration;
 
-fn last_request(o: &portico_origin::OriginHandle) -> portico_origin::RequestRecord {
-    o.log()
-        .into_iter()
-        .rev()
-        .find(|r| !r.probe)
-        .expect("the origin saw a request")
-}
-
-fn header<'a>(r: &'a portico_origin::RequestRecord, name: &str) -> Option<&'a str> {
-    r.headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_headers_reach_the_origin_and_ids_come_back() {
     let o = origin("o").await;

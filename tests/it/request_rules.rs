@@ -3,21 +3,6 @@
 
 use portico_tests::*;
 
-fn last_request(o: &portico_origin::OriginHandle) -> portico_origin::RequestRecord {
-    o.log()
-        .into_iter()
-        .rev()
-        .find(|r| !r.probe)
-        .expect("the origin saw a request")
-}
-
-fn header<'a>(r: &'a portico_origin::RequestRecord, name: &str) -> Option<&'a str> {
-    r.headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 /// A node whose only route serves `shop.example.com`.
 async fn shop() -> (TestNode, portico_origin::OriginHandle) {
     let o = origin("o").await;

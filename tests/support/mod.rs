@@ -4,11 +4,13 @@
 pub mod client;
 pub mod metrics;
 pub mod node;
+pub mod seen;
 pub mod wait;
 
 pub use client::{Http, Resp, raw};
 pub use metrics::Scrape;
 pub use node::{FAST_PROBES, TestNode, free_addr, one_pool, origin, origin_json, origin_with};
+pub use seen::{header, last_request};
 pub use wait::eventually;
 
 /// A real etcd cluster of `members` members on free loopback ports, with its data in a

@@ -66,26 +66,17 @@ pub async fn apply_if(
         }
     }
     let outcome = build_next(node, text).await;
-    let at = rfc3339(SystemTime::now());
-    match outcome {
+    let applied = match outcome {
         Ok(None) => {
             let version = node.snapshot().config.version.clone();
-            node.metrics.count_reload(source.label(), true);
             log::info!(
                 "config reload from {}: version {version} is already running",
                 source.label()
             );
-            node.set_last_reload(LastReload {
-                at,
-                source: source.label(),
-                result: "applied",
-                version: Some(version.clone()),
-                errors: Vec::new(),
-            });
-            Ok(Applied {
+            Applied {
                 version,
                 changed: false,
-            })
+            }
         }
         Ok(Some((snapshot, summary))) => {
             let version = snapshot.config.version.clone();
@@ -96,25 +87,16 @@ pub async fn apply_if(
                 p.publish_all();
             }
             node.metrics.set_info(&region, &version);
-            node.metrics.count_reload(source.label(), true);
             log::info!(
                 "config {version} applied (reload from {}): {summary}",
                 source.label()
             );
-            node.set_last_reload(LastReload {
-                at,
-                source: source.label(),
-                result: "applied",
-                version: Some(version.clone()),
-                errors: Vec::new(),
-            });
-            Ok(Applied {
+            Applied {
                 version,
                 changed: true,
-            })
+            }
         }
         Err(errors) => {
-            node.metrics.count_reload(source.label(), false);
             log::error!(
                 "config reload from {} rejected ({} error{}); the running config {} stays",
                 source.label(),
@@ -125,16 +107,36 @@ pub async fn apply_if(
             for e in &errors.0 {
                 log::error!("{e}");
             }
-            node.set_last_reload(LastReload {
-                at,
-                source: source.label(),
-                result: "rejected",
-                version: Some(portico_core::config::fingerprint(text)),
-                errors: errors.0.iter().map(ErrorEntry::from).collect(),
-            });
-            Err(ApplyError::Invalid(errors))
+            let version = portico_core::config::fingerprint(text);
+            record(node, source, Some(version), Some(&errors));
+            return Err(ApplyError::Invalid(errors));
         }
-    }
+    };
+    record(node, source, Some(applied.version.clone()), None);
+    Ok(applied)
+}
+
+/// Counts a reload and keeps its outcome for `/status`: applied, or rejected with `errors`.
+fn record(
+    node: &NodeState,
+    source: ReloadSource,
+    version: Option<String>,
+    errors: Option<&ConfigErrors>,
+) {
+    node.metrics.count_reload(source.label(), errors.is_none());
+    node.set_last_reload(LastReload {
+        at: rfc3339(SystemTime::now()),
+        source: source.label(),
+        result: if errors.is_none() {
+            "applied"
+        } else {
+            "rejected"
+        },
+        version,
+        errors: errors
+            .map(|e| e.0.iter().map(ErrorEntry::from).collect())
+            .unwrap_or_default(),
+    });
 }
 
 /// Re-reads the node's config file and applies it (what SIGHUP does).
@@ -157,15 +159,8 @@ pub async fn reload_file(node: &NodeState) -> Result<Applied, ConfigErrors> {
                 "",
                 format!("cannot read {}: {e}", path.display()),
             )]);
-            node.metrics.count_reload(ReloadSource::File.label(), false);
             log::error!("config reload from file rejected: {errors}");
-            node.set_last_reload(LastReload {
-                at: rfc3339(SystemTime::now()),
-                source: ReloadSource::File.label(),
-                result: "rejected",
-                version: None,
-                errors: errors.0.iter().map(ErrorEntry::from).collect(),
-            });
+            record(node, ReloadSource::File, None, Some(&errors));
             return Err(errors);
         }
     };
