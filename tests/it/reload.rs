@@ -378,3 +378,45 @@ async fn the_admin_api_checks_token_if_match_and_validates() {
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.text().contains("admin writes are disabled"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_finishes_on_the_config_it_started_with() {
+    let a = origin("a").await;
+    let b = origin("b").await;
+    let only_a = one_pool(&[origin_json("a", a.addr(), "")], FAST_PROBES);
+    let only_b = one_pool(&[origin_json("b", b.addr(), "")], FAST_PROBES);
+    let node = TestNode::start(&only_a).await;
+    let (http, url) = (node.http.clone(), format!("{}/", node.url));
+    let slow = tokio::spawn(async move {
+        http.request(
+            Method::GET,
+            &url,
+            &[("x-origin-delay-ms", "500")],
+            bytes::Bytes::new(),
+        )
+        .await
+    });
+    let state = node.node.state().clone();
+    eventually(
+        "the slow request is in flight",
+        Duration::from_secs(10),
+        || async { state.in_flight() == 1 },
+    )
+    .await;
+    // The reload removes the origin the slow request is waiting on.
+    node.node
+        .apply(&only_b, ReloadSource::Admin)
+        .await
+        .expect("valid");
+    assert_eq!(
+        node.get("/").await.served_by(),
+        "b",
+        "new requests use the new config"
+    );
+    let r = slow.await.expect("task").expect("answered");
+    assert_eq!(
+        (r.status, r.served_by()),
+        (200, "a"),
+        "the old config saw it through"
+    );
+}
