@@ -1,4 +1,4 @@
-//! Edge-node loss under load: errors, time to reroute beside the withdrawal delay, and client latency before and after.
+//! Edge-node loss under load: errors, time to reroute (beside the withdrawal delay in loopback mode; split into detection and BGP in network mode, where BIRD withdraws), and client latency before and after.
 
 use crate::sim::Simulation;
 use serde::Serialize;
@@ -29,8 +29,12 @@ pub struct EdgeLoss {
     pub rate: u32,
     /// The edge node killed.
     pub node: String,
-    /// Withdrawal delay of the topology, ms.
-    pub withdraw_ms: f64,
+    /// How the node is withdrawn: `delay` (loopback mode: the entries stop sending to it once
+    /// its `/healthz` has failed for `withdraw_ms`) or `bird` (network mode: its health check
+    /// runs `birdc disable portico_anycast`, BGP withdraws the route from the routers).
+    pub withdrawal: String,
+    /// Withdrawal delay of the topology, ms (loopback mode; not used in network mode).
+    pub withdraw_ms: Option<f64>,
     /// Requests sent.
     pub requests: usize,
     /// Requests that failed.
@@ -40,9 +44,13 @@ pub struct EdgeLoss {
     /// From the kill to the first request that another region's node answered (sent then), ms:
     /// every request in between failed.
     pub reroute_ms: Option<f64>,
-    /// Of `reroute_ms`, what is not the withdrawal delay: noticing the failure (`/healthz`
-    /// polled every 100 ms), ms.
+    /// Of `reroute_ms`, noticing the failure, ms. Loopback mode: what is not the withdrawal
+    /// delay (`/healthz` polled every 100 ms). Network mode, measured: from the kill until the
+    /// node's BIRD stopped announcing (its health check's `birdc disable`).
     pub detect_ms: Option<f64>,
+    /// Network mode, measured: from the node's BIRD withdrawing until the client region's
+    /// router's best BGP route (the one its kernel table gets) leads to another node, ms.
+    pub bgp_ms: Option<f64>,
     /// Region that took over.
     pub new_region: Option<String>,
     /// p50 / p99 latency before the kill, ms.
@@ -98,6 +106,7 @@ pub fn edge_loss(
 ) -> (EdgeLoss, Vec<Sample>) {
     let entry = sim.entries[region];
     let node = sim.topology.nodes_by_distance(region)[0];
+    let routing = sim.routing.clone();
     let samples = Arc::new(Mutex::new(Vec::new()));
     let start = Instant::now();
     let load = {
@@ -136,9 +145,28 @@ pub fn edge_loss(
             });
         })
     };
+    let ms = |t: Instant| (t - start).as_secs_f64() * 1000.0;
+    let (mut withdrawn_at, mut rerouted_at) = (None, None);
     let killed_at = if crate::supervise::sleep(kill_at.saturating_sub(start.elapsed())) {
-        let at = start.elapsed().as_secs_f64() * 1000.0;
+        let at = ms(Instant::now());
         sim.kill_node(node);
+        // Network mode: watch the node's BIRD and the client region's router's, through their
+        // control sockets, until the route has moved (every millisecond or so).
+        if let Some(routing) = &routing {
+            let until = Instant::now() + duration.saturating_sub(kill_at);
+            while Instant::now() < until && !crate::supervise::stop_requested() {
+                if withdrawn_at.is_none() && routing.announcing(node) != Some(true) {
+                    withdrawn_at = Some(ms(Instant::now()));
+                }
+                if rerouted_at.is_none() && routing.best(region).is_some_and(|b| b != node) {
+                    rerouted_at = Some(ms(Instant::now()));
+                }
+                if withdrawn_at.is_some() && rerouted_at.is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         at
     } else {
         f64::MAX
@@ -153,7 +181,15 @@ pub fn edge_loss(
             && s.node_region.as_deref().is_some_and(|r| r != own)
     });
     let reroute_ms = moved.map(|s| s.at_ms - killed_at);
-    let withdraw_ms = sim.topology.withdraw.as_secs_f64() * 1000.0;
+    let withdraw_ms = routing
+        .is_none()
+        .then_some(sim.topology.withdraw.as_secs_f64() * 1000.0);
+    let detect_ms = match (&routing, withdraw_ms) {
+        (Some(_), _) => withdrawn_at.map(|w| w - killed_at),
+        (None, Some(delay)) => reroute_ms.map(|r| (r - delay).max(0.0)),
+        (None, None) => None,
+    };
+    let bgp_ms = withdrawn_at.zip(rerouted_at).map(|(w, r)| (r - w).max(0.0));
     let reroute_at = moved.map_or(f64::MAX, |s| s.at_ms);
     let ok_lat = |f: &dyn Fn(&Sample) -> bool| {
         v.iter()
@@ -167,6 +203,7 @@ pub fn edge_loss(
         region: sim.topology.regions[region].name.clone(),
         rate,
         node: sim.topology.edge_nodes()[node].1.clone(),
+        withdrawal: if routing.is_some() { "bird" } else { "delay" }.to_string(),
         withdraw_ms,
         requests: v.len(),
         errors: v.iter().filter(|s| s.status != 200).count(),
@@ -175,7 +212,8 @@ pub fn edge_loss(
             .filter(|s| s.status != 200 && s.at_ms >= reroute_at)
             .count(),
         reroute_ms,
-        detect_ms: reroute_ms.map(|r| (r - withdraw_ms).max(0.0)),
+        detect_ms,
+        bgp_ms,
         new_region: moved.and_then(|s| s.node_region.clone()),
         before_ms: (pct(before.clone(), 0.5), pct(before, 0.99)),
         after_ms: (pct(after.clone(), 0.5), pct(after, 0.99)),
@@ -183,11 +221,13 @@ pub fn edge_loss(
     (result, v)
 }
 
-/// The result as a markdown table.
+/// The result as a markdown table: in loopback mode the reroute is the withdrawal delay plus
+/// detection; in network mode it is measured detection (kill → the node's BIRD withdrew),
+/// BGP (→ the router's best route moved) and the client's next new connection.
 pub fn table(r: &EdgeLoss) -> String {
     let ms = |v: Option<f64>| v.map_or("never".into(), |m| format!("{m:.0} ms"));
-    format!(
-        "| client region | load | node killed | client errors | errors after reroute | rerouted after | of which withdrawal delay | of which detection | now served from | latency before (p50 / p99) | latency after (p50 / p99) |\n|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|\n| {} | {} req/s, new connection each | {} (SIGKILL) | {} / {} | {} | {} | {:.0} ms | {} | {} | {:.1} / {:.1} ms | {:.1} / {:.1} ms |\n",
+    let head = format!(
+        "| {} | {} req/s, new connection each | {} (SIGKILL) | {} / {} | {} | {} |",
         r.region,
         r.rate,
         r.node,
@@ -195,12 +235,32 @@ pub fn table(r: &EdgeLoss) -> String {
         r.requests,
         r.errors_after_reroute,
         ms(r.reroute_ms),
-        r.withdraw_ms,
-        ms(r.detect_ms),
+    );
+    let tail = format!(
+        " {} | {:.1} / {:.1} ms | {:.1} / {:.1} ms |\n",
         r.new_region.as_deref().unwrap_or("—"),
         r.before_ms.0,
         r.before_ms.1,
         r.after_ms.0,
         r.after_ms.1
-    )
+    );
+    match r.withdraw_ms {
+        Some(delay) => format!(
+            "| client region | load | node killed | client errors | errors after reroute | rerouted after | of which withdrawal delay | of which detection | now served from | latency before (p50 / p99) | latency after (p50 / p99) |\n|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|\n{head} {delay:.0} ms | {} |{tail}",
+            ms(r.detect_ms),
+        ),
+        None => {
+            let rest = r
+                .reroute_ms
+                .map(|t| (t - r.detect_ms.unwrap_or(0.0) - r.bgp_ms.unwrap_or(0.0)).max(0.0));
+            // Measured to the millisecond or so: one decimal.
+            let ms = |v: Option<f64>| v.map_or("never".into(), |m| format!("{m:.1} ms"));
+            format!(
+                "| client region | load | node killed | client errors | errors after reroute | rerouted after | withdrawal | of which detection (health check → `birdc disable`) | of which BGP (→ router's route) | of which the next connection | now served from | latency before (p50 / p99) | latency after (p50 / p99) |\n|---|---:|---|---:|---:|---:|---|---:|---:|---:|---|---:|---:|\n{head} by BIRD/BGP | {} | {} | {} |{tail}",
+                ms(r.detect_ms),
+                ms(r.bgp_ms),
+                ms(rest),
+            )
+        }
+    }
 }

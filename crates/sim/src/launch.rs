@@ -55,6 +55,8 @@ pub struct ChildProc {
     pub log: PathBuf,
     child: Child,
     status: Option<ExitStatus>,
+    /// Signals go to its whole process group (a shell script and the commands it runs).
+    group: bool,
 }
 
 impl ChildProc {
@@ -75,7 +77,30 @@ impl ChildProc {
             log: log.to_path_buf(),
             child,
             status: None,
+            group: false,
         })
+    }
+
+    /// From now on, stopping it signals its whole process group (it leads one): for a shell
+    /// script, whose `sleep` and `curl` would outlive it otherwise.
+    pub fn signal_group(mut self) -> ChildProc {
+        self.group = true;
+        self
+    }
+
+    /// `kill -SIG PID`, or `kill -SIG -- -PGID` for a group; whether it was sent.
+    fn signal(&self, sig: &str) -> bool {
+        let target = if self.group {
+            format!("-{}", self.pid())
+        } else {
+            self.pid().to_string()
+        };
+        Command::new("kill")
+            .args([sig, "--", &target])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     /// Its process id.
@@ -97,7 +122,9 @@ impl ChildProc {
     /// SIGKILL, and reap it: a crash.
     pub fn kill(&mut self) {
         if self.exited().is_none() {
-            let _ = self.child.kill();
+            if !self.group || !self.signal("-KILL") {
+                let _ = self.child.kill();
+            }
             self.status = self.child.wait().ok();
             supervise::remove_child(self.pid());
         }
@@ -105,16 +132,8 @@ impl ChildProc {
 
     /// Asks it to stop gracefully (SIGTERM through `kill(1)`, since `unsafe` is forbidden).
     pub fn terminate(&mut self) {
-        if self.exited().is_none() {
-            let sent = Command::new("kill")
-                .args(["-TERM", &self.pid().to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !sent {
-                self.kill();
-            }
+        if self.exited().is_none() && !self.signal("-TERM") {
+            self.kill();
         }
     }
 
@@ -212,8 +231,23 @@ pub fn live_runner(path: &Path) -> Option<(u32, String)> {
         .then(|| (pid, name.to_string()))
 }
 
-/// Kills the children listed in a pid file (`PID NAME` per line) that still run a `portico*`
-/// binary, or `etcd` for an `etcd-*` entry (the store's members), then removes the file.
+/// Whether a live process `pid` listed as `name` in a pid file still runs what the runner
+/// started under that name (and not a process that reused its pid): a `portico*` binary,
+/// `etcd` for an `etcd-*` entry (the store's members), `bird` for a `bird-*` entry and the
+/// shell running `healthcheck.sh` for an `anycast-*` entry (network mode's BIRD and health
+/// checks).
+fn ours(pid: &str, name: &str) -> bool {
+    let c = comm(pid);
+    let cmdline = || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    c.starts_with("portico")
+        || (name.starts_with("etcd-") && c == "etcd")
+        || (name.starts_with("bird-") && c == "bird")
+        || (name.starts_with("anycast-")
+            && String::from_utf8_lossy(&cmdline()).contains("healthcheck.sh"))
+}
+
+/// Kills the children listed in a pid file (`PID NAME` per line) that still run what the
+/// runner started ([`ours`]; a health check with its process group), then removes the file.
 /// Returns what it killed. The caller checks that the runner is gone ([`live_runner`]).
 pub fn kill_from_pid_file(path: &Path) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -227,10 +261,16 @@ pub fn kill_from_pid_file(path: &Path) -> Vec<String> {
         if name.starts_with("runner") || pid.parse::<u32>().map_or(true, |p| !alive(p)) {
             continue;
         }
-        let c = comm(pid);
-        if c.starts_with("portico") || (name.starts_with("etcd-") && c == "etcd") {
+        if ours(pid, name) {
+            // A health check leads its process group (its sleep and curl).
+            let target = if name.starts_with("anycast-") {
+                format!("-{pid}")
+            } else {
+                pid.to_string()
+            };
             let ok = Command::new("kill")
-                .args(["-KILL", pid])
+                .args(["-KILL", "--", &target])
+                .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success());
             if ok {

@@ -2,6 +2,7 @@
 
 pub mod announce;
 pub mod bench;
+pub mod bird;
 pub mod control;
 pub mod entry;
 pub mod http;

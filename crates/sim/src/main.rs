@@ -33,9 +33,11 @@ struct Args {
     /// (`etcd/`), the pid file and the control listener's address (`control`) go here.
     #[arg(long, default_value = "target/sim", global = true)]
     work_dir: PathBuf,
-    /// Network mode (root): a router namespace per region and one per edge node
+    /// Network mode (root, BIRD 2): a router namespace per region and one per edge node
     /// (`portico-sim-<pid>-*`), addresses from 198.18.0.0/15, round trips as `tc netem` delays
-    /// on veth links, one anycast service address routed to the nearest announced node.
+    /// on veth links, one anycast service address that every node's BIRD announces over BGP
+    /// while its health check passes, routed by the routers' BIRDs to the nearest announced node
+    /// (`--withdraw-ms` does not apply).
     #[arg(long, global = true)]
     netns: bool,
     /// No etcd: every node runs `--config WORK_DIR/portico.json` (a change is then an edit of
@@ -186,14 +188,26 @@ fn main() -> Result<()> {
             );
             sim.stop();
             anyhow::ensure!(!supervise::stop_requested(), "interrupted");
+            let how = match result.withdraw_ms {
+                Some(delay) => format!(
+                    "the entry withdraws a node's announcement once its /healthz has failed for {delay:.0} ms \
+                     (BGP with BFD), and new connections go to the next-nearest node."
+                ),
+                None => format!(
+                    "withdrawal by BIRD/BGP: each node's BIRD runs deploy/anycast/bird.conf and its health check \
+                     deploy/anycast/healthcheck.sh polls /healthz every {} ms, running `birdc disable portico_anycast` \
+                     at the first failure (detection); BGP withdraws the route and the router's BIRD installs \
+                     the next-nearest announced node's route in its kernel table (BGP), where the client's next \
+                     connection follows it. No withdrawal delay is configured: all three are measured (the BIRDs' \
+                     control sockets polled about every millisecond, so a BGP time under 1 ms means within one poll).",
+                    portico_sim::bird::CHECK_INTERVAL.as_millis()
+                ),
+            };
             let md = format!(
                 "## Edge-node loss\n\n{}\nClients of {} open a new connection per request through their entry; \
-                 the entry withdraws a node's announcement once its /healthz has failed for {:.0} ms \
-                 (BGP with BFD), and new connections go to the next-nearest node. \
-                 Latency is the client's, round trips included.\n",
+                 {how} Latency is the client's, round trips included.\n",
                 bench::table(&result),
                 result.region,
-                result.withdraw_ms
             );
             println!("\n{md}");
             std::fs::create_dir_all(&out)?;
@@ -346,12 +360,12 @@ fn intro(sim: &mut Simulation, options: &SimOptions, control: &ControlServer) ->
         None => "loopback (origins add the caller region's round trip, entries the client's)"
             .to_string(),
         Some(n) if n.netem => format!(
-            "network namespaces {}{}-* (round trips as tc netem delays on veth links)",
+            "network namespaces {}{}-* (round trips as tc netem delays on veth links; the anycast address routed by BIRD over BGP)",
             netns::PREFIX,
             std::process::id()
         ),
         Some(_) => format!(
-            "network namespaces {}{}-* (no tc netem in this kernel: origins add the caller region's round trip, client-to-node links carry none)",
+            "network namespaces {}{}-* (no tc netem in this kernel: origins add the caller region's round trip, client-to-node links carry none; the anycast address routed by BIRD over BGP)",
             netns::PREFIX,
             std::process::id()
         ),
@@ -403,22 +417,32 @@ fn intro(sim: &mut Simulation, options: &SimOptions, control: &ControlServer) ->
             ctl = control.addr
         ),
     };
-    let inside = match &sim.netns {
-        Some(n) => format!(
+    let inside = match (&sim.netns, &sim.routing) {
+        (Some(n), Some(bird)) => format!(
             "  ip netns exec {} curl -si http://{}:{}/   # a {first} client inside its region, on the anycast service address\n  \
-             ip -n {} route get {}   # which way {first} routes it now\n",
+             ip -n {} route show {}   # which way {first} routes it now (proto bird: learned by BGP)\n  \
+             birdc -s {} show route all {}/32   # every route {first}'s BIRD learned, the best marked *\n  \
+             birdc -s {} show protocols   # {first}'s BGP sessions (to its node and the other routers)\n",
             n.routers[0],
             netns::SERVICE,
             netns::SERVICE_PORT,
             n.routers[0],
             netns::SERVICE,
+            shown(&bird.router_socket(0)),
+            netns::SERVICE,
+            shown(&bird.router_socket(0)),
         ),
-        None => String::new(),
+        _ => String::new(),
     };
     let o = &sim.origins[0];
+    let withdrawn = if sim.routing.is_some() {
+        "its health check has BIRD withdraw it"
+    } else {
+        "withdrawn after withdraw_ms"
+    };
     let kills = match sim.node_pid(0) {
         Some(pid) => format!(
-            "  kill -TERM {pid}   # drain {node}: /healthz 503 for drain_ms, withdrawn after withdraw_ms, its clients move\n  \
+            "  kill -TERM {pid}   # drain {node}: /healthz 503 for drain_ms, {withdrawn}, its clients move\n  \
              kill -KILL {pid}   # or crash it (target/release/portico-sim bench-edge-loss measures this)\n",
             node = sim.topology.edge_nodes()[0].1
         ),

@@ -11,16 +11,16 @@
 //!
 //! Router `r` holds 198.19.r.1 (its origins listen there), reaches node `j` of its region at
 //! 198.19.r.(10+j) and every other region's 198.19.b.0/24 over a direct link delayed by half
-//! the round trip each way. Every edge node also holds the service address 198.19.255.1 and
-//! listens on it; each router routes that address to the nearest announced node (its own when
-//! it has one), and a withdrawal is a route change. Link addresses are /30s from 198.18.0.0/16.
+//! the round trip each way (static routes). Every edge node also holds the service address
+//! 198.19.255.1 and listens on it. Nothing here routes that address: BIRD does (see
+//! [`crate::bird`]), with BGP sessions over these same links, and installs each router's best
+//! route into its kernel table. Link addresses are /30s from 198.18.0.0/16.
 
 use crate::supervise;
 use crate::topology::Topology;
 use anyhow::{Context, Result, bail};
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Every namespace this tool creates starts with this, then the runner's pid; `portico-sim
@@ -135,7 +135,7 @@ pub fn delete(name: &str) -> Result<usize> {
     Ok(killed)
 }
 
-/// The namespaces, links and service routes of one run; deleted on drop.
+/// The namespaces and links of one run; deleted on drop.
 #[derive(Debug)]
 pub struct Netns {
     /// Router namespace of each region, in topology order.
@@ -148,19 +148,28 @@ pub struct Netns {
     /// Whether `tc netem` delays are in place. When the kernel has no netem, the links carry
     /// no delay and the origins add the round trips themselves, as in loopback mode.
     pub netem: bool,
-    /// Next hop from router `r` to edge node `j` (the node's end of their link).
-    to_node: Vec<Ipv4Addr>,
+    /// The link of edge node `j` to its region's router: (router's end, node's end).
+    node_links: Vec<(Ipv4Addr, Ipv4Addr)>,
     /// Next hop from router `a` to router `b`, `[a][b]`.
     to_region: Vec<Vec<Option<Ipv4Addr>>>,
     /// Region of each edge node.
     node_region: Vec<usize>,
-    /// The node each router sends the service address to now.
-    routes: Mutex<Vec<Option<usize>>>,
+}
+
+/// A router's kernel route to the service address (`ip route show 198.19.255.1/32`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelRoute {
+    /// Its next hop.
+    pub via: Ipv4Addr,
+    /// Who installed it (`bird` when BGP did).
+    pub proto: String,
+    /// The line as `ip` printed it.
+    pub line: String,
 }
 
 impl Netns {
-    /// Deletes the namespaces of dead runners, then builds this run's: tagged with `tag`
-    /// (the runner's pid), every service route pointing at the nearest node.
+    /// Deletes the namespaces of dead runners, then builds this run's, tagged with `tag` (the
+    /// runner's pid). No router has a route to the service address yet: BIRD installs it.
     pub fn setup(t: &Topology, tag: &str) -> Result<Netns> {
         for ns in stale() {
             match delete(&ns) {
@@ -181,10 +190,9 @@ impl Netns {
             nodes: Vec::new(),
             entries: Vec::new(),
             netem: true,
-            to_node: Vec::new(),
+            node_links: Vec::new(),
             to_region: vec![vec![None; n]; n],
             node_region: edge.iter().map(|e| e.0).collect(),
-            routes: Mutex::new(vec![None; n]),
         };
         let mut m = 0usize;
         let mut next_link = |kind: char| {
@@ -282,7 +290,10 @@ impl Netns {
             ip(&["-n", &ns, "route", "add", "default", "via", &ar, "src", &me])?;
             net.delay(&router, &lr, t.rtt(*r, *r) / 2);
             net.delay(&ns, &ln, t.rtt(*r, *r) / 2);
-            net.to_node.push(an.parse().expect("an address"));
+            net.node_links.push((
+                ar.parse().expect("an address"),
+                an.parse().expect("an address"),
+            ));
         }
         for r in 0..n {
             let router = net.routers[r].clone();
@@ -305,9 +316,6 @@ impl Netns {
             let dst = format!("198.19.{r}.0/24");
             ip(&["route", "add", &dst, "via", &ar.to_string()])?;
             net.entries.push(ar);
-        }
-        for r in 0..n {
-            net.route(r, t.nodes_by_distance(r).first().copied())?;
         }
         Ok(net)
     }
@@ -339,35 +347,46 @@ impl Netns {
         }
     }
 
-    /// Points router `r`'s route for the service address at edge node `node` (`None`: no
-    /// node announced, the address is unreachable). Does nothing when it already points there.
-    pub fn route(&self, r: usize, node: Option<usize>) -> Result<()> {
-        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        if routes[r] == node {
-            return Ok(());
-        }
-        let ns = &self.routers[r];
-        let dst = format!("{SERVICE}/32");
-        let src = home(r).to_string();
-        match node {
-            Some(j) => {
-                let hop = if self.node_region[j] == r {
-                    self.to_node[j]
-                } else {
-                    self.to_region[r][self.node_region[j]].context("no link")?
-                };
-                let via = hop.to_string();
-                ip(&["-n", ns, "route", "replace", &dst, "via", &via, "src", &src])?;
-            }
-            None => ip(&["-n", ns, "route", "replace", "unreachable", &dst])?,
-        }
-        routes[r] = node;
-        Ok(())
+    /// Edge node `j`'s link to its router: (the router's end, the node's end).
+    pub fn node_link(&self, j: usize) -> (Ipv4Addr, Ipv4Addr) {
+        self.node_links[j]
     }
 
-    /// The node router `r` sends the service address to now.
+    /// The link between routers `a` and `b`: (`a`'s end, `b`'s end).
+    pub fn router_link(&self, a: usize, b: usize) -> Option<(Ipv4Addr, Ipv4Addr)> {
+        Some((self.to_region[b][a]?, self.to_region[a][b]?))
+    }
+
+    /// Region of edge node `j`.
+    pub fn node_region(&self, j: usize) -> usize {
+        self.node_region[j]
+    }
+
+    /// Router `r`'s kernel route to the service address, if it has one.
+    pub fn kernel_route(&self, r: usize) -> Option<KernelRoute> {
+        let out = Command::new("ip")
+            .args(["-4", "-n", &self.routers[r], "route", "show"])
+            .arg(format!("{SERVICE}/32"))
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        parse_route(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// The edge node router `r`'s kernel sends the service address to now, following the next
+    /// hops from router to router (`None`: no route, or a loop while BGP converges).
     pub fn routed_to(&self, r: usize) -> Option<usize> {
-        self.routes.lock().unwrap_or_else(|e| e.into_inner())[r]
+        let mut at = r;
+        for _ in 0..=self.routers.len() {
+            let via = self.kernel_route(at)?.via;
+            if let Some(j) = (0..self.node_links.len())
+                .find(|&j| self.node_region[j] == at && self.node_links[j].1 == via)
+            {
+                return Some(j);
+            }
+            at = (0..self.routers.len()).find(|&b| self.to_region[at][b] == Some(via))?;
+        }
+        None
     }
 
     /// A command that runs `program` in router namespace `r` (origins, entries).
@@ -395,9 +414,42 @@ impl Drop for Netns {
     }
 }
 
+/// The first route of `ip route show` output that has a next hop.
+fn parse_route(text: &str) -> Option<KernelRoute> {
+    text.lines().find_map(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let after = |key: &str| {
+            words
+                .iter()
+                .position(|w| *w == key)
+                .and_then(|i| words.get(i + 1))
+        };
+        Some(KernelRoute {
+            via: after("via")?.parse().ok()?,
+            proto: after("proto").map_or("boot", |p| p).to_string(),
+            line: line.trim().to_string(),
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_routes_are_read_with_their_next_hop_and_origin() {
+        let r = parse_route(
+            "198.19.255.1 via 198.18.0.14 dev ps1n4a proto bird src 198.19.0.1 metric 32 \n",
+        )
+        .expect("a route");
+        assert_eq!(r.via, Ipv4Addr::new(198, 18, 0, 14));
+        assert_eq!(r.proto, "bird");
+        assert_eq!(
+            parse_route("unreachable 198.19.255.1 proto bird metric 32\n"),
+            None
+        );
+        assert_eq!(parse_route(""), None);
+    }
 
     #[test]
     fn links_are_disjoint_slash_30s_in_198_18() {

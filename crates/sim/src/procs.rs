@@ -56,6 +56,14 @@ impl Proc {
         }
     }
 
+    /// Its process id, for a child process.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        match self {
+            Proc::Child(c) => Some(c.pid()),
+            _ => None,
+        }
+    }
+
     /// `pid N` for a child process, `in process` otherwise.
     pub(crate) fn describe(&self) -> String {
         match self {
@@ -150,6 +158,15 @@ impl Launcher {
     /// Starts `cmd` as child `name`, its output in `logs/NAME.log`.
     pub(crate) fn spawn(&self, name: &str, cmd: Command) -> Result<Proc> {
         let child = ChildProc::spawn(name, cmd, &self.work.join(format!("logs/{name}.log")))?;
+        self.record(child.pid(), name)?;
+        Ok(Proc::Child(child))
+    }
+
+    /// Starts `cmd` as child `name` like [`Launcher::spawn`], stopped with its whole process
+    /// group (a shell script and what it runs).
+    pub(crate) fn spawn_group(&self, name: &str, cmd: Command) -> Result<Proc> {
+        let child = ChildProc::spawn(name, cmd, &self.work.join(format!("logs/{name}.log")))?
+            .signal_group();
         self.record(child.pid(), name)?;
         Ok(Proc::Child(child))
     }

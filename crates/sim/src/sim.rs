@@ -1,5 +1,6 @@
-//! The running simulation: the store (one etcd member per region), origins, one Portico node per edge node (threads of this process or child processes) following the store, the entries and the health watcher, stopped together; whole regions taken down and back.
+//! The running simulation: the store (one etcd member per region), origins, one Portico node per edge node (threads of this process or child processes) following the store, the entries and the health watcher (network mode: BIRD in every namespace instead), stopped together; whole regions taken down and back.
 
+use crate::bird::{Daemons, Routing};
 use crate::entry::{self, Board, Entry};
 use crate::http;
 use crate::launch::Launch;
@@ -41,8 +42,9 @@ pub struct SimOptions {
     pub work_dir: Option<PathBuf>,
     /// Network mode (root, subprocess launch only): a router namespace per region and one per
     /// edge node, the round trips on the links (`tc netem`), one anycast service address on
-    /// every node and each region's entry and etcd member inside its router namespace (see
-    /// [`crate::netns`]).
+    /// every node, routed by BIRD (BGP between the namespaces, each node announcing while its
+    /// health check passes), and each region's entry and etcd member inside its router
+    /// namespace (see [`crate::netns`] and [`crate::bird`]).
     pub netns: bool,
     /// No store: every node reads the shared config from `WORK_DIR/portico.json` (`--config`;
     /// in process, the document itself) and no etcd runs, as before the store existed.
@@ -97,6 +99,10 @@ pub struct Simulation {
     pub board: Arc<Board>,
     /// Namespaces of network mode; deleted after every process has stopped.
     pub netns: Option<Arc<Netns>>,
+    /// Network mode's BIRD daemons: their control sockets, what they announce and route.
+    pub routing: Option<Arc<Routing>>,
+    /// Network mode's BIRD and health check processes.
+    anycast: Option<Daemons>,
     /// The etcd cluster every node follows (`None` with [`SimOptions::no_store`]).
     store: Option<SimStore>,
     /// Regions taken down with [`Simulation::region_down`].
@@ -246,20 +252,24 @@ fn start_entries(
     })
 }
 
-/// The health watcher: every node's `/healthz` every 100 ms, announcements on the board and,
-/// in network mode, the routers' routes to the service address.
+/// The health watcher of loopback mode: every node's `/healthz` every 100 ms, announcements on
+/// the board, which the entries follow. In network mode BIRD withdraws and routes: the watcher
+/// only reports what the BIRDs announce and where the routers' best routes lead.
 fn start_watcher(
     topology: &Topology,
     board: &Arc<Board>,
     admins: Vec<SocketAddr>,
-    net: Option<Arc<Netns>>,
+    routing: Option<Arc<Routing>>,
     stop: &Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>> {
     let (board, stop) = (board.clone(), stop.clone());
     let names: Vec<String> = topology.edge_nodes().into_iter().map(|(_, n)| n).collect();
-    let orders: Vec<Vec<usize>> = (0..topology.regions.len())
-        .map(|r| topology.nodes_by_distance(r))
-        .collect();
+    if let Some(routing) = routing {
+        let regions: Vec<String> = topology.regions.iter().map(|r| r.name.clone()).collect();
+        return Ok(std::thread::Builder::new()
+            .name("sim-watch".into())
+            .spawn(move || watch_bird(&routing, &names, &regions, &stop))?);
+    }
     Ok(std::thread::Builder::new()
         .name("sim-watch".into())
         .spawn(move || {
@@ -281,17 +291,46 @@ fn start_watcher(
                         );
                     }
                 }
-                // Network mode: an announcement change is a route change.
-                if let Some(n) = &net {
-                    for (r, order) in orders.iter().enumerate() {
-                        if let Err(e) = n.route(r, board.pick(order)) {
-                            log::warn!("route change in {}: {e}", n.routers[r]);
-                        }
-                    }
-                }
                 std::thread::sleep(Duration::from_millis(100));
             }
         })?)
+}
+
+/// Network mode's watcher: logs each change of a node's announcement (its BIRD's
+/// `portico_anycast`) and of where a router's best route to the service address leads.
+fn watch_bird(routing: &Routing, names: &[String], regions: &[String], stop: &AtomicBool) {
+    let mut announced: Option<Vec<Option<bool>>> = None;
+    let mut best: Option<Vec<Option<usize>>> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let a: Vec<Option<bool>> = (0..names.len()).map(|j| routing.announcing(j)).collect();
+        let b: Vec<Option<usize>> = (0..regions.len()).map(|r| routing.best(r)).collect();
+        if let Some(before) = &announced {
+            for (j, (now, was)) in a.iter().zip(before).enumerate() {
+                if now != was {
+                    let what = match now {
+                        Some(true) => "announced by its BIRD",
+                        Some(false) => "withdrawn by its BIRD",
+                        None => "not announced: its BIRD does not answer",
+                    };
+                    log::info!("{} {what}", names[j]);
+                }
+            }
+        }
+        if let Some(before) = &best {
+            for (r, (now, was)) in b.iter().zip(before).enumerate() {
+                if now != was {
+                    let to = now.map_or("nowhere (no route)", |j| names[j].as_str());
+                    log::info!(
+                        "{}'s router: best route to {} now leads to {to} (BGP)",
+                        regions[r],
+                        netns::SERVICE
+                    );
+                }
+            }
+        }
+        (announced, best) = (Some(a), Some(b));
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The origins a node prefers and the latencies it measured, from its `/status`.
@@ -327,6 +366,15 @@ impl Simulation {
         let layout = match &net {
             Some(_) => Layout::netns(&topology),
             None => Layout::loopback(&topology, options.base_port)?,
+        };
+        // Network mode: BIRD first, so its sessions come up while the rest starts.
+        let anycast = match &net {
+            Some(n) => {
+                let routing = Routing::prepare(&topology, n, &launcher.work)?;
+                let admins = layout.nodes.iter().map(|a| a.1).collect();
+                Some(Daemons::start(routing, &launcher, n, admins)?)
+            }
+            None => None,
         };
         let store = if options.no_store {
             None
@@ -385,11 +433,12 @@ impl Simulation {
             &entry_stop,
         )?;
         let watch_stop = Arc::new(AtomicBool::new(false));
+        let routing = anycast.as_ref().map(|d| d.routing.clone());
         let watcher = start_watcher(
             &topology,
             &board,
             nodes.iter().map(|n| n.1).collect(),
-            net.clone(),
+            routing.clone(),
             &watch_stop,
         )?;
         let mut sim = Simulation {
@@ -402,6 +451,8 @@ impl Simulation {
             entries,
             board,
             netns: net,
+            routing,
+            anycast,
             store,
             node_procs,
             origin_procs,
@@ -428,7 +479,80 @@ impl Simulation {
             .chain(sim.origins.iter().map(|o| o.addr))
             .collect();
         sim.wait_listening(&all, "start-up")?;
+        if sim.routing.is_some() {
+            let every: Vec<usize> = (0..sim.nodes.len()).collect();
+            sim.wait_routed(&every, "start-up")?;
+        }
         Ok(sim)
+    }
+
+    /// Network mode: whether each of `nodes` is announced by its BIRD and every router's
+    /// kernel sends the service address to the nearest node whose BIRD announces it.
+    fn routed(&self, nodes: &[usize]) -> bool {
+        let (Some(net), Some(routing)) = (&self.netns, &self.routing) else {
+            return true;
+        };
+        let announced: Vec<bool> = (0..self.nodes.len())
+            .map(|j| routing.announcing(j) == Some(true))
+            .collect();
+        nodes.iter().all(|&j| announced[j])
+            && (0..self.topology.regions.len()).all(|r| {
+                let want = self
+                    .topology
+                    .nodes_by_distance(r)
+                    .into_iter()
+                    .find(|&j| announced[j]);
+                want.is_none() || net.routed_to(r) == want
+            })
+    }
+
+    /// Network mode: waits until [`Simulation::routed`] holds for `nodes` (their health checks
+    /// announced them, BGP carried the routes, the kernels route to the nearest), failing with
+    /// every router's BGP sessions after [`START_DEADLINE`]. Returns how long it took.
+    fn wait_routed(&mut self, nodes: &[usize], during: &str) -> Result<Duration> {
+        let t0 = Instant::now();
+        while !self.routed(nodes) {
+            if let Some((name, status, tail)) = self.exited().into_iter().next() {
+                bail!("{name} exited at {during} ({status}):\n{tail}");
+            }
+            anyhow::ensure!(!supervise::stop_requested(), "interrupted");
+            if t0.elapsed() > START_DEADLINE {
+                let mut why = String::new();
+                if let (Some(net), Some(routing)) = (&self.netns, &self.routing) {
+                    for r in 0..net.routers.len() {
+                        why.push_str(&format!(
+                            "\n{} (kernel: {}):\n{}",
+                            net.routers[r],
+                            net.kernel_route(r).map_or("no route".into(), |k| k.line),
+                            routing.sessions(r).unwrap_or_else(|e| format!("{e:#}"))
+                        ));
+                    }
+                    for j in 0..self.nodes.len() {
+                        why.push_str(&format!(
+                            "\n{}: announced {:?}",
+                            net.nodes[j],
+                            routing.announcing(j)
+                        ));
+                    }
+                }
+                bail!(
+                    "{during}: BGP did not route {} to the nearest announced node within {START_DEADLINE:?}:{why}",
+                    netns::SERVICE
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(t0.elapsed())
+    }
+
+    /// Whether edge node `i` is announced now. Network mode: whether its BIRD announces the
+    /// service address (`None` when that BIRD does not answer: not running, or frozen).
+    /// Loopback mode: [`Board::announced`].
+    pub fn announced(&self, i: usize) -> Option<bool> {
+        match &self.routing {
+            Some(r) => r.announcing(i),
+            None => Some(self.board.announced(i)),
+        }
     }
 
     /// Waits until every address of `addrs` accepts connections; fails when a child exits
@@ -515,6 +639,7 @@ impl Simulation {
             .flatten()
             .chain(self.node_procs.iter_mut().flatten())
             .chain(self.entry_procs.iter_mut())
+            .chain(self.anycast.iter_mut().flat_map(Daemons::procs_mut))
             .filter_map(|p| match p {
                 Proc::Child(c) => c
                     .exited()
@@ -554,6 +679,11 @@ impl Simulation {
         }
     }
 
+    /// Network mode: process id of edge node `i`'s BIRD, while it runs.
+    pub fn bird_pid(&self, i: usize) -> Option<u32> {
+        self.anycast.as_ref()?.node_pid(i)
+    }
+
     /// Process id of origin `k` when it runs as a child process.
     pub fn origin_pid(&self, k: usize) -> Option<u32> {
         match self.origin_procs.get(k)?.as_ref()? {
@@ -562,8 +692,8 @@ impl Simulation {
         }
     }
 
-    /// Process ids of the child processes still supervised: origins, nodes, entries (subprocess
-    /// mode) and etcd members (in both modes).
+    /// Process ids of the child processes still supervised: origins, nodes, entries, BIRDs and
+    /// health checks (subprocess and network mode) and etcd members (in both modes).
     pub fn child_pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = self
             .origin_procs
@@ -576,6 +706,9 @@ impl Simulation {
                 _ => None,
             })
             .collect();
+        if let Some(d) = &self.anycast {
+            pids.extend(d.pids());
+        }
         pids.extend(self.etcd_pids().into_iter().flatten());
         pids
     }
@@ -607,10 +740,12 @@ impl Simulation {
         }
     }
 
-    /// Takes region `region` down, as a regional outage would: SIGKILLs its edge nodes, its
-    /// origins and its etcd member (in-process nodes and origins are stopped). Its clients move
-    /// to the next-nearest node after the withdrawal delay; the other members keep the store
-    /// writable while they are a quorum. Returns what happened, one line each.
+    /// Takes region `region` down, as a regional outage would: SIGKILLs its edge nodes (in
+    /// network mode with their BIRDs and health checks), its origins and its etcd member
+    /// (in-process nodes and origins are stopped). Its clients move to the next-nearest node
+    /// after the withdrawal delay (network mode: once the routers' BGP sessions to the dead
+    /// BIRDs close); the other members keep the store writable while they are a quorum.
+    /// Returns what happened, one line each.
     pub fn region_down(&mut self, region: &str) -> Result<String> {
         let r = self.region(region)?;
         anyhow::ensure!(
@@ -621,6 +756,10 @@ impl Simulation {
         let rt = self.launcher.runtime.as_ref();
         for (j, (nr, name)) in self.topology.edge_nodes().into_iter().enumerate() {
             if nr == r {
+                // Network mode: the machine goes, its BIRD with it (the router drops the route).
+                if let Some(d) = &mut self.anycast {
+                    report.extend(d.kill_node(j));
+                }
                 if let Some(p) = self.node_procs[j].take() {
                     report.push(format!("edge node {name}: {}", p.kill(rt)));
                 }
@@ -686,6 +825,9 @@ impl Simulation {
             if nr != r || self.node_procs[j].as_mut().is_some_and(Proc::running) {
                 continue;
             }
+            if let (Some(d), Some(n)) = (&mut self.anycast, &net) {
+                report.extend(d.start_node(&self.launcher, n, j)?);
+            }
             let source = match &self.store {
                 Some(s) => NodeSource::Store(s.url_for(r)),
                 None => NodeSource::File {
@@ -705,6 +847,13 @@ impl Simulation {
             self.node_procs[j] = Some(p);
         }
         self.wait_listening(&listening, &format!("region-up {region}"))?;
+        let nodes: Vec<usize> = started.iter().map(|s| s.0).collect();
+        // Network mode: until their health checks have announced them and BGP routes to them.
+        let announced = if self.routing.is_some() && !nodes.is_empty() {
+            Some(self.wait_routed(&nodes, &format!("region-up {region}")))
+        } else {
+            None
+        };
         for (j, name, how) in started {
             let s = self.status(j);
             let version = s
@@ -722,6 +871,15 @@ impl Simulation {
             report.push(format!(
                 "edge node {name}: started ({how}), runs config {version} {from}"
             ));
+        }
+        match announced {
+            Some(Ok(took)) => report.push(format!(
+                "anycast: announced by BIRD, every router routes {} to its nearest announced node ({} ms after the nodes listened)",
+                netns::SERVICE,
+                took.as_millis()
+            )),
+            Some(Err(e)) => report.push(format!("anycast: {e:#}")),
+            None => {}
         }
         anyhow::ensure!(!report.is_empty(), "{region} is up: nothing to start");
         if let Some(q) = self.quorum() {
@@ -822,10 +980,10 @@ impl Simulation {
             s.push_str(&format!(
                 "| {region} | {entry} | {serving} | {name} | http://{}/status | {version} | {} | {prefers} | {lat} |\n",
                 self.nodes[j].1,
-                if self.board.announced(j) {
-                    "yes"
-                } else {
-                    "withdrawn"
+                match self.announced(j) {
+                    Some(true) => "yes",
+                    Some(false) => "withdrawn",
+                    None => "no BIRD",
                 }
             ));
         }
@@ -879,6 +1037,9 @@ impl Simulation {
             let _ = t.join();
         }
         let mut procs: Vec<Proc> = std::mem::take(&mut self.entry_procs);
+        if let Some(d) = &mut self.anycast {
+            procs.extend(d.take_all());
+        }
         procs.extend(self.node_procs.iter_mut().filter_map(Option::take));
         procs.extend(self.origin_procs.iter_mut().filter_map(Option::take));
         for p in &mut procs {

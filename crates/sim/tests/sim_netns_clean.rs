@@ -1,9 +1,10 @@
-//! Network mode after a crash: a SIGKILLed runner leaves its namespaces; `portico-sim clean` kills what runs in them and deletes them. Runs only as root where `ip netns add` works.
+//! Network mode after a crash: a SIGKILLed runner leaves its namespaces and what runs in them (nodes, origins, BIRDs, health checks); `portico-sim clean` kills those and deletes the namespaces. Runs only as root where `ip netns add` works and BIRD is installed.
 
 mod common;
 
 use common::*;
-use portico_sim::{Launch, netns};
+use portico_sim::launch::alive;
+use portico_sim::{Launch, bird, netns};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -23,6 +24,10 @@ fn clean_tears_down_the_namespaces_of_a_sigkilled_runner() {
     }
     if !netns::available() {
         eprintln!("SKIPPED: network mode needs root and a working `ip netns add`");
+        return;
+    }
+    if let Err(e) = bird::tools() {
+        eprintln!("SKIPPED: {e}");
         return;
     }
     let work = dir.join(format!("sim-netns-clean-test-{}", std::process::id()));
@@ -57,19 +62,40 @@ fn clean_tears_down_the_namespaces_of_a_sigkilled_runner() {
         Duration::from_secs(20),
         || std::fs::read_to_string(work.join("pids")).is_ok_and(|p| p.contains("entry-ap-south")),
     );
+    // Its BIRDs (3 routers, 3 nodes) and health checks, as the pid file lists them.
+    let listed = std::fs::read_to_string(work.join("pids")).expect("pid file");
+    let anycast: Vec<(u32, String)> = listed
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, name)| name.starts_with("bird-") || name.starts_with("anycast-"))
+        .filter_map(|(pid, name)| Some((pid.parse().ok()?, name.to_string())))
+        .collect();
     let _ = runner.kill();
     let _ = runner.wait();
     let outlived = mine().len();
-    let status = Command::new(&bin)
+    let running = anycast.iter().filter(|(p, _)| alive(*p)).count();
+    let out = Command::new(&bin)
         .arg("clean")
         .arg("--work-dir")
         .arg(&work)
-        .stdout(Stdio::null())
-        .status()
+        .stderr(Stdio::null())
+        .output()
         .expect("clean runs");
+    let said = String::from_utf8_lossy(&out.stdout);
     // Asserted after clean, so a failure leaves nothing behind.
     assert_eq!(outlived, 6, "namespaces outlive a SIGKILLed runner");
-    assert!(status.success());
+    assert_eq!(
+        anycast.len(),
+        9,
+        "BIRDs and health checks listed:\n{listed}"
+    );
+    assert_eq!(running, 9, "they outlive a SIGKILLed runner");
+    assert!(out.status.success());
     assert!(mine().is_empty(), "namespaces left: {:?}", mine());
+    let left: Vec<_> = anycast.iter().filter(|(p, _)| alive(*p)).collect();
+    assert!(left.is_empty(), "left running: {left:?}");
+    for name in ["bird-router-us-east", "bird-edge-ap", "anycast-edge-eu"] {
+        assert!(said.contains(&format!("killed {name} ")), "{said}");
+    }
     let _ = std::fs::remove_dir_all(work);
 }
