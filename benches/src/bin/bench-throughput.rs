@@ -1,4 +1,5 @@
-//! `bench-throughput`: Portico against nginx and HAProxy as reverse proxies, one pinned core each.
+//! `bench-throughput`: Portico against nginx and HAProxy as reverse proxies, one pinned core each;
+//! Portico with its access log on against Portico with it off.
 
 use anyhow::{Result, bail};
 use clap::Parser;
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 /// Measures requests per second and latency of Portico, nginx and HAProxy in front of the
 /// same origin, each with one worker pinned to one CPU while wrk and the origin share the
-/// other CPU. Rounds alternate between the proxies; the report shows medians and ratios.
+/// other CPU. Rounds alternate between the proxies; the report shows medians and ratios,
+/// including what Portico's access log costs (portico+accesslog / portico).
 #[derive(Parser, Debug)]
 #[command(name = "bench-throughput")]
 struct Args {
@@ -29,10 +31,13 @@ struct Args {
         value_delimiter = ','
     )]
     cases: Vec<String>,
-    /// Proxies, comma-separated: portico, nginx, haproxy, pingora-minimal.
+    /// Proxies, comma-separated: portico, portico+accesslog (node.access_log to a file in
+    /// --dir), nginx, nginx+accesslog (access_log to a file, buffer=64k; not in the default),
+    /// haproxy, pingora-minimal. `--peers portico,portico+accesslog` alone measures what the
+    /// access log costs.
     #[arg(
         long,
-        default_value = "portico,nginx,haproxy,pingora-minimal",
+        default_value = "portico,portico+accesslog,nginx,haproxy,pingora-minimal",
         value_delimiter = ','
     )]
     peers: Vec<String>,
@@ -86,7 +91,7 @@ fn main() -> Result<()> {
     for p in &args.peers {
         match PeerKind::from_name(p) {
             Some(k) => peers.push(k),
-            None => bail!("unknown peer {p:?} (portico, nginx, haproxy, pingora-minimal)"),
+            None => bail!("unknown peer {p:?} ({})", PeerKind::names()),
         }
     }
     if args.pingora_minimal.is_some() && !peers.contains(&PeerKind::PingoraMinimal) {
@@ -101,6 +106,8 @@ fn main() -> Result<()> {
     let dir = args.dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("portico-bench-throughput-{}", std::process::id()))
     });
+    // Absolute: nginx reads relative paths in its config against its prefix (`-p`), not ours.
+    let dir = std::path::absolute(&dir)?;
     let opts = Options {
         duration: Duration::from_secs(args.duration.max(1)),
         rounds: args.rounds.max(1),

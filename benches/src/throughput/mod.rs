@@ -1,5 +1,6 @@
 //! Throughput benchmark: Portico against nginx and HAProxy, one pinned worker each, driven by wrk.
 
+pub mod accesslog;
 pub mod peers;
 pub mod procinfo;
 pub mod stats;
@@ -135,19 +136,30 @@ pub struct Options {
 pub struct Sample {
     /// What wrk saw.
     pub report: WrkReport,
-    /// Proxy CPU time over wall time (1.0: one core busy).
+    /// Proxy CPU time (every thread of every process of the proxy) over wall time (1.0: one
+    /// core busy).
     pub cpu: f64,
+    /// Wall time the CPU was measured over, seconds.
+    pub wall_s: f64,
     /// Resident memory of the proxy near the end of the run, KiB.
     pub rss_kib: u64,
     /// How busy the proxy's CPU was over the run (when it is pinned to one CPU). Well above
     /// `cpu`, other work shared the core: compare req/s per core rather than req/s.
     pub core_busy: Option<f64>,
+    /// For a peer with its access log on: what the run wrote.
+    pub log: Option<accesslog::LogSample>,
 }
 
 impl Sample {
     /// Requests per second per busy proxy core.
     pub fn per_core(&self) -> Option<f64> {
         (self.cpu > 0.05).then(|| self.report.rps / self.cpu)
+    }
+
+    /// Proxy CPU time per request wrk completed, µs.
+    pub fn cpu_us_per_request(&self) -> Option<f64> {
+        (self.cpu > 0.05 && self.report.requests > 0)
+            .then(|| self.cpu * self.wall_s * 1e6 / self.report.requests as f64)
     }
 }
 
@@ -175,8 +187,16 @@ pub struct Summary {
     pub cpu: Option<f64>,
     /// Requests per second per busy proxy core.
     pub per_core: Option<f64>,
+    /// Proxy CPU time per request, µs.
+    pub cpu_us_per_request: Option<f64>,
     /// Errors over every run.
     pub errors: u64,
+    /// Access log lines per run (peers with the log on).
+    pub log_lines: Option<f64>,
+    /// Access log lines dropped over every run (Portico with the log on).
+    pub log_dropped: Option<u64>,
+    /// CPU of Portico's access log writer thread, cores (part of `cpu`).
+    pub writer_cpu: Option<f64>,
     /// Highest resident memory seen in a run minus the resident memory before, KiB.
     pub rss_growth_kib: Option<u64>,
 }
@@ -193,7 +213,15 @@ impl PeerResult {
             p99_us: pick(&|s| Some(s.report.p99_us)),
             cpu: pick(&|s| Some(s.cpu)),
             per_core: pick(&|s| s.per_core()),
+            cpu_us_per_request: pick(&|s| s.cpu_us_per_request()),
             errors: self.samples.iter().map(|s| s.report.errors()).sum(),
+            log_lines: pick(&|s| s.log.as_ref().map(|l| l.lines as f64)),
+            log_dropped: self
+                .samples
+                .iter()
+                .filter_map(|s| s.log.as_ref()?.dropped)
+                .reduce(|a, b| a + b),
+            writer_cpu: pick(&|s| Some(s.log.as_ref()?.writer.as_ref()?.cpu)),
             rss_growth_kib: self
                 .samples
                 .iter()
@@ -201,6 +229,30 @@ impl PeerResult {
                 .max()
                 .map(|peak| peak.saturating_sub(self.idle_rss_kib)),
         }
+    }
+
+    /// Where Portico's access log writer thread ran over the runs: `(allowed CPUs, CPUs it
+    /// was last seen on)`, if it has one.
+    pub fn writer_placement(&self) -> Option<(String, String)> {
+        let writers: Vec<&accesslog::WriterSample> = self
+            .samples
+            .iter()
+            .filter_map(|s| s.log.as_ref()?.writer.as_ref())
+            .collect();
+        if writers.is_empty() {
+            return None;
+        }
+        let mut allowed: Vec<String> = writers
+            .iter()
+            .map(|w| w.cpus_allowed.clone().unwrap_or_else(|| "?".into()))
+            .collect();
+        allowed.sort();
+        allowed.dedup();
+        let mut ran: Vec<u32> = writers.iter().filter_map(|w| w.last_cpu).collect();
+        ran.sort_unstable();
+        ran.dedup();
+        let ran: Vec<String> = ran.iter().map(u32::to_string).collect();
+        Some((allowed.join(" / "), ran.join(", ")))
     }
 }
 
@@ -229,15 +281,21 @@ pub fn round_order(n: usize, round: usize) -> Vec<usize> {
     (0..n).map(|k| (k + round) % n).collect()
 }
 
-/// Runs wrk once against `addr`, measuring the proxy process `pid` (if any) meanwhile.
+/// Runs wrk once against `addr`, measuring the proxy `proxy` (if any) meanwhile: its CPU, its
+/// memory, and for a peer with the access log on, what the run wrote to it.
 fn measure(
     wrk_bin: &Path,
     opts: &Options,
     case: &Case,
     addr: std::net::SocketAddr,
-    pid: Option<u32>,
+    proxy: Option<&Running>,
     duration: Duration,
 ) -> Result<Sample> {
+    let pid = proxy.map(|p| p.proc.pid());
+    let log_before = match proxy {
+        Some(p) => accesslog::before(p)?,
+        None => accesslog::Before::default(),
+    };
     let url = format!("http://{addr}{}", case.path);
     let run = WrkRun {
         url: &url,
@@ -277,12 +335,42 @@ fn measure(
         }
         _ => 0.0,
     };
+    let log = match proxy {
+        Some(p) => accesslog::after(p, log_before, wall)?,
+        None => None,
+    };
     Ok(Sample {
         report,
         cpu,
+        wall_s: wall,
         rss_kib,
         core_busy,
+        log,
     })
+}
+
+/// For a run of a peer with the access log on: `  log 147,210 lines (…)`.
+pub fn log_note(s: &Sample) -> String {
+    let Some(log) = &s.log else {
+        return String::new();
+    };
+    let mut out = format!(
+        "  log {} lines of {} B",
+        fmt_rate(Some(log.lines as f64)),
+        log.bytes.checked_div(log.lines).unwrap_or(0)
+    );
+    if let Some(d) = log.dropped {
+        let _ = write!(out, ", {d} dropped");
+    }
+    if let Some(w) = &log.writer {
+        let _ = write!(
+            out,
+            ", writer thread {} on CPU {}",
+            fmt_percent(Some(w.cpu)),
+            w.last_cpu.map_or_else(|| "?".into(), |c| c.to_string())
+        );
+    }
+    out
 }
 
 /// Runs one case against every proxy: a ceiling run straight to the origin, a warm-up per
@@ -322,23 +410,21 @@ fn run_case(
         if !opts.warmup.is_zero() {
             measure(wrk_bin, opts, case, p.addr, None, opts.warmup)
                 .with_context(|| format!("warming up {}", p.name))?;
+            if let Some(log) = &p.access_log {
+                // The warm-up's lines: gone before the disk notices.
+                accesslog::settle(log, Duration::from_secs(2));
+                accesslog::empty(log)?;
+            }
         }
     }
     for round in 0..opts.rounds {
         for i in round_order(proxies.len(), round) {
             let p = &mut proxies[i];
             p.proc.check_alive()?;
-            let s = measure(
-                wrk_bin,
-                opts,
-                case,
-                p.addr,
-                Some(p.proc.pid()),
-                opts.duration,
-            )
-            .with_context(|| format!("measuring {}", p.name))?;
+            let s = measure(wrk_bin, opts, case, p.addr, Some(&*p), opts.duration)
+                .with_context(|| format!("measuring {}", p.name))?;
             println!(
-                "  round {} {:<16} {:>9} req/s  p50 {:>9}  p99 {:>9}  proxy CPU {:>4}  errors {}{}",
+                "  round {} {:<17} {:>9} req/s  p50 {:>9}  p99 {:>9}  proxy CPU {:>4}  errors {}{}{}",
                 round + 1,
                 p.name,
                 fmt_rate(Some(s.report.rps)),
@@ -346,6 +432,7 @@ fn run_case(
                 fmt_latency(Some(s.report.p99_us)),
                 fmt_percent(Some(s.cpu)),
                 s.report.errors(),
+                log_note(&s),
                 shared_core_note(&s)
             );
             results[i].samples.push(s);
@@ -376,20 +463,21 @@ pub fn case_table(r: &CaseResult) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "  {:<16} {:>9} {:>10} {:>10} {:>9} {:>14} {:>7}",
-        "median of runs", "req/s", "p50", "p99", "proxy CPU", "req/s per core", "errors"
+        "  {:<17} {:>9} {:>10} {:>10} {:>9} {:>14} {:>9} {:>7}",
+        "median of runs", "req/s", "p50", "p99", "proxy CPU", "req/s per core", "CPU/req", "errors"
     );
     for p in &r.peers {
         let s = p.summary();
         let _ = writeln!(
             out,
-            "  {:<16} {:>9} {:>10} {:>10} {:>9} {:>14} {:>7}",
+            "  {:<17} {:>9} {:>10} {:>10} {:>9} {:>14} {:>9} {:>7}",
             p.peer,
             fmt_rate(s.rps),
             fmt_latency(s.p50_us),
             fmt_latency(s.p99_us),
             fmt_percent(s.cpu),
             fmt_rate(s.per_core),
+            fmt_latency(s.cpu_us_per_request),
             s.errors
         );
     }
@@ -435,7 +523,68 @@ pub fn case_table(r: &CaseResult) -> String {
             }
         }
     }
+    for (on, off, p) in access_log_pairs(r) {
+        let _ = writeln!(
+            out,
+            "  {}/{}: req/s {}, CPU per request {} ({} → {}), per core {}, p50 {}, p99 {}",
+            p.peer,
+            off_name(&p.peer),
+            fmt_ratio(ratio(on.rps, off.rps)),
+            fmt_ratio(ratio(on.cpu_us_per_request, off.cpu_us_per_request)),
+            fmt_latency(off.cpu_us_per_request),
+            fmt_latency(on.cpu_us_per_request),
+            fmt_ratio(ratio(on.per_core, off.per_core)),
+            fmt_ratio(ratio(on.p50_us, off.p50_us)),
+            fmt_ratio(ratio(on.p99_us, off.p99_us)),
+        );
+        let _ = writeln!(out, "  {}: {}", p.peer, writer_line(p, &on));
+    }
     out
+}
+
+fn off_name(peer: &str) -> &'static str {
+    PeerKind::from_name(peer)
+        .and_then(PeerKind::without_access_log)
+        .map_or("?", PeerKind::name)
+}
+
+/// Every peer of `r` with its access log on whose log-off twin ran too: `(on, off, peer)`.
+fn access_log_pairs(r: &CaseResult) -> Vec<(Summary, Summary, &PeerResult)> {
+    r.peers
+        .iter()
+        .filter_map(|p| {
+            let off = PeerKind::from_name(&p.peer)?.without_access_log()?;
+            Some((p.summary(), r.summary_of(off.name())?, p))
+        })
+        .collect()
+}
+
+/// Where the log was written from, what it cost and whether every line made it.
+fn writer_line(p: &PeerResult, on: &Summary) -> String {
+    let requests = median(
+        &p.samples
+            .iter()
+            .map(|s| s.report.requests as f64)
+            .collect::<Vec<_>>(),
+    );
+    let lines = format!(
+        "{} lines per run for {} requests wrk counted (median)",
+        fmt_rate(on.log_lines),
+        fmt_rate(requests)
+    );
+    match p.writer_placement() {
+        Some((allowed, ran)) => format!(
+            "writer thread on CPU {ran} (allowed: {allowed}; taskset pins the whole process, so it shares the proxy's core), {} of a core (median), counted in proxy CPU; {lines}, {} dropped{}",
+            fmt_percent(on.writer_cpu),
+            on.log_dropped.map_or_else(|| "?".into(), |d| d.to_string()),
+            if on.log_dropped.unwrap_or(0) > 0 {
+                " (the writer fell behind: the cost of keeping every line is higher than measured)"
+            } else {
+                ""
+            }
+        ),
+        None => format!("the worker writes its own log lines (no separate thread); {lines}"),
+    }
 }
 
 /// The closing Markdown tables (ready for the README).
@@ -501,6 +650,34 @@ pub fn markdown(results: &[CaseResult]) -> String {
             let _ = writeln!(out, "{row}");
         }
     }
+    if results.iter().any(|r| !access_log_pairs(r).is_empty()) {
+        let _ = writeln!(
+            out,
+            "\n| Case | Access log on / off | req/s | on/off | CPU per request | on/off | p99 on/off | writer thread CPU | lines dropped |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        for r in results {
+            for (on, off, p) in access_log_pairs(r) {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} / {} | {} / {} | {} | {} / {} | {} | {} | {} | {} |",
+                    r.case.kind.name(),
+                    p.peer,
+                    off_name(&p.peer),
+                    fmt_rate(on.rps),
+                    fmt_rate(off.rps),
+                    fmt_ratio(ratio(on.rps, off.rps)),
+                    fmt_latency(on.cpu_us_per_request),
+                    fmt_latency(off.cpu_us_per_request),
+                    fmt_ratio(ratio(on.cpu_us_per_request, off.cpu_us_per_request)),
+                    fmt_ratio(ratio(on.p99_us, off.p99_us)),
+                    fmt_percent(on.writer_cpu),
+                    on.log_dropped
+                        .map_or_else(|| "-".into(), |d| fmt_rate(Some(d as f64))),
+                );
+            }
+        }
+    }
     for r in results.iter().filter(|r| r.case.kind == CaseKind::Conns) {
         let _ = writeln!(
             out,
@@ -541,13 +718,25 @@ pub fn to_json(results: &[CaseResult]) -> serde_json::Value {
                         "median_p99_us": s.p99_us,
                         "median_cpu": s.cpu,
                         "median_rps_per_core": s.per_core,
+                        "median_cpu_us_per_request": s.cpu_us_per_request,
                         "errors": s.errors,
+                        "access_log": p.samples.iter().any(|x| x.log.is_some()),
+                        "median_log_lines": s.log_lines,
+                        "log_dropped": s.log_dropped,
+                        "median_writer_cpu": s.writer_cpu,
                         "idle_rss_kib": p.idle_rss_kib,
                         "rss_growth_kib": s.rss_growth_kib,
                         "runs": p.samples.iter().map(|x| serde_json::json!({
                             "rps": x.report.rps, "p50_us": x.report.p50_us, "p99_us": x.report.p99_us,
                             "requests": x.report.requests, "errors": x.report.errors(),
-                            "cpu": x.cpu, "rss_kib": x.rss_kib, "core_busy": x.core_busy,
+                            "cpu": x.cpu, "wall_s": x.wall_s, "rss_kib": x.rss_kib, "core_busy": x.core_busy,
+                            "cpu_us_per_request": x.cpu_us_per_request(),
+                            "log": x.log.as_ref().map(|l| serde_json::json!({
+                                "lines": l.lines, "bytes": l.bytes, "dropped": l.dropped,
+                                "writer": l.writer.as_ref().map(|w| serde_json::json!({
+                                    "cpu": w.cpu, "last_cpu": w.last_cpu, "cpus_allowed": w.cpus_allowed,
+                                })),
+                            })),
                         })).collect::<Vec<_>>(),
                     })
                 })
@@ -603,7 +792,9 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut proxies: Vec<Running> = Vec::new();
     for &kind in &opts.peers {
         let missing = match kind {
-            PeerKind::Nginx => which("nginx").is_none().then_some("nginx"),
+            PeerKind::Nginx | PeerKind::NginxAccessLog => {
+                which("nginx").is_none().then_some("nginx")
+            }
             PeerKind::Haproxy => which("haproxy").is_none().then_some("haproxy"),
             _ => None,
         };
@@ -627,6 +818,29 @@ pub fn run(opts: &Options) -> Result<()> {
         )
         .with_context(|| format!("starting {}", kind.name()))?;
         println!("\n-- {} at {} --\n{}", p.name, p.addr, p.config);
+        if matches!(kind, PeerKind::Portico | PeerKind::PorticoAccessLog) {
+            println!(
+                "{}: {}; proxy CPU counts every thread of the process{}",
+                p.name,
+                accesslog::threads_line(p.proc.pid()),
+                if kind == PeerKind::Portico {
+                    " (the access log writer exists but is idle: node.access_log is null)"
+                } else {
+                    ", the access log writer's included"
+                }
+            );
+        }
+        if let Some(log) = &p.access_log {
+            accesslog::settle(log, Duration::from_secs(2));
+            println!(
+                "{}: access log {} ({} filesystem), emptied before and after every measured run; the readiness check's line: {}",
+                p.name,
+                log.display(),
+                accesslog::filesystem(log).unwrap_or_else(|| "unknown".into()),
+                accesslog::first_line(log)
+                    .unwrap_or_else(|| "(none yet: still in the log's buffer)".into())
+            );
+        }
         proxies.push(p);
     }
     if proxies.is_empty() {
@@ -677,8 +891,10 @@ mod tests {
                 .map(|&(rps, p99, cpu)| Sample {
                     report: report(rps, p99),
                     cpu,
+                    wall_s: 10.0,
                     rss_kib: 1000 + rps as u64 / 10,
                     core_busy: None,
+                    log: None,
                 })
                 .collect(),
         }
@@ -765,6 +981,76 @@ mod tests {
             md.contains("| small | 0.50× | 0.50× | 2.00× | 2.00× |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn access_log_cost_is_a_ratio_to_the_same_proxy_without_it() {
+        let opts = options();
+        let mut on = peer("portico+accesslog", &[(90.0, 3.0, 1.0), (80.0, 3.0, 1.0)]);
+        for s in &mut on.samples {
+            s.log = Some(accesslog::LogSample {
+                lines: s.report.requests,
+                bytes: s.report.requests * 300,
+                dropped: Some(1),
+                writer: Some(accesslog::WriterSample {
+                    cpu: 0.04,
+                    last_cpu: Some(0),
+                    cpus_allowed: Some("0".into()),
+                }),
+            });
+        }
+        let result = CaseResult {
+            case: Case::new(CaseKind::Small, &opts),
+            direct: None,
+            peers: vec![
+                peer("portico", &[(100.0, 2.0, 1.0)]),
+                on,
+                peer("nginx", &[(200.0, 1.0, 1.0)]),
+            ],
+        };
+        let s = result.summary_of("portico+accesslog").unwrap();
+        assert_eq!(s.rps, Some(85.0));
+        assert_eq!(s.log_dropped, Some(2));
+        assert_eq!(s.writer_cpu, Some(0.04));
+        // 1 core × 10 s over 900 and 800 requests: the median of 11.1 and 12.5 ms.
+        let per_req = s.cpu_us_per_request.unwrap();
+        assert!(
+            (per_req - (1e7 / 900.0 + 1e7 / 800.0) / 2.0).abs() < 1.0,
+            "{per_req}"
+        );
+        let table = case_table(&result);
+        assert!(
+            table.contains("portico+accesslog/portico: req/s 0.85×, CPU per request 1.18×"),
+            "{table}"
+        );
+        assert!(
+            table.contains("writer thread on CPU 0 (allowed: 0;"),
+            "{table}"
+        );
+        assert!(
+            table.contains("2 dropped (the writer fell behind"),
+            "{table}"
+        );
+        // Only the access-log twin is compared, not nginx.
+        assert!(!table.contains("portico+accesslog/nginx"), "{table}");
+        let md = markdown(&[result]);
+        assert!(
+            md.contains("| small | portico+accesslog / portico | 85 / 100 | 0.85× |"),
+            "{md}"
+        );
+        assert!(md.contains("| 4% | 2 |"), "{md}");
+    }
+
+    #[test]
+    fn no_access_log_table_without_both_twins() {
+        let opts = options();
+        let result = CaseResult {
+            case: Case::new(CaseKind::Small, &opts),
+            direct: None,
+            peers: vec![peer("portico+accesslog", &[(90.0, 3.0, 1.0)])],
+        };
+        assert!(!case_table(&result).contains("/portico:"));
+        assert!(!markdown(&[result]).contains("Access log on / off"));
     }
 
     #[test]

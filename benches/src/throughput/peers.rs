@@ -23,9 +23,25 @@ pub enum PeerKind {
     /// The minimal Pingora proxy (one upstream, no header work): `pingora-minimal` from this
     /// workspace, or the binary given with `--pingora-minimal`.
     PingoraMinimal,
+    /// Portico with `node.access_log` pointed at a file in the bench's directory (otherwise
+    /// the same config as `Portico`): what the access log costs.
+    PorticoAccessLog,
+    /// nginx with `access_log FILE combined buffer=64k` (otherwise the same config as
+    /// `Nginx`): what nginx's access log costs, for comparison. Not in the default peers.
+    NginxAccessLog,
 }
 
 impl PeerKind {
+    /// Every peer, in the order `--help` lists them.
+    pub const ALL: [PeerKind; 6] = [
+        PeerKind::Portico,
+        PeerKind::PorticoAccessLog,
+        PeerKind::Nginx,
+        PeerKind::NginxAccessLog,
+        PeerKind::Haproxy,
+        PeerKind::PingoraMinimal,
+    ];
+
     /// The name used in tables and on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -33,19 +49,33 @@ impl PeerKind {
             PeerKind::Nginx => "nginx",
             PeerKind::Haproxy => "haproxy",
             PeerKind::PingoraMinimal => "pingora-minimal",
+            PeerKind::PorticoAccessLog => "portico+accesslog",
+            PeerKind::NginxAccessLog => "nginx+accesslog",
         }
     }
 
     /// Parses a name from the command line.
     pub fn from_name(s: &str) -> Option<Self> {
-        [
-            PeerKind::Portico,
-            PeerKind::Nginx,
-            PeerKind::Haproxy,
-            PeerKind::PingoraMinimal,
-        ]
-        .into_iter()
-        .find(|k| k.name() == s)
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Every name, comma-separated (for error messages).
+    pub fn names() -> String {
+        Self::ALL.map(PeerKind::name).join(", ")
+    }
+
+    /// Whether this peer writes an access log (to a file the bench empties between runs).
+    pub fn logs_access(self) -> bool {
+        matches!(self, PeerKind::PorticoAccessLog | PeerKind::NginxAccessLog)
+    }
+
+    /// For a peer with the access log on, the same proxy with it off.
+    pub fn without_access_log(self) -> Option<PeerKind> {
+        match self {
+            PeerKind::PorticoAccessLog => Some(PeerKind::Portico),
+            PeerKind::NginxAccessLog => Some(PeerKind::Nginx),
+            _ => None,
+        }
     }
 }
 
@@ -68,6 +98,10 @@ pub struct Running {
     pub proc: Proc,
     /// The config text it was started with, for the report.
     pub config: String,
+    /// Portico's admin listener (for `/metrics`), if this is Portico.
+    pub admin: Option<SocketAddr>,
+    /// The access log file this peer writes, if its access log is on.
+    pub access_log: Option<PathBuf>,
 }
 
 /// Temporary-file directives so nginx never touches `/var/lib/nginx`.
@@ -118,10 +152,20 @@ http {{
 }
 
 /// nginx as a reverse proxy, per nginx's own tuning advice: one worker, HTTP/1.1 and
-/// keep-alive towards the origin, no access log, no per-connection request cap, big bodies
+/// keep-alive towards the origin, no access log (unless `access_log` names a file: then the
+/// `combined` format through a 64 KiB buffer), no per-connection request cap, big bodies
 /// streamed through memory buffers rather than spooled to disk.
-pub fn nginx_proxy_conf(dir: &Path, port: u16, origin: SocketAddr) -> String {
+pub fn nginx_proxy_conf(
+    dir: &Path,
+    port: u16,
+    origin: SocketAddr,
+    access_log: Option<&Path>,
+) -> String {
     let d = dir.display();
+    let access_log = match access_log {
+        None => "access_log off;".to_string(),
+        Some(path) => format!("access_log {} combined buffer=64k;", path.display()),
+    };
     format!(
         "worker_processes 1;
 pid {d}/nginx.pid;
@@ -130,7 +174,7 @@ events {{
     worker_connections 16384;
 }}
 http {{
-    access_log off;
+    {access_log}
     keepalive_requests 1000000;
     keepalive_timeout 75s;
 {temp}    upstream origin {{
@@ -189,11 +233,22 @@ backend origin
     )
 }
 
-/// Portico with one pool of one origin and a catch-all route, `threads` worker threads.
-pub fn portico_conf(port: u16, admin: u16, origin: SocketAddr, threads: usize) -> String {
+/// Portico with one pool of one origin and a catch-all route, `threads` worker threads, and
+/// `node.access_log` null (off) or the file `access_log`.
+pub fn portico_conf(
+    port: u16,
+    admin: u16,
+    origin: SocketAddr,
+    threads: usize,
+    access_log: Option<&Path>,
+) -> String {
+    let access_log = match access_log {
+        None => "null".to_string(),
+        Some(p) => serde_json::Value::String(p.display().to_string()).to_string(),
+    };
     format!(
         r#"{{
-  "node": {{ "region": "bench", "listen": "127.0.0.1:{port}", "admin_listen": "127.0.0.1:{admin}", "threads": {threads} }},
+  "node": {{ "region": "bench", "listen": "127.0.0.1:{port}", "admin_listen": "127.0.0.1:{admin}", "threads": {threads}, "access_log": {access_log} }},
   "pools": [{{
     "name": "origin",
     "health_probe": {{ "path": "/", "method": "HEAD", "interval_ms": 5000, "timeout_ms": 2000, "expected_status": [200] }},
@@ -302,6 +357,8 @@ pub fn start_origin(kind: OriginKind, dir: &Path, place: &Placement) -> Result<R
         addr,
         proc,
         config,
+        admin: None,
+        access_log: None,
     })
 }
 
@@ -319,8 +376,14 @@ pub fn start_proxy(
     let cpus = place.proxy_cpus.as_deref();
     let dir = dir.join(kind.name());
     std::fs::create_dir_all(&dir)?;
+    let access_log = kind.logs_access().then(|| dir.join("access.log"));
+    if let Some(log) = &access_log {
+        // Start empty (a leftover from an earlier run in the same --dir would be appended to).
+        let _ = std::fs::remove_file(log);
+    }
+    let mut admin_addr = None;
     let (cmd, config) = match kind {
-        PeerKind::Portico => {
+        PeerKind::Portico | PeerKind::PorticoAccessLog => {
             let bin = workspace_bin("portico");
             if !bin.is_file() {
                 bail!(
@@ -329,17 +392,18 @@ pub fn start_proxy(
                 );
             }
             let admin = crate::procs::free_port()?;
-            let conf = portico_conf(port, admin, origin, portico_threads);
+            admin_addr = Some(SocketAddr::from(([127, 0, 0, 1], admin)));
+            let conf = portico_conf(port, admin, origin, portico_threads, access_log.as_deref());
             let path = dir.join("portico.json");
             write(&path, &conf)?;
             let mut cmd = pinned(cpus, &bin);
             cmd.arg("--config").arg(&path);
             (cmd, conf)
         }
-        PeerKind::Nginx => {
+        PeerKind::Nginx | PeerKind::NginxAccessLog => {
             let nginx = which("nginx").context("nginx is not installed")?;
             nginx_prefix(&dir)?;
-            let conf = nginx_proxy_conf(&dir, port, origin);
+            let conf = nginx_proxy_conf(&dir, port, origin, access_log.as_deref());
             let path = dir.join("nginx.conf");
             write(&path, &conf)?;
             (nginx_command(&nginx, cpus, &dir, &path), conf)
@@ -373,6 +437,8 @@ pub fn start_proxy(
         addr,
         proc,
         config,
+        admin: admin_addr,
+        access_log,
     })
 }
 
@@ -395,6 +461,11 @@ fn ready(mut r: Running) -> Result<Running> {
 
 /// A one-shot `GET path` over a fresh connection: the status and the body length.
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, usize)> {
+    parse_response(&http_get_raw(addr, path)?)
+}
+
+/// A one-shot `GET path`: the whole response, head and body.
+fn http_get_raw(addr: SocketAddr, path: &str) -> Result<Vec<u8>> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
@@ -403,7 +474,22 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, usize)> {
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
-    parse_response(&buf)
+    Ok(buf)
+}
+
+/// The value of the unlabelled counter `name` in the Prometheus text at `admin`'s `/metrics`.
+pub fn metric(admin: SocketAddr, name: &str) -> Option<f64> {
+    let raw = http_get_raw(admin, "/metrics").ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    parse_metric(&text, name)
+}
+
+/// The value of the unlabelled sample `name` in Prometheus text.
+pub fn parse_metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let (n, v) = l.split_once(' ')?;
+        (n == name).then(|| v.trim().parse().ok()).flatten()
+    })
 }
 
 /// Status and body length of a complete (closed) HTTP/1.1 response.
@@ -424,6 +510,7 @@ pub fn parse_response(buf: &[u8]) -> Result<(u16, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portico_core::config::AccessLogTarget;
 
     fn origin() -> SocketAddr {
         "127.0.0.1:9000".parse().unwrap()
@@ -431,7 +518,7 @@ mod tests {
 
     #[test]
     fn nginx_proxy_is_configured_for_speed() {
-        let c = nginx_proxy_conf(Path::new("/tmp/x"), 8080, origin());
+        let c = nginx_proxy_conf(Path::new("/tmp/x"), 8080, origin(), None);
         for needle in [
             "worker_processes 1;",
             "access_log off;",
@@ -476,23 +563,74 @@ mod tests {
 
     #[test]
     fn portico_config_is_valid() {
-        let text = portico_conf(8082, 9901, origin(), 1);
+        let text = portico_conf(8082, 9901, origin(), 1, None);
+        assert!(text.contains(r#""access_log": null"#), "{text}");
         let config = portico_core::config::parse(&text).expect("valid Portico config");
         assert_eq!(config.node.threads, 1);
         assert_eq!(config.pools[0].origins[0].address, "127.0.0.1:9000");
+        assert_eq!(config.node.access_log, AccessLogTarget::Off);
+    }
+
+    #[test]
+    fn portico_access_log_goes_to_the_file() {
+        let log = Path::new("/tmp/bench dir/portico+accesslog/access.log");
+        let text = portico_conf(8082, 9901, origin(), 1, Some(log));
+        let config = portico_core::config::parse(&text).expect("valid Portico config");
+        assert_eq!(
+            config.node.access_log,
+            AccessLogTarget::File("/tmp/bench dir/portico+accesslog/access.log".into())
+        );
+        // Everything else as without the log.
+        let off = portico_conf(8082, 9901, origin(), 1, None);
+        assert_eq!(
+            text.replace(r#""/tmp/bench dir/portico+accesslog/access.log""#, "null"),
+            off
+        );
+    }
+
+    #[test]
+    fn nginx_access_log_is_buffered_and_otherwise_the_same() {
+        let dir = Path::new("/tmp/x");
+        let on = nginx_proxy_conf(dir, 8080, origin(), Some(&dir.join("access.log")));
+        assert!(on.contains("access_log /tmp/x/access.log combined buffer=64k;"));
+        assert!(!on.contains("access_log off;"));
+        let off = nginx_proxy_conf(dir, 8080, origin(), None);
+        assert_eq!(
+            on.replace(
+                "access_log /tmp/x/access.log combined buffer=64k;",
+                "access_log off;"
+            ),
+            off
+        );
+    }
+
+    #[test]
+    fn haproxy_logs_nothing() {
+        // No `log` line: HAProxy sends no access log anywhere.
+        assert!(!haproxy_conf(8081, origin()).contains("log "));
+    }
+
+    #[test]
+    fn reads_an_unlabelled_counter() {
+        let text = "# HELP portico_access_log_dropped_total x\n# TYPE portico_access_log_dropped_total counter\nportico_access_log_dropped_total 12\nportico_access_log_dropped_total_other 3\n";
+        assert_eq!(
+            parse_metric(text, "portico_access_log_dropped_total"),
+            Some(12.0)
+        );
+        assert_eq!(parse_metric(text, "absent"), None);
     }
 
     #[test]
     fn peer_names_round_trip() {
-        for k in [
-            PeerKind::Portico,
-            PeerKind::Nginx,
-            PeerKind::Haproxy,
-            PeerKind::PingoraMinimal,
-        ] {
+        for k in PeerKind::ALL {
             assert_eq!(PeerKind::from_name(k.name()), Some(k));
+            assert_eq!(k.logs_access(), k.without_access_log().is_some());
         }
         assert_eq!(PeerKind::from_name("envoy"), None);
+        assert_eq!(
+            PeerKind::from_name("portico+accesslog").and_then(PeerKind::without_access_log),
+            Some(PeerKind::Portico)
+        );
     }
 
     #[test]

@@ -32,6 +32,79 @@ fn stat(pid: u32) -> Option<Stat> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// One thread of a process, from `/proc/PID/task/TID`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadInfo {
+    /// Thread id.
+    pub tid: u32,
+    /// Its name (`comm`: at most 15 bytes, so `portico-access-log` reads `portico-access-`).
+    pub name: String,
+    /// User plus system time of this thread alone, in clock ticks.
+    pub ticks: u64,
+    /// The CPU it last ran on.
+    pub last_cpu: Option<u32>,
+    /// The CPUs it may run on (`Cpus_allowed_list`, e.g. `0` under `taskset -c 0`).
+    pub cpus_allowed: Option<String>,
+}
+
+/// A thread's own user + system ticks and the CPU it last ran on, from its `stat` text.
+pub fn parse_task_stat(text: &str) -> Option<(u64, Option<u32>)> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Field 39, `processor`.
+    let cpu = fields.get(36).and_then(|f| f.parse().ok());
+    Some((utime + stime, cpu))
+}
+
+/// The `Cpus_allowed_list` line of a `status` file.
+pub fn parse_cpus_allowed(status: &str) -> Option<String> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
+}
+
+/// Every thread of `pid` (not of its children).
+pub fn threads(pid: u32) -> Vec<ThreadInfo> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let base = entry.path();
+        let Some((ticks, last_cpu)) = std::fs::read_to_string(base.join("stat"))
+            .ok()
+            .and_then(|t| parse_task_stat(&t))
+        else {
+            continue;
+        };
+        out.push(ThreadInfo {
+            tid,
+            name: std::fs::read_to_string(base.join("comm"))
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            ticks,
+            last_cpu,
+            cpus_allowed: std::fs::read_to_string(base.join("status"))
+                .ok()
+                .and_then(|s| parse_cpus_allowed(&s)),
+        });
+    }
+    out.sort_by_key(|t| t.tid);
+    out
+}
+
+/// Ticks to seconds.
+pub fn ticks_to_secs(ticks: u64) -> f64 {
+    ticks as f64 / CLK_TCK
+}
+
 /// `pid` and every process below it (nginx's workers run under its master).
 pub fn tree(pid: u32) -> Vec<u32> {
     let mut all: Vec<(u32, u32)> = Vec::new();
@@ -169,6 +242,20 @@ mod tests {
         };
         assert_eq!(busy_share(t, later), Some(0.5));
         assert_eq!(busy_share(later, t), None);
+    }
+
+    #[test]
+    fn parses_a_thread() {
+        // utime 30, stime 12, ..., exit_signal 17, processor 1.
+        let text = "4243 (portico-access-) S 1 4242 4242 0 -1 4194624 1 0 0 0 30 12 0 0 20 0 6 0 1 1 1 2 3 4 5 6 7 8 9 10 11 12 0 0 17 1 0 0 0 0 0";
+        assert_eq!(parse_task_stat(text), Some((42, Some(1))));
+        assert_eq!(
+            parse_cpus_allowed("Name:\tx\nCpus_allowed:\t1\nCpus_allowed_list:\t0\n"),
+            Some("0".into())
+        );
+        let me = threads(std::process::id());
+        assert!(!me.is_empty());
+        assert!(me.iter().all(|t| t.cpus_allowed.is_some()));
     }
 
     #[test]
