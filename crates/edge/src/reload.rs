@@ -5,6 +5,7 @@
 use crate::live_pool::resolve_async;
 use crate::snapshot::Snapshot;
 use crate::state::{ConfigSource, ErrorEntry, LastReload, NodeState, ReloadSource, rfc3339};
+use crate::tls::CertStore;
 use portico_core::config::{ConfigError, ConfigErrors, parse_with};
 use portico_core::reload::restart_only_changes;
 use std::net::SocketAddr;
@@ -67,7 +68,8 @@ pub async fn apply_if(
     }
     let outcome = build_next(node, text).await;
     let applied = match outcome {
-        Ok(None) => {
+        Ok(Next::Same(certs)) => {
+            node.certs.store(Arc::new(certs));
             let version = node.snapshot().config.version.clone();
             log::info!(
                 "config reload from {}: version {version} is already running",
@@ -78,11 +80,12 @@ pub async fn apply_if(
                 changed: false,
             }
         }
-        Ok(Some((snapshot, summary))) => {
+        Ok(Next::New(snapshot, certs, summary)) => {
             let version = snapshot.config.version.clone();
             let region = snapshot.config.node.region.clone();
             let pools: Vec<Arc<crate::live_pool::LivePool>> = snapshot.pools.clone();
-            node.install(snapshot);
+            node.install(*snapshot);
+            node.certs.store(Arc::new(certs));
             for p in &pools {
                 p.publish_all();
             }
@@ -167,11 +170,35 @@ pub async fn reload_file(node: &NodeState) -> Result<Applied, ConfigErrors> {
     apply(node, &text, ReloadSource::File).await
 }
 
-/// The next snapshot and a one-line summary, or `None` when `text` is the running document.
-async fn build_next(
-    node: &NodeState,
-    text: &str,
-) -> Result<Option<(Snapshot, String)>, ConfigErrors> {
+/// What a valid document becomes.
+enum Next {
+    /// The running document again: only the certificates, re-read, are installed.
+    Same(CertStore),
+    /// A new snapshot, its certificates and a one-line summary.
+    New(Box<Snapshot>, CertStore, String),
+}
+
+/// Reads the certificates and CA files off the proxy threads; logs the warnings.
+async fn load_tls(
+    config: &portico_core::config::Config,
+) -> Result<crate::tls::TlsMaterial, ConfigErrors> {
+    let config = config.clone();
+    let tls = tokio::task::spawn_blocking(move || crate::tls::load(&config))
+        .await
+        .map_err(|e| {
+            ConfigErrors(vec![ConfigError::new(
+                "",
+                format!("reading certificates failed: {e}"),
+            )])
+        })??;
+    for w in &tls.warnings {
+        log::warn!("{w}");
+    }
+    Ok(tls)
+}
+
+/// The next snapshot, or only new certificates when `text` is the running document.
+async fn build_next(node: &NodeState, text: &str) -> Result<Next, ConfigErrors> {
     let config = parse_with(text, &node.overrides)?;
     let current = node.snapshot();
     let mut errors = restart_only_changes(&current.config, &config);
@@ -179,8 +206,10 @@ async fn build_next(
         errors.sort_by(|a, b| a.path.cmp(&b.path));
         return Err(ConfigErrors(errors));
     }
+    // Certificates are re-read on every reload, the running document's included.
+    let tls = load_tls(&config).await?;
     if config == current.config && *current.document == *text {
-        return Ok(None);
+        return Ok(Next::Same(tls.certs));
     }
     let addrs = resolve_all_async(&config, &current).await?;
     crate::checks::check_token_file(&config)?;
@@ -188,11 +217,12 @@ async fn build_next(
         config,
         Arc::from(text),
         &addrs,
+        &tls.cas,
         Some(&current),
         &node.metrics,
     );
     let summary = plan.map(|p| p.summary()).unwrap_or_default();
-    Ok(Some((snapshot, summary)))
+    Ok(Next::New(Box::new(snapshot), tls.certs, summary))
 }
 
 /// Resolves every origin name concurrently. An origin whose name does not resolve now but
