@@ -72,7 +72,7 @@ pub async fn apply_if(
             node.certs.store(Arc::new(certs));
             let version = node.snapshot().config.version.clone();
             log::info!(
-                "config reload from {}: version {version} is already running",
+                "config reload from {}: version {version} is already running; certificates re-read",
                 source.label()
             );
             Applied {
