@@ -662,3 +662,42 @@ fn an_expired_certificate_is_a_warning_and_a_ca_file_is_checked_by_path() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_re_reads_the_pool_ca_file_even_for_the_same_document() {
+    let old_ca = TestCa::new("old-ca");
+    let new_ca = TestCa::new("new-ca");
+    let o = https_origin("o", &new_ca.leaf("o", &["origin.test"])).await;
+    let ca_file = old_ca.dir().join("pool-ca.pem");
+    std::fs::copy(&old_ca.ca_file, &ca_file).expect("copy");
+    let text = one_pool(
+        &[tls_origin_json("o", o.addr(), r#", "sni": "origin.test""#)],
+        &format!(
+            r#""health_probe": {{"interval_ms": 200, "timeout_ms": 150}}, "ca_file": {}"#,
+            serde_json::to_string(&ca_file).expect("json")
+        ),
+    );
+    let node = TestNode::start(&text).await;
+    assert_eq!(
+        node.get("/").await.status,
+        502,
+        "the old CA does not sign it"
+    );
+    // The CA file rotated on disk, the same document reloaded.
+    std::fs::copy(&new_ca.ca_file, &ca_file).expect("copy");
+    let applied = node
+        .node
+        .apply(&text, ReloadSource::Admin)
+        .await
+        .expect("reload");
+    assert!(applied.changed, "the pool was rebuilt with the new CA");
+    let r = node.get("/").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.served_by(), "o");
+    eventually(
+        "a probe with the new CA succeeded",
+        Duration::from_secs(10),
+        || async { node.origin_status("p", "o").await["last_probe"] == "success" },
+    )
+    .await;
+}

@@ -52,6 +52,8 @@ pub struct LivePool {
     pub config: PoolConfig,
     /// Origins, index for index with `config.origins`.
     pub origins: Vec<OriginPeer>,
+    /// The CA certificates read from `ca_file` (what TLS origins are checked against).
+    pub ca: Option<Arc<CaType>>,
     state: Mutex<PoolState>,
     metrics: Arc<Metrics>,
 }
@@ -78,6 +80,7 @@ impl LivePool {
         let pool = Self {
             config,
             origins,
+            ca,
             state: Mutex::new(state),
             metrics,
         };

@@ -5,6 +5,7 @@
 use crate::live_pool::probe_request;
 use crate::snapshot::Snapshot;
 use crate::state::NodeState;
+use pingora_core::protocols::tls::CaType;
 use pingora_error::{Error, ErrorType};
 use pingora_load_balancing::Backend;
 use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck};
@@ -34,8 +35,8 @@ struct ProbeSpec {
     probe: ProbeConfig,
     host_header: Option<String>,
     region: String,
-    /// For a TLS origin: SNI, whether the certificate is checked, the pool's CA file.
-    tls: Option<(String, bool, Option<String>)>,
+    /// For a TLS origin: SNI, whether the certificate is checked, the pool's CA certificates.
+    tls: Option<(String, bool, Option<Arc<CaType>>)>,
 }
 
 /// The probes a snapshot needs, by origin.
@@ -57,9 +58,7 @@ fn wanted(snapshot: &Snapshot) -> HashMap<OriginKey, ProbeSpec> {
                     probe: pool.config.probe.clone(),
                     host_header: o.host_header.clone(),
                     region: snapshot.region().to_string(),
-                    tls: o
-                        .tls
-                        .then(|| (o.sni_name(), o.tls_verify, pool.config.ca_file.clone())),
+                    tls: o.tls.then(|| (o.sni_name(), o.tls_verify, pool.ca.clone())),
                 },
             );
         }

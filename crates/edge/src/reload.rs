@@ -20,7 +20,8 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Applied {
     /// The version now running.
     pub version: String,
-    /// False when the document was the running one already (nothing rebuilt).
+    /// False when the document was the running one already and its CA files hold the same
+    /// certificates (nothing rebuilt; the listener's certificates are re-read all the same).
     pub changed: bool,
 }
 
@@ -206,9 +207,15 @@ async fn build_next(node: &NodeState, text: &str) -> Result<Next, ConfigErrors> 
         errors.sort_by(|a, b| a.path.cmp(&b.path));
         return Err(ConfigErrors(errors));
     }
-    // Certificates are re-read on every reload, the running document's included.
+    // Certificates and CA files are re-read on every reload, the running document's included:
+    // new CA certificates rebuild their pool even when the document is the same.
     let tls = load_tls(&config).await?;
-    if config == current.config && *current.document == *text {
+    let same_cas = current
+        .pools
+        .iter()
+        .zip(&tls.cas)
+        .all(|(pool, ca)| pool.ca.as_deref() == ca.as_deref());
+    if config == current.config && *current.document == *text && same_cas {
         return Ok(Next::Same(tls.certs));
     }
     let addrs = resolve_all_async(&config, &current).await?;

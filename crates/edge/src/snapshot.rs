@@ -88,7 +88,11 @@ impl Snapshot {
                 let pp = &plan.pools[i];
                 let old = pp.old.map(|o| &prev.pools[o]);
                 if let Some(old) = old {
-                    if pp.unchanged && old.addrs() == pool_addrs {
+                    // A CA file re-read with other certificates rebuilds the peers.
+                    if pp.unchanged
+                        && old.addrs() == pool_addrs
+                        && old.ca.as_deref() == ca.as_deref()
+                    {
                         return old.clone();
                     }
                 }
