@@ -323,6 +323,18 @@ async fn https_redirect_answers_plain_http_with_308_to_the_tls_port() {
         o.log().iter().all(|r| r.probe),
         "a redirect is not forwarded"
     );
+    // HTTP/1.0 without Host: there is no host to redirect to.
+    let plain = node.node.url.trim_start_matches("http://").to_string();
+    let reply = raw(&plain, b"GET /cart HTTP/1.0\r\n\r\n").await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(
+        reply.contains("a redirect to HTTPS needs a Host header"),
+        "{reply}"
+    );
+    assert!(
+        o.log().iter().all(|r| r.probe),
+        "nor is a request without Host"
+    );
     // Over TLS the same route is proxied.
     let out = curl_tls(&node, &ca, "shop.test", "/cart", &["-w", " %{http_code}"]).await;
     assert_eq!(out.stdout, "o\n 200", "{}", out.stderr);

@@ -253,8 +253,15 @@ impl ProxyHttp for EdgeProxy {
             Some(route)
                 if ctx.snapshot.config.routes[route].https_redirect && !over_tls(session) =>
             {
-                let location = https_location(req, ctx.snapshot.config.node.tls_listen.as_deref());
                 ctx.route = Some(route);
+                if host.is_none_or(str::is_empty) {
+                    // HTTP/1.0 may omit Host, but a redirect needs a host to name.
+                    ctx.status = 400;
+                    let body = "400 Bad Request: a redirect to HTTPS needs a Host header\n";
+                    self.respond(session, ctx, 400, body.to_string()).await?;
+                    return Ok(true);
+                }
+                let location = https_location(req, ctx.snapshot.config.node.tls_listen.as_deref());
                 ctx.status = 308;
                 let mut resp = ResponseHeader::build(308, Some(4))?;
                 resp.insert_header("Location", location.as_str())?;
