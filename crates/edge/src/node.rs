@@ -192,8 +192,15 @@ impl Node {
     pub fn run(self) {
         let snapshot = self.state.snapshot();
         let region = snapshot.region().to_string();
+        let tls = snapshot
+            .config
+            .node
+            .tls_listen
+            .as_ref()
+            .map(|t| format!(", TLS (h2, http/1.1) on {t}"))
+            .unwrap_or_default();
         log::info!(
-            "portico {} region {region}: proxy on {}, admin on {}, config {} from {}",
+            "portico {} region {region}: proxy on {}{tls}, admin on {}, config {} from {}",
             env!("CARGO_PKG_VERSION"),
             snapshot.config.node.listen,
             snapshot.config.node.admin_listen,
