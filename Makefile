@@ -21,11 +21,15 @@ help:
 	@echo "make sim-clean       remove anything a crashed network-mode simulation left behind"
 	@echo "make screenshot      render the admin status page to docs/status-page.png (Chromium)"
 
-# Pingora builds zlib-ng from source: it needs cmake and a C compiler. etcd-client compiles
-# etcd's protobuf definitions with protoc; the store, its tests and the demo run etcd.
+# Pingora builds zlib-ng from source: it needs cmake and a C compiler. Its TLS (OpenSSL)
+# links Debian's libssl-dev, found with pkg-config (.cargo/config.toml: OPENSSL_NO_VENDOR).
+# etcd-client compiles etcd's protobuf definitions with protoc; the store, its tests and the
+# demo run etcd.
 deps:
 	@missing=""; \
 	command -v cmake >/dev/null 2>&1 || missing="$$missing cmake"; \
+	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
+	dpkg -s libssl-dev >/dev/null 2>&1 || pkg-config --exists openssl 2>/dev/null || missing="$$missing libssl-dev"; \
 	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
 	command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || missing="$$missing etcd-server"; \
 	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \

@@ -14,3 +14,4 @@ mod selection;
 mod status_page;
 mod stop;
 mod store;
+mod tls;

@@ -5,6 +5,7 @@ pub mod client;
 pub mod metrics;
 pub mod node;
 pub mod seen;
+pub mod tls;
 pub mod wait;
 
 pub use client::{Http, Resp, raw};

@@ -46,6 +46,8 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<ConfigError> 
         }
     };
     check("node.listen", a.listen.clone(), b.listen.clone());
+    let tls = |t: &Option<String>| t.clone().unwrap_or_else(|| "none".to_string());
+    check("node.tls_listen", tls(&a.tls_listen), tls(&b.tls_listen));
     check(
         "node.admin_listen",
         a.admin_listen.clone(),
@@ -274,6 +276,26 @@ mod tests {
             "changed from 0.0.0.0:8080 to 127.0.0.1:1: this field needs a restart (the running node keeps 0.0.0.0:8080)"
         );
         assert!(restart_only_changes(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn the_tls_listener_needs_a_restart() {
+        let base = r#"{"pools":[{"name":"a","origins":[{"name":"x","address":"127.0.0.1:1"}]}],
+                       "routes":[{"name":"r","pool":"a"}],
+                       "certificates":[{"name":"c","hosts":["a.test"],"cert_file":"c.pem","key_file":"k.pem"}]"#;
+        let plain = parse(&format!("{base}}}")).unwrap();
+        let tls = parse(&format!(
+            r#"{base},"node":{{"tls_listen":"127.0.0.1:8443"}}}}"#
+        ))
+        .unwrap();
+        let errors = restart_only_changes(&plain, &tls);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path, "node.tls_listen");
+        assert_eq!(
+            errors[0].message,
+            "changed from none to 127.0.0.1:8443: this field needs a restart (the running node keeps none)"
+        );
+        assert!(restart_only_changes(&tls, &tls).is_empty());
     }
 
     mod properties {

@@ -13,6 +13,8 @@ pub enum RetryReason {
     ConnectTimeout,
     /// Any other failure to connect.
     ConnectError,
+    /// The TLS handshake with a `tls` origin failed, or its certificate did not check out.
+    TlsError,
     /// A read of the response took longer than `timeouts.response_ms`.
     ResponseTimeout,
     /// The origin answered 502.
@@ -27,10 +29,11 @@ pub enum RetryReason {
 
 impl RetryReason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [RetryReason; 8] = [
+    pub const ALL: [RetryReason; 9] = [
         RetryReason::ConnectRefused,
         RetryReason::ConnectTimeout,
         RetryReason::ConnectError,
+        RetryReason::TlsError,
         RetryReason::ResponseTimeout,
         RetryReason::Status502,
         RetryReason::Status503,
@@ -44,6 +47,7 @@ impl RetryReason {
             RetryReason::ConnectRefused => "connect_refused",
             RetryReason::ConnectTimeout => "connect_timeout",
             RetryReason::ConnectError => "connect_error",
+            RetryReason::TlsError => "tls_error",
             RetryReason::ResponseTimeout => "response_timeout",
             RetryReason::Status502 => "status_502",
             RetryReason::Status503 => "status_503",
@@ -62,11 +66,15 @@ impl RetryReason {
         }
     }
 
-    /// Whether the request may have reached the origin (everything but connect failures).
+    /// Whether the request may have reached the origin (everything but connect failures,
+    /// TLS handshakes included: no request byte is sent before the handshake completes).
     pub fn reached_origin(self) -> bool {
         !matches!(
             self,
-            RetryReason::ConnectRefused | RetryReason::ConnectTimeout | RetryReason::ConnectError
+            RetryReason::ConnectRefused
+                | RetryReason::ConnectTimeout
+                | RetryReason::ConnectError
+                | RetryReason::TlsError
         )
     }
 }
@@ -178,6 +186,7 @@ mod tests {
             RetryReason::ConnectRefused,
             RetryReason::ConnectTimeout,
             RetryReason::ConnectError,
+            RetryReason::TlsError,
         ] {
             assert!(may_retry(r, false, false));
         }

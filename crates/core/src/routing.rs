@@ -143,6 +143,7 @@ mod tests {
             hosts: hosts.iter().map(|h| host_pattern(h).unwrap()).collect(),
             paths: paths.iter().map(|p| path_pattern(p).unwrap()).collect(),
             pool: 0,
+            https_redirect: false,
         }
     }
 

@@ -63,6 +63,8 @@ pub fn status_json(node: &NodeState) -> Value {
                             ProbeResult::Failure => None,
                         }),
                         "last_probe_age_ms": last.map(|(at, _)| now.saturating_duration_since(at).as_millis() as u64),
+                        "last_probe_error": core.origins[i].probe_error(),
+                        "tls": o.tls,
                         "window": s.map(|s| json!({"failures": s.window.0, "samples": s.window.1})),
                     })
                 })

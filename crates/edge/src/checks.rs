@@ -1,6 +1,6 @@
 //! Checks a config needs beyond validation, against this machine: origin names resolve (and
 //! no two origins of a pool to one socket), `node.admin_token_file` is readable, the
-//! listeners are free.
+//! listeners are free. Certificates and CA files are read in [`crate::tls::load`].
 
 use crate::live_pool::resolve_origins;
 use portico_core::config::{Config, ConfigError, ConfigErrors, PoolConfig};
@@ -51,10 +51,18 @@ pub fn same_socket_origins(
 /// Checks that the node's listeners can be bound, so a busy port is a clear start-up error.
 pub fn check_listeners(config: &Config) -> Result<(), ConfigErrors> {
     let mut errors = Vec::new();
+    let tls = config
+        .node
+        .tls_listen
+        .as_ref()
+        .map(|a| ("node.tls_listen", a));
     for (path, addr) in [
         ("node.listen", &config.node.listen),
         ("node.admin_listen", &config.node.admin_listen),
-    ] {
+    ]
+    .into_iter()
+    .chain(tls)
+    {
         if let Err(e) = TcpListener::bind(addr.as_str()) {
             errors.push(ConfigError::new(
                 path,

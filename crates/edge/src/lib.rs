@@ -19,5 +19,6 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod state;
 pub mod summary;
+pub mod tls;
 
 pub use node::{Node, NodeOptions, RunningNode};

@@ -2,6 +2,7 @@
 //! (health, latency, ejection, budget) behind a lock.
 
 use crate::metrics::Metrics;
+use pingora_core::protocols::tls::CaType;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
 use portico_core::config::{ConfigError, OriginConfig, PoolConfig};
@@ -24,6 +25,23 @@ pub struct OriginPeer {
     pub peer: HttpPeer,
     /// Host header to send instead of the client's.
     pub host_header: Option<String>,
+    /// Why the last probe failed (none after a good one), for `/status`.
+    probe_error: Mutex<Option<String>>,
+}
+
+impl OriginPeer {
+    /// Why the last probe failed, if it did.
+    pub fn probe_error(&self) -> Option<String> {
+        self.probe_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Keeps why the last probe failed (`None`: it succeeded).
+    pub fn set_probe_error(&self, error: Option<String>) {
+        *self.probe_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
+    }
 }
 
 /// One pool of a running config. A reload builds a new one (carrying the routing state of
@@ -34,6 +52,8 @@ pub struct LivePool {
     pub config: PoolConfig,
     /// Origins, index for index with `config.origins`.
     pub origins: Vec<OriginPeer>,
+    /// The CA certificates read from `ca_file` (what TLS origins are checked against).
+    pub ca: Option<Arc<CaType>>,
     state: Mutex<PoolState>,
     metrics: Arc<Metrics>,
 }
@@ -43,6 +63,7 @@ impl LivePool {
     pub fn new(
         config: PoolConfig,
         addrs: &[SocketAddr],
+        ca: Option<Arc<CaType>>,
         state: PoolState,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -50,7 +71,7 @@ impl LivePool {
             .origins
             .iter()
             .zip(addrs)
-            .map(|(o, &addr)| origin_peer(&config, o, addr))
+            .map(|(o, &addr)| origin_peer(&config, o, addr, ca.as_ref()))
             .collect();
         metrics.register_pool(&config.name);
         for o in &config.origins {
@@ -59,6 +80,7 @@ impl LivePool {
         let pool = Self {
             config,
             origins,
+            ca,
             state: Mutex::new(state),
             metrics,
         };
@@ -204,9 +226,21 @@ impl LivePool {
     }
 }
 
-/// The peer template of one origin: its address and the pool's timeouts.
-fn origin_peer(pool: &PoolConfig, o: &OriginConfig, addr: SocketAddr) -> OriginPeer {
-    let mut peer = HttpPeer::new(addr, false, String::new());
+/// The peer template of one origin: its address, TLS (SNI, verification, the pool's CA) and
+/// the pool's timeouts.
+fn origin_peer(
+    pool: &PoolConfig,
+    o: &OriginConfig,
+    addr: SocketAddr,
+    ca: Option<&Arc<CaType>>,
+) -> OriginPeer {
+    let sni = if o.tls { o.sni_name() } else { String::new() };
+    let mut peer = HttpPeer::new(addr, o.tls, sni);
+    if o.tls {
+        peer.options.verify_cert = o.tls_verify;
+        peer.options.verify_hostname = o.tls_verify;
+        peer.options.ca = ca.cloned();
+    }
     peer.options.connection_timeout = Some(pool.timeouts.connect);
     peer.options.read_timeout = Some(pool.timeouts.response);
     peer.options.write_timeout = Some(pool.timeouts.response);
@@ -217,6 +251,7 @@ fn origin_peer(pool: &PoolConfig, o: &OriginConfig, addr: SocketAddr) -> OriginP
         addr,
         peer,
         host_header: o.host_header.clone(),
+        probe_error: Mutex::new(None),
     }
 }
 

@@ -152,7 +152,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     };
     if cli.check {
-        return Ok(match resolve_all(&config) {
+        // Every error at once: names that do not resolve, and certificate or CA files.
+        let checked = match (resolve_all(&config), portico::tls::load(&config)) {
+            (Ok(resolved), Ok(tls)) => {
+                for w in &tls.warnings {
+                    eprintln!("warning: {w}");
+                }
+                Ok(resolved)
+            }
+            (Err(mut a), Err(b)) => {
+                a.0.extend(b.0);
+                Err(a)
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        return Ok(match checked {
             Ok(resolved) => {
                 print!("{}", portico::summary::summary(&config, &resolved));
                 ExitCode::SUCCESS

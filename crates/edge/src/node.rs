@@ -77,6 +77,10 @@ impl Node {
         let config = parse_with(document, &options.overrides)?;
         let addrs = resolve_all(&config)?;
         check_token_file(&config)?;
+        let tls = crate::tls::load(&config)?;
+        for w in &tls.warnings {
+            log::warn!("{w}");
+        }
         check_listeners(&config)?;
 
         let conf = ServerConf {
@@ -104,13 +108,22 @@ impl Node {
         metrics.stamp_success();
         let listen = config.node.listen.clone();
         let admin_listen = config.node.admin_listen.clone();
-        let (snapshot, _) = Snapshot::build(config, Arc::from(document), &addrs, None, &metrics);
+        let tls_listen = config.node.tls_listen.clone();
+        let (snapshot, _) = Snapshot::build(
+            config,
+            Arc::from(document),
+            &addrs,
+            &tls.cas,
+            None,
+            &metrics,
+        );
         let state = Arc::new(NodeState::new(
             snapshot,
             metrics,
             options.source.clone(),
             options.overrides.clone(),
         ));
+        state.certs.store(Arc::new(tls.certs));
         let store = store.map(Arc::new);
 
         let server_conf = server.configuration.clone();
@@ -127,6 +140,15 @@ impl Node {
         proxy.add_listener(
             ListenerConfig::tcp(listen.as_str()).l4_buffer(L4BufferSettings::default().read(0)),
         );
+        if let Some(addr) = &tls_listen {
+            let settings = crate::tls::listener_settings(state.certs.clone()).map_err(|e| {
+                ConfigErrors(vec![portico_core::config::ConfigError::new(
+                    "node.tls_listen",
+                    format!("cannot set up TLS: {e}"),
+                )])
+            })?;
+            proxy.add_tls_with_settings(addr, None, settings);
+        }
         let mut admin = Service::new(
             "portico admin".to_string(),
             AdminApp {
@@ -170,8 +192,15 @@ impl Node {
     pub fn run(self) {
         let snapshot = self.state.snapshot();
         let region = snapshot.region().to_string();
+        let tls = snapshot
+            .config
+            .node
+            .tls_listen
+            .as_ref()
+            .map(|t| format!(", TLS (h2, http/1.1) on {t}"))
+            .unwrap_or_default();
         log::info!(
-            "portico {} region {region}: proxy on {}, admin on {}, config {} from {}",
+            "portico {} region {region}: proxy on {}{tls}, admin on {}, config {} from {}",
             env!("CARGO_PKG_VERSION"),
             snapshot.config.node.listen,
             snapshot.config.node.admin_listen,

@@ -5,6 +5,7 @@
 use crate::live_pool::probe_request;
 use crate::snapshot::Snapshot;
 use crate::state::NodeState;
+use pingora_core::protocols::tls::CaType;
 use pingora_error::{Error, ErrorType};
 use pingora_load_balancing::Backend;
 use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck};
@@ -34,6 +35,8 @@ struct ProbeSpec {
     probe: ProbeConfig,
     host_header: Option<String>,
     region: String,
+    /// For a TLS origin: SNI, whether the certificate is checked, the pool's CA certificates.
+    tls: Option<(String, bool, Option<Arc<CaType>>)>,
 }
 
 /// The probes a snapshot needs, by origin.
@@ -55,6 +58,7 @@ fn wanted(snapshot: &Snapshot) -> HashMap<OriginKey, ProbeSpec> {
                     probe: pool.config.probe.clone(),
                     host_header: o.host_header.clone(),
                     region: snapshot.region().to_string(),
+                    tls: o.tls.then(|| (o.sni_name(), o.tls_verify, pool.ca.clone())),
                 },
             );
         }
@@ -115,38 +119,36 @@ async fn probe_loop(node: Arc<NodeState>, key: OriginKey, spec: ProbeSpec) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let result = probe_once(&check, &backend, &key, &spec).await;
+        let (result, error) = probe_once(&check, &backend, &key, &spec).await;
         let snapshot = node.snapshot();
         let Some((p, o)) = snapshot.find_origin(&key.pool, &key.origin, &key.address) else {
             return;
         };
+        snapshot.pools[p].origins[o].set_probe_error(error);
         snapshot.pools[p].record_probe(o, result);
     }
 }
 
-/// One probe with the pool's timeout.
+/// One probe with the pool's timeout, and why it failed.
 async fn probe_once(
     check: &HttpHealthCheck,
     backend: &Backend,
     key: &OriginKey,
     spec: &ProbeSpec,
-) -> ProbeResult {
+) -> (ProbeResult, Option<String>) {
     let timeout = spec.probe.timeout;
     let start = Instant::now();
     match tokio::time::timeout(timeout, check.check(backend)).await {
-        Ok(Ok(())) => ProbeResult::Success(start.elapsed()),
+        Ok(Ok(())) => (ProbeResult::Success(start.elapsed()), None),
         Ok(Err(e)) => {
             log::debug!("probe of {} in pool {} failed: {e}", key.origin, key.pool);
-            ProbeResult::Failure
+            let text: String = e.to_string().chars().take(300).collect();
+            (ProbeResult::Failure, Some(text))
         }
         Err(_) => {
-            log::debug!(
-                "probe of {} in pool {} timed out after {} ms",
-                key.origin,
-                key.pool,
-                timeout.as_millis()
-            );
-            ProbeResult::Failure
+            let text = format!("timed out after {} ms", timeout.as_millis());
+            log::debug!("probe of {} in pool {} {text}", key.origin, key.pool);
+            (ProbeResult::Failure, Some(text))
         }
     }
 }
@@ -163,6 +165,8 @@ fn health_check(
     let pool = &snapshot.pools[p];
     let mut check = HttpHealthCheck::new("", false);
     check.req = probe_request(&pool.config, &pool.origins[o], &spec.region)?;
+    // The origin's own peer: over TLS with its SNI, verification and the pool's CA.
+    check.peer_template = pool.origins[o].peer.clone();
     check.peer_template.options.connection_timeout = Some(spec.probe.timeout);
     check.peer_template.options.read_timeout = Some(spec.probe.timeout);
     check.peer_template.options.write_timeout = Some(spec.probe.timeout);

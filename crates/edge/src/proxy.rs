@@ -155,6 +155,33 @@ impl EdgeProxy {
     }
 }
 
+/// Whether the client's connection is TLS.
+fn over_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+/// `https://<host><path and query>` for a plain-HTTP request: the Host without its port,
+/// then the TLS listener's port unless it is 443.
+fn https_location(req: &RequestHeader, tls_listen: Option<&str>) -> String {
+    let host = request_host(req).unwrap_or("");
+    let host = match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => host,
+    };
+    let port = tls_listen
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port())
+        .filter(|&p| p != 443)
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
+    let target = req
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    format!("https://{host}{port}{target}")
+}
+
 /// Cuts a string for an error body.
 fn short(s: &str) -> &str {
     match s.char_indices().nth(120) {
@@ -223,6 +250,27 @@ impl ProxyHttp for EdgeProxy {
         let host = request_host(req);
         let path = req.uri.path();
         match ctx.snapshot.routes.lookup(host, path) {
+            Some(route)
+                if ctx.snapshot.config.routes[route].https_redirect && !over_tls(session) =>
+            {
+                ctx.route = Some(route);
+                if host.is_none_or(str::is_empty) {
+                    // HTTP/1.0 may omit Host, but a redirect needs a host to name.
+                    ctx.status = 400;
+                    let body = "400 Bad Request: a redirect to HTTPS needs a Host header\n";
+                    self.respond(session, ctx, 400, body.to_string()).await?;
+                    return Ok(true);
+                }
+                let location = https_location(req, ctx.snapshot.config.node.tls_listen.as_deref());
+                ctx.status = 308;
+                let mut resp = ResponseHeader::build(308, Some(4))?;
+                resp.insert_header("Location", location.as_str())?;
+                resp.insert_header("Content-Length", "0")?;
+                resp.insert_header("X-Request-Id", ctx.request_id.clone())?;
+                resp.insert_header("X-Portico-Region", ctx.snapshot.region_value.clone())?;
+                session.write_response_header(Box::new(resp), true).await?;
+                Ok(true)
+            }
             Some(route) => {
                 ctx.route = Some(route);
                 let pool = ctx.snapshot.route_pool(route);
@@ -298,7 +346,8 @@ impl ProxyHttp for EdgeProxy {
         // A trusted proxy's forwarding headers are kept; anyone else's are replaced.
         let trusted = ctx.trusted_proxy;
         if !(trusted && upstream.headers.contains_key("x-forwarded-proto")) {
-            upstream.insert_header("X-Forwarded-Proto", HeaderValue::from_static("http"))?;
+            let proto = if over_tls(session) { "https" } else { "http" };
+            upstream.insert_header("X-Forwarded-Proto", HeaderValue::from_static(proto))?;
         }
         if !(trusted && upstream.headers.contains_key("x-forwarded-host")) {
             let req = session.req_header();
@@ -414,6 +463,11 @@ impl ProxyHttp for EdgeProxy {
         let reason = match e.etype() {
             ErrorType::ConnectRefused => RetryReason::ConnectRefused,
             ErrorType::ConnectTimedout => RetryReason::ConnectTimeout,
+            ErrorType::TLSHandshakeFailure
+            | ErrorType::TLSHandshakeTimedout
+            | ErrorType::InvalidCert
+            | ErrorType::HandshakeError
+            | ErrorType::TLSWantX509Lookup => RetryReason::TlsError,
             _ => RetryReason::ConnectError,
         };
         let retry = self.decide_retry(session, ctx, reason, true);
@@ -566,7 +620,7 @@ impl ProxyHttp for EdgeProxy {
                 host: request_host(req).unwrap_or(""),
                 path: req.uri.path(),
                 protocol: access_log::protocol(req.version),
-                tls: false,
+                tls: over_tls(session),
                 status: code,
                 route,
                 pool,

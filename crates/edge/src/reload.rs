@@ -5,6 +5,7 @@
 use crate::live_pool::resolve_async;
 use crate::snapshot::Snapshot;
 use crate::state::{ConfigSource, ErrorEntry, LastReload, NodeState, ReloadSource, rfc3339};
+use crate::tls::CertStore;
 use portico_core::config::{ConfigError, ConfigErrors, parse_with};
 use portico_core::reload::restart_only_changes;
 use std::net::SocketAddr;
@@ -19,7 +20,8 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Applied {
     /// The version now running.
     pub version: String,
-    /// False when the document was the running one already (nothing rebuilt).
+    /// False when the document was the running one already and its CA files hold the same
+    /// certificates (nothing rebuilt; the listener's certificates are re-read all the same).
     pub changed: bool,
 }
 
@@ -67,10 +69,11 @@ pub async fn apply_if(
     }
     let outcome = build_next(node, text).await;
     let applied = match outcome {
-        Ok(None) => {
+        Ok(Next::Same(certs)) => {
+            node.certs.store(Arc::new(certs));
             let version = node.snapshot().config.version.clone();
             log::info!(
-                "config reload from {}: version {version} is already running",
+                "config reload from {}: version {version} is already running; certificates re-read",
                 source.label()
             );
             Applied {
@@ -78,11 +81,12 @@ pub async fn apply_if(
                 changed: false,
             }
         }
-        Ok(Some((snapshot, summary))) => {
+        Ok(Next::New(snapshot, certs, summary)) => {
             let version = snapshot.config.version.clone();
             let region = snapshot.config.node.region.clone();
             let pools: Vec<Arc<crate::live_pool::LivePool>> = snapshot.pools.clone();
-            node.install(snapshot);
+            node.install(*snapshot);
+            node.certs.store(Arc::new(certs));
             for p in &pools {
                 p.publish_all();
             }
@@ -167,11 +171,35 @@ pub async fn reload_file(node: &NodeState) -> Result<Applied, ConfigErrors> {
     apply(node, &text, ReloadSource::File).await
 }
 
-/// The next snapshot and a one-line summary, or `None` when `text` is the running document.
-async fn build_next(
-    node: &NodeState,
-    text: &str,
-) -> Result<Option<(Snapshot, String)>, ConfigErrors> {
+/// What a valid document becomes.
+enum Next {
+    /// The running document again: only the certificates, re-read, are installed.
+    Same(CertStore),
+    /// A new snapshot, its certificates and a one-line summary.
+    New(Box<Snapshot>, CertStore, String),
+}
+
+/// Reads the certificates and CA files off the proxy threads; logs the warnings.
+async fn load_tls(
+    config: &portico_core::config::Config,
+) -> Result<crate::tls::TlsMaterial, ConfigErrors> {
+    let config = config.clone();
+    let tls = tokio::task::spawn_blocking(move || crate::tls::load(&config))
+        .await
+        .map_err(|e| {
+            ConfigErrors(vec![ConfigError::new(
+                "",
+                format!("reading certificates failed: {e}"),
+            )])
+        })??;
+    for w in &tls.warnings {
+        log::warn!("{w}");
+    }
+    Ok(tls)
+}
+
+/// The next snapshot, or only new certificates when `text` is the running document.
+async fn build_next(node: &NodeState, text: &str) -> Result<Next, ConfigErrors> {
     let config = parse_with(text, &node.overrides)?;
     let current = node.snapshot();
     let mut errors = restart_only_changes(&current.config, &config);
@@ -179,8 +207,16 @@ async fn build_next(
         errors.sort_by(|a, b| a.path.cmp(&b.path));
         return Err(ConfigErrors(errors));
     }
-    if config == current.config && *current.document == *text {
-        return Ok(None);
+    // Certificates and CA files are re-read on every reload, the running document's included:
+    // new CA certificates rebuild their pool even when the document is the same.
+    let tls = load_tls(&config).await?;
+    let same_cas = current
+        .pools
+        .iter()
+        .zip(&tls.cas)
+        .all(|(pool, ca)| pool.ca.as_deref() == ca.as_deref());
+    if config == current.config && *current.document == *text && same_cas {
+        return Ok(Next::Same(tls.certs));
     }
     let addrs = resolve_all_async(&config, &current).await?;
     crate::checks::check_token_file(&config)?;
@@ -188,11 +224,12 @@ async fn build_next(
         config,
         Arc::from(text),
         &addrs,
+        &tls.cas,
         Some(&current),
         &node.metrics,
     );
     let summary = plan.map(|p| p.summary()).unwrap_or_default();
-    Ok(Some((snapshot, summary)))
+    Ok(Next::New(Box::new(snapshot), tls.certs, summary))
 }
 
 /// Resolves every origin name concurrently. An origin whose name does not resolve now but

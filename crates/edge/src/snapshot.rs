@@ -5,6 +5,7 @@
 use crate::live_pool::LivePool;
 use crate::metrics::{Metrics, SeriesCache};
 use http::HeaderValue;
+use pingora_core::protocols::tls::CaType;
 use portico_core::config::Config;
 use portico_core::pool_state::PoolState;
 use portico_core::reload::{self, ReloadPlan};
@@ -46,6 +47,7 @@ impl Snapshot {
         config: Config,
         document: Arc<str>,
         addrs: &[Vec<SocketAddr>],
+        cas: &[Option<Arc<CaType>>],
         previous: Option<&Snapshot>,
         metrics: &Arc<Metrics>,
     ) -> (Snapshot, Option<ReloadPlan>) {
@@ -73,10 +75,12 @@ impl Snapshot {
             .enumerate()
             .map(|(i, pool)| {
                 let pool_addrs = addrs.get(i).map(Vec::as_slice).unwrap_or(&[]);
+                let ca = cas.get(i).cloned().flatten();
                 let (Some(prev), Some(plan)) = (previous, &plan) else {
                     return Arc::new(LivePool::new(
                         pool.clone(),
                         pool_addrs,
+                        ca,
                         PoolState::new(pool, now),
                         metrics.clone(),
                     ));
@@ -84,7 +88,11 @@ impl Snapshot {
                 let pp = &plan.pools[i];
                 let old = pp.old.map(|o| &prev.pools[o]);
                 if let Some(old) = old {
-                    if pp.unchanged && old.addrs() == pool_addrs {
+                    // A CA file re-read with other certificates rebuilds the peers.
+                    if pp.unchanged
+                        && old.addrs() == pool_addrs
+                        && old.ca.as_deref() == ca.as_deref()
+                    {
                         return old.clone();
                     }
                 }
@@ -97,6 +105,7 @@ impl Snapshot {
                 Arc::new(LivePool::new(
                     pool.clone(),
                     pool_addrs,
+                    ca,
                     state,
                     metrics.clone(),
                 ))

@@ -104,6 +104,8 @@ pub struct NodeState {
     pub access_log: Arc<AccessLog>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// The TLS listener's certificates, read by every handshake and swapped by each reload.
+    pub certs: Arc<ArcSwap<crate::tls::CertStore>>,
     /// When the node was built.
     pub started: Instant,
     /// Where the config comes from.
@@ -145,6 +147,7 @@ impl NodeState {
             access_log,
             current: ArcSwap::from_pointee(snapshot),
             metrics,
+            certs: Arc::new(ArcSwap::from_pointee(crate::tls::CertStore::default())),
             started: Instant::now(),
             source,
             overrides,

@@ -29,6 +29,21 @@ pub fn summary(config: &Config, resolved: &[Vec<SocketAddr>]) -> String {
         plural(n.threads),
         n.drain.as_millis()
     );
+    if let Some(tls) = &n.tls_listen {
+        let certs: Vec<String> = config
+            .certificates
+            .iter()
+            .map(|c| {
+                let hosts: Vec<String> = c.hosts.iter().map(ToString::to_string).collect();
+                format!("{} ({})", c.name, hosts.join(" "))
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "tls: {tls}, h2 and http/1.1; certificates {}",
+            certs.join(", ")
+        );
+    }
     for (pi, p) in config.pools.iter().enumerate() {
         let enabled = p.origins.iter().filter(|o| o.enabled).count();
         let lb = &p.load_balancing;

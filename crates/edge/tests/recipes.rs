@@ -297,6 +297,8 @@ fn containerfile_builds_in_one_stage_and_runs_as_a_user_in_another() {
     for needed in [
         "cmake",
         "protobuf-compiler",
+        "libssl-dev",
+        "COPY .cargo .cargo",
         "cargo build --release",
         "-p portico",
     ] {
@@ -304,6 +306,7 @@ fn containerfile_builds_in_one_stage_and_runs_as_a_user_in_another() {
     }
     for needed in [
         "ca-certificates",
+        "libssl3",
         "COPY --from=build",
         "EXPOSE 8080 9901",
         r#"ENTRYPOINT ["/usr/local/bin/portico"]"#,

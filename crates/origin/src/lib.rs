@@ -14,6 +14,7 @@ pub use server::{OriginHandle, RequestRecord, Stats, start};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How one demo origin behaves.
@@ -35,6 +36,17 @@ pub struct OriginConfig {
     pub fault: Fault,
     /// How many requests to keep in the inspectable log (0 keeps none: the fast path).
     pub log_capacity: usize,
+    /// Serve HTTPS (HTTP/1.1 over TLS) with this certificate and key instead of plain HTTP.
+    pub tls: Option<OriginTls>,
+}
+
+/// The certificate an HTTPS origin serves.
+#[derive(Debug, Clone)]
+pub struct OriginTls {
+    /// PEM chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
 }
 
 impl OriginConfig {
@@ -49,6 +61,7 @@ impl OriginConfig {
             control: None,
             fault: Fault::None,
             log_capacity: 10_000,
+            tls: None,
         }
     }
 }

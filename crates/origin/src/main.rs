@@ -2,8 +2,9 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use portico_origin::{Fault, OriginConfig, start};
+use portico_origin::{Fault, OriginConfig, OriginTls, start};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A demo origin for Portico: answers every request with its name and `X-Served-By`.
@@ -41,6 +42,12 @@ struct Args {
     /// Keep the last N requests in memory (for debugging; 0 is fastest).
     #[arg(long, default_value_t = 0)]
     log_capacity: usize,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn parse_rtt(s: &str) -> Result<(String, Duration), String> {
@@ -62,16 +69,23 @@ fn main() -> Result<()> {
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async {
-        let config = OriginConfig {
-            name: args.name.clone(),
-            listen: args.listen,
-            delay: Duration::from_millis(args.delay_ms),
-            rtt: args.rtt.into_iter().collect(),
-            region: args.region,
-            control: args.control,
-            fault: args.fault,
-            log_capacity: args.log_capacity,
-        };
+        let config =
+            OriginConfig {
+                name: args.name.clone(),
+                listen: args.listen,
+                delay: Duration::from_millis(args.delay_ms),
+                rtt: args.rtt.into_iter().collect(),
+                region: args.region,
+                control: args.control,
+                fault: args.fault,
+                log_capacity: args.log_capacity,
+                tls: args.tls_cert.clone().zip(args.tls_key.clone()).map(
+                    |(cert_file, key_file)| OriginTls {
+                        cert_file,
+                        key_file,
+                    },
+                ),
+            };
         let origin = start(config)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -5,6 +5,7 @@ use crate::{Fault, OriginConfig};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use openssl::ssl::{Ssl, SslAcceptor, SslFiletype, SslMethod};
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) log: Mutex<VecDeque<RequestRecord>>,
     /// Current fault; `true` in the second field means shut down.
     pub(crate) state: watch::Sender<(Fault, bool)>,
+    /// Set for an HTTPS origin.
+    pub(crate) tls: Option<SslAcceptor>,
 }
 
 impl Shared {
@@ -156,6 +159,7 @@ impl OriginHandle {
 
 /// Binds the listeners and starts serving on the current tokio runtime.
 pub async fn start(config: OriginConfig) -> io::Result<OriginHandle> {
+    let tls = config.tls.as_ref().map(acceptor).transpose()?;
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let control_listener = match config.control {
@@ -176,6 +180,7 @@ pub async fn start(config: OriginConfig) -> io::Result<OriginHandle> {
         connections: AtomicU64::new(0),
         log: Mutex::new(VecDeque::new()),
         state,
+        tls,
     });
     tokio::spawn(accept_loop(shared.clone(), Some(listener)));
     if let Some(l) = control_listener {
@@ -219,7 +224,14 @@ async fn accept_loop(shared: Arc<Shared>, mut listener: Option<TcpListener>) {
                 if let Ok((stream, _)) = accepted {
                     let _ = stream.set_nodelay(true);
                     shared.connections.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(serve(shared.clone(), stream));
+                    match shared.tls.clone() {
+                        None => {
+                            tokio::spawn(serve(shared.clone(), stream));
+                        }
+                        Some(acceptor) => {
+                            tokio::spawn(serve_tls(shared.clone(), acceptor, stream));
+                        }
+                    }
                 }
             }
             changed = state.changed() => if changed.is_err() { return },
@@ -227,8 +239,42 @@ async fn accept_loop(shared: Arc<Shared>, mut listener: Option<TcpListener>) {
     }
 }
 
+/// The TLS acceptor of an HTTPS origin (Mozilla intermediate settings; no ALPN: HTTP/1.1).
+fn acceptor(tls: &crate::OriginTls) -> io::Result<SslAcceptor> {
+    let err = |what: &str, e: openssl::error::ErrorStack| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+    };
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())
+        .map_err(|e| err("TLS acceptor", e))?;
+    b.set_certificate_chain_file(&tls.cert_file)
+        .map_err(|e| err(&format!("certificate {}", tls.cert_file.display()), e))?;
+    b.set_private_key_file(&tls.key_file, SslFiletype::PEM)
+        .map_err(|e| err(&format!("key {}", tls.key_file.display()), e))?;
+    b.check_private_key()
+        .map_err(|e| err("key does not match the certificate", e))?;
+    Ok(b.build())
+}
+
+/// One HTTPS connection: the handshake, then as [`serve`].
+async fn serve_tls(shared: Arc<Shared>, acceptor: SslAcceptor, stream: tokio::net::TcpStream) {
+    let Ok(ssl) = Ssl::new(acceptor.context()) else {
+        return;
+    };
+    let Ok(mut tls) = tokio_openssl::SslStream::new(ssl, stream) else {
+        return;
+    };
+    if let Err(e) = std::pin::Pin::new(&mut tls).accept().await {
+        log::debug!("{}: TLS handshake failed: {e}", shared.config.name);
+        return;
+    }
+    serve(shared, tls).await;
+}
+
 /// One connection; dropped at once when the origin starts refusing or shuts down.
-async fn serve(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
+async fn serve<S>(shared: Arc<Shared>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut state = shared.state.subscribe();
     let svc_shared = shared.clone();
     let conn = http1::Builder::new().keep_alive(true).serve_connection(

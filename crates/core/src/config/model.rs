@@ -11,6 +11,8 @@ pub struct Config {
     pub pools: Vec<PoolConfig>,
     /// Routes, in document order.
     pub routes: Vec<RouteConfig>,
+    /// Certificates of the TLS listener, in document order (the first is the default).
+    pub certificates: Vec<CertificateConfig>,
     /// Short fingerprint of the configuration text, shown in `/status`.
     pub version: String,
 }
@@ -22,6 +24,8 @@ pub struct NodeConfig {
     pub region: String,
     /// Proxy listener, `IP:PORT`.
     pub listen: String,
+    /// TLS listener, `IP:PORT`, if any.
+    pub tls_listen: Option<String>,
     /// Admin listener, `IP:PORT`.
     pub admin_listen: String,
     /// Proxy worker threads.
@@ -186,6 +190,48 @@ pub struct OriginConfig {
     pub region: Option<String>,
     /// Host header to send instead of the client's.
     pub host_header: Option<String>,
+    /// Whether requests and probes go over TLS.
+    pub tls: bool,
+    /// Server name for SNI and the certificate check, as written (see [`OriginConfig::sni_name`]).
+    pub sni: Option<String>,
+    /// Whether the origin's certificate is checked.
+    pub tls_verify: bool,
+}
+
+impl OriginConfig {
+    /// The name sent in SNI and checked in the certificate: `sni`, else `host_header` (without
+    /// a port), else the host part of `address` (IPv6 brackets removed).
+    pub fn sni_name(&self) -> String {
+        if let Some(s) = &self.sni {
+            return s.clone();
+        }
+        let strip_port = |hp: &str| -> String {
+            if let Some(rest) = hp.strip_prefix('[') {
+                return rest.split(']').next().unwrap_or(rest).to_string();
+            }
+            match hp.rsplit_once(':') {
+                Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h.to_string(),
+                _ => hp.to_string(),
+            }
+        };
+        match &self.host_header {
+            Some(h) => strip_port(h),
+            None => strip_port(&self.address),
+        }
+    }
+}
+
+/// `certificates[]`: one chain and key for the TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateConfig {
+    /// Name, unique.
+    pub name: String,
+    /// SNI names it serves: [`HostPattern::Exact`] or [`HostPattern::Suffix`].
+    pub hosts: Vec<HostPattern>,
+    /// PEM chain file, leaf first.
+    pub cert_file: String,
+    /// PEM private key file.
+    pub key_file: String,
 }
 
 /// `pools[]`.
@@ -201,6 +247,8 @@ pub struct PoolConfig {
     pub timeouts: TimeoutConfig,
     /// Retries and ejection.
     pub failover: FailoverConfig,
+    /// CA file that TLS origins are checked against (none: the system roots).
+    pub ca_file: Option<String>,
     /// Origins, in document order (their index is their identity inside the pool).
     pub origins: Vec<OriginConfig>,
 }
@@ -255,6 +303,8 @@ pub struct RouteConfig {
     pub paths: Vec<PathPattern>,
     /// Index of the pool in [`Config::pools`].
     pub pool: usize,
+    /// Whether plain-HTTP requests are answered with a 308 to `https://`.
+    pub https_redirect: bool,
 }
 
 impl Config {

@@ -5,8 +5,9 @@
 //! and unknown key, not just the first.
 
 use super::schema::{
-    ExpectedStatus, HOST_HEADER_PATTERN, HOST_PATTERN_PATTERN, HOST_PORT_PATTERN, LISTEN_PATTERN,
-    NAME_PATTERN, NOT_BLANK_PATTERN, PATH_PATTERN_PATTERN, PROBE_PATH_PATTERN,
+    CERT_HOST_PATTERN, DNS_NAME_PATTERN, ExpectedStatus, HOST_HEADER_PATTERN, HOST_PATTERN_PATTERN,
+    HOST_PORT_PATTERN, LISTEN_PATTERN, NAME_PATTERN, NOT_BLANK_PATTERN, PATH_PATTERN_PATTERN,
+    PROBE_PATH_PATTERN,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -90,6 +91,29 @@ pub struct RawConfig {
     /// Routes from Host and path to a pool (at least one).
     #[schemars(required, length(min = 1))]
     pub routes: Option<Vec<RawRoute>>,
+    /// Certificates of the TLS listener (`node.tls_listen`), chosen by SNI: an exact host
+    /// beats the longest `*.suffix`; no SNI or no match gets the first. Re-read on every
+    /// reload.
+    pub certificates: Option<Vec<RawCertificate>>,
+}
+
+/// `certificates[]`: one certificate chain and its key, for the hosts it serves.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Certificate")]
+pub struct RawCertificate {
+    /// Certificate name, `[a-z0-9_-]+`, unique.
+    #[schemars(required, pattern(NAME_PATTERN))]
+    pub name: Option<String>,
+    /// SNI names it serves: exact (`api.example.com`) or a leading wildcard (`*.example.com`).
+    #[schemars(required, length(min = 1), inner(pattern(CERT_HOST_PATTERN)))]
+    pub hosts: Option<Vec<String>>,
+    /// PEM file with the certificate first, then its intermediates.
+    #[schemars(required, pattern(NOT_BLANK_PATTERN))]
+    pub cert_file: Option<String>,
+    /// PEM file with the certificate's private key.
+    #[schemars(required, pattern(NOT_BLANK_PATTERN))]
+    pub key_file: Option<String>,
 }
 
 /// `node`: where this edge node listens and what it calls itself.
@@ -103,6 +127,10 @@ pub struct RawNode {
     /// Proxy listener, `IP:PORT` (default `0.0.0.0:8080`).
     #[schemars(pattern(LISTEN_PATTERN), extend("default" = "0.0.0.0:8080"))]
     pub listen: Option<String>,
+    /// TLS listener, `IP:PORT`, beside `listen` (default none: no TLS). TLS 1.2 and 1.3,
+    /// ALPN `h2` and `http/1.1`; needs `certificates`.
+    #[schemars(pattern(LISTEN_PATTERN))]
+    pub tls_listen: Option<String>,
     /// Admin listener for `/metrics`, `/healthz`, `/status`, `IP:PORT`, not the proxy
     /// listener's (default `127.0.0.1:9901`).
     #[schemars(pattern(LISTEN_PATTERN), extend("default" = "127.0.0.1:9901"))]
@@ -144,6 +172,10 @@ pub struct RawPool {
     pub timeouts: Option<RawTimeouts>,
     /// Retries and passive ejection.
     pub failover: Option<RawFailover>,
+    /// PEM file of the CA certificates that origins with `tls_verify` are checked against,
+    /// instead of the system roots (default none: the system roots).
+    #[schemars(pattern(NOT_BLANK_PATTERN))]
+    pub ca_file: Option<String>,
     /// The origins of the pool: at least one, at most 64.
     #[schemars(required, length(min = 1, max = crate::config::MAX_ORIGINS_PER_POOL))]
     pub origins: Option<Vec<RawOrigin>>,
@@ -291,6 +323,17 @@ pub struct RawOrigin {
     /// Host header sent to this origin instead of the client's (default none).
     #[schemars(pattern(HOST_HEADER_PATTERN))]
     pub host_header: Option<String>,
+    /// Requests and probes go over TLS (default false).
+    #[schemars(extend("default" = false))]
+    pub tls: Option<bool>,
+    /// Server name sent in SNI and checked in the certificate (default: `host_header`, else
+    /// the host part of `address`).
+    #[schemars(pattern(DNS_NAME_PATTERN))]
+    pub sni: Option<String>,
+    /// Check the origin's certificate chain (against the pool's `ca_file`, else the system
+    /// roots) and name (default true).
+    #[schemars(extend("default" = true))]
+    pub tls_verify: Option<bool>,
 }
 
 /// `routes[]`: which pool serves which hosts and paths.
@@ -311,4 +354,8 @@ pub struct RawRoute {
     /// Name of the pool that serves the route.
     #[schemars(required, pattern(NAME_PATTERN))]
     pub pool: Option<String>,
+    /// Answer plain-HTTP requests with 308 and `Location: https://<host><path and query>`
+    /// (default false).
+    #[schemars(extend("default" = false))]
+    pub https_redirect: Option<bool>,
 }

@@ -92,6 +92,12 @@ pub(crate) const HOST_PATTERN_PATTERN: &str = concat!(r"^(\*|(\*\.)?", dns_name!
 pub(crate) const PATH_PATTERN_PATTERN: &str =
     r"^/([^\x00-\x20\x7F?#*]*|([^\x00-\x20\x7F?#*]*/)?\*)$";
 
+/// A certificate's host: an exact DNS name or `*.suffix` (a trailing dot allowed).
+pub(crate) const CERT_HOST_PATTERN: &str = concat!(r"^(\*\.)?", dns_name!(), r"\.?$");
+
+/// A DNS name (an origin's `sni`).
+pub(crate) const DNS_NAME_PATTERN: &str = concat!("^", dns_name!(), "$");
+
 /// A Host header value: no spaces or control characters.
 pub(crate) const HOST_HEADER_PATTERN: &str = r"^[^\x00-\x20\x7F]+$";
 

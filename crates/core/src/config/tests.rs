@@ -114,7 +114,7 @@ fn every_error_is_reported_at_once_with_its_path() {
     assert_eq!(
         errors(text),
         vec![
-            r#"node.colour: unknown field `colour`, expected one of `region`, `listen`, `admin_listen`, `threads`, `drain_ms`, `admin_token_file`, `access_log`, `trusted_proxies`"#,
+            r#"node.colour: unknown field `colour`, expected one of `region`, `listen`, `tls_listen`, `admin_listen`, `threads`, `drain_ms`, `admin_token_file`, `access_log`, `trusted_proxies`"#,
             r#"node.listen: "nope" is not IP:PORT"#,
             r#"node.region: "EU" is not a valid region: use lower-case letters, digits, '_' and '-'"#,
             r#"node.threads: must be between 1 and 64, got 0"#,
@@ -129,7 +129,7 @@ fn every_error_is_reported_at_once_with_its_path() {
             r#"pools[0].origins[0].priority: must be between 1 and 5, got 9"#,
             r#"pools[0].origins[0].weight: must be between 1 and 1000, got 0"#,
             r#"pools[0].origins[1].name: "a" is already the name of origins[0]"#,
-            r#"pools[0].origins[1].weigth: unknown field `weigth`, expected one of `name`, `address`, `priority`, `weight`, `enabled`, `region`, `host_header`"#,
+            r#"pools[0].origins[1].weigth: unknown field `weigth`, expected one of `name`, `address`, `priority`, `weight`, `enabled`, `region`, `host_header`, `tls`, `sni`, `tls_verify`"#,
             r#"pools[0].origins[2].address: "10.0.0.2:80" is already the address of origins[1] in this pool"#,
             r#"pools[0].origins[2].name: "B" is not a valid name: use lower-case letters, digits, '_' and '-'"#,
             r#"pools[0].origins[2].weight: invalid type: string "5", expected an integer"#,
@@ -402,4 +402,137 @@ fn trusted_proxies_are_networks_each_checked_by_path() {
         1,
     );
     assert_eq!(parse(&ok).unwrap().node.trusted_proxies.len(), 2);
+}
+
+fn with_tls(node: &str, certificates: &str, origin_extra: &str, pool_extra: &str) -> String {
+    format!(
+        r#"{{"node": {{{node}}},
+            "pools": [{{"name": "api"{pool_extra},
+                        "origins": [{{"name": "a", "address": "127.0.0.1:9001"{origin_extra}}}]}}],
+            "routes": [{{"name": "api", "pool": "api"}}],
+            "certificates": {certificates}}}"#
+    )
+}
+
+const ONE_CERT: &str = r#"[{"name": "main", "hosts": ["api.example.com", "*.example.com"], "cert_file": "c.pem", "key_file": "k.pem"}]"#;
+
+#[test]
+fn tls_fields_parse_with_their_defaults() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.node.tls_listen, None);
+    assert!(c.certificates.is_empty());
+    assert_eq!(c.pools[0].ca_file, None);
+    let o = &c.pools[0].origins[0];
+    assert!(!o.tls);
+    assert!(o.tls_verify);
+    assert_eq!(o.sni, None);
+    assert!(!c.routes[0].https_redirect);
+
+    let text = with_tls(
+        r#""tls_listen": "0.0.0.0:8443""#,
+        ONE_CERT,
+        r#", "tls": true, "tls_verify": false, "sni": "origin.internal""#,
+        r#", "ca_file": "ca.pem""#,
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(c.node.tls_listen.as_deref(), Some("0.0.0.0:8443"));
+    assert_eq!(c.certificates.len(), 1);
+    let cert = &c.certificates[0];
+    assert_eq!(cert.name, "main");
+    assert_eq!(
+        cert.hosts,
+        vec![
+            HostPattern::Exact("api.example.com".into()),
+            HostPattern::Suffix(".example.com".into())
+        ]
+    );
+    assert_eq!(
+        (cert.cert_file.as_str(), cert.key_file.as_str()),
+        ("c.pem", "k.pem")
+    );
+    assert_eq!(c.pools[0].ca_file.as_deref(), Some("ca.pem"));
+    let o = &c.pools[0].origins[0];
+    assert!(o.tls && !o.tls_verify);
+    assert_eq!(o.sni_name(), "origin.internal");
+    let text = MINIMAL.replace(
+        r#""pool": "api"}"#,
+        r#""pool": "api", "https_redirect": true}"#,
+    );
+    assert!(parse(&text).unwrap().routes[0].https_redirect);
+}
+
+#[test]
+fn the_origin_sni_defaults_to_host_header_then_the_address_host() {
+    let origin = |address: &str, host_header: Option<&str>| OriginConfig {
+        name: "a".into(),
+        address: address.into(),
+        priority: 1,
+        weight: 1,
+        enabled: true,
+        region: None,
+        host_header: host_header.map(str::to_string),
+        tls: true,
+        sni: None,
+        tls_verify: true,
+    };
+    assert_eq!(origin("api.internal:443", None).sni_name(), "api.internal");
+    assert_eq!(origin("10.0.0.1:443", None).sni_name(), "10.0.0.1");
+    assert_eq!(origin("[::1]:443", None).sni_name(), "::1");
+    assert_eq!(
+        origin("10.0.0.1:443", Some("api.example.com")).sni_name(),
+        "api.example.com"
+    );
+    assert_eq!(
+        origin("10.0.0.1:443", Some("api.example.com:8443")).sni_name(),
+        "api.example.com"
+    );
+}
+
+#[test]
+fn tls_errors_are_reported_by_path() {
+    let text = with_tls(
+        r#""listen": "0.0.0.0:8080", "tls_listen": "127.0.0.1:8080""#,
+        r#"[{"name": "Main", "hosts": ["*", "a.example.com:443", "*.example.com"], "cert_file": " ", "key_file": "k.pem"},
+            {"name": "other", "hosts": ["*.example.com"], "cert_file": "c.pem"},
+            {"name": "third", "hosts": []}]"#,
+        r#", "tls": "yes", "sni": "a b""#,
+        r#", "ca_file": """#,
+    );
+    assert_eq!(
+        errors(&text),
+        vec![
+            "certificates[0].cert_file: must name a PEM file",
+            "certificates[0].hosts[0]: \"*\" is not a certificate host: use an exact host (api.example.com) or a leading wildcard (*.example.com)",
+            "certificates[0].hosts[1]: \"a.example.com:443\" is not a certificate host: use an exact host (api.example.com) or a leading wildcard (*.example.com)",
+            "certificates[0].name: \"Main\" is not a valid name: use lower-case letters, digits, '_' and '-'",
+            "certificates[1].hosts[0]: \"*.example.com\" is already served by certificates[0]",
+            "certificates[1].key_file: is required: a PEM file",
+            "certificates[2].cert_file: is required: a PEM file",
+            "certificates[2].hosts: must hold at least one host",
+            "certificates[2].key_file: is required: a PEM file",
+            "node.tls_listen: \"127.0.0.1:8080\" is the proxy listener's socket (\"0.0.0.0:8080\"); use another port",
+            "pools[0].ca_file: must name a PEM file (or leave it out for the system roots)",
+            "pools[0].origins[0].sni: \"a b\" is not a DNS name",
+            "pools[0].origins[0].tls: invalid type: string \"yes\", expected a boolean",
+        ]
+    );
+}
+
+#[test]
+fn a_tls_listener_needs_certificates_and_its_own_socket() {
+    let text = with_tls(r#""tls_listen": "0.0.0.0:9901""#, "[]", "", "");
+    assert_eq!(
+        errors(&text),
+        vec![
+            "certificates: node.tls_listen is set: list at least one certificate (name, hosts, cert_file, key_file)",
+            "node.tls_listen: \"0.0.0.0:9901\" is the admin listener's socket (\"127.0.0.1:9901\"); use another port",
+        ]
+    );
+    let text = with_tls(r#""tls_listen": "8443""#, ONE_CERT, "", "");
+    assert_eq!(
+        errors(&text),
+        vec!["node.tls_listen: \"8443\" is not IP:PORT"]
+    );
+    // Certificates without a TLS listener are checked but unused.
+    assert!(parse(&with_tls("", ONE_CERT, "", "")).is_ok());
 }

@@ -48,6 +48,7 @@ pub fn parse_with(text: &str, overrides: &Overrides) -> Result<Config, ConfigErr
     let node = validate_node(&mut c, raw.node.as_ref(), overrides);
     let (pools, failed_pool_names) = validate_pools(&mut c, raw.pools.as_deref());
     let routes = validate_routes(&mut c, raw.routes.as_deref(), &pools, &failed_pool_names);
+    let certificates = validate_certificates(&mut c, raw.certificates.as_deref(), &node);
 
     if !c.errors.is_empty() {
         let mut errors = c.errors;
@@ -58,6 +59,7 @@ pub fn parse_with(text: &str, overrides: &Overrides) -> Result<Config, ConfigErr
         node,
         pools: pools.into_iter().map(|(_, p)| p).collect(),
         routes,
+        certificates,
         version: fingerprint(text),
     })
 }
@@ -227,6 +229,23 @@ fn validate_node(c: &mut Collector, parsed: Option<&RawNode>, o: &Overrides) -> 
             ),
         );
     }
+    let tls_listen = match parsed.and_then(|n| n.tls_listen.as_ref()) {
+        None => None,
+        Some(v) => {
+            let addr = listen_addr(c, "node.tls_listen", Some(v), "");
+            for (other, what) in [(&listen, "proxy"), (&admin_listen, "admin")] {
+                if !addr.is_empty() && same_socket(&addr, other) {
+                    c.push(
+                        "node.tls_listen",
+                        format!(
+                            "{addr:?} is the {what} listener's socket ({other:?}); use another port"
+                        ),
+                    );
+                }
+            }
+            (!addr.is_empty()).then_some(addr)
+        }
+    };
     let threads = int(c, "node.threads", parsed.and_then(|n| n.threads), 1, 1, 64);
     let drain = int(
         c,
@@ -273,6 +292,7 @@ fn validate_node(c: &mut Collector, parsed: Option<&RawNode>, o: &Overrides) -> 
     NodeConfig {
         region,
         listen,
+        tls_listen,
         admin_listen,
         threads: threads as usize,
         drain: ms(drain),
@@ -317,6 +337,16 @@ fn validate_pools(c: &mut Collector, raw: Option<&[RawPool]>) -> (Pools, HashSet
         let timeouts = validate_timeouts(c, &path, pool.timeouts.as_ref());
         let failover = validate_failover(c, &path, pool.failover.as_ref());
         let origins = validate_origins(c, &path, pool.origins.as_deref());
+        let ca_file = match &pool.ca_file {
+            Some(f) if f.trim().is_empty() => {
+                c.push(
+                    join(&path, "ca_file"),
+                    "must name a PEM file (or leave it out for the system roots)",
+                );
+                None
+            }
+            other => other.clone(),
+        };
         match pool_name {
             Some(n) => pools.push((
                 n.clone(),
@@ -326,6 +356,7 @@ fn validate_pools(c: &mut Collector, raw: Option<&[RawPool]>) -> (Pools, HashSet
                     load_balancing: lb,
                     timeouts,
                     failover,
+                    ca_file,
                     origins,
                 },
             )),
@@ -683,8 +714,18 @@ fn validate_origins(c: &mut Collector, pool: &str, raw: Option<&[RawOrigin]>) ->
             }
             other => other.clone(),
         };
+        let sni = match &o.sni {
+            Some(n) if !is_dns_name(n.strip_suffix('.').unwrap_or(n)) => {
+                c.push(p("sni"), format!("{n:?} is not a DNS name"));
+                None
+            }
+            other => other.clone(),
+        };
         if let (Some(name), Some(address)) = (origin_name, address) {
             origins.push(OriginConfig {
+                tls: o.tls.unwrap_or(false),
+                sni,
+                tls_verify: o.tls_verify.unwrap_or(true),
                 name,
                 address,
                 priority: priority as u8,
@@ -800,10 +841,95 @@ fn validate_routes(
                 hosts,
                 paths,
                 pool,
+                https_redirect: r.https_redirect.unwrap_or(false),
             });
         }
     }
     routes
+}
+
+fn validate_certificates(
+    c: &mut Collector,
+    raw: Option<&[RawCertificate]>,
+    node: &NodeConfig,
+) -> Vec<CertificateConfig> {
+    let list = raw.unwrap_or_default();
+    if node.tls_listen.is_some() && list.is_empty() && !c.has_under("certificates") {
+        c.push(
+            "certificates",
+            "node.tls_listen is set: list at least one certificate (name, hosts, cert_file, key_file)",
+        );
+    }
+    let mut out = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut hosts_seen: HashMap<HostPattern, usize> = HashMap::new();
+    for (i, cert) in list.iter().enumerate() {
+        let path = format!("certificates[{i}]");
+        let p = |f: &str| join(&path, f);
+        let cert_name = name(c, &p("name"), cert.name.as_ref());
+        if let Some(n) = &cert_name {
+            if let Some(first) = names.insert(n.clone(), i) {
+                c.push(
+                    p("name"),
+                    format!("{n:?} is already the name of certificates[{first}]"),
+                );
+            }
+        }
+        let mut hosts = Vec::new();
+        match &cert.hosts {
+            None => c.require(p("hosts"), "is required: the SNI names it serves"),
+            Some(list) if list.is_empty() => {
+                c.push(p("hosts"), "must hold at least one host");
+            }
+            Some(list) => {
+                for (hi, h) in list.iter().enumerate() {
+                    let hp = format!("{}[{hi}]", p("hosts"));
+                    match host_pattern(h) {
+                        Ok(HostPattern::Any) | Err(_) => c.push(
+                            hp,
+                            format!(
+                                "{h:?} is not a certificate host: use an exact host (api.example.com) or a leading wildcard (*.example.com)"
+                            ),
+                        ),
+                        Ok(pattern) => {
+                            match hosts_seen.get(&pattern) {
+                                Some(&first) if first != i => c.push(
+                                    hp,
+                                    format!("{h:?} is already served by certificates[{first}]"),
+                                ),
+                                _ => {
+                                    hosts_seen.insert(pattern.clone(), i);
+                                }
+                            }
+                            hosts.push(pattern);
+                        }
+                    }
+                }
+            }
+        }
+        let mut file = |field: &str, value: &Option<String>| match value {
+            None => {
+                c.require(p(field), "is required: a PEM file");
+                None
+            }
+            Some(f) if f.trim().is_empty() => {
+                c.push(p(field), "must name a PEM file");
+                None
+            }
+            Some(f) => Some(f.clone()),
+        };
+        let cert_file = file("cert_file", &cert.cert_file);
+        let key_file = file("key_file", &cert.key_file);
+        if let (Some(name), Some(cert_file), Some(key_file)) = (cert_name, cert_file, key_file) {
+            out.push(CertificateConfig {
+                name,
+                hosts,
+                cert_file,
+                key_file,
+            });
+        }
+    }
+    out
 }
 
 fn patterns<T>(

@@ -1,0 +1,274 @@
+//! TLS material read from disk: the listener's certificates (chosen by SNI in the handshake,
+//! swapped whole on every reload) and the pools' CA files for origins over TLS.
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use openssl::asn1::Asn1Time;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{NameType, SslVersion};
+use openssl::x509::X509;
+use pingora_core::listeners::TlsAccept;
+use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::protocols::tls::{CaType, TlsRef};
+use pingora_core::tls::ext::{ssl_add_chain_cert, ssl_use_certificate, ssl_use_private_key};
+use portico_core::config::{Config, ConfigError, ConfigErrors, HostPattern};
+use std::sync::Arc;
+
+/// One certificate chain with its key and the SNI names it serves.
+pub struct LoadedCert {
+    /// `certificates[].name`.
+    pub name: String,
+    /// Exact names and `*.suffix` patterns.
+    pub hosts: Vec<HostPattern>,
+    /// Leaf first, then intermediates.
+    pub chain: Vec<X509>,
+    /// The leaf's private key.
+    pub key: PKey<Private>,
+}
+
+/// The listener's certificates, in document order (the first is the default).
+#[derive(Default)]
+pub struct CertStore {
+    certs: Vec<LoadedCert>,
+}
+
+impl CertStore {
+    /// The certificates, in document order.
+    pub fn certs(&self) -> &[LoadedCert] {
+        &self.certs
+    }
+
+    /// The certificate for an SNI name: one listing the exact name, else the one with the
+    /// longest `*.suffix` the name ends with, else (no name, or no match) the first.
+    pub fn pick(&self, sni: Option<&str>) -> Option<&LoadedCert> {
+        let name = sni.map(|s| s.trim_end_matches('.').to_ascii_lowercase());
+        if let Some(name) = name.as_deref() {
+            let exact = self.certs.iter().find(|c| {
+                c.hosts
+                    .iter()
+                    .any(|h| matches!(h, HostPattern::Exact(e) if e == name))
+            });
+            if exact.is_some() {
+                return exact;
+            }
+            let mut best: Option<(usize, &LoadedCert)> = None;
+            for c in &self.certs {
+                for h in &c.hosts {
+                    if let HostPattern::Suffix(s) = h {
+                        if name.len() > s.len()
+                            && name.ends_with(s.as_str())
+                            && best.is_none_or(|(len, _)| s.len() > len)
+                        {
+                            best = Some((s.len(), c));
+                        }
+                    }
+                }
+            }
+            if let Some((_, c)) = best {
+                return Some(c);
+            }
+        }
+        self.certs.first()
+    }
+}
+
+/// Everything TLS a config needs from disk.
+pub struct TlsMaterial {
+    /// The listener's certificates.
+    pub certs: CertStore,
+    /// Per pool (index for index with `config.pools`): the CA certificates of `ca_file`.
+    pub cas: Vec<Option<Arc<CaType>>>,
+    /// Problems that do not stop the config (an expired certificate), each `path: message`.
+    pub warnings: Vec<String>,
+}
+
+/// Reads every certificate, key and CA file of `config`. Unreadable files, files without
+/// PEM, and keys that do not match their certificate are errors at their JSON paths.
+pub fn load(config: &Config) -> Result<TlsMaterial, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut certs = Vec::new();
+    for (i, c) in config.certificates.iter().enumerate() {
+        let cert_path = format!("certificates[{i}].cert_file");
+        let key_path = format!("certificates[{i}].key_file");
+        let chain = read(&c.cert_file)
+            .and_then(|pem| {
+                X509::stack_from_pem(&pem)
+                    .ok()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| format!("{} holds no PEM certificate", c.cert_file))
+            })
+            .map_err(|e| errors.push(ConfigError::new(&cert_path, e)))
+            .ok();
+        let key = read(&c.key_file)
+            .and_then(|pem| {
+                PKey::private_key_from_pem(&pem)
+                    .map_err(|_| format!("{} holds no PEM private key", c.key_file))
+            })
+            .map_err(|e| errors.push(ConfigError::new(&key_path, e)))
+            .ok();
+        let (Some(chain), Some(key)) = (chain, key) else {
+            continue;
+        };
+        let leaf = &chain[0];
+        let matches = leaf
+            .public_key()
+            .map(|public| public.public_eq(&key))
+            .unwrap_or(false);
+        if !matches {
+            errors.push(ConfigError::new(
+                &key_path,
+                format!(
+                    "the key in {} does not match the certificate in {}",
+                    c.key_file, c.cert_file
+                ),
+            ));
+            continue;
+        }
+        if let Ok(now) = Asn1Time::days_from_now(0) {
+            if leaf.not_after() < now {
+                warnings.push(format!(
+                    "{cert_path}: the certificate in {} expired on {}",
+                    c.cert_file,
+                    leaf.not_after()
+                ));
+            }
+        }
+        certs.push(LoadedCert {
+            name: c.name.clone(),
+            hosts: c.hosts.clone(),
+            chain,
+            key,
+        });
+    }
+    let mut cas = Vec::new();
+    for (i, pool) in config.pools.iter().enumerate() {
+        let Some(file) = &pool.ca_file else {
+            cas.push(None);
+            continue;
+        };
+        let loaded = read(file).and_then(|pem| {
+            X509::stack_from_pem(&pem)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| format!("{file} holds no PEM certificate"))
+        });
+        match loaded {
+            Ok(list) => cas.push(Some(Arc::new(list.into_boxed_slice()))),
+            Err(e) => {
+                errors.push(ConfigError::new(format!("pools[{i}].ca_file"), e));
+                cas.push(None);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(TlsMaterial {
+            certs: CertStore { certs },
+            cas,
+            warnings,
+        })
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn read(file: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))
+}
+
+/// The handshake's certificate callback: picks from the certificates installed last.
+pub struct SniCertificates {
+    /// Swapped whole by each reload; a handshake uses the store it loaded.
+    pub store: Arc<ArcSwap<CertStore>>,
+}
+
+#[async_trait]
+impl TlsAccept for SniCertificates {
+    async fn certificate_callback(&self, ssl: &mut TlsRef) {
+        let store = self.store.load();
+        let sni = ssl.servername(NameType::HOST_NAME).map(str::to_string);
+        let Some(cert) = store.pick(sni.as_deref()) else {
+            log::warn!("TLS handshake without a certificate to offer");
+            return;
+        };
+        let used = ssl_use_certificate(ssl, &cert.chain[0])
+            .and_then(|()| ssl_use_private_key(ssl, &cert.key))
+            .and_then(|()| {
+                cert.chain[1..]
+                    .iter()
+                    .try_for_each(|c| ssl_add_chain_cert(ssl, c))
+            });
+        if let Err(e) = used {
+            log::warn!("TLS handshake: cannot use certificate {}: {e}", cert.name);
+        }
+    }
+}
+
+/// The listener's TLS settings: certificates by SNI from `store`, TLS 1.2 and 1.3 only, ALPN
+/// `h2` then `http/1.1`.
+pub fn listener_settings(store: Arc<ArcSwap<CertStore>>) -> pingora_error::Result<TlsSettings> {
+    let mut settings = TlsSettings::with_callbacks(Box::new(SniCertificates { store }))?;
+    settings.enable_h2();
+    settings
+        .set_min_proto_version(Some(SslVersion::TLS1_2))
+        .map_err(|e| {
+            pingora_error::Error::because(
+                pingora_error::ErrorType::InternalError,
+                "TLS minimum version",
+                e,
+            )
+        })?;
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portico_core::config::host_pattern;
+
+    fn store(certs: &[(&str, &[&str])]) -> CertStore {
+        let key = PKey::ec_gen("prime256v1").expect("key");
+        let mut name = openssl::x509::X509NameBuilder::new().expect("name");
+        name.append_entry_by_text("CN", "t").expect("cn");
+        let name = name.build();
+        let mut b = X509::builder().expect("builder");
+        b.set_subject_name(&name).expect("subject");
+        b.set_pubkey(&key).expect("pubkey");
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .expect("sign");
+        let cert = b.build();
+        CertStore {
+            certs: certs
+                .iter()
+                .map(|(n, hosts)| LoadedCert {
+                    name: n.to_string(),
+                    hosts: hosts
+                        .iter()
+                        .map(|h| host_pattern(h).expect("host"))
+                        .collect(),
+                    chain: vec![cert.clone()],
+                    key: key.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn exact_beats_the_longest_wildcard_which_beats_the_first() {
+        let s = store(&[
+            ("first", &["first.test"]),
+            ("wide", &["*.example.com"]),
+            ("narrow", &["*.api.example.com"]),
+            ("exact", &["v1.api.example.com"]),
+        ]);
+        let pick = |sni: Option<&str>| s.pick(sni).map(|c| c.name.as_str());
+        assert_eq!(pick(Some("v1.api.example.com")), Some("exact"));
+        assert_eq!(pick(Some("V1.API.example.com.")), Some("exact"));
+        assert_eq!(pick(Some("v2.api.example.com")), Some("narrow"));
+        assert_eq!(pick(Some("www.example.com")), Some("wide"));
+        assert_eq!(pick(Some("example.com")), Some("first"));
+        assert_eq!(pick(Some("other.test")), Some("first"));
+        assert_eq!(pick(None), Some("first"));
+        assert!(CertStore::default().pick(Some("x")).is_none());
+    }
+}

@@ -1,0 +1,133 @@
+//! `portico --check` on TLS configs: certificate files checked by path (exit 1), an expired
+//! certificate a warning (exit 0), and the summary's `tls:` line.
+
+use openssl::asn1::Asn1Time;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::{X509, X509NameBuilder};
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portico");
+
+/// A self-signed certificate for `cn`, valid from `not_before` to `not_after` (Unix times).
+fn self_signed(cn: &str, not_before: i64, not_after: i64) -> (X509, PKey<Private>) {
+    let key = PKey::ec_gen("prime256v1").expect("key");
+    let mut name = X509NameBuilder::new().expect("name");
+    name.append_entry_by_text("CN", cn).expect("cn");
+    let name = name.build();
+    let mut b = X509::builder().expect("builder");
+    b.set_version(2).expect("version");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(&name).expect("issuer");
+    b.set_pubkey(&key).expect("pubkey");
+    b.set_not_before(&Asn1Time::from_unix(not_before).expect("time"))
+        .expect("not before");
+    b.set_not_after(&Asn1Time::from_unix(not_after).expect("time"))
+        .expect("not after");
+    b.sign(&key, MessageDigest::sha256()).expect("sign");
+    (b.build(), key)
+}
+
+fn write(dir: &Path, stem: &str, cert: &X509, key: &PKey<Private>) -> (String, String) {
+    let c = dir.join(format!("{stem}.pem"));
+    let k = dir.join(format!("{stem}-key.pem"));
+    std::fs::write(&c, cert.to_pem().expect("pem")).expect("write");
+    std::fs::write(&k, key.private_key_to_pem_pkcs8().expect("pem")).expect("write");
+    (c.display().to_string(), k.display().to_string())
+}
+
+fn check(dir: &Path, certificates: &str) -> (i32, String, String) {
+    let text = format!(
+        r#"{{"node": {{"listen": "127.0.0.1:18080", "tls_listen": "127.0.0.1:18443"}},
+            "pools": [{{"name": "p", "origins": [{{"name": "a", "address": "127.0.0.1:9001"}}]}}],
+            "routes": [{{"name": "r", "pool": "p"}}],
+            "certificates": {certificates}}}"#
+    );
+    let path = dir.join("config.json");
+    std::fs::write(&path, text).expect("write");
+    let out = Command::new(BIN)
+        .args(["--config", path.to_str().expect("path"), "--check"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run portico");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn cert_json(name: &str, host: &str, files: &(String, String)) -> String {
+    serde_json::json!({"name": name, "hosts": [host], "cert_file": files.0, "key_file": files.1})
+        .to_string()
+}
+
+#[test]
+fn check_reads_certificates_reports_bad_files_by_path_and_warns_of_expiry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = 1_700_000_000;
+    let (good, good_key) = self_signed("good.test", now, now + 10 * 365 * 86_400);
+    let (old, old_key) = self_signed("old.test", 946_684_800, 978_307_200);
+    let good_files = write(dir.path(), "good", &good, &good_key);
+    let old_files = write(dir.path(), "old", &old, &old_key);
+
+    let (code, out, err) = check(
+        dir.path(),
+        &format!(
+            "[{}, {}]",
+            cert_json("good", "good.test", &good_files),
+            cert_json("old", "*.old.test", &old_files)
+        ),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "tls: 127.0.0.1:18443, h2 and http/1.1; certificates good (good.test), old (*.old.test)"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        err.trim(),
+        format!(
+            "warning: certificates[1].cert_file: the certificate in {} expired on Jan  1 00:00:00 2001 GMT",
+            old_files.0
+        )
+    );
+
+    // A key of another certificate, a file that is no PEM, a file that is not there:
+    // every one at its path, exit 1.
+    let junk = dir.path().join("junk.pem").display().to_string();
+    std::fs::write(&junk, "junk").expect("write");
+    let (code, out, err) = check(
+        dir.path(),
+        &format!(
+            "[{}, {}, {}]",
+            cert_json("a", "a.test", &(good_files.0.clone(), old_files.1.clone())),
+            cert_json("b", "b.test", &(junk.clone(), good_files.1.clone())),
+            cert_json(
+                "c",
+                "c.test",
+                &("/nonexistent/c.pem".into(), good_files.1.clone())
+            ),
+        ),
+    );
+    assert_eq!(code, 1, "{out}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "certificates[0].key_file: the key in {} does not match the certificate in {}",
+            old_files.1, good_files.0
+        )
+    );
+    assert_eq!(
+        lines[1],
+        format!("certificates[1].cert_file: {junk} holds no PEM certificate")
+    );
+    assert!(
+        lines[2].starts_with("certificates[2].cert_file: cannot read /nonexistent/c.pem: "),
+        "{err}"
+    );
+}
