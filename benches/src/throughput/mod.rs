@@ -197,6 +197,8 @@ pub struct Summary {
     pub log_dropped: Option<u64>,
     /// CPU of Portico's access log writer thread, cores (part of `cpu`).
     pub writer_cpu: Option<f64>,
+    /// Lines the writer thread wrote per wakeup (per flush).
+    pub lines_per_wakeup: Option<f64>,
     /// Highest resident memory seen in a run minus the resident memory before, KiB.
     pub rss_growth_kib: Option<u64>,
 }
@@ -222,6 +224,11 @@ impl PeerResult {
                 .filter_map(|s| s.log.as_ref()?.dropped)
                 .reduce(|a, b| a + b),
             writer_cpu: pick(&|s| Some(s.log.as_ref()?.writer.as_ref()?.cpu)),
+            lines_per_wakeup: pick(&|s| {
+                let log = s.log.as_ref()?;
+                let n = log.writer.as_ref()?.wakeups?;
+                (n > 0).then(|| log.lines as f64 / n as f64)
+            }),
             rss_growth_kib: self
                 .samples
                 .iter()
@@ -369,6 +376,17 @@ pub fn log_note(s: &Sample) -> String {
             fmt_percent(Some(w.cpu)),
             w.last_cpu.map_or_else(|| "?".into(), |c| c.to_string())
         );
+        if let Some(n) = w.wakeups {
+            let _ = write!(
+                out,
+                ", woken {} times ({:.1} lines each)",
+                fmt_rate(Some(n as f64)),
+                log.lines as f64 / n.max(1) as f64
+            );
+        }
+        if let Some(n) = w.write_calls {
+            let _ = write!(out, ", {} write calls", fmt_rate(Some(n as f64)));
+        }
     }
     out
 }
@@ -574,8 +592,10 @@ fn writer_line(p: &PeerResult, on: &Summary) -> String {
     );
     match p.writer_placement() {
         Some((allowed, ran)) => format!(
-            "writer thread on CPU {ran} (allowed: {allowed}; taskset pins the whole process, so it shares the proxy's core), {} of a core (median), counted in proxy CPU; {lines}, {} dropped{}",
+            "writer thread on CPU {ran} (allowed: {allowed}; taskset pins the whole process, so it shares the proxy's core), {} of a core (median), counted in proxy CPU, {} lines per wakeup; {lines}, {} dropped{}",
             fmt_percent(on.writer_cpu),
+            on.lines_per_wakeup
+                .map_or_else(|| "?".into(), |l| format!("{l:.1}")),
             on.log_dropped.map_or_else(|| "?".into(), |d| d.to_string()),
             if on.log_dropped.unwrap_or(0) > 0 {
                 " (the writer fell behind: the cost of keeping every line is higher than measured)"
@@ -735,6 +755,7 @@ pub fn to_json(results: &[CaseResult]) -> serde_json::Value {
                                 "lines": l.lines, "bytes": l.bytes, "dropped": l.dropped,
                                 "writer": l.writer.as_ref().map(|w| serde_json::json!({
                                     "cpu": w.cpu, "last_cpu": w.last_cpu, "cpus_allowed": w.cpus_allowed,
+                                    "wakeups": w.wakeups, "write_calls": w.write_calls,
                                 })),
                             })),
                         })).collect::<Vec<_>>(),
@@ -996,6 +1017,8 @@ mod tests {
                     cpu: 0.04,
                     last_cpu: Some(0),
                     cpus_allowed: Some("0".into()),
+                    wakeups: Some(s.report.requests / 4),
+                    write_calls: Some(s.report.requests / 4),
                 }),
             });
         }
@@ -1031,6 +1054,7 @@ mod tests {
             table.contains("2 dropped (the writer fell behind"),
             "{table}"
         );
+        assert!(table.contains("4.0 lines per wakeup"), "{table}");
         // Only the access-log twin is compared, not nginx.
         assert!(!table.contains("portico+accesslog/nginx"), "{table}");
         let md = markdown(&[result]);

@@ -45,6 +45,11 @@ pub struct ThreadInfo {
     pub last_cpu: Option<u32>,
     /// The CPUs it may run on (`Cpus_allowed_list`, e.g. `0` under `taskset -c 0`).
     pub cpus_allowed: Option<String>,
+    /// Times it gave up the CPU to wait (`voluntary_ctxt_switches`): for a thread blocking on
+    /// a queue, how often it was woken.
+    pub voluntary_switches: Option<u64>,
+    /// `write`-family system calls it made (`syscw` of `/proc/PID/task/TID/io`).
+    pub write_calls: Option<u64>,
 }
 
 /// A thread's own user + system ticks and the CPU it last ran on, from its `stat` text.
@@ -66,6 +71,14 @@ pub fn parse_cpus_allowed(status: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
+/// A numeric field (`voluntary_ctxt_switches:` …) of a `status` file.
+pub fn parse_status_number(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Every thread of `pid` (not of its children).
 pub fn threads(pid: u32) -> Vec<ThreadInfo> {
     let mut out = Vec::new();
@@ -83,6 +96,7 @@ pub fn threads(pid: u32) -> Vec<ThreadInfo> {
         else {
             continue;
         };
+        let status = std::fs::read_to_string(base.join("status")).unwrap_or_default();
         out.push(ThreadInfo {
             tid,
             name: std::fs::read_to_string(base.join("comm"))
@@ -91,9 +105,11 @@ pub fn threads(pid: u32) -> Vec<ThreadInfo> {
                 .to_string(),
             ticks,
             last_cpu,
-            cpus_allowed: std::fs::read_to_string(base.join("status"))
+            cpus_allowed: parse_cpus_allowed(&status),
+            voluntary_switches: parse_status_number(&status, "voluntary_ctxt_switches"),
+            write_calls: std::fs::read_to_string(base.join("io"))
                 .ok()
-                .and_then(|s| parse_cpus_allowed(&s)),
+                .and_then(|io| parse_status_number(&io, "syscw")),
         });
     }
     out.sort_by_key(|t| t.tid);
@@ -252,6 +268,19 @@ mod tests {
         assert_eq!(
             parse_cpus_allowed("Name:\tx\nCpus_allowed:\t1\nCpus_allowed_list:\t0\n"),
             Some("0".into())
+        );
+        let status = "Cpus_allowed_list:\t0\nvoluntary_ctxt_switches:\t1234\nnonvoluntary_ctxt_switches:\t5\n";
+        assert_eq!(
+            parse_status_number(status, "voluntary_ctxt_switches"),
+            Some(1234)
+        );
+        assert_eq!(
+            parse_status_number(status, "nonvoluntary_ctxt_switches"),
+            Some(5)
+        );
+        assert_eq!(
+            parse_status_number("rchar: 10\nsyscr: 3\nsyscw: 7\n", "syscw"),
+            Some(7)
         );
         let me = threads(std::process::id());
         assert!(!me.is_empty());
