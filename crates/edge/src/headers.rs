@@ -193,8 +193,8 @@ pub fn lacks_required_host(req: &RequestHeader) -> bool {
 }
 
 /// Turns the request going to an origin into origin form: an absolute-form target becomes
-/// its path and query (its authority is the `Host` by now); a request without any host
-/// (HTTP/1.0) gets `fallback`, since it is forwarded as HTTP/1.1.
+/// its path and query (its authority is the `Host` by now); a request without a `Host` header
+/// gets its `:authority` (HTTP/2), else `fallback` (HTTP/1.0), since it goes on as HTTP/1.1.
 pub fn to_origin_form(upstream: &mut RequestHeader, fallback: &str) -> pingora_error::Result<()> {
     if absolute_authority(upstream).is_some() {
         let path = upstream
@@ -205,7 +205,13 @@ pub fn to_origin_form(upstream: &mut RequestHeader, fallback: &str) -> pingora_e
         upstream.set_raw_path(path.as_bytes())?;
     }
     if !upstream.headers.contains_key(http::header::HOST) {
-        upstream.insert_header("Host", fallback)?;
+        // An HTTP/2 request names its host in `:authority` (the URI's authority).
+        let host = upstream
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_else(|| fallback.to_string());
+        upstream.insert_header("Host", host)?;
     }
     Ok(())
 }
@@ -361,6 +367,16 @@ mod tests {
         );
         let with_host = req(&[("Host", "a.example")]);
         assert!(!lacks_required_host(&with_host));
+        // HTTP/2: the host is the :authority, which Pingora keeps as the URI's authority.
+        let mut h2 = RequestHeader::build("GET", b"/", None).unwrap();
+        h2.set_version(http::Version::HTTP_2);
+        h2.set_uri(http::Uri::from_static("https://shop.example.com/x"));
+        assert!(!lacks_required_host(&h2));
+        to_origin_form(&mut h2, "10.0.0.1:80").unwrap();
+        assert_eq!(
+            h2.headers.get("host").map(|v| v.as_bytes()),
+            Some(&b"shop.example.com"[..])
+        );
     }
 
     #[test]
