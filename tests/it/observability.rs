@@ -272,7 +272,6 @@ fn count_rules(file: &str, kind: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_evaluates_the_rules_and_every_dashboard_query() {
-    let started = Instant::now();
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("deploy/grafana/portico.json"))
             .expect("read the dashboard"),
@@ -418,11 +417,6 @@ async fn prometheus_evaluates_the_rules_and_every_dashboard_query() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "took {:?}",
-        started.elapsed()
-    );
 }
 
 #[test]
