@@ -6,7 +6,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help deps test-deps screenshot build run run-single sim-netns sim-clean test fmt bench bench-micro bench-failover bench-config bench-deps clean
+.PHONY: help deps test-deps screenshot build build-demo run run-single sim-netns sim-clean test fmt bench bench-micro bench-failover bench-config bench-deps clean
 
 help:
 	@echo "make run             build and start the demo: three regions on this machine (see README)"
@@ -52,19 +52,25 @@ build: deps
 	$(CARGO) build --release -p portico -p portico-origin -p portico-sim -p portico-bench
 
 # Single node with three demo origins (0, 120 and 20 ms; two priorities).
-run-single: build
+# The demo's binaries: the `demo` profile (no LTO, parallel codegen) and only what the demo
+# runs, so a first `make run` builds in minutes; `build` keeps the benchmarked release profile.
+build-demo: deps
+	$(CARGO) build --profile demo -p portico -p portico-origin -p portico-sim
+
+run-single: build-demo
 	@deploy/local/run.sh
 
 # The main demo: three regions, an edge node and origins in each, anycast-style entries.
-run: build
-	target/release/portico-sim --topology deploy/sim/topology.json
+run: build-demo
+	target/demo/portico-sim --topology deploy/sim/topology.json
 
-sim-netns: build
-	target/release/portico-sim --topology deploy/sim/topology.json --netns
+sim-netns: build-demo
+	target/demo/portico-sim --topology deploy/sim/topology.json --netns
 
 sim-clean:
-	@if [ -x target/release/portico-sim ]; then target/release/portico-sim clean; \
-	else $(CARGO) run --release -q -p portico-sim -- clean; fi
+	@if [ -x target/demo/portico-sim ]; then target/demo/portico-sim clean; \
+	elif [ -x target/release/portico-sim ]; then target/release/portico-sim clean; \
+	else $(CARGO) run --profile demo -q -p portico-sim -- clean; fi
 
 # Real tools the tests drive: Prometheus (promtool and the server), BIRD 2 (config check and
 # the anycast health check), Chromium (the status page), systemd-analyze (the unit file), curl.

@@ -2,7 +2,7 @@
 # One edge node on conf/local.json with three demo origins; Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bin=target/release
+bin=${BIN_DIR:-target/demo}
 pids=()
 cleanup() {
   trap - INT TERM EXIT
