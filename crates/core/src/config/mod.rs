@@ -2,6 +2,7 @@
 
 mod error;
 mod model;
+mod patterns;
 pub mod raw;
 mod schema;
 mod validate;

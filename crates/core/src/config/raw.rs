@@ -4,7 +4,7 @@
 //! path instead of stopping at the first. [`deserialize_collecting`] reports every type error
 //! and unknown key, not just the first.
 
-use super::schema::{
+use super::patterns::{
     CERT_HOST_PATTERN, DNS_NAME_PATTERN, ExpectedStatus, HOST_HEADER_PATTERN, HOST_PATTERN_PATTERN,
     HOST_PORT_PATTERN, LISTEN_PATTERN, NAME_PATTERN, NOT_BLANK_PATTERN, PATH_PATTERN_PATTERN,
     PROBE_PATH_PATTERN,
