@@ -1,12 +1,14 @@
 //! `portico-origin`: a small demo origin that names itself, delays on demand and fails on command.
 //!
 //! Used by `make run`, the simulation, the integration tests and the benchmarks. Every answer
-//! carries `X-Served-By: <name>`; the body of a plain request is `<name>\n`.
+//! carries `X-Served-By: <name>`; the body of a plain request is `<name>\n`. `GET /ws` is a
+//! WebSocket echo.
 
 mod body;
 mod fault;
 mod server;
 mod service;
+mod websocket;
 
 pub use body::{Fnv1a, fnv1a, pattern_byte};
 pub use fault::{Fault, FaultParseError};

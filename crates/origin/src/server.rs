@@ -24,6 +24,8 @@ pub struct Stats {
     pub probes: u64,
     /// TCP connections accepted.
     pub connections_accepted: u64,
+    /// WebSocket upgrades completed on `/ws`.
+    pub websockets: u64,
 }
 
 /// One request as the origin received it.
@@ -49,6 +51,7 @@ pub(crate) struct Shared {
     pub(crate) requests: AtomicU64,
     pub(crate) probes: AtomicU64,
     pub(crate) connections: AtomicU64,
+    pub(crate) websockets: AtomicU64,
     pub(crate) log: Mutex<VecDeque<RequestRecord>>,
     /// Current fault; `true` in the second field means shut down.
     pub(crate) state: watch::Sender<(Fault, bool)>,
@@ -70,6 +73,7 @@ impl Shared {
             requests: self.requests.load(Ordering::Relaxed),
             probes: self.probes.load(Ordering::Relaxed),
             connections_accepted: self.connections.load(Ordering::Relaxed),
+            websockets: self.websockets.load(Ordering::Relaxed),
         }
     }
 
@@ -178,6 +182,7 @@ pub async fn start(config: OriginConfig) -> io::Result<OriginHandle> {
         requests: AtomicU64::new(0),
         probes: AtomicU64::new(0),
         connections: AtomicU64::new(0),
+        websockets: AtomicU64::new(0),
         log: Mutex::new(VecDeque::new()),
         state,
         tls,
@@ -270,17 +275,21 @@ async fn serve_tls(shared: Arc<Shared>, acceptor: SslAcceptor, stream: tokio::ne
     serve(shared, tls).await;
 }
 
-/// One connection; dropped at once when the origin starts refusing or shuts down.
+/// One connection; dropped at once when the origin starts refusing or shuts down (an upgraded
+/// WebSocket lives on in its own task, which watches the same state).
 async fn serve<S>(shared: Arc<Shared>, stream: S)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let mut state = shared.state.subscribe();
     let svc_shared = shared.clone();
-    let conn = http1::Builder::new().keep_alive(true).serve_connection(
-        TokioIo::new(stream),
-        service_fn(move |req| handle(svc_shared.clone(), req)),
-    );
+    let conn = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |req| handle(svc_shared.clone(), req)),
+        )
+        .with_upgrades();
     let killed = async {
         loop {
             let (fault, stop) = *state.borrow_and_update();

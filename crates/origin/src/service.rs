@@ -3,6 +3,7 @@
 use crate::Fault;
 use crate::body::{Fnv1a, OriginBody};
 use crate::server::{RequestRecord, Shared};
+use crate::websocket;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -19,11 +20,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answe
         .headers()
         .get("x-portico-health-probe")
         .is_some_and(|v| v.as_bytes() == b"1");
-    if probe {
-        shared.probes.fetch_add(1, Ordering::Relaxed);
+    // The counters number requests and probes apart: a `slow:MS:PERCENT` fault picks its share
+    // of each by that number.
+    let seq = if probe {
+        shared.probes.fetch_add(1, Ordering::Relaxed)
     } else {
-        shared.requests.fetch_add(1, Ordering::Relaxed);
-    }
+        shared.requests.fetch_add(1, Ordering::Relaxed)
+    };
     if shared.config.log_capacity > 0 {
         shared.record(RequestRecord {
             at: Instant::now(),
@@ -71,8 +74,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answe
             let body = format!("{} fault: status {code}\n", shared.config.name);
             return Ok(respond(&shared, status, OriginBody::full(body)));
         }
-        Fault::Slow(d) => delay += d,
+        slow @ Fault::Slow { .. } => delay += slow.delay_for(seq),
         Fault::None | Fault::Refuse => {}
+    }
+
+    if req.uri().path() == websocket::PATH {
+        return Ok(websocket::accept(&shared, req));
     }
 
     let (parts, mut body) = req.into_parts();
@@ -190,7 +197,7 @@ fn respond(shared: &Shared, status: StatusCode, body: OriginBody) -> Response<Or
 }
 
 /// The control listener: `GET /fault`, `PUT /fault` (body: `none`, `refuse`, `hang`,
-/// `status:503`, `slow:300`), `GET /stats` (JSON).
+/// `status:503`, `slow:300`, `slow:300:10`), `GET /stats` (JSON).
 pub(crate) async fn control(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
     let text = |status: StatusCode, body: String| {
         let mut r = Response::new(OriginBody::full(body));
@@ -220,6 +227,7 @@ pub(crate) async fn control(shared: Arc<Shared>, req: Request<Incoming>) -> Answ
                 "requests": s.requests,
                 "probes": s.probes,
                 "connections_accepted": s.connections_accepted,
+                "websockets": s.websockets,
             });
             text(StatusCode::OK, format!("{json}\n"))
         }
