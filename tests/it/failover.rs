@@ -178,8 +178,9 @@ async fn an_origin_answering_503_is_hidden_and_loses_its_traffic_within_a_second
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hanging_origin_is_cut_off_at_the_response_timeout_and_hidden() {
+    // Hedging off: this is the retry after a response timeout (tests/it/hedging.rs has the hedge).
     let (node, a, _b) = pair(&format!(
-        r#"{SLOW_PROBES}, "timeouts": {{"response_ms": 500}}"#
+        r#"{SLOW_PROBES}, "timeouts": {{"response_ms": 500}}, "failover": {{"hedging": {{"enabled": false}}}}"#
     ))
     .await;
     let (samples, _) = load_through_fault(&node, &a, Fault::Hang).await;

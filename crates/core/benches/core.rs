@@ -95,19 +95,20 @@ fn selection(c: &mut Criterion) {
     let mut group = c.benchmark_group("origin_selection");
     for n in SIZES {
         let config = config(n);
-        let brain = brain(&config);
+        let mut brain = brain(&config);
+        let now = Instant::now();
         group.bench_function(BenchmarkId::new("select", n), |b| {
             let mut rand = 1u64;
             b.iter(|| {
                 rand = next_rand(rand);
-                brain.select(black_box(0), rand)
+                brain.select(now, black_box(0), rand)
             })
         });
         group.bench_function(BenchmarkId::new("select_retry_excluding_first", n), |b| {
             let mut rand = 1u64;
             b.iter(|| {
                 rand = next_rand(rand);
-                brain.select(black_box(0b1), rand)
+                brain.select(now, black_box(0b1), rand)
             })
         });
         group.bench_function(BenchmarkId::new("band", n), |b| {
@@ -122,7 +123,7 @@ fn selection(c: &mut Criterion) {
                 let now = Instant::now();
                 rand = next_rand(rand);
                 locked.lock().unwrap().record_request(now);
-                let idx = locked.lock().unwrap().select(0, rand);
+                let idx = locked.lock().unwrap().select(now, 0, rand);
                 if let Some(idx) = idx {
                     locked.lock().unwrap().record_outcome(now, idx, true);
                 }

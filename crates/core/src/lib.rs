@@ -4,7 +4,11 @@
 pub mod cidr;
 pub mod config;
 pub mod ejection;
+pub mod head_rules;
 pub mod health;
+pub mod hedge;
+pub mod latency;
+pub mod lifecycle;
 pub mod pool_state;
 pub mod reload;
 pub mod retry;

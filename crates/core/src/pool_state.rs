@@ -4,6 +4,8 @@
 use crate::config::PoolConfig;
 use crate::ejection::{EjectionEvent, Ejector};
 use crate::health::{HealthWindow, ProbeResult};
+use crate::hedge::Hedger;
+use crate::latency::LiveLatency;
 use crate::reload::PoolPlan;
 use crate::retry::RetryBudget;
 use crate::selection::{self, Candidate};
@@ -33,6 +35,13 @@ pub struct OriginState {
     pub window: (usize, usize),
     /// Added by a reload and not yet reached by a successful probe.
     pub awaiting_first_success: bool,
+    /// EWMA of its live response-head latencies, once one is known.
+    pub live_latency: Option<Duration>,
+    /// The latency selection uses: probe latency plus the live penalty (see
+    /// [`crate::latency`]), as of the last selection.
+    pub selection_latency: Option<Duration>,
+    /// Per mille of its weight it takes now (below 1000 during slow start).
+    pub share: u16,
 }
 
 /// One pool's routing state as seen by this node.
@@ -43,8 +52,33 @@ pub struct PoolState {
     ejector: Ejector,
     budget: RetryBudget,
     retries_enabled: bool,
+    hedger: Hedger,
+    /// Live response-head latency per origin.
+    live: Vec<LiveLatency>,
+    /// Hedges lost in a row per origin (reset by a response head).
+    losses: Vec<u32>,
+    /// Losses in a row after which an origin counts as slow as `response`.
+    loss_limit: u32,
+    response: Duration,
+    slow_start: Duration,
+    /// Whether live latency adds its penalty in selection (`load_balancing.live_latency`).
+    live_latency: bool,
+    /// When each origin last came back (healthy and not ejected again), for slow start.
+    back_since: Vec<Option<Instant>>,
     /// Kept in step with the windows and the ejector, so selection reads one slice.
     candidates: Vec<Candidate>,
+}
+
+/// What a lost hedge race meant for the losing origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossVerdict {
+    /// A normal loss: no failure.
+    Neutral,
+    /// It has lost `failover.ejection.consecutive_failures` races in a row: recorded as
+    /// slow as the response timeout in its live latency (it leaves the latency band).
+    Slow,
+    /// It had waited a whole response timeout: a failure for ejection, as a timeout is.
+    Failure(Option<EjectionEvent>),
 }
 
 impl PoolState {
@@ -57,6 +91,7 @@ impl PoolState {
             .map(|o| Candidate {
                 priority: o.priority,
                 weight: o.weight,
+                share: 1000,
                 latency: None,
                 enabled: o.enabled,
                 healthy: true,
@@ -76,6 +111,14 @@ impl PoolState {
             ),
             budget: RetryBudget::new(&pool.failover.retries, now),
             retries_enabled: pool.failover.retries.enabled,
+            hedger: Hedger::new(pool, now),
+            live: vec![LiveLatency::default(); pool.origins.len()],
+            losses: vec![0; pool.origins.len()],
+            loss_limit: pool.failover.ejection.consecutive_failures.max(1),
+            response: pool.timeouts.response,
+            slow_start: lb.slow_start,
+            live_latency: lb.live_latency,
+            back_since: vec![None; pool.origins.len()],
             candidates,
         }
     }
@@ -100,7 +143,7 @@ impl PoolState {
                     lb.successful_samples_required,
                 );
             }
-            state.refresh_all();
+            state.refresh_all(now);
             return state;
         };
         for (i, w) in state.windows.iter_mut().enumerate() {
@@ -121,7 +164,22 @@ impl PoolState {
         if old_config.failover.retries == pool.failover.retries {
             state.budget = old.budget.clone();
         }
-        state.refresh_all();
+        if old_config.failover.hedging == pool.failover.hedging
+            && old_config.failover.retries.budget_window == pool.failover.retries.budget_window
+            && old_config.timeouts == pool.timeouts
+        {
+            state.hedger = old.hedger.clone();
+        }
+        for (i, o) in plan.carried.iter().enumerate() {
+            if let Some(o) = *o {
+                state.live[i] = old.live[o];
+                state.back_since[i] = old.back_since[o];
+                // Refreshing below must not read "came back" into a carried state.
+                state.candidates[i].healthy = old.candidates[o].healthy;
+                state.candidates[i].ejected = old.candidates[o].ejected;
+            }
+        }
+        state.refresh_all(now);
         state
     }
 
@@ -140,14 +198,69 @@ impl PoolState {
         &self.candidates
     }
 
-    /// Picks an origin not in `exclude` (a bit per origin index); see [`selection::band`].
-    pub fn select(&self, exclude: u64, rand: u64) -> Option<usize> {
+    /// Picks an origin not in `exclude` (a bit per origin index) as of `now`; see
+    /// [`selection::band`]. Latencies carry their live penalty and weights their slow-start
+    /// share as of `now`.
+    pub fn select(&mut self, now: Instant, exclude: u64, rand: u64) -> Option<usize> {
+        self.refresh_at(now);
         selection::select(&self.candidates, self.sensitivity, exclude, rand)
     }
 
-    /// The origins [`Self::select`] would choose among.
+    /// The origins [`Self::select`] chose among at its last call (or since the last probe).
     pub fn band(&self, exclude: u64) -> u64 {
         selection::band(&self.candidates, self.sensitivity, exclude)
+    }
+
+    /// The pool's hedging state.
+    pub fn hedger(&self) -> &Hedger {
+        &self.hedger
+    }
+
+    /// Whether hedging is on and the budget allows one more hedge now (spending it if so).
+    pub fn try_hedge(&mut self, now: Instant) -> bool {
+        self.hedger.try_hedge(now)
+    }
+
+    /// Records that origin `idx` sent a response head after `waited`.
+    pub fn record_head(&mut self, now: Instant, idx: usize, waited: Duration) {
+        if idx >= self.live.len() {
+            return;
+        }
+        self.hedger.record_head(now, waited);
+        self.live[idx].record(now, waited);
+        self.losses[idx] = 0;
+    }
+
+    /// Records that origin `idx` timed out (no response head within `response_ms`): a live
+    /// sample as slow as the timeout.
+    pub fn record_timeout(&mut self, now: Instant, idx: usize) {
+        if let Some(l) = self.live.get_mut(idx) {
+            l.record(now, self.response);
+        }
+    }
+
+    /// Records that origin `idx` lost a hedge race after waiting `waited` without a response
+    /// head. What it waited is a live sample (the real latency is at least that); losing
+    /// `consecutive_failures` races in a row counts as one response timeout in its live
+    /// latency; and a loser that had waited a whole response timeout is a failure for
+    /// ejection, as a timeout would have been.
+    pub fn record_lost(&mut self, now: Instant, idx: usize, waited: Duration) -> LossVerdict {
+        if idx >= self.live.len() {
+            return LossVerdict::Neutral;
+        }
+        if waited >= self.response {
+            self.live[idx].record(now, self.response);
+            self.losses[idx] = 0;
+            return LossVerdict::Failure(self.record_outcome(now, idx, false));
+        }
+        self.losses[idx] += 1;
+        if self.losses[idx] >= self.loss_limit {
+            self.losses[idx] = 0;
+            self.live[idx].record(now, self.response);
+            return LossVerdict::Slow;
+        }
+        self.live[idx].record(now, waited);
+        LossVerdict::Neutral
     }
 
     /// Records a probe of origin `idx`.
@@ -160,7 +273,7 @@ impl PoolState {
             self.ejector.record_probe(now, idx, result.is_success()),
             Some(EjectionEvent::Returned)
         );
-        self.refresh(idx);
+        self.refresh(idx, now);
         ProbeEvents { health, returned }
     }
 
@@ -176,14 +289,15 @@ impl PoolState {
         }
         let event = self.ejector.record(now, idx, success);
         if event.is_some() {
-            self.refresh(idx);
+            self.refresh(idx, now);
         }
         event
     }
 
-    /// Counts a new request towards the retry budget.
+    /// Counts a new client request towards the retry and hedge budgets.
     pub fn record_request(&mut self, now: Instant) {
         self.budget.record_request(now);
+        self.hedger.record_request(now);
     }
 
     /// Whether retries are on and the budget allows one more now (spending it if so).
@@ -206,22 +320,63 @@ impl PoolState {
             last_probe: w.last(),
             window: w.counts(),
             awaiting_first_success: w.is_awaiting_first_success(),
+            live_latency: self.live[idx].value(),
+            selection_latency: self.candidates[idx].latency,
+            share: self.candidates[idx].share,
         })
     }
 
-    fn refresh_all(&mut self) {
+    fn refresh_all(&mut self, now: Instant) {
         for i in 0..self.candidates.len() {
-            self.refresh(i);
+            self.refresh(i, now);
         }
     }
 
-    fn refresh(&mut self, idx: usize) {
+    /// Takes origin `idx`'s health and ejection from the window and the ejector; an origin
+    /// that was out (unhealthy or ejected) and is back starts its slow start at `now`.
+    fn refresh(&mut self, idx: usize, now: Instant) {
         let w = &self.windows[idx];
         let c = &mut self.candidates[idx];
+        let was_in = c.healthy && !c.ejected;
         c.healthy = w.is_healthy();
         c.latency = w.latency();
         c.ejected = self.ejector.is_ejected(idx);
+        if !was_in && c.healthy && !c.ejected && !self.slow_start.is_zero() {
+            self.back_since[idx] = Some(now);
+        }
     }
+
+    /// Puts each origin's live penalty into its latency and its slow-start share into its
+    /// candidate, as of `now` (selection does this itself; read-outs call it first).
+    pub fn refresh_at(&mut self, now: Instant) {
+        let median = self.hedger.median(now).filter(|_| self.live_latency);
+        for (i, c) in self.candidates.iter_mut().enumerate() {
+            c.latency = self.windows[i]
+                .latency()
+                .map(|l| l + self.live[i].penalty(now, median));
+            c.share = match self.back_since[i] {
+                Some(since) => {
+                    let ramp =
+                        slow_start_share(now.saturating_duration_since(since), self.slow_start);
+                    if ramp >= 1000 {
+                        self.back_since[i] = None;
+                    }
+                    ramp
+                }
+                None => 1000,
+            };
+        }
+    }
+}
+
+/// Slow start: per mille of its weight an origin takes `since` after coming back, ramping
+/// linearly from 100 (a tenth) to 1000 over `ramp`.
+pub fn slow_start_share(since: Duration, ramp: Duration) -> u16 {
+    if ramp.is_zero() || since >= ramp {
+        return 1000;
+    }
+    let f = since.as_secs_f64() / ramp.as_secs_f64();
+    (100.0 + 900.0 * f).round().clamp(100.0, 1000.0) as u16
 }
 
 #[cfg(test)]
@@ -271,7 +426,7 @@ mod tests {
             assert_eq!(events.health, Some(false));
         }
         assert_eq!(b.band(0), 0b1000);
-        assert_eq!(b.select(0, 12345), Some(3));
+        assert_eq!(b.select(t, 0, 12345), Some(3));
         // Three good probes bring the fast one back (window F F S S S → S S S after 3 of 4).
         for _ in 0..2 {
             assert_eq!(b.record_probe(t, 0, ProbeResult::Success(MS)).health, None);
@@ -390,10 +545,127 @@ mod tests {
                {"name":"b","address":"127.0.0.1:2"}"#,
             "",
         );
-        let b = PoolState::new(&p, t);
+        let mut b = PoolState::new(&p, t);
         for r in 0..100 {
-            assert_eq!(b.select(0, r), Some(1));
+            assert_eq!(b.select(t, 0, r), Some(1));
         }
-        assert_eq!(b.select(0b10, 0), None);
+        assert_eq!(b.select(t, 0b10, 0), None);
+    }
+
+    fn two(extra: &str) -> PoolConfig {
+        pool(
+            r#"{"name":"a","address":"127.0.0.1:1"},{"name":"b","address":"127.0.0.1:2"}"#,
+            extra,
+        )
+    }
+
+    /// How many of `n` draws at `now` pick origin 0.
+    fn picks_of_a(s: &mut PoolState, now: Instant, n: u64) -> u64 {
+        let mut r = 1;
+        (0..n)
+            .filter(|_| {
+                r = selection::next_rand(r);
+                s.select(now, 0, r) == Some(0)
+            })
+            .count() as u64
+    }
+
+    #[test]
+    fn slow_start_ramps_the_share_of_an_origin_that_comes_back() {
+        let t = Instant::now();
+        let mut s = PoolState::new(&two(r#","load_balancing":{"slow_start_ms":10000}"#), t);
+        for i in 0..2 {
+            s.record_probe(t, i, ProbeResult::Success(MS));
+        }
+        // Without a comeback, no ramp: half and half.
+        let even = picks_of_a(&mut s, t, 2000);
+        assert!((900..1100).contains(&even), "{even}");
+        // a goes down (two failures of four) and comes back with three good probes.
+        s.record_probe(t, 0, ProbeResult::Failure);
+        s.record_probe(t, 0, ProbeResult::Failure);
+        assert_eq!(s.band(0), 0b10);
+        let back = t + Duration::from_secs(1);
+        for _ in 0..2 {
+            s.record_probe(back, 0, ProbeResult::Success(MS));
+        }
+        assert_eq!(
+            s.record_probe(back, 0, ProbeResult::Success(MS)).health,
+            Some(true)
+        );
+        // At once: a tenth of its weight (100 of 1100 draws ≈ 9 %).
+        let first = picks_of_a(&mut s, back, 2000);
+        assert!((100..280).contains(&first), "{first}");
+        assert_eq!(s.origin(0).unwrap().share, 100);
+        // Halfway: 550 per mille (≈ 35 %).
+        let half = picks_of_a(&mut s, back + Duration::from_secs(5), 2000);
+        assert!((580..820).contains(&half), "{half}");
+        // Done: its whole weight again.
+        let done = picks_of_a(&mut s, back + Duration::from_secs(10), 2000);
+        assert!((900..1100).contains(&done), "{done}");
+        assert_eq!(s.origin(0).unwrap().share, 1000);
+    }
+
+    #[test]
+    fn slow_start_is_off_by_default() {
+        let t = Instant::now();
+        let mut s = PoolState::new(&two(""), t);
+        for _ in 0..5 {
+            s.record_outcome(t, 0, false);
+        }
+        assert!(s.origin(0).unwrap().ejected);
+        let until = t + Duration::from_secs(10);
+        assert!(s.record_probe(until, 0, ProbeResult::Success(MS)).returned);
+        let n = picks_of_a(&mut s, until, 2000);
+        assert!((900..1100).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn slow_live_answers_push_an_origin_out_of_the_band_before_its_next_probe() {
+        let t = Instant::now();
+        let mut s = PoolState::new(&two(""), t);
+        for i in 0..2 {
+            s.record_probe(t, i, ProbeResult::Success(MS));
+        }
+        for _ in 0..30 {
+            s.record_head(t, 1, MS);
+        }
+        // Answering like the pool: no penalty.
+        s.record_head(t, 0, MS);
+        s.select(t, 0, 0);
+        assert_eq!(s.band(0), 0b11);
+        // a turns slow under real traffic: 300 ms heads against a 1 ms pool median.
+        for _ in 0..3 {
+            s.record_head(t, 0, MS * 300);
+        }
+        s.select(t, 0, 0);
+        assert_eq!(s.band(0), 0b10);
+        let a = s.origin(0).unwrap();
+        assert!(a.selection_latency.unwrap() > MS * 50, "{a:?}");
+        assert_eq!(a.latency, Some(MS), "the probe latency itself is unchanged");
+        // Without traffic to prove it, the penalty fades and a is back in the band.
+        s.select(t + Duration::from_secs(20), 0, 0);
+        assert_eq!(s.band(0), 0b11);
+    }
+
+    #[test]
+    fn live_latency_can_be_turned_off() {
+        let t = Instant::now();
+        let mut s = PoolState::new(&two(r#","load_balancing":{"live_latency":false}"#), t);
+        for i in 0..2 {
+            s.record_probe(t, i, ProbeResult::Success(MS));
+        }
+        for _ in 0..30 {
+            s.record_head(t, 1, MS);
+        }
+        for _ in 0..3 {
+            s.record_head(t, 0, MS * 300);
+        }
+        s.select(t, 0, 0);
+        assert_eq!(s.band(0), 0b11, "probe latency alone decides");
+        assert_eq!(s.origin(0).unwrap().selection_latency, Some(MS));
+        assert!(
+            s.origin(0).unwrap().live_latency.unwrap() > MS * 100,
+            "still measured"
+        );
     }
 }

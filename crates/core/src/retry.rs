@@ -114,12 +114,20 @@ pub struct RetryBudget {
 impl RetryBudget {
     /// A budget with nothing spent, counting time from `now`.
     pub fn new(config: &RetryConfig, now: Instant) -> Self {
-        let window = config
-            .budget_window
-            .max(Duration::from_millis(BUCKETS as u64));
+        Self::with_ratio(
+            config.budget_ratio,
+            config.budget_min_per_second,
+            config.budget_window,
+            now,
+        )
+    }
+
+    /// A budget of `ratio` × requests plus `min_per_second` × window seconds over `window`.
+    pub fn with_ratio(ratio: f64, min_per_second: u32, window: Duration, now: Instant) -> Self {
+        let window = window.max(Duration::from_millis(BUCKETS as u64));
         Self {
-            ratio: config.budget_ratio,
-            floor: f64::from(config.budget_min_per_second) * window.as_secs_f64(),
+            ratio,
+            floor: f64::from(min_per_second) * window.as_secs_f64(),
             bucket_len: window / BUCKETS as u32,
             start: now,
             buckets: [Bucket::default(); BUCKETS],

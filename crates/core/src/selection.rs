@@ -9,6 +9,9 @@ pub struct Candidate {
     pub priority: u8,
     /// Share of traffic among the origins of the band.
     pub weight: u32,
+    /// Per mille of its weight the origin takes now: below 1000 while it ramps up after
+    /// coming back (slow start), 1000 otherwise.
+    pub share: u16,
     /// Mean probe round-trip time; `None` until a probe succeeded (counts as inside the band).
     pub latency: Option<Duration>,
     /// Disabled origins are never selected.
@@ -79,7 +82,13 @@ pub fn band(candidates: &[Candidate], sensitivity: Duration, exclude: u64) -> u6
         .fold(0u64, |m, i| m | 1 << i)
 }
 
-/// Picks one origin of the [`band`] in proportion to weight, using `rand` (uniform over u64).
+/// The weight an origin is drawn by: `weight` × `share` (per mille), at least 1.
+fn drawn_weight(c: &Candidate) -> u64 {
+    (u64::from(c.weight.max(1)) * u64::from(c.share.min(1000))).max(1)
+}
+
+/// Picks one origin of the [`band`] in proportion to weight × share, using `rand` (uniform
+/// over u64).
 pub fn select(
     candidates: &[Candidate],
     sensitivity: Duration,
@@ -87,15 +96,13 @@ pub fn select(
     rand: u64,
 ) -> Option<usize> {
     let band = band(candidates, sensitivity, exclude);
-    let total: u64 = bits(band)
-        .map(|i| u64::from(candidates[i].weight.max(1)))
-        .sum();
+    let total: u64 = bits(band).map(|i| drawn_weight(&candidates[i])).sum();
     if total == 0 {
         return None;
     }
     let mut point = rand % total;
     for i in bits(band) {
-        let w = u64::from(candidates[i].weight.max(1));
+        let w = drawn_weight(&candidates[i]);
         if point < w {
             return Some(i);
         }
@@ -122,6 +129,7 @@ mod tests {
         Candidate {
             priority,
             weight,
+            share: 1000,
             latency: latency_ms.map(|l| MS * l as u32),
             enabled: true,
             healthy: true,
@@ -202,12 +210,29 @@ mod tests {
 
     #[test]
     fn weighted_pick_walks_cumulative_weights() {
+        // Weights count in thousandths (weight × share per mille): 1000 and 3000 here.
         let cands = [c(1, 1, Some(1)), c(1, 3, Some(1))];
         assert_eq!(select(&cands, MS, 0, 0), Some(0));
-        assert_eq!(select(&cands, MS, 0, 1), Some(1));
-        assert_eq!(select(&cands, MS, 0, 2), Some(1));
-        assert_eq!(select(&cands, MS, 0, 3), Some(1));
-        assert_eq!(select(&cands, MS, 0, 4), Some(0));
+        assert_eq!(select(&cands, MS, 0, 999), Some(0));
+        assert_eq!(select(&cands, MS, 0, 1000), Some(1));
+        assert_eq!(select(&cands, MS, 0, 3999), Some(1));
+        assert_eq!(select(&cands, MS, 0, 4000), Some(0));
+    }
+
+    #[test]
+    fn a_share_below_full_scales_the_weight() {
+        // Equal weights, the second at a tenth of its share (slow start): 1000 to 100.
+        let mut cands = [c(1, 10, Some(1)), c(1, 10, Some(1))];
+        cands[1].share = 100;
+        let picks: Vec<_> = (0..11_000u64)
+            .step_by(1000)
+            .map(|r| select(&cands, MS, 0, r))
+            .collect();
+        assert_eq!(picks.iter().filter(|p| **p == Some(1)).count(), 1);
+        assert_eq!(picks.iter().filter(|p| **p == Some(0)).count(), 10);
+        // A zero share still leaves the origin drawable (weight at least 1).
+        cands[1].share = 0;
+        assert_eq!(select(&cands, MS, 0, 10_000), Some(1));
     }
 
     /// The band as the selection rules state it, step by step (the reference for `band`).
@@ -257,6 +282,7 @@ mod tests {
                 .map(|&(priority, weight, latency, enabled, healthy, ejected)| Candidate {
                     priority,
                     weight,
+                    share: 1000,
                     latency: latency.map(Duration::from_millis),
                     enabled,
                     healthy,

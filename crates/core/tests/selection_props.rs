@@ -17,6 +17,7 @@ fn candidate() -> impl Strategy<Value = Candidate> {
             |(priority, weight, latency, enabled, healthy, ejected)| Candidate {
                 priority,
                 weight,
+                share: 1000,
                 latency: latency.map(Duration::from_millis),
                 enabled,
                 healthy,
@@ -71,7 +72,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let cands: Vec<Candidate> = weights.iter().map(|&weight| Candidate {
-            priority: 1, weight, latency: Some(Duration::from_millis(5)),
+            priority: 1, weight, share: 1000, latency: Some(Duration::from_millis(5)),
             enabled: true, healthy: true, ejected: false,
         }).collect();
         prop_assert_eq!(band(&cands, Duration::ZERO, 0).count_ones() as usize, cands.len());

@@ -33,7 +33,8 @@ pub fn status_json(node: &NodeState) -> Value {
         .pools
         .iter()
         .map(|core| {
-            let brain = core.state();
+            let mut brain = core.state();
+            brain.refresh_at(now);
             let band = brain.band(0);
             let origins: Vec<Value> = core
                 .config
@@ -57,6 +58,9 @@ pub fn status_json(node: &NodeState) -> Value {
                         "ejected": s.is_some_and(|s| s.ejected),
                         "preferred": band & (1 << i) != 0,
                         "latency_ms": s.and_then(|s| s.latency).map(ms),
+                        "live_latency_ms": s.and_then(|s| s.live_latency).map(ms),
+                        "selection_latency_ms": s.and_then(|s| s.selection_latency).map(ms),
+                        "share": s.map(|s| f64::from(s.share) / 1000.0),
                         "last_probe": last.map(|(_, r)| if r.is_success() { "success" } else { "failure" }),
                         "last_probe_rtt_ms": last.and_then(|(_, r)| match r {
                             ProbeResult::Success(rtt) => Some(ms(rtt)),
@@ -72,6 +76,10 @@ pub fn status_json(node: &NodeState) -> Value {
             json!({
                 "name": core.config.name,
                 "ejected": brain.ejected_count(),
+                "hedging": core.config.failover.hedging.enabled,
+                "hedge_delay_ms": ms(brain.hedger().delay(now)),
+                "head_latency_p50_ms": brain.hedger().quantile(now, 0.5).map(ms),
+                "head_latency_p95_ms": brain.hedger().quantile(now, 0.95).map(ms),
                 "origins": origins,
             })
         })

@@ -74,6 +74,13 @@ impl Trace {
         }
     }
 
+    /// The outcome of attempt number `attempt` (hedged requests have two in flight).
+    pub fn outcome_at(&mut self, attempt: usize, outcome: impl Into<String>) {
+        if let Some(a) = self.attempts.get_mut(attempt) {
+            a.1 = outcome.into();
+        }
+    }
+
     /// The latest attempt's response goes to the client.
     pub fn answered(&mut self) {
         self.answered = true;

@@ -2,6 +2,7 @@
 
 use http::HeaderValue;
 use pingora_http::RequestHeader;
+use portico_core::head_rules;
 use std::net::IpAddr;
 
 /// Whether any `Via` entry names `token` (`portico-<region>`) as its received-by part.
@@ -190,6 +191,71 @@ pub fn lacks_required_host(req: &RequestHeader) -> bool {
     req.version == http::Version::HTTP_11
         && !req.headers.contains_key(http::header::HOST)
         && req.uri.authority().is_none()
+}
+
+/// Applies the core's request-head rules ([`portico_core::head_rules`]) to the request a
+/// session read, and answers what to refuse. An HTTP/1 head is judged as the client sent it:
+/// Pingora drops a `Content-Length` that comes with `Transfer-Encoding` before any hook runs,
+/// so the parsed header alone cannot show that ambiguity. An HTTP/2 request (no framing
+/// headers of its own) is judged from its parsed header.
+///
+/// The connection is then set up for what follows: a refused request's connection is not
+/// reused (RFC 9112 §6.3: respond 400, then close), and neither is one whose request has a
+/// chunked body — Pingora's chunk parser reads an empty chunk-size line as the last chunk and
+/// takes any byte, a bare LF included, inside a chunk extension, so where it ends a body is
+/// not where the rules would; closing after the response means bytes behind a chunked body
+/// are never read as a request. Any other accepted request keeps its connection with
+/// HTTP/1.1 pipelining on: requests a client sends back to back are answered in order.
+pub fn head_refusal(
+    session: &mut pingora_core::protocols::http::ServerSession,
+) -> Option<head_rules::Refusal> {
+    use pingora_core::protocols::http::ServerSession;
+    let (refusal, reuse) = match session {
+        ServerSession::H1(_) => {
+            let raw = session.to_h1_raw();
+            match head_rules::verdict(&raw) {
+                Ok(Some((head_rules::Framing::Chunked, _))) => (None, false),
+                Ok(Some(_)) => (None, true),
+                Err(refusal) => (Some(refusal), false),
+                // Pingora parsed a complete head from these bytes: not complete here means
+                // they hold what the rules do not read as a line ending.
+                Ok(None) => (Some(head_rules::Refusal::BareLineEnding), false),
+            }
+        }
+        _ => (header_refusal(session.req_header()), true),
+    };
+    if reuse {
+        session.set_pipelining_enabled(true);
+    } else {
+        session.set_keepalive(None);
+    }
+    refusal
+}
+
+/// The head rules on a parsed request header (HTTP/2, or one built in code): method,
+/// target (the whole URI when it has an authority), version and header fields.
+pub fn header_refusal(req: &RequestHeader) -> Option<head_rules::Refusal> {
+    let target = if req.uri.authority().is_some() {
+        req.uri.to_string().into_bytes()
+    } else {
+        req.raw_path().to_vec()
+    };
+    let version = match req.version {
+        http::Version::HTTP_10 | http::Version::HTTP_09 => head_rules::Version::Http10,
+        http::Version::HTTP_11 => head_rules::Version::Http11,
+        _ => head_rules::Version::Http2,
+    };
+    let head = head_rules::Head {
+        method: req.method.as_str().as_bytes(),
+        target: &target,
+        version,
+        headers: req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
+            .collect(),
+    };
+    head_rules::check(&head).err()
 }
 
 /// Turns the request going to an origin into origin form: an absolute-form target becomes

@@ -134,6 +134,7 @@ impl LivePool {
             .with_label_values(&[pool, origin, outcome])
             .inc();
         self.publish(origin, &state);
+        self.publish_pool();
         let ProbeEvents { health, returned } = events;
         if let Some(healthy) = health {
             let (failed, total) = state.window;
@@ -149,6 +150,32 @@ impl LivePool {
         }
         if returned {
             log::info!("pool {pool}: origin {origin} returns from ejection after a good probe");
+        }
+    }
+
+    /// Sets the pool's live latency quantiles.
+    fn publish_pool(&self) {
+        let pool = self.config.name.as_str();
+        let now = Instant::now();
+        let quantiles = {
+            let s = self.state();
+            [0.5, 0.95].map(|q| (q, s.hedger().quantile(now, q)))
+        };
+        for (q, v) in quantiles {
+            let label = if q == 0.5 { "0.5" } else { "0.95" };
+            match v {
+                Some(d) => self
+                    .metrics
+                    .pool_head_latency
+                    .with_label_values(&[pool, label])
+                    .set(d.as_secs_f64()),
+                None => {
+                    let _ = self
+                        .metrics
+                        .pool_head_latency
+                        .remove_label_values(&[pool, label]);
+                }
+            }
         }
     }
 
@@ -178,6 +205,22 @@ impl LivePool {
                     .remove_label_values(&[pool, origin]);
             }
         }
+        for (family, value) in [
+            (&self.metrics.origin_live_latency, state.live_latency),
+            (
+                &self.metrics.origin_selection_latency,
+                state.selection_latency,
+            ),
+        ] {
+            match value {
+                Some(l) => family
+                    .with_label_values(&[pool, origin])
+                    .set(l.as_secs_f64()),
+                None => {
+                    let _ = family.remove_label_values(&[pool, origin]);
+                }
+            }
+        }
         self.metrics
             .origin_healthy
             .with_label_values(&[pool, origin])
@@ -204,7 +247,14 @@ impl LivePool {
     /// Records the outcome of a live attempt; ejects the origin when that is due.
     pub fn record_outcome(&self, idx: usize, success: bool) {
         let event = self.state().record_outcome(Instant::now(), idx, success);
-        if let (Some(EjectionEvent::Ejected { duration, .. }), Some(o)) =
+        if let Some(event) = event {
+            self.ejection_event(idx, event);
+        }
+    }
+
+    /// Counts and logs an ejection the routing state decided on.
+    pub fn ejection_event(&self, idx: usize, event: EjectionEvent) {
+        if let (EjectionEvent::Ejected { duration, .. }, Some(o)) =
             (event, self.config.origins.get(idx))
         {
             let pool = self.config.name.as_str();

@@ -1,9 +1,10 @@
 //! The node's Prometheus metrics, in a registry of its own (several nodes can share a process).
 
+use portico_core::hedge::HedgeResult;
 use portico_core::retry::RetryReason;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, RwLock};
@@ -36,6 +37,16 @@ pub struct Metrics {
     /// `portico_retries_denied_total{pool,reason}`: retryable failures not retried (budget,
     /// attempts or origins exhausted, unsafe method or body).
     pub retries_denied: IntCounterVec,
+    /// `portico_hedges_total{pool,result}`: hedges won, lost, or due but denied.
+    pub hedges: IntCounterVec,
+    /// `portico_origin_live_latency_seconds{pool,origin}`: EWMA of live response-head latency.
+    pub origin_live_latency: GaugeVec,
+    /// `portico_origin_selection_latency_seconds{pool,origin}`: the latency selection uses
+    /// (probe latency plus the live penalty).
+    pub origin_selection_latency: GaugeVec,
+    /// `portico_pool_head_latency_seconds{pool,quantile}`: the pool's recent response-head
+    /// latency quantiles (0.5, 0.95), the adaptive hedge delay's input.
+    pub pool_head_latency: GaugeVec,
     /// `portico_ejections_total{pool,origin}`.
     pub ejections: IntCounterVec,
     /// `portico_origin_ejected{pool,origin}`, 0 or 1.
@@ -51,6 +62,15 @@ pub struct Metrics {
     pub config_last_success: Gauge,
     /// `portico_access_log_dropped_total`: lines dropped because the writer fell behind.
     pub access_log_dropped: IntCounter,
+    /// `portico_client_connections`: client connections open now (plain and TLS).
+    pub client_connections: IntGauge,
+    /// `portico_connections_rejected_total`: client connections closed at accept because
+    /// `node.limits.max_connections` were open.
+    pub connections_rejected: IntCounter,
+    /// `portico_client_refused_total{reason}`: request heads answered 408, 414 or 431 and
+    /// their connections closed (`header_timeout`, `request_line_too_long`,
+    /// `header_too_large`).
+    pub client_refused: IntCounterVec,
     /// The labels `portico_node_info` carries now.
     info_labels: Mutex<(String, String)>,
 }
@@ -149,6 +169,34 @@ impl Metrics {
             "Retryable failures that were not retried: unsafe to resend, budget spent, attempts or origins exhausted.",
             &["pool", "reason"],
         );
+        let hedges = counter(
+            &registry,
+            "portico_hedges_total",
+            "Hedged requests by result: won (the hedge answered first), lost (the first attempt did), denied (due but over budget or no other origin).",
+            &["pool", "result"],
+        );
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
+        let origin_live_latency = gauge(
+            "portico_origin_live_latency_seconds",
+            "EWMA of the origin's live response-head latency.",
+            &["pool", "origin"],
+        );
+        let origin_selection_latency = gauge(
+            "portico_origin_selection_latency_seconds",
+            "Latency selection ranks the origin by: mean probe RTT plus the live-latency penalty.",
+            &["pool", "origin"],
+        );
+        let pool_head_latency = gauge(
+            "portico_pool_head_latency_seconds",
+            "Recent response-head latency quantiles of the pool (the adaptive hedge delay is the 0.95 one, at least 5 ms).",
+            &["pool", "quantile"],
+        );
         let ejections = counter(
             &registry,
             "portico_ejections_total",
@@ -201,7 +249,39 @@ impl Metrics {
         registry
             .register(Box::new(access_log_dropped.clone()))
             .expect("metric registered once");
+        let client_connections = IntGauge::new(
+            "portico_client_connections",
+            "Client connections open now, plain and TLS (node.limits.max_connections caps them).",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(client_connections.clone()))
+            .expect("metric registered once");
+        let connections_rejected = IntCounter::new(
+            "portico_connections_rejected_total",
+            "Client connections closed at accept because node.limits.max_connections were open.",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(connections_rejected.clone()))
+            .expect("metric registered once");
+        let client_refused = counter(
+            &registry,
+            "portico_client_refused_total",
+            "Request heads refused and their connections closed, by reason: header_timeout (408), request_line_too_long (414), header_too_large (431).",
+            &["reason"],
+        );
+        for reason in [
+            "header_timeout",
+            "request_line_too_long",
+            "header_too_large",
+        ] {
+            client_refused.with_label_values(&[reason]);
+        }
         Self {
+            client_connections,
+            connections_rejected,
+            client_refused,
             access_log_dropped,
             registry,
             requests,
@@ -212,6 +292,10 @@ impl Metrics {
             node_info,
             retries,
             retries_denied,
+            hedges,
+            origin_live_latency,
+            origin_selection_latency,
+            pool_head_latency,
             ejections,
             origin_ejected,
             failover_served,
@@ -265,6 +349,12 @@ impl Metrics {
         let _ = self.origin_healthy.remove_label_values(&[pool, origin]);
         let _ = self.origin_ejected.remove_label_values(&[pool, origin]);
         let _ = self.origin_latency.remove_label_values(&[pool, origin]);
+        let _ = self
+            .origin_live_latency
+            .remove_label_values(&[pool, origin]);
+        let _ = self
+            .origin_selection_latency
+            .remove_label_values(&[pool, origin]);
     }
 
     /// Counts a request in `portico_requests_total`. `route` and `origin` (index in the
@@ -347,6 +437,9 @@ impl Metrics {
     pub fn register_pool(&self, pool: &str) {
         for reason in RetryReason::ALL {
             self.retries.with_label_values(&[pool, reason.label()]);
+        }
+        for result in HedgeResult::ALL {
+            self.hedges.with_label_values(&[pool, result.label()]);
         }
     }
 

@@ -5,6 +5,7 @@ use crate::admin::AdminApp;
 use crate::checks::{check_listeners, check_token_file, resolve_all};
 use crate::control::Control;
 use crate::follow::StoreLink;
+use crate::limits::{AcceptFilter, Connections, LimitedApp};
 use crate::metrics::Metrics;
 use crate::proxy::EdgeProxy;
 use crate::shutdown::{DrainingShutdown, Stopper};
@@ -127,11 +128,17 @@ impl Node {
         let store = store.map(Arc::new);
 
         let server_conf = server.configuration.clone();
-        let mut proxy = pingora_proxy::http_proxy_service_with_name(
-            &server_conf,
-            EdgeProxy::new(state.clone()),
-            "portico proxy",
+        // The proxy inside the client limits (limits.rs): every client connection is counted
+        // against `node.limits.max_connections` and its request heads kept to their deadline
+        // and size.
+        let mut http = pingora_proxy::HttpProxy::new(EdgeProxy::new(state.clone()), server_conf);
+        http.handle_init_modules();
+        let connections = Connections::new(state.clone());
+        let mut proxy = Service::new(
+            "portico proxy".to_string(),
+            LimitedApp::new(http, connections.clone()),
         );
+        proxy.set_connection_filter(Arc::new(AcceptFilter(connections)));
         // No L4 read buffer on client connections: Pingora reads request headers into a
         // buffer of their own and bodies in 64 KiB chunks anyway, and its default 64 KiB
         // read buffer per connection (allocated at accept, copied out of on every read) was

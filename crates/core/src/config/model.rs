@@ -38,6 +38,38 @@ pub struct NodeConfig {
     pub access_log: AccessLogTarget,
     /// Networks whose forwarding headers are kept.
     pub trusted_proxies: Vec<crate::cidr::Cidr>,
+    /// What a client may hold and send.
+    pub limits: LimitsConfig,
+}
+
+/// Longest request line (method, target and version, without the CRLF): longer ones get 414.
+pub const MAX_REQUEST_LINE: usize = 8192;
+
+/// `node.limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Total time to receive a whole request head.
+    pub client_header_timeout: Duration,
+    /// Idle time after which a keep-alive client connection is closed.
+    pub keepalive_timeout: Duration,
+    /// Open client connections beyond which new ones are closed at accept.
+    pub max_connections: usize,
+    /// Largest request head, in bytes (431 beyond).
+    pub max_header_bytes: usize,
+    /// Largest request body, in bytes (413 beyond); `None`: unlimited.
+    pub max_body_bytes: Option<u64>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            client_header_timeout: Duration::from_millis(10_000),
+            keepalive_timeout: Duration::from_millis(60_000),
+            max_connections: 65_536,
+            max_header_bytes: 32_768,
+            max_body_bytes: None,
+        }
+    }
 }
 
 /// `node.access_log`.
@@ -123,6 +155,10 @@ pub struct LoadBalancingConfig {
     pub successful_samples_required: usize,
     /// Width of the latency band above the fastest origin.
     pub latency_sensitivity: Duration,
+    /// Ramp-up time of an origin's weight after it comes back (zero: off).
+    pub slow_start: Duration,
+    /// Whether live latency adds its penalty to the probe latency in selection.
+    pub live_latency: bool,
 }
 
 /// `pools[].timeouts`.
@@ -171,6 +207,19 @@ pub struct FailoverConfig {
     pub retries: RetryConfig,
     /// Passive ejection policy.
     pub ejection: EjectionConfig,
+    /// Hedged requests.
+    pub hedging: HedgingConfig,
+}
+
+/// `pools[].failover.hedging`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HedgingConfig {
+    /// Whether idempotent requests without a body are hedged.
+    pub enabled: bool,
+    /// Fixed hedge delay; `None` is adaptive (the pool's recent p95, at least 5 ms).
+    pub delay: Option<Duration>,
+    /// Hedges allowed as a fraction of the pool's recent requests.
+    pub max_ratio: f64,
 }
 
 /// `pools[].origins[]`.

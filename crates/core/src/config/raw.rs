@@ -154,6 +154,39 @@ pub struct RawNode {
     /// `X-Forwarded-Proto` and `X-Portico-Region` are kept, and that may ask for the decision
     /// trace (`X-Portico-Debug: 1`; loopback always may). Default: none.
     pub trusted_proxies: Option<Vec<String>>,
+    /// Limits on what a client may send and hold: slow or idle connections, their number, and
+    /// the size of request heads and bodies.
+    pub limits: Option<RawLimits>,
+}
+
+/// `node.limits`: what a client may hold and send before the node closes or refuses it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Limits")]
+pub struct RawLimits {
+    /// Total time a client has to send a whole request head, from the connection's accept
+    /// (first request) or from the head's first byte (later keep-alive requests), however it
+    /// trickles in; a partial head is answered 408 and the connection closed, 1–3600000 ms
+    /// (default 10000).
+    #[schemars(range(min = 1, max = 3_600_000), extend("default" = 10_000))]
+    pub client_header_timeout_ms: Option<i64>,
+    /// An idle keep-alive client connection (between requests) is closed after this many ms,
+    /// 1–3600000 (default 60000).
+    #[schemars(range(min = 1, max = 3_600_000), extend("default" = 60_000))]
+    pub keepalive_timeout_ms: Option<i64>,
+    /// Open client connections (plain and TLS together); connections beyond it are closed at
+    /// accept and counted in `portico_connections_rejected_total`, 1–1000000 (default 65536).
+    #[schemars(range(min = 1, max = 1_000_000), extend("default" = 65_536))]
+    pub max_connections: Option<i64>,
+    /// Largest request head (request line and headers), 1024–524288 bytes; a larger one is
+    /// answered 431, a request line over 8192 bytes 414 (default 32768).
+    #[schemars(range(min = 1024, max = 524_288), extend("default" = 32_768))]
+    pub max_header_bytes: Option<i64>,
+    /// Largest request body, 0–1099511627776 bytes; a larger one is answered 413, by its
+    /// `Content-Length` before anything is forwarded, or once a chunked body passes it
+    /// (default null: unlimited).
+    #[schemars(range(min = 0, max = 1_099_511_627_776_i64), extend("default" = null))]
+    pub max_body_bytes: Option<i64>,
 }
 
 /// `pools[]`: a set of origins serving the same content.
@@ -223,6 +256,14 @@ pub struct RawLoadBalancing {
     /// (default 50).
     #[schemars(range(min = 0, max = 3_600_000), extend("default" = 50))]
     pub latency_sensitivity_ms: Option<i64>,
+    /// An origin coming back from ejection or from unhealthy ramps its weight up linearly
+    /// over this many ms (from a tenth of it), 0–3600000; 0 turns slow start off (default 0).
+    #[schemars(range(min = 0, max = 3_600_000), extend("default" = 0))]
+    pub slow_start_ms: Option<i64>,
+    /// Whether live response-head latency adds to the probe latency selection ranks origins
+    /// by (default true); false ranks by probe latency alone, as Front Door does.
+    #[schemars(extend("default" = true))]
+    pub live_latency: Option<bool>,
 }
 
 /// `pools[].timeouts`: how long to wait for origins.
@@ -247,6 +288,25 @@ pub struct RawFailover {
     pub retries: Option<RawRetries>,
     /// Taking an origin out after consecutive live failures.
     pub ejection: Option<RawEjection>,
+    /// Sending a slow idempotent request to a second origin too.
+    pub hedging: Option<RawHedging>,
+}
+
+/// `pools[].failover.hedging`: a second attempt when the first origin is slow to answer.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Hedging")]
+pub struct RawHedging {
+    /// Whether GET, HEAD and OPTIONS requests without a body are hedged (default true).
+    #[schemars(extend("default" = true))]
+    pub enabled: Option<bool>,
+    /// Wait for a response head before hedging, 1–3600000 ms; `null` is adaptive: the
+    /// pool's recent 95th percentile of response-head latency, at least 5 ms (default null).
+    #[schemars(range(min = 1, max = 3_600_000), extend("default" = null))]
+    pub delay_ms: Option<i64>,
+    /// Hedges allowed as a percentage of the pool's recent requests, 0–100 (default 10).
+    #[schemars(range(min = 0, max = 100), extend("default" = 10))]
+    pub max_percent: Option<i64>,
 }
 
 /// `pools[].failover.retries`: retrying a failed request on another origin, within a budget.

@@ -114,7 +114,7 @@ fn every_error_is_reported_at_once_with_its_path() {
     assert_eq!(
         errors(text),
         vec![
-            r#"node.colour: unknown field `colour`, expected one of `region`, `listen`, `tls_listen`, `admin_listen`, `threads`, `drain_ms`, `admin_token_file`, `access_log`, `trusted_proxies`"#,
+            r#"node.colour: unknown field `colour`, expected one of `region`, `listen`, `tls_listen`, `admin_listen`, `threads`, `drain_ms`, `admin_token_file`, `access_log`, `trusted_proxies`, `limits`"#,
             r#"node.listen: "nope" is not IP:PORT"#,
             r#"node.region: "EU" is not a valid region: use lower-case letters, digits, '_' and '-'"#,
             r#"node.threads: must be between 1 and 64, got 0"#,

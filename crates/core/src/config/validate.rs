@@ -289,7 +289,9 @@ fn validate_node(c: &mut Collector, parsed: Option<&RawNode>, o: &Overrides) -> 
             Err(e) => c.push(format!("node.trusted_proxies[{i}]"), e),
         }
     }
+    let limits = validate_limits(c, parsed.and_then(|n| n.limits.as_ref()));
     NodeConfig {
+        limits,
         region,
         listen,
         tls_listen,
@@ -299,6 +301,58 @@ fn validate_node(c: &mut Collector, parsed: Option<&RawNode>, o: &Overrides) -> 
         admin_token_file,
         access_log,
         trusted_proxies,
+    }
+}
+
+/// `node.limits`: each field in its range, its default when absent.
+fn validate_limits(c: &mut Collector, raw: Option<&RawLimits>) -> LimitsConfig {
+    let d = LimitsConfig::default();
+    let p = |f: &str| format!("node.limits.{f}");
+    let field = |c: &mut Collector, f: &str, v: Option<i64>, default: usize, lo: i64, hi: i64| {
+        int(c, &p(f), v, default as i64, lo, hi)
+    };
+    let header_ms = field(
+        c,
+        "client_header_timeout_ms",
+        raw.and_then(|r| r.client_header_timeout_ms),
+        d.client_header_timeout.as_millis() as usize,
+        1,
+        3_600_000,
+    );
+    let keepalive_ms = field(
+        c,
+        "keepalive_timeout_ms",
+        raw.and_then(|r| r.keepalive_timeout_ms),
+        d.keepalive_timeout.as_millis() as usize,
+        1,
+        3_600_000,
+    );
+    let max_connections = field(
+        c,
+        "max_connections",
+        raw.and_then(|r| r.max_connections),
+        d.max_connections,
+        1,
+        1_000_000,
+    );
+    let max_header_bytes = field(
+        c,
+        "max_header_bytes",
+        raw.and_then(|r| r.max_header_bytes),
+        d.max_header_bytes,
+        1024,
+        524_288,
+    );
+    let max_body_bytes = raw.and_then(|r| r.max_body_bytes).and_then(|v| {
+        let checked = int(c, &p("max_body_bytes"), Some(v), -1, 0, 1_099_511_627_776);
+        u64::try_from(checked).ok()
+    });
+    LimitsConfig {
+        client_header_timeout: ms(header_ms),
+        keepalive_timeout: ms(keepalive_ms),
+        max_connections: max_connections as usize,
+        max_header_bytes: max_header_bytes as usize,
+        max_body_bytes,
     }
 }
 
@@ -517,10 +571,20 @@ fn validate_lb(
         0,
         3_600_000,
     );
+    let slow_start = int(
+        c,
+        &p("slow_start_ms"),
+        raw.and_then(|r| r.slow_start_ms),
+        0,
+        0,
+        3_600_000,
+    );
     LoadBalancingConfig {
         sample_size: sample_size as usize,
         successful_samples_required: required.min(sample_size) as usize,
         latency_sensitivity: ms(sensitivity),
+        slow_start: ms(slow_start),
+        live_latency: raw.and_then(|r| r.live_latency).unwrap_or(true),
     }
 }
 
@@ -635,7 +699,29 @@ fn validate_failover(c: &mut Collector, pool: &str, raw: Option<&RawFailover>) -
             100,
         ) as u32,
     };
-    FailoverConfig { retries, ejection }
+    let hedging_path = join(&base, "hedging");
+    let h = raw.and_then(|f| f.hedging.as_ref());
+    let p = |f: &str| join(&hedging_path, f);
+    let hedging = HedgingConfig {
+        enabled: h.and_then(|h| h.enabled).unwrap_or(true),
+        delay: h
+            .and_then(|h| h.delay_ms)
+            .map(|d| ms(int(c, &p("delay_ms"), Some(d), 0, 1, 3_600_000))),
+        max_ratio: int(
+            c,
+            &p("max_percent"),
+            h.and_then(|h| h.max_percent),
+            10,
+            0,
+            100,
+        ) as f64
+            / 100.0,
+    };
+    FailoverConfig {
+        retries,
+        ejection,
+        hedging,
+    }
 }
 
 fn validate_origins(c: &mut Collector, pool: &str, raw: Option<&[RawOrigin]>) -> Vec<OriginConfig> {

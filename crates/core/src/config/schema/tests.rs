@@ -33,6 +33,7 @@ fn minimal() -> Value {
 /// pointer and the path validation names it by.
 const PLACES: &[(&str, &str, &str)] = &[
     ("Node", "/node", "node"),
+    ("Limits", "/node/limits", "node.limits"),
     ("Pool", "/pools/0", "pools[0]"),
     (
         "HealthProbe",
@@ -55,6 +56,11 @@ const PLACES: &[(&str, &str, &str)] = &[
         "Ejection",
         "/pools/0/failover/ejection",
         "pools[0].failover.ejection",
+    ),
+    (
+        "Hedging",
+        "/pools/0/failover/hedging",
+        "pools[0].failover.hedging",
     ),
     ("Origin", "/pools/0/origins/0", "pools[0].origins[0]"),
     ("Route", "/routes/0", "routes[0]"),

@@ -1,0 +1,435 @@
+//! Exact-sequence and property tests of the request lifecycle.
+
+use super::*;
+use crate::config::{PoolConfig, parse};
+use crate::health::ProbeResult;
+use proptest::strategy::Strategy;
+
+const MS: Duration = Duration::from_millis(1);
+
+fn pool(origins: usize, extra: &str) -> PoolConfig {
+    let list: Vec<String> = (0..origins)
+        .map(|i| format!(r#"{{"name":"o{i}","address":"127.0.0.1:{}"}}"#, i + 1))
+        .collect();
+    let text = format!(
+        r#"{{"pools":[{{"name":"p","timeouts":{{"response_ms":500}},"origins":[{}]{extra}}}],
+            "routes":[{{"name":"r","pool":"p"}}]}}"#,
+        list.join(",")
+    );
+    parse(&text).unwrap().pools.remove(0)
+}
+
+fn state(origins: usize, extra: &str, t: Instant) -> PoolState {
+    let mut s = PoolState::new(&pool(origins, extra), t);
+    for i in 0..origins {
+        s.record_probe(t, i, ProbeResult::Success(MS));
+    }
+    for _ in 0..100 {
+        s.record_request(t);
+    }
+    s
+}
+
+fn get() -> RequestKind {
+    RequestKind::new("GET", false)
+}
+
+fn sent(n: Next) -> (usize, usize) {
+    match n {
+        Next::Send {
+            attempt, origin, ..
+        } => (attempt, origin),
+        other => panic!("expected a send, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_good_answer_is_delivered_and_recorded() {
+    let t = Instant::now();
+    let mut p = state(2, "", t);
+    let mut lc = Lifecycle::new(get(), 3, 7);
+    let (a, _) = sent(lc.start(&mut p, t));
+    assert_eq!(
+        lc.on_head(&mut p, a, 200, true, t + MS * 2),
+        Next::Deliver {
+            attempt: 0,
+            cancel: None
+        }
+    );
+    assert_eq!(
+        lc.delivered().map(|a| a.state),
+        Some(AttemptState::Delivered)
+    );
+    assert_eq!(lc.hedge_result(), None);
+    // A second head for the same attempt changes nothing.
+    assert_eq!(lc.on_head(&mut p, a, 200, true, t + MS * 3), Next::Wait);
+}
+
+#[test]
+fn a_503_is_retried_on_another_origin_then_the_next_answer_wins() {
+    let t = Instant::now();
+    let mut p = state(3, "", t);
+    let mut lc = Lifecycle::new(get(), 3, 1);
+    let (a0, o0) = sent(lc.start(&mut p, t));
+    let n = lc.on_head(&mut p, a0, 503, true, t);
+    let Next::Send {
+        attempt: 1,
+        origin: o1,
+        retry_of: Some(RetryReason::Status503),
+        hedge: false,
+    } = n
+    else {
+        panic!("{n:?}")
+    };
+    assert_ne!(o0, o1);
+    assert_eq!(
+        lc.on_head(&mut p, 1, 200, true, t),
+        Next::Deliver {
+            attempt: 1,
+            cancel: None
+        }
+    );
+}
+
+#[test]
+fn a_post_that_reached_the_origin_is_not_retried_but_a_refused_connect_is() {
+    let t = Instant::now();
+    let mut p = state(3, "", t);
+    let post = RequestKind::new("POST", true);
+    let mut lc = Lifecycle::new(post, 3, 1);
+    let (a, _) = sent(lc.start(&mut p, t));
+    assert_eq!(
+        lc.on_failure(&mut p, a, RetryReason::ResponseTimeout, true, false, t),
+        Next::GiveUp {
+            reason: Some(RetryReason::ResponseTimeout),
+            retry_denied: true
+        }
+    );
+    let mut lc = Lifecycle::new(post, 3, 1);
+    let (a, _) = sent(lc.start(&mut p, t));
+    let (b, _) = sent(lc.on_failure(&mut p, a, RetryReason::ConnectRefused, false, false, t));
+    assert_eq!(b, 1);
+    assert_eq!(lc.hedge_due(&p, t), None, "a POST is never hedged");
+}
+
+#[test]
+fn attempts_stop_at_max_attempts_and_when_origins_run_out() {
+    let t = Instant::now();
+    let mut p = state(5, "", t);
+    let mut lc = Lifecycle::new(get(), 2, 3);
+    let (a, _) = sent(lc.start(&mut p, t));
+    let (b, _) = sent(lc.on_failure(&mut p, a, RetryReason::ConnectRefused, true, false, t));
+    assert!(matches!(
+        lc.on_failure(&mut p, b, RetryReason::ConnectRefused, true, false, t),
+        Next::GiveUp { .. }
+    ));
+    let mut p = state(2, "", t);
+    let mut lc = Lifecycle::new(get(), 10, 3);
+    let (a, _) = sent(lc.start(&mut p, t));
+    let (b, _) = sent(lc.on_failure(&mut p, a, RetryReason::ConnectRefused, true, false, t));
+    assert!(matches!(
+        lc.on_failure(&mut p, b, RetryReason::ConnectRefused, true, false, t),
+        Next::GiveUp { .. }
+    ));
+    assert_eq!(lc.tried(), 0b11);
+}
+
+#[test]
+fn a_hedge_is_due_after_the_delay_and_the_first_head_wins() {
+    let t = Instant::now();
+    let mut p = state(2, r#","failover":{"hedging":{"delay_ms":20}}"#, t);
+    let mut lc = Lifecycle::new(get(), 3, 5);
+    let (a, o0) = sent(lc.start(&mut p, t));
+    assert_eq!(lc.hedge_due(&p, t), Some(t + MS * 20));
+    // Too early: nothing.
+    assert_eq!(lc.on_hedge_timer(&mut p, t + MS * 19), Next::Wait);
+    let n = lc.on_hedge_timer(&mut p, t + MS * 20);
+    let Next::Send {
+        attempt: h,
+        origin: o1,
+        hedge: true,
+        retry_of: None,
+    } = n
+    else {
+        panic!("{n:?}")
+    };
+    assert_ne!(o0, o1);
+    assert_eq!(lc.hedge_due(&p, t + MS * 21), None, "one hedge per request");
+    // The hedge answers first: it wins, the first attempt is cancelled.
+    assert_eq!(
+        lc.on_head(&mut p, h, 200, true, t + MS * 22),
+        Next::Deliver {
+            attempt: h,
+            cancel: Some(a)
+        }
+    );
+    assert_eq!(lc.hedge_result(), Some(HedgeResult::Won));
+    assert_eq!(lc.attempts()[a].state, AttemptState::Cancelled);
+    // The cancelled attempt's late head is ignored.
+    assert_eq!(lc.on_head(&mut p, a, 200, true, t + MS * 30), Next::Wait);
+    // A cancelled attempt is not a failure: the origin is neither ejected nor out of band.
+    assert!(!p.origin(o0).unwrap().ejected);
+}
+
+#[test]
+fn the_first_attempt_can_still_win_the_race() {
+    let t = Instant::now();
+    let mut p = state(2, r#","failover":{"hedging":{"delay_ms":20}}"#, t);
+    let mut lc = Lifecycle::new(get(), 3, 5);
+    let (a, _) = sent(lc.start(&mut p, t));
+    let (h, _) = sent(lc.on_hedge_timer(&mut p, t + MS * 20));
+    assert_eq!(
+        lc.on_head(&mut p, a, 200, true, t + MS * 21),
+        Next::Deliver {
+            attempt: a,
+            cancel: Some(h)
+        }
+    );
+    assert_eq!(lc.hedge_result(), Some(HedgeResult::Lost));
+}
+
+#[test]
+fn a_failure_during_a_race_waits_for_the_other_attempt() {
+    let t = Instant::now();
+    let mut p = state(3, r#","failover":{"hedging":{"delay_ms":20}}"#, t);
+    let mut lc = Lifecycle::new(get(), 3, 5);
+    let (a, _) = sent(lc.start(&mut p, t));
+    let (h, _) = sent(lc.on_hedge_timer(&mut p, t + MS * 20));
+    assert_eq!(
+        lc.on_failure(
+            &mut p,
+            a,
+            RetryReason::ConnectionDropped,
+            true,
+            false,
+            t + MS * 25
+        ),
+        Next::Wait
+    );
+    // The hedge fails too: now a retry goes to the third origin.
+    let n = lc.on_failure(&mut p, h, RetryReason::Status502, true, false, t + MS * 26);
+    let (r, o) = sent(n);
+    assert_eq!(r, 2);
+    assert_eq!(lc.tried().count_ones(), 3);
+    assert!(lc.tried() & (1 << o) != 0);
+}
+
+#[test]
+fn hedges_are_denied_past_the_budget_or_without_another_origin() {
+    let t = Instant::now();
+    // One origin: nowhere to hedge to.
+    let mut p = state(1, r#","failover":{"hedging":{"delay_ms":5}}"#, t);
+    let mut lc = Lifecycle::new(get(), 3, 5);
+    sent(lc.start(&mut p, t));
+    assert_eq!(lc.on_hedge_timer(&mut p, t + MS * 5), Next::Wait);
+    assert_eq!(lc.hedge_result(), Some(HedgeResult::Denied));
+    assert_eq!(lc.hedge_due(&p, t + MS * 6), None);
+    // 100 requests at 10 %: ten hedges, then denied.
+    let mut p = state(2, r#","failover":{"hedging":{"delay_ms":5}}"#, t);
+    let mut results = Vec::new();
+    for i in 0..20 {
+        let mut lc = Lifecycle::new(get(), 3, i);
+        sent(lc.start(&mut p, t));
+        lc.on_hedge_timer(&mut p, t + MS * 5);
+        results.push(lc.hedge_result());
+    }
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| **r == Some(HedgeResult::Lost))
+            .count(),
+        10
+    );
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| **r == Some(HedgeResult::Denied))
+            .count(),
+        10
+    );
+}
+
+#[test]
+fn an_origin_that_keeps_losing_leaves_the_band() {
+    let t = Instant::now();
+    let mut p = state(
+        2,
+        r#","failover":{"hedging":{"delay_ms":5,"max_percent":100}}"#,
+        t,
+    );
+    // A pool median to compare against.
+    for _ in 0..50 {
+        p.record_head(t, 1, MS);
+    }
+    assert_eq!(p.band(0), 0b11);
+    // Origin 0 hangs: every request it gets is hedged to 1 and lost by 0.
+    let mut losses = 0;
+    let mut now = t;
+    for i in 0..200 {
+        now += MS;
+        let mut lc = Lifecycle::new(get(), 3, i);
+        let (_, first) = sent(lc.start(&mut p, now));
+        if first == 1 {
+            let n = lc.on_head(&mut p, 0, 200, true, now + MS);
+            assert!(matches!(n, Next::Deliver { .. }));
+            continue;
+        }
+        let (h, _) = sent(lc.on_hedge_timer(&mut p, now + MS * 5));
+        lc.on_head(&mut p, h, 200, true, now + MS * 6);
+        losses += 1;
+    }
+    // Five losses in a row (the ejection threshold) count as one timeout in its live latency.
+    assert!(losses <= 10, "origin 0 kept its place for {losses} losses");
+    assert!(p.origin(0).unwrap().selection_latency.unwrap() > MS * 50);
+    assert!(!p.origin(0).unwrap().ejected, "losing is not a failure");
+}
+
+#[test]
+fn a_timeout_counts_against_the_origin_and_slows_it() {
+    let t = Instant::now();
+    let mut p = state(2, "", t);
+    for _ in 0..50 {
+        p.record_head(t, 1, MS);
+    }
+    let mut lc = Lifecycle::new(get(), 3, 9);
+    let (a, o) = sent(lc.start(&mut p, t));
+    let (b, o2) = sent(lc.on_failure(
+        &mut p,
+        a,
+        RetryReason::ResponseTimeout,
+        true,
+        false,
+        t + MS * 500,
+    ));
+    assert_ne!(o, o2);
+    assert!(p.origin(o).unwrap().live_latency.unwrap() >= MS * 500);
+    assert_eq!(
+        lc.on_head(&mut p, b, 200, true, t + MS * 501),
+        Next::Deliver {
+            attempt: 1,
+            cancel: None
+        }
+    );
+}
+
+#[test]
+fn a_drop_on_a_reused_connection_does_not_count_against_the_origin() {
+    let t = Instant::now();
+    let mut p = state(2, "", t);
+    for _ in 0..10 {
+        let mut lc = Lifecycle::new(get(), 1, 0);
+        let (a, _) = sent(lc.start(&mut p, t));
+        lc.on_failure(&mut p, a, RetryReason::ConnectionDropped, true, true, t);
+    }
+    assert!(!p.origin(0).unwrap().ejected && !p.origin(1).unwrap().ejected);
+}
+
+#[test]
+fn no_origin_gives_up_at_once() {
+    let t = Instant::now();
+    let cfg = parse(
+        r#"{"pools":[{"name":"p","origins":[{"name":"a","address":"127.0.0.1:1","enabled":false}]}],
+            "routes":[{"name":"r","pool":"p"}]}"#,
+    )
+    .unwrap()
+    .pools
+    .remove(0);
+    let mut p = PoolState::new(&cfg, t);
+    let mut lc = Lifecycle::new(get(), 3, 0);
+    assert_eq!(
+        lc.start(&mut p, t),
+        Next::GiveUp {
+            reason: None,
+            retry_denied: false
+        }
+    );
+}
+
+/// One event of a random run.
+#[derive(Debug, Clone, Copy)]
+enum Ev {
+    Head(usize, u16),
+    Fail(usize, u8, bool),
+    Timer,
+    Tick(u8),
+}
+
+fn reason(i: u8) -> RetryReason {
+    RetryReason::ALL[i as usize % RetryReason::ALL.len()]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+    #[test]
+    fn never_twice_the_same_origin_never_an_unsafe_retry_never_past_the_limits(
+        origins in 1usize..6,
+        max_attempts in 1usize..5,
+        method in proptest::sample::select(vec!["GET", "HEAD", "POST", "PUT", "PATCH"]),
+        has_body in proptest::bool::ANY,
+        replayable in proptest::bool::ANY,
+        budget in 0u32..=100,
+        events in proptest::collection::vec(
+            proptest::prop_oneof![
+                (0usize..6, proptest::sample::select(vec![200u16, 404, 500, 502, 503, 504])).prop_map(|(a, s)| Ev::Head(a, s)),
+                (0usize..6, 0u8..9, proptest::bool::ANY).prop_map(|(a, r, re)| Ev::Fail(a, r, re)),
+                proptest::strategy::Just(Ev::Timer),
+                (1u8..50).prop_map(Ev::Tick),
+            ],
+            0..40,
+        ),
+    ) {
+        let t = Instant::now();
+        let extra = format!(
+            r#","failover":{{"hedging":{{"delay_ms":5,"max_percent":{budget}}},"retries":{{"budget_min_per_second":0,"budget_percent":{budget}}}}}"#
+        );
+        let mut p = state(origins, &extra, t);
+        let kind = RequestKind::new(method, has_body);
+        let mut lc = Lifecycle::new(kind, max_attempts, 42);
+        let mut now = t;
+        let mut delivered = 0;
+        let mut retries = 0;
+        let mut hedges = 0;
+        let mut check = |n: Next, lc: &Lifecycle| -> Result<(), proptest::test_runner::TestCaseError> {
+            match n {
+                Next::Deliver { .. } => delivered += 1,
+                Next::Send { retry_of: Some(r), .. } => {
+                    retries += 1;
+                    // Never a retry of a request that may have reached the origin unless it is
+                    // idempotent and replayable.
+                    proptest::prop_assert!(!r.reached_origin() || (kind.idempotent && replayable));
+                }
+                Next::Send { hedge: true, .. } => {
+                    hedges += 1;
+                    proptest::prop_assert!(kind.hedgeable);
+                }
+                _ => {}
+            }
+            proptest::prop_assert!(lc.attempts().len() <= max_attempts + 1);
+            proptest::prop_assert!(lc.attempts().iter().filter(|a| !a.hedge).count() <= max_attempts);
+            Ok(())
+        };
+        let n = lc.start(&mut p, now);
+        check(n, &lc)?;
+        for ev in events {
+            let n = match ev {
+                Ev::Head(a, s) => lc.on_head(&mut p, a, s, replayable, now),
+                Ev::Fail(a, r, reused) => lc.on_failure(&mut p, a, reason(r), replayable, reused, now),
+                Ev::Timer => lc.on_hedge_timer(&mut p, now),
+                Ev::Tick(ms) => { now += MS * u32::from(ms); Next::Wait }
+            };
+            check(n, &lc)?;
+        }
+        // Never the same origin twice.
+        let mut seen = 0u64;
+        for a in lc.attempts() {
+            proptest::prop_assert!(seen & (1 << a.origin) == 0, "origin {} twice", a.origin);
+            seen |= 1 << a.origin;
+        }
+        // Never more than one response delivered, nor more than one hedge.
+        proptest::prop_assert!(delivered <= 1);
+        proptest::prop_assert!(hedges <= 1);
+        // Never past the budgets: 100 requests recorded at `budget` percent.
+        proptest::prop_assert!(retries <= (budget as usize * 100).div_ceil(100));
+        proptest::prop_assert!(retries < max_attempts);
+    }
+}

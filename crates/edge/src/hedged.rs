@@ -1,0 +1,290 @@
+//! Hedged requests: up to two upstream attempts racing for one client request, driven by
+//! the core's lifecycle. The first response head wins and is streamed to the client; the
+//! other attempt is dropped mid-flight, so its connection never returns to the pool.
+
+use crate::classify::{connect_reason, proxy_reason, status_for_reason};
+use crate::error_page::{error_body, respond};
+use crate::forward::{request_to_origin, response_to_client};
+use crate::live_pool::LivePool;
+use crate::metrics::Metrics;
+use crate::request::RequestCtx;
+use pingora_core::connectors::http::Connector;
+use pingora_core::protocols::http::client::HttpSession;
+use pingora_core::upstreams::peer::{HttpPeer, Peer};
+use pingora_error::{Error, Result};
+use pingora_proxy::Session;
+use portico_core::lifecycle::Next;
+use portico_core::retry::RetryReason;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+/// An attempt in flight: connect, send the head, wait for the response head.
+type Flight<'a> = Pin<Box<dyn Future<Output = Result<HttpSession, Failure>> + Send + 'a>>;
+
+/// How an attempt failed.
+struct Failure {
+    error: Box<Error>,
+    /// Whether the connection had been reused from the pool.
+    reused: bool,
+    /// The failure came while connecting (nothing was sent).
+    connecting: bool,
+}
+
+/// One running attempt.
+struct Slot<'a> {
+    attempt: usize,
+    flight: Flight<'a>,
+}
+
+async fn run(slot: &mut Option<Slot<'_>>) -> (usize, Result<HttpSession, Failure>) {
+    match slot {
+        Some(s) => (s.attempt, (&mut s.flight).await),
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends the request to `peer` and waits for its response head (skipping 1xx heads).
+async fn attempt_flight(
+    connector: &Connector,
+    peer: HttpPeer,
+    req: pingora_http::RequestHeader,
+) -> Result<HttpSession, Failure> {
+    let (mut up, reused) = connector
+        .get_http_session(&peer)
+        .await
+        .map_err(|error| Failure {
+            error,
+            reused: false,
+            connecting: true,
+        })?;
+    let fail = |error: Box<Error>| Failure {
+        error,
+        reused,
+        connecting: false,
+    };
+    up.set_read_timeout(peer.options.read_timeout);
+    up.set_write_timeout(peer.options.write_timeout);
+    up.write_request_header(Box::new(req)).await.map_err(fail)?;
+    up.finish_request_body().await.map_err(fail)?;
+    loop {
+        up.read_response_header().await.map_err(fail)?;
+        match up.response_header() {
+            Some(h) if h.status.is_informational() && h.status.as_u16() != 101 => continue,
+            _ => break,
+        }
+    }
+    Ok(up)
+}
+
+/// Serves a hedgeable request (GET, HEAD or OPTIONS without a body) with the lifecycle:
+/// the first attempt, a hedge when it is due, retries after failures, then the winner's
+/// response streamed to the client or an error page.
+/// Where the edge's shared parts are: the connector of hedged attempts, the metrics, and
+/// whether the node is draining.
+pub struct Shell<'a> {
+    /// Connections of hedged requests.
+    pub connector: &'a Connector,
+    /// The node's metrics.
+    pub metrics: &'a Metrics,
+    /// Whether the node drains (responses close their connection).
+    pub draining: bool,
+}
+
+pub async fn serve(
+    shell: Shell<'_>,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    pool: &LivePool,
+) -> Result<()> {
+    let Some(mut lc) = ctx.lifecycle.take() else {
+        return Ok(());
+    };
+    let mut slots: [Option<Slot<'_>>; 2] = [None, None];
+    let mut next = lc.start(&mut pool.state(), Instant::now());
+    let mut last_reason: Option<RetryReason> = None;
+    loop {
+        match next {
+            Next::Send {
+                attempt, origin, ..
+            } => {
+                let o = &pool.origins[origin];
+                let mut req = session.req_header().clone();
+                req.set_version(http::Version::HTTP_11);
+                request_to_origin(&ctx.client_side(session), &mut req, o)?;
+                if let Some(t) = &mut ctx.trace {
+                    t.attempt(&o.name);
+                }
+                let flight: Flight<'_> =
+                    Box::pin(attempt_flight(shell.connector, o.peer.clone(), req));
+                let free = if slots[0].is_none() { 0 } else { 1 };
+                slots[free] = Some(Slot { attempt, flight });
+            }
+            // `start`, a timer and a failure never deliver.
+            Next::Deliver { .. } => {}
+            Next::GiveUp { reason, .. } => {
+                ctx.lifecycle = Some(lc);
+                return give_up(&shell, session, ctx, pool, reason.or(last_reason)).await;
+            }
+            Next::Wait => {}
+        }
+        let due = lc.hedge_due(&pool.state(), Instant::now());
+        if slots.iter().all(Option::is_none) && due.is_none() {
+            // Nothing in flight and nothing due (the lifecycle never leaves it so): answer
+            // rather than wait forever.
+            ctx.lifecycle = Some(lc);
+            return give_up(&shell, session, ctx, pool, last_reason).await;
+        }
+        let [s0, s1] = &mut slots;
+        let (attempt, result) = tokio::select! {
+            r = run(s0) => { *s0 = None; r }
+            r = run(s1) => { *s1 = None; r }
+            _ = sleep_until(due), if due.is_some() => {
+                next = lc.on_hedge_timer(&mut pool.state(), Instant::now());
+                continue;
+            }
+        };
+        let now = Instant::now();
+        match result {
+            Ok(up) => {
+                let status = up.response_header().map_or(502, |h| h.status.as_u16());
+                next = lc.on_head(&mut pool.state(), attempt, status, true, now);
+                if let Some((idx, e)) = lc.take_ejection() {
+                    pool.ejection_event(idx, e);
+                }
+                if let Next::Deliver { cancel, .. } = next {
+                    if let Some(c) = cancel {
+                        // Dropping the other flight closes its connection.
+                        for s in &mut slots {
+                            if s.as_ref().is_some_and(|s| s.attempt == c) {
+                                *s = None;
+                            }
+                        }
+                        if let Some(t) = &mut ctx.trace {
+                            t.outcome_at(c, "cancelled (the other attempt answered first)");
+                        }
+                    }
+                    if let Some(t) = &mut ctx.trace {
+                        t.outcome_at(attempt, status.to_string());
+                        t.answered();
+                    }
+                    let peer = pool.origins[lc.attempts()[attempt].origin].peer.clone();
+                    ctx.attempt = attempt;
+                    ctx.answered = true;
+                    ctx.lifecycle = Some(lc);
+                    drop(slots);
+                    return deliver(&shell, session, ctx, up, &peer).await;
+                }
+                if let Some(reason) = RetryReason::from_status(status) {
+                    last_reason = Some(reason);
+                    ctx.attempt = attempt;
+                    ctx.count_next(shell.metrics, pool, reason, next);
+                }
+            }
+            Err(f) => {
+                // Errors of the client session carry no side yet: they are the origin's.
+                let error = f.error.into_up();
+                let reason = if f.connecting {
+                    connect_reason(error.etype())
+                } else {
+                    proxy_reason(&error).unwrap_or(RetryReason::ConnectionDropped)
+                };
+                last_reason = Some(reason);
+                log::debug!("hedged attempt {attempt} failed: {error}");
+                next = lc.on_failure(&mut pool.state(), attempt, reason, true, f.reused, now);
+                if let Some((idx, e)) = lc.take_ejection() {
+                    pool.ejection_event(idx, e);
+                }
+                ctx.attempt = attempt;
+                ctx.count_next(shell.metrics, pool, reason, next);
+            }
+        }
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Streams the winning attempt's response to the client, then returns its connection to
+/// the pool when the origin finished it cleanly.
+async fn deliver(
+    shell: &Shell<'_>,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    mut up: HttpSession,
+    peer: &HttpPeer,
+) -> Result<()> {
+    let Some(head) = up.response_header() else {
+        return Ok(());
+    };
+    let mut resp = head.clone();
+    let status = resp.status.as_u16();
+    let head_only = session.req_header().method == http::Method::HEAD;
+    let no_body = head_only || matches!(status, 204 | 304);
+    let done = up.response_done();
+    if !no_body
+        && !done
+        && resp.headers.get(http::header::TRANSFER_ENCODING).is_none()
+        && resp.headers.get(http::header::CONTENT_LENGTH).is_none()
+    {
+        // An HTTP/1.0-style body that ends at close, re-framed so the client's connection
+        // can stay open (as Pingora's proxy loop does).
+        resp.set_version(http::Version::HTTP_11);
+        resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
+    response_to_client(
+        &mut resp,
+        &ctx.snapshot,
+        &ctx.request_id,
+        ctx.trace.as_deref(),
+    )?;
+    if shell.draining {
+        session.set_keepalive(None);
+    }
+    ctx.status = status;
+    session
+        .write_response_header(Box::new(resp), no_body || done)
+        .await?;
+    if !no_body && !done {
+        loop {
+            match up.read_response_body().await {
+                Ok(Some(chunk)) => session.write_response_body(Some(chunk), false).await?,
+                Ok(None) => break,
+                Err(e) => {
+                    session.set_keepalive(None);
+                    return Err(e.into_up());
+                }
+            }
+            if up.response_done() {
+                break;
+            }
+        }
+        session.write_response_body(None, true).await?;
+    }
+    if up.response_done() {
+        shell
+            .connector
+            .release_http_session(up, peer, peer.idle_timeout())
+            .await;
+    }
+    Ok(())
+}
+
+/// Every attempt failed: an error page with the status of the last failure.
+async fn give_up(
+    shell: &Shell<'_>,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    pool: &LivePool,
+    reason: Option<RetryReason>,
+) -> Result<()> {
+    let code = status_for_reason(reason);
+    ctx.status = code;
+    let what = reason.map_or("no origin to try", RetryReason::label);
+    let body = error_body(code, what, &pool.config.name, ctx.attempts());
+    respond(session, ctx, shell.draining, code, body).await
+}

@@ -1,0 +1,144 @@
+//! The state of one client request across Pingora's hooks: its config snapshot, route,
+//! lifecycle, trace and the labels its metrics carry.
+
+use crate::decision::Trace;
+use crate::forward::ClientSide;
+use crate::live_pool::LivePool;
+use crate::metrics::Metrics;
+use crate::snapshot::Snapshot;
+use crate::state::InFlight;
+use http::HeaderValue;
+use pingora_proxy::Session;
+use portico_core::lifecycle::{Lifecycle, Next};
+use portico_core::retry::RetryReason;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Per-request state kept across hooks and retries.
+pub struct RequestCtx {
+    /// The config this request started on; it keeps it to the end, reloads or not.
+    pub(crate) snapshot: Arc<Snapshot>,
+    /// Counts the request as in flight (a stop waits for it) until the context is dropped.
+    pub(crate) _in_flight: InFlight,
+    pub(crate) start: Instant,
+    /// `X-Request-Id`, kept as a header value: it is sent both ways.
+    pub(crate) request_id: HeaderValue,
+    pub(crate) route: Option<usize>,
+    /// The core's attempt plan, once routed.
+    pub(crate) lifecycle: Option<Lifecycle>,
+    /// The attempt Pingora's loop runs now.
+    pub(crate) attempt: usize,
+    /// The attempt the lifecycle chose for Pingora's next `upstream_peer`.
+    pub(crate) planned: Option<(usize, usize)>,
+    /// Whether the response came from an origin (not generated here).
+    pub(crate) answered: bool,
+    /// The decision trace, when the client asked for one and may see it.
+    pub(crate) trace: Option<Box<Trace>>,
+    /// Whether the client is in `node.trusted_proxies` (its forwarding headers are kept).
+    pub(crate) trusted_proxy: bool,
+    /// Status sent to the client (0 if none).
+    pub(crate) status: u16,
+}
+
+impl RequestCtx {
+    /// The pool of the chosen route.
+    pub(crate) fn pool(&self) -> Option<&LivePool> {
+        self.route.map(|r| self.snapshot.route_pool(r))
+    }
+
+    /// Attempts made so far.
+    pub(crate) fn attempts(&self) -> usize {
+        self.lifecycle.as_ref().map_or(0, |l| l.attempts().len())
+    }
+
+    /// The origin whose response went to the client.
+    pub(crate) fn answered_by(&self) -> Option<usize> {
+        let lc = self.lifecycle.as_ref()?;
+        match lc.delivered() {
+            Some(a) => Some(a.origin),
+            None if self.answered => lc.attempts().get(self.attempt).map(|a| a.origin),
+            None => None,
+        }
+    }
+
+    /// The forwarding policy's view of the client side.
+    pub(crate) fn client_side<'a>(&'a self, session: &'a Session) -> ClientSide<'a> {
+        ClientSide {
+            snapshot: &self.snapshot,
+            client_ip: client_ip(session),
+            tls: over_tls(session),
+            trusted_proxy: self.trusted_proxy,
+            request_id: &self.request_id,
+            original: session.req_header(),
+        }
+    }
+
+    /// Counts a lifecycle decision after a failure in the metrics and the trace; plans the
+    /// next attempt when there is one.
+    pub(crate) fn count_next(
+        &mut self,
+        metrics: &Metrics,
+        pool: &LivePool,
+        reason: RetryReason,
+        next: Next,
+    ) -> bool {
+        // Hedged attempts settle in the lifecycle itself; Pingora's loop asks for `planned`.
+        let (retry, denied) = match next {
+            Next::Send {
+                attempt, origin, ..
+            } => {
+                self.planned = Some((attempt, origin));
+                (true, false)
+            }
+            Next::GiveUp { retry_denied, .. } => (false, retry_denied),
+            Next::Wait | Next::Deliver { .. } => (false, false),
+        };
+        if let Some(t) = &mut self.trace {
+            t.outcome_at(
+                self.attempt,
+                format!(
+                    "{} ({})",
+                    reason.label(),
+                    if retry { "retried" } else { "not retried" }
+                ),
+            );
+        }
+        let labels = [pool.config.name.as_str(), reason.label()];
+        if retry {
+            metrics.retries.with_label_values(&labels).inc();
+        } else if denied {
+            metrics.retries_denied.with_label_values(&labels).inc();
+        }
+        retry
+    }
+
+    /// The `route`, `pool` and `origin` metric labels of the request (empty when unknown).
+    pub(crate) fn labels(&self) -> (&str, &str, &str) {
+        let Some(route) = self.route else {
+            return ("", "", "");
+        };
+        let pool = self.snapshot.route_pool(route);
+        let origin = self
+            .answered_by()
+            .map(|i| pool.config.origins[i].name.as_str())
+            .unwrap_or("");
+        (
+            self.snapshot.config.routes[route].name.as_str(),
+            pool.config.name.as_str(),
+            origin,
+        )
+    }
+}
+
+/// The client's IP address.
+pub(crate) fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+/// Whether the client's connection is TLS.
+pub(crate) fn over_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}

@@ -1,0 +1,83 @@
+//! What a finished request leaves behind: its metric series (by route, pool, origin and
+//! status), its hedge and failover counts, its access-log line and its debug log line.
+
+use crate::access_log;
+use crate::headers::request_host;
+use crate::request::{RequestCtx, over_tls};
+use crate::state::NodeState;
+use pingora_proxy::Session;
+
+/// Records the finished request `ctx` of `session`.
+pub fn record(node: &NodeState, session: &Session, ctx: &RequestCtx) {
+    let code = session
+        .response_written()
+        .map(|r| r.status.as_u16())
+        .unwrap_or(ctx.status);
+    let (route, pool, origin) = ctx.labels();
+    let metrics = &node.metrics;
+    let series = &ctx.snapshot.series;
+    let answered_by = ctx
+        .answered_by()
+        .filter(|_| ctx.answered && ctx.route.is_some());
+    metrics.count_request(series, ctx.route, answered_by, code, [route, pool, origin]);
+    if let Some(route_idx) = ctx.route {
+        // A WebSocket (101) lasts as long as its tunnel: not a request duration.
+        if code != 101 {
+            metrics.observe_duration(
+                series,
+                route_idx,
+                [route, pool],
+                ctx.start.elapsed().as_secs_f64(),
+            );
+        }
+        if let Some(h) = ctx.lifecycle.as_ref().and_then(|l| l.hedge_result()) {
+            metrics.hedges.with_label_values(&[pool, h.label()]).inc();
+        }
+        if ctx.answered && ctx.attempts() > 1 {
+            metrics
+                .failover_served
+                .with_label_values(&[route, pool])
+                .inc();
+        }
+    }
+    let elapsed = ctx.start.elapsed();
+    if node.access_log.is_on() {
+        let req = session.req_header();
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        node.access_log.write(&access_log::Entry {
+            ts: crate::state::rfc3339(std::time::SystemTime::now() - elapsed),
+            request_id: ctx.request_id.to_str().unwrap_or(""),
+            client,
+            method: req.method.as_str(),
+            host: request_host(req).unwrap_or(""),
+            path: req.uri.path(),
+            protocol: access_log::protocol(req.version),
+            tls: over_tls(session),
+            status: code,
+            route,
+            pool,
+            origin,
+            attempts: ctx.attempts(),
+            duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+            bytes_in: session.body_bytes_read(),
+            bytes_out: session.body_bytes_sent(),
+            region: ctx.snapshot.region(),
+        });
+    }
+    if log::log_enabled!(log::Level::Debug) {
+        let req = session.req_header();
+        log::debug!(
+            "{} {} {} -> {code} route={route} pool={pool} origin={origin} attempts={} id={} {:?}",
+            req.method,
+            request_host(req).unwrap_or("-"),
+            req.uri.path(),
+            ctx.attempts(),
+            ctx.request_id.to_str().unwrap_or("-"),
+            ctx.start.elapsed()
+        );
+    }
+}
