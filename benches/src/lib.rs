@@ -2,5 +2,8 @@
 
 pub mod config_bench;
 pub mod failover;
+pub mod hostile;
 pub mod procs;
+pub mod soak;
 pub mod throughput;
+pub mod tls_bench;

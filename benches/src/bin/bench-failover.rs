@@ -1,9 +1,10 @@
-//! `bench-failover`: origin crash, hang and 503s behind Portico, Front Door-style probing,
-//! nginx and HAProxy, under the same open-loop load; a table, JSON and an SVG timeline.
+//! `bench-failover`: origin crash, hang, 503s and a slow share behind Portico, Front Door-style
+//! probing, nginx and HAProxy, under the same open-loop load, beside a no-fault baseline; a
+//! table, JSON and an SVG timeline.
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use portico_bench::failover::analyze::{self, Outcome, Phases};
+use portico_bench::failover::analyze::{self, Counters, Outcome, Phases};
 use portico_bench::failover::configs::{self, PoolSpec};
 use portico_bench::failover::load;
 use portico_bench::failover::svg::{self, Panel};
@@ -23,8 +24,12 @@ struct Args {
     /// Requests per second (open loop).
     #[arg(long, default_value_t = 500)]
     rate: u32,
-    /// Scenarios, comma-separated: crash, hang, 503.
-    #[arg(long, default_value = "crash,hang,503", value_delimiter = ',')]
+    /// Scenarios, comma-separated: none (the no-fault baseline), crash, hang, 503, slow.
+    #[arg(
+        long,
+        default_value = "none,crash,hang,503,slow",
+        value_delimiter = ','
+    )]
     scenarios: Vec<Scenario>,
     /// Proxies, comma-separated: portico, frontdoor-style, nginx, haproxy.
     #[arg(
@@ -39,7 +44,8 @@ struct Args {
     /// Seconds the fault lasts.
     #[arg(long, default_value_t = 12)]
     fault_s: u64,
-    /// Seconds of load after recovery.
+    /// Seconds of load after recovery (the no-fault baseline stops at the recovery time:
+    /// there is nothing to fail back from).
     #[arg(long, default_value_t = 16)]
     after_s: u64,
     /// Short phases (2 s, 6 s, 6 s) for a smoke run.
@@ -60,11 +66,14 @@ struct Args {
 #[derive(serde::Serialize)]
 struct Run {
     scenario: String,
+    /// The `portico-origin` fault given to origin `a`.
+    fault: String,
     proxy: String,
     phases: Phases,
     outcome: Outcome,
     buckets: Vec<analyze::Bucket>,
     origin_tallies: Vec<load::Tally>,
+    origin_counters: Counters,
 }
 
 const ORIGINS: [&str; 2] = ["a", "b"];
@@ -108,11 +117,20 @@ fn main() -> Result<()> {
 
     let total = args.warmup_s + args.fault_s + args.after_s;
     let runs_n = args.scenarios.len() * proxies.len();
+    let load_s: u64 = args
+        .scenarios
+        .iter()
+        .map(|s| phases(&args, *s).end_ms as u64 / 1000)
+        .sum::<u64>()
+        * proxies.len() as u64;
     eprintln!(
-        "bench-failover: {runs_n} runs of {total} s at {} req/s (fault at {} s, recovery at {} s); results in {}",
+        "bench-failover: {runs_n} runs of {total} s at {} req/s (fault at {} s, recovery at {} s; \
+         the no-fault baseline stops at {} s), {} min of load; results in {}",
         args.rate,
         args.warmup_s,
         args.warmup_s + args.fault_s,
+        args.warmup_s + args.fault_s,
+        load_s.div_ceil(60),
         args.out.display()
     );
     let mut runs = Vec::new();
@@ -125,12 +143,15 @@ fn main() -> Result<()> {
                 .with_context(|| format!("{} through {}", scenario, kind.name()))?;
             let o = &run.outcome;
             eprintln!(
-                "  {scenario:>5} × {:<16} {} errors of {}, out after {:.0} ms, fail-back {}",
+                "  {scenario:>5} × {:<16} {} errors of {}, out after {:.0} ms, fail-back {}, p99 {:.1} ms, max {:.0} ms, origin load {:.3}",
                 kind.name(),
                 o.errors,
                 o.requests,
                 o.out_after_ms,
-                o.failback_ms.map_or("—".into(), |f| format!("{f:.0} ms"))
+                o.failback_ms.map_or("—".into(), |f| format!("{f:.0} ms")),
+                o.p99_ms,
+                o.max_ms,
+                o.origin_load
             );
             if !shown_configs.iter().any(|(k, _)| k == kind) {
                 let ext = if matches!(kind, ProxyKind::Portico | ProxyKind::FrontDoor) {
@@ -151,7 +172,13 @@ fn main() -> Result<()> {
     }
 
     println!("{}", table(&runs, &args));
+    let against = against_baseline(&runs);
+    if !against.is_empty() {
+        println!("{}", against_table(&against));
+    }
     for (kind, config) in &shown_configs {
+        // nginx's and HAProxy's configs open with a comment on hedging: neither has an option
+        // for it (nginx.org proxy/upstream module docs; HAProxy 2.6 configuration.txt).
         println!(
             "\n{} got (ports of its last run):\n```\n{}```",
             kind.name(),
@@ -160,10 +187,11 @@ fn main() -> Result<()> {
     }
     let json = serde_json::json!({
         "rate": args.rate,
-        "phases_s": {"warmup": args.warmup_s, "fault": args.fault_s, "after": args.after_s},
+        "phases_s": {"warmup": args.warmup_s, "fault": args.fault_s, "after": args.after_s, "after_baseline": 0},
         "proxy_timeout_ms": args.timeout_ms,
         "client_timeout_ms": args.client_timeout_ms,
         "runs": runs,
+        "against_baseline": against,
     });
     std::fs::write(
         args.out.join("failover.json"),
@@ -173,10 +201,12 @@ fn main() -> Result<()> {
         .iter()
         .map(|r| Panel {
             scenario: r.scenario.clone(),
+            fault: r.fault.clone(),
             proxy: r.proxy.clone(),
             buckets: r.buckets.clone(),
             phases: r.phases,
             errors: r.outcome.errors,
+            origin_load: r.outcome.origin_load,
         })
         .collect();
     let names: Vec<String> = ORIGINS.iter().map(|s| s.to_string()).collect();
@@ -189,12 +219,16 @@ fn main() -> Result<()> {
 }
 
 fn table(runs: &[Run], args: &Args) -> String {
+    let recover = args.warmup_s + args.fault_s;
     let mut s = format!(
-        "Origin `a` fails {} s into the load and recovers {} s later; {} req/s open loop, client timeout {} ms.\n\n",
-        args.warmup_s, args.fault_s, args.rate, args.client_timeout_ms
+        "Origin `a` fails {} s into the load and recovers {} s later (`slow`: it answers 10 % of its \
+         requests and probes 300 ms late; `none`: no fault, {recover} s of load); {} req/s open loop, \
+         client timeout {} ms. Latencies and origin load (requests received by all origins ÷ client \
+         requests) are those of the fault window, {} to {recover} s, in every row.\n\n",
+        args.warmup_s, args.fault_s, args.rate, args.client_timeout_ms, args.warmup_s
     );
-    s.push_str("| fault | proxy | client errors | error codes | `a` still hit for | a's share 1 s after | fail-back after | p50 | p99 | max |\n");
-    s.push_str("|---|---|---:|---|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| fault | proxy | client errors | error codes | `a` still hit for | a's share 1 s after | fail-back after | p50 | p99 | max | origin load |\n");
+    s.push_str("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in runs {
         let o = &r.outcome;
         let codes = if o.error_codes.is_empty() {
@@ -212,22 +246,106 @@ fn table(runs: &[Run], args: &Args) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let (still_hit, failback) = if r.fault == "none" {
+            ("—".to_string(), "—".to_string())
+        } else {
+            (
+                format!("{:.0} ms", o.out_after_ms),
+                o.failback_ms.map_or(format!("> {} s", args.after_s), |f| {
+                    format!("{:.1} s", f / 1000.0)
+                }),
+            )
+        };
         s.push_str(&format!(
-            "| {} | {} | {} / {} | {} | {:.0} ms | {:.1} % | {} | {:.1} ms | {:.1} ms | {:.0} ms |\n",
+            "| {} | {} | {} / {} | {} | {} | {:.1} % | {} | {:.1} ms | {:.1} ms | {:.0} ms | {:.3} |\n",
             r.scenario,
             r.proxy,
             o.errors,
             o.requests,
             codes,
-            o.out_after_ms,
+            still_hit,
             o.faulty_share_after_1s * 100.0,
-            o.failback_ms.map_or(format!("> {} s", args.after_s), |f| format!("{:.1} s", f / 1000.0)),
+            failback,
             o.p50_ms,
             o.p99_ms,
-            o.max_ms
+            o.max_ms,
+            o.origin_load
         ));
     }
     s
+}
+
+/// One proxy through one fault, read against the same proxy's no-fault run.
+#[derive(serde::Serialize)]
+struct Against {
+    scenario: String,
+    proxy: String,
+    /// p99 of the no-fault run, ms.
+    baseline_p99_ms: f64,
+    /// This fault's p99 ÷ the no-fault p99.
+    p99_ratio: f64,
+    /// This fault's max ÷ the no-fault p99 (issue 13's goal for the hang: ≤ 2).
+    max_ratio: f64,
+    /// Origin requests ÷ client requests in the fault window (goal: ≤ 1.10).
+    origin_load: f64,
+    /// The same for the no-fault run.
+    baseline_origin_load: f64,
+}
+
+fn against_baseline(runs: &[Run]) -> Vec<Against> {
+    let mut out = Vec::new();
+    for r in runs.iter().filter(|r| r.fault != "none") {
+        let Some(base) = runs
+            .iter()
+            .find(|b| b.fault == "none" && b.proxy == r.proxy)
+        else {
+            continue;
+        };
+        let p99 = base.outcome.p99_ms.max(f64::MIN_POSITIVE);
+        out.push(Against {
+            scenario: r.scenario.clone(),
+            proxy: r.proxy.clone(),
+            baseline_p99_ms: base.outcome.p99_ms,
+            p99_ratio: r.outcome.p99_ms / p99,
+            max_ratio: r.outcome.max_ms / p99,
+            origin_load: r.outcome.origin_load,
+            baseline_origin_load: base.outcome.origin_load,
+        });
+    }
+    out
+}
+
+fn against_table(rows: &[Against]) -> String {
+    let mut s = String::from(
+        "\nEach fault against the same proxy's no-fault run (issue 13's goal for Portico's hang row: \
+         max ≤ 2 × the no-fault p99, 0 errors, origin load ≤ 1.10):\n\n\
+         | fault | proxy | no-fault p99 | p99 ÷ no-fault p99 | max ÷ no-fault p99 | origin load (no fault) |\n\
+         |---|---|---:|---:|---:|---:|\n",
+    );
+    for a in rows {
+        s.push_str(&format!(
+            "| {} | {} | {:.1} ms | {:.1}× | {:.1}× | {:.3} ({:.3}) |\n",
+            a.scenario,
+            a.proxy,
+            a.baseline_p99_ms,
+            a.p99_ratio,
+            a.max_ratio,
+            a.origin_load,
+            a.baseline_origin_load
+        ));
+    }
+    s
+}
+
+/// The run's timeline: the fault at `warmup_s`, the recovery `fault_s` later, the end
+/// `after_s` after that — or at the recovery time for the no-fault baseline.
+fn phases(args: &Args, scenario: Scenario) -> Phases {
+    let after = if scenario.is_fault() { args.after_s } else { 0 };
+    Phases {
+        fault_ms: (args.warmup_s * 1000) as f64,
+        recover_ms: ((args.warmup_s + args.fault_s) * 1000) as f64,
+        end_ms: ((args.warmup_s + args.fault_s + after) * 1000) as f64,
+    }
 }
 
 fn origin_cmd(bin: &Path, name: &str, port: u16, control: u16) -> Command {
@@ -315,11 +433,7 @@ async fn one_run(
     }
     procs.push(proxy);
 
-    let phases = Phases {
-        fault_ms: (args.warmup_s * 1000) as f64,
-        recover_ms: ((args.warmup_s + args.fault_s) * 1000) as f64,
-        end_ms: ((args.warmup_s + args.fault_s + args.after_s) * 1000) as f64,
-    };
+    let phases = phases(args, scenario);
     let start = Instant::now() + Duration::from_millis(200);
     let end = start + Duration::from_millis(phases.end_ms as u64);
     let poller = tokio::spawn(load::poll_origins(
@@ -330,13 +444,20 @@ async fn one_run(
     ));
     let faulty = controls[0];
     let fault = scenario.fault();
+    let counted = controls.clone();
+    // The origin counters are read just before the fault and just after the recovery: the
+    // origin load of the fault window. (After the recovery nothing the fault caused is still to
+    // come: requests hanging on `a` are answered then, not retried.)
     let switcher = tokio::spawn(async move {
         tokio::time::sleep_until((start + Duration::from_millis(phases.fault_ms as u64)).into())
             .await;
+        let at_fault = load::tally(&counted, start).await?;
         load::set_fault(faulty, fault).await?;
         tokio::time::sleep_until((start + Duration::from_millis(phases.recover_ms as u64)).into())
             .await;
-        load::set_fault(faulty, "none").await
+        load::set_fault(faulty, "none").await?;
+        let at_recovery = load::tally(&counted, start).await?;
+        anyhow::Ok((at_fault, at_recovery))
     });
     let requests = load::open_loop(
         target,
@@ -346,23 +467,31 @@ async fn one_run(
         start,
     )
     .await;
-    switcher.await??;
+    let (at_fault, at_recovery) = switcher.await??;
+    let at_end = load::tally(&controls, start).await?;
+    let counters = Counters {
+        at_fault,
+        at_recovery,
+        at_end,
+    };
     let tallies = poller.await?;
     for p in &mut procs {
         p.check_alive()?;
     }
-    let outcome = analyze::outcome(&requests, &tallies, 0, phases);
+    let outcome = analyze::outcome(&requests, &tallies, &counters, 0, phases);
     let names: Vec<String> = ORIGINS.iter().map(|s| s.to_string()).collect();
     let buckets = analyze::buckets(&requests, &names, 250.0, phases.end_ms);
     drop(procs);
     Ok((
         Run {
             scenario: scenario.name().to_string(),
+            fault: scenario.fault().to_string(),
             proxy: kind.name().to_string(),
             phases,
             outcome,
             buckets,
             origin_tallies: tallies,
+            origin_counters: counters,
         },
         config,
     ))

@@ -1,5 +1,5 @@
 //! Numbers from one run's request log and origin counters: errors, time to move away from the
-//! faulty origin, time to fail back, latency in the fault window.
+//! faulty origin, time to fail back, latency and origin load in the fault window.
 
 use super::load::{Request, Tally};
 use serde::Serialize;
@@ -39,10 +39,47 @@ pub struct Outcome {
     pub p99_ms: f64,
     /// Maximum.
     pub max_ms: f64,
+    /// Requests all origins received from the fault to the recovery ÷ client requests sent in
+    /// that time (probes not counted): 1.0 is one origin request per client request; retries
+    /// and hedges add to it, client errors that never reached an origin take from it.
+    pub origin_load: f64,
+    /// The same over the whole run: origin requests by the end ÷ client requests.
+    pub origin_load_run: f64,
+}
+
+/// Origin request counters read at three moments of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Counters {
+    /// Just before the fault was switched on.
+    pub at_fault: Tally,
+    /// Just after it was switched off.
+    pub at_recovery: Tally,
+    /// After the last client request had its answer (or gave up).
+    pub at_end: Tally,
+}
+
+/// Origin requests received between two counter readings ÷ client requests sent between them.
+pub fn origin_load(requests: &[Request], from: &Tally, to: &Tally) -> f64 {
+    let sent = requests
+        .iter()
+        .filter(|r| r.at_ms >= from.at_ms && r.at_ms < to.at_ms)
+        .count();
+    let received: u64 = to.requests.iter().sum::<u64>() - from.requests.iter().sum::<u64>();
+    if sent == 0 {
+        0.0
+    } else {
+        received as f64 / sent as f64
+    }
 }
 
 /// Computes the outcome; `faulty` is the index of the failing origin in the tallies.
-pub fn outcome(requests: &[Request], tallies: &[Tally], faulty: usize, p: Phases) -> Outcome {
+pub fn outcome(
+    requests: &[Request],
+    tallies: &[Tally],
+    counters: &Counters,
+    faulty: usize,
+    p: Phases,
+) -> Outcome {
     let failed: Vec<&Request> = requests
         .iter()
         .filter(|r| !(200..300).contains(&r.status))
@@ -96,6 +133,10 @@ pub fn outcome(requests: &[Request], tallies: &[Tally], faulty: usize, p: Phases
         .map(|r| r.latency_ms)
         .collect();
     lat.sort_by(f64::total_cmp);
+    let start = Tally {
+        at_ms: f64::NEG_INFINITY,
+        requests: vec![0; counters.at_end.requests.len()],
+    };
     Outcome {
         requests: requests.len(),
         errors: failed.len(),
@@ -106,6 +147,15 @@ pub fn outcome(requests: &[Request], tallies: &[Tally], faulty: usize, p: Phases
         p50_ms: percentile(&lat, 0.50),
         p99_ms: percentile(&lat, 0.99),
         max_ms: lat.last().copied().unwrap_or(0.0),
+        origin_load: origin_load(requests, &counters.at_fault, &counters.at_recovery),
+        origin_load_run: origin_load(
+            requests,
+            &start,
+            &Tally {
+                at_ms: f64::INFINITY,
+                ..counters.at_end.clone()
+            },
+        ),
     }
 }
 
@@ -184,6 +234,18 @@ mod tests {
         }
     }
 
+    fn counters(fault: (f64, u64, u64), recovery: (f64, u64, u64), end: (u64, u64)) -> Counters {
+        Counters {
+            at_fault: tally(fault.0, fault.1, fault.2),
+            at_recovery: tally(recovery.0, recovery.1, recovery.2),
+            at_end: tally(9999.0, end.0, end.1),
+        }
+    }
+
+    fn none() -> Counters {
+        counters((1000.0, 0, 0), (3000.0, 0, 0), (0, 0))
+    }
+
     const P: Phases = Phases {
         fault_ms: 1000.0,
         recover_ms: 3000.0,
@@ -205,7 +267,7 @@ mod tests {
             tally(1300.0, 11, 7),
             tally(4000.0, 11, 9),
         ];
-        let o = outcome(&requests, &tallies, 0, P);
+        let o = outcome(&requests, &tallies, &none(), 0, P);
         assert_eq!(o.requests, 5);
         assert_eq!(o.errors, 2);
         assert_eq!(o.error_codes, BTreeMap::from([(0, 1), (502, 1)]));
@@ -225,7 +287,7 @@ mod tests {
             tally(3100.0, 10, 8),
             tally(3350.0, 12, 9),
         ];
-        let o = outcome(&[], &tallies, 0, P);
+        let o = outcome(&[], &tallies, &none(), 0, P);
         assert_eq!(o.failback_ms, Some(350.0));
         assert_eq!(o.out_after_ms, 0.0);
         assert_eq!(o.errors, 0);
@@ -237,9 +299,31 @@ mod tests {
             .map(|i| req(2000.0 + f64::from(i), 200, "b", 1.0))
             .collect();
         let tallies = vec![tally(1999.0, 50, 0), tally(2999.0, 52, 98)];
-        let o = outcome(&requests, &tallies, 0, P);
+        let o = outcome(&requests, &tallies, &none(), 0, P);
         assert!((o.faulty_share_after_1s - 0.02).abs() < 1e-9);
         assert_eq!(o.out_after_ms, 1999.0);
+    }
+
+    #[test]
+    fn origin_load_counts_origin_requests_per_client_request_in_the_fault_window() {
+        // 400 client requests, one every 10 ms; 200 of them (1000–2999 ms) in the fault window.
+        let requests: Vec<Request> = (0..400)
+            .map(|i| req(f64::from(i) * 10.0, 200, "b", 1.0))
+            .collect();
+        // 100 requests before the fault, 200 + 20 hedges or retries in the window, 460 in all.
+        let c = counters((1000.0, 60, 40), (3000.0, 140, 180), (200, 260));
+        let o = outcome(&requests, &[], &c, 0, P);
+        assert!((o.origin_load - 1.10).abs() < 1e-9, "{}", o.origin_load);
+        assert!(
+            (o.origin_load_run - 1.15).abs() < 1e-9,
+            "{}",
+            o.origin_load_run
+        );
+        // Errors that never reached an origin count as no origin request.
+        let c = counters((1000.0, 60, 40), (3000.0, 60, 190), (60, 290));
+        let o = outcome(&requests, &[], &c, 0, P);
+        assert!((o.origin_load - 0.75).abs() < 1e-9, "{}", o.origin_load);
+        assert_eq!(origin_load(&[], &c.at_fault, &c.at_recovery), 0.0);
     }
 
     #[test]

@@ -29,19 +29,22 @@ pub fn render(kind: ProxyKind, pool: &PoolSpec, port: u16, admin: u16, dir: &Pat
     }
 }
 
+/// Portico with its defaults (retries, ejection and hedging on), or configured like Front
+/// Door: slow probes and every live-traffic mechanism off.
 fn portico(pool: &PoolSpec, port: u16, admin: u16, front_door: bool) -> String {
     let origins: Vec<String> = pool
         .origins
         .iter()
         .map(|(name, p)| format!(r#"{{ "name": "{name}", "address": "127.0.0.1:{p}" }}"#))
         .collect();
-    let (interval, failover) = if front_door {
+    let (interval, failover, live) = if front_door {
         (
             pool.slow_probe_ms,
-            r#""failover": { "retries": { "enabled": false }, "ejection": { "enabled": false } },"#,
+            r#""failover": { "retries": { "enabled": false }, "ejection": { "enabled": false }, "hedging": { "enabled": false } },"#,
+            r#", "live_latency": false"#,
         )
     } else {
-        (pool.portico_probe_ms, "")
+        (pool.portico_probe_ms, "", "")
     };
     let timeout = (interval / 2).min(2000);
     format!(
@@ -50,7 +53,7 @@ fn portico(pool: &PoolSpec, port: u16, admin: u16, front_door: bool) -> String {
   "pools": [{{
     "name": "bench",
     "health_probe": {{ "path": "/", "method": "HEAD", "interval_ms": {interval}, "timeout_ms": {timeout} }},
-    "load_balancing": {{ "sample_size": 4, "successful_samples_required": 3, "latency_sensitivity_ms": 50 }},
+    "load_balancing": {{ "sample_size": 4, "successful_samples_required": 3, "latency_sensitivity_ms": 50{live} }},
     "timeouts": {{ "connect_ms": {connect}, "response_ms": {response} }},
     {failover}
     "origins": [
@@ -66,6 +69,19 @@ fn portico(pool: &PoolSpec, port: u16, admin: u16, front_door: bool) -> String {
     )
 }
 
+/// What the nginx and HAProxy configs say about hedging, at their top (printed with them).
+const NGINX_NO_HEDGING: &str = "\
+# nginx 1.22 (nginx-light, Debian 12) at its documented best for failover (ngx_http_proxy_module,
+# ngx_http_upstream_module). Open-source nginx has no hedging-like option: proxy_next_upstream
+# passes a request to the next server only after the current one failed (error, timeout or a
+# listed status), never while it is still waiting for an answer.
+";
+const HAPROXY_NO_HEDGING: &str = "\
+# HAProxy 2.6 (Debian 12) at its documented best for failover (configuration.txt). HAProxy has
+# no hedging-like option: retry-on, retries and redispatch act only after an attempt failed
+# (connection error, response timeout, listed status), never while it is still waiting.
+";
+
 fn nginx(pool: &PoolSpec, port: u16, dir: &Path) -> String {
     let servers: String = pool
         .origins
@@ -74,7 +90,7 @@ fn nginx(pool: &PoolSpec, port: u16, dir: &Path) -> String {
         .collect();
     let d = dir.display();
     format!(
-        r#"worker_processes 1;
+        r#"{NGINX_NO_HEDGING}worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/nginx-error.log warn;
 events {{ worker_connections 4096; }}
@@ -120,7 +136,7 @@ fn haproxy(pool: &PoolSpec, port: u16) -> String {
         })
         .collect();
     format!(
-        r#"global
+        r#"{HAPROXY_NO_HEDGING}global
     nbthread 1
     maxconn 8000
 defaults
@@ -189,6 +205,8 @@ mod tests {
 
     #[test]
     fn portico_configs_are_valid_and_front_door_style_turns_failover_off() {
+        let p = render(ProxyKind::Portico, &pool(), 8080, 8081, Path::new("/tmp/x"));
+        assert!(!p.contains("hedging"), "Portico runs on its defaults");
         let dir = Path::new("/tmp/x");
         let p = portico_core::config::parse(&render(ProxyKind::Portico, &pool(), 8080, 8081, dir))
             .unwrap();
@@ -197,6 +215,14 @@ mod tests {
                 .unwrap();
         assert!(p.pools[0].failover.retries.enabled && p.pools[0].failover.ejection.enabled);
         assert!(!f.pools[0].failover.retries.enabled && !f.pools[0].failover.ejection.enabled);
+        assert!(
+            p.pools[0].failover.hedging.enabled && !f.pools[0].failover.hedging.enabled,
+            "Portico hedges on its defaults, Front Door-style does not"
+        );
+        assert!(
+            p.pools[0].load_balancing.live_latency && !f.pools[0].load_balancing.live_latency,
+            "Front Door ranks origins by probe latency alone"
+        );
         assert_eq!(f.pools[0].probe.interval.as_millis(), 5000);
         assert_eq!(p.pools[0].probe.interval.as_millis(), 1000);
         assert_eq!(p.pools[0].timeouts.response.as_millis(), 500);

@@ -101,18 +101,34 @@ pub async fn poll_origins(
     let mut out = Vec::new();
     let mut next = Instant::now();
     while Instant::now() < until {
-        let at_ms = ms(start.elapsed());
-        let mut requests = Vec::with_capacity(controls.len());
-        for c in &controls {
-            requests.push(origin_requests(&client, *c).await.unwrap_or(u64::MAX));
-        }
-        if requests.iter().all(|&r| r != u64::MAX) {
-            out.push(Tally { at_ms, requests });
+        if let Some(t) = read_tally(&client, &controls, start).await {
+            out.push(t);
         }
         next += every;
         tokio::time::sleep_until(next.into()).await;
     }
     out
+}
+
+/// Every origin's request counter once, now (an error if one does not answer).
+pub async fn tally(controls: &[SocketAddr], start: Instant) -> anyhow::Result<Tally> {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    read_tally(&client, controls, start)
+        .await
+        .ok_or_else(|| anyhow::anyhow!("an origin of {controls:?} did not give its /stats"))
+}
+
+async fn read_tally(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    controls: &[SocketAddr],
+    start: Instant,
+) -> Option<Tally> {
+    let at_ms = ms(start.elapsed());
+    let mut requests = Vec::with_capacity(controls.len());
+    for c in controls {
+        requests.push(origin_requests(client, *c).await?);
+    }
+    Some(Tally { at_ms, requests })
 }
 
 async fn origin_requests(

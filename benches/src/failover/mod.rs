@@ -1,5 +1,6 @@
 //! The failover benchmark: the same pool behind Portico, Front Door-style probing, nginx and
-//! HAProxy, with origin faults injected at fixed times under open-loop load.
+//! HAProxy, with origin faults injected at fixed times under open-loop load (and a no-fault
+//! baseline measured in the same run).
 
 pub mod analyze;
 pub mod configs;
@@ -12,34 +13,53 @@ use std::str::FromStr;
 /// What goes wrong with the faulty origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
+    /// No fault: the baseline the other rows are read against (`none`).
+    None,
     /// The origin process dies: its port refuses connections (`refuse`).
     Crash,
     /// The origin accepts requests and never answers (`hang`).
     Hang,
     /// The origin answers every request, probes included, with 503 (`status:503`).
     Status503,
+    /// The origin answers 10 % of its requests (and of its probes) 300 ms late (`slow:300:10`).
+    Slow,
 }
 
 impl Scenario {
     /// All scenarios, in report order.
-    pub const ALL: [Scenario; 3] = [Scenario::Crash, Scenario::Hang, Scenario::Status503];
+    pub const ALL: [Scenario; 5] = [
+        Scenario::None,
+        Scenario::Crash,
+        Scenario::Hang,
+        Scenario::Status503,
+        Scenario::Slow,
+    ];
 
     /// Name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
+            Scenario::None => "none",
             Scenario::Crash => "crash",
             Scenario::Hang => "hang",
             Scenario::Status503 => "503",
+            Scenario::Slow => "slow",
         }
     }
 
     /// The `portico-origin` fault that produces it.
     pub fn fault(self) -> &'static str {
         match self {
+            Scenario::None => "none",
             Scenario::Crash => "refuse",
             Scenario::Hang => "hang",
             Scenario::Status503 => "status:503",
+            Scenario::Slow => "slow:300:10",
         }
+    }
+
+    /// Whether anything goes wrong at all (`false` for the baseline).
+    pub fn is_fault(self) -> bool {
+        self != Scenario::None
     }
 }
 
@@ -49,7 +69,7 @@ impl FromStr for Scenario {
         Scenario::ALL
             .into_iter()
             .find(|x| x.name() == s)
-            .ok_or_else(|| format!("unknown scenario {s:?} (crash, hang, 503)"))
+            .ok_or_else(|| format!("unknown scenario {s:?} (none, crash, hang, 503, slow)"))
     }
 }
 
@@ -62,9 +82,10 @@ impl fmt::Display for Scenario {
 /// A proxy under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyKind {
-    /// Portico with its defaults: retries and passive ejection on, 1 s probes.
+    /// Portico with its defaults: retries, passive ejection and hedging on, 1 s probes.
     Portico,
-    /// Portico configured like Azure Front Door: 5 s probes, 3 of 4 good, no retries, no ejection.
+    /// Portico configured like Azure Front Door: 5 s probes, 3 of 4 good, no retries, no
+    /// ejection, no hedging.
     FrontDoor,
     /// nginx with `proxy_next_upstream` and `max_fails`.
     Nginx,
@@ -118,5 +139,7 @@ mod tests {
         }
         assert_eq!("frontdoor".parse::<ProxyKind>(), Ok(ProxyKind::FrontDoor));
         assert!("squid".parse::<ProxyKind>().is_err());
+        assert_eq!(Scenario::Slow.fault(), "slow:300:10");
+        assert!(!Scenario::None.is_fault() && Scenario::Hang.is_fault());
     }
 }

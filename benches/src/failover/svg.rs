@@ -1,5 +1,5 @@
 //! An SVG timeline: one panel per proxy and scenario, requests per bucket by serving origin,
-//! errors in red, lines at the fault and the recovery.
+//! errors in red, lines at the fault and the recovery, on one time scale for every panel.
 
 use super::analyze::{Bucket, Phases};
 use std::fmt::Write;
@@ -9,6 +9,8 @@ use std::fmt::Write;
 pub struct Panel {
     /// Scenario name (column).
     pub scenario: String,
+    /// The origin fault behind it (`none` draws no fault or recovery line).
+    pub fault: String,
     /// Proxy name (row).
     pub proxy: String,
     /// Requests per bucket.
@@ -17,6 +19,8 @@ pub struct Panel {
     pub phases: Phases,
     /// Client errors in the whole run.
     pub errors: usize,
+    /// Origin requests per client request in the fault window.
+    pub origin_load: f64,
 }
 
 const W: f64 = 380.0;
@@ -33,11 +37,11 @@ fn esc(s: &str) -> String {
 
 /// Renders the panels in a grid (scenarios across, proxies down) with a legend of `origins`.
 pub fn render(panels: &[Panel], origins: &[String]) -> String {
-    let mut scenarios: Vec<&str> = Vec::new();
+    let mut scenarios: Vec<(&str, &str)> = Vec::new();
     let mut proxies: Vec<&str> = Vec::new();
     for p in panels {
-        if !scenarios.contains(&p.scenario.as_str()) {
-            scenarios.push(&p.scenario);
+        if !scenarios.iter().any(|(s, _)| *s == p.scenario) {
+            scenarios.push((&p.scenario, &p.fault));
         }
         if !proxies.contains(&p.proxy.as_str()) {
             proxies.push(&p.proxy);
@@ -53,6 +57,8 @@ pub fn render(panels: &[Panel], origins: &[String]) -> String {
         .max()
         .unwrap_or(1)
         .max(1) as f64;
+    // One time scale for all: a shorter run (the baseline) takes a shorter panel.
+    let span = panels.iter().map(|p| p.phases.end_ms).fold(1.0, f64::max);
     let width = 120.0 + scenarios.len() as f64 * (W + PAD);
     let height = 60.0 + proxies.len() as f64 * (H + PAD) + 20.0;
     let mut s = String::new();
@@ -77,12 +83,17 @@ pub fn render(panels: &[Panel], origins: &[String]) -> String {
         r#"<rect x="{x}" y="8" width="10" height="10" fill="{ERROR}"/><text x="{}" y="17">client error</text>"#,
         x + 14.0
     );
-    for (c, sc) in scenarios.iter().enumerate() {
+    for (c, (sc, fault)) in scenarios.iter().enumerate() {
+        let label = if sc == fault {
+            format!("fault: {sc}")
+        } else {
+            format!("fault: {sc} ({fault})")
+        };
         let _ = writeln!(
             s,
-            r#"<text x="{}" y="42" font-weight="bold">fault: {}</text>"#,
+            r#"<text x="{}" y="42" font-weight="bold">{}</text>"#,
             120.0 + c as f64 * (W + PAD),
-            esc(sc)
+            esc(&label)
         );
     }
     for (r, px) in proxies.iter().enumerate() {
@@ -94,15 +105,19 @@ pub fn render(panels: &[Panel], origins: &[String]) -> String {
         );
     }
     for p in panels {
-        let c = scenarios.iter().position(|x| *x == p.scenario).unwrap_or(0) as f64;
+        let c = scenarios
+            .iter()
+            .position(|(x, _)| *x == p.scenario)
+            .unwrap_or(0) as f64;
         let r = proxies.iter().position(|x| *x == p.proxy).unwrap_or(0) as f64;
         let (x0, y0) = (120.0 + c * (W + PAD), 50.0 + r * (H + PAD));
+        let pw = W * (p.phases.end_ms / span).clamp(0.0, 1.0);
         let _ = writeln!(
             s,
-            r##"<rect x="{x0}" y="{y0}" width="{W}" height="{H}" fill="#f7f7f7" stroke="#ccc"/>"##
+            r##"<rect x="{x0}" y="{y0}" width="{pw:.1}" height="{H}" fill="#f7f7f7" stroke="#ccc"/>"##
         );
         let n = p.buckets.len().max(1) as f64;
-        let bw = W / n;
+        let bw = pw / n;
         for (i, b) in p.buckets.iter().enumerate() {
             let mut y = y0 + H;
             let bx = x0 + i as f64 * bw;
@@ -125,11 +140,15 @@ pub fn render(panels: &[Panel], origins: &[String]) -> String {
                 );
             }
         }
-        let span = p.phases.end_ms.max(1.0);
-        for (t, label) in [
-            (p.phases.fault_ms, "fault"),
-            (p.phases.recover_ms, "recovery"),
-        ] {
+        let marks: &[(f64, &str)] = if p.fault == "none" {
+            &[]
+        } else {
+            &[
+                (p.phases.fault_ms, "fault"),
+                (p.phases.recover_ms, "recovery"),
+            ]
+        };
+        for &(t, label) in marks {
             let lx = x0 + t / span * W;
             let _ = writeln!(
                 s,
@@ -141,11 +160,12 @@ pub fn render(panels: &[Panel], origins: &[String]) -> String {
         }
         let _ = writeln!(
             s,
-            r#"<text x="{}" y="{}" font-size="10">{} errors · {:.0} s</text>"#,
+            r#"<text x="{}" y="{}" font-size="10">{} errors · origin load {:.3} · {:.0} s</text>"#,
             x0,
             y0 + H + 12.0,
             p.errors,
-            span / 1000.0
+            p.origin_load,
+            p.phases.end_ms / 1000.0
         );
     }
     s.push_str("</svg>\n");
@@ -172,13 +192,17 @@ mod tests {
             .iter()
             .flat_map(|px| {
                 let bucket = bucket.clone();
-                ["crash", "hang"].iter().map(move |sc| Panel {
-                    scenario: sc.to_string(),
-                    proxy: px.to_string(),
-                    buckets: vec![bucket.clone(); 4],
-                    phases,
-                    errors: 8,
-                })
+                [("crash", "refuse"), ("none", "none")]
+                    .iter()
+                    .map(move |(sc, fault)| Panel {
+                        scenario: sc.to_string(),
+                        fault: fault.to_string(),
+                        proxy: px.to_string(),
+                        buckets: vec![bucket.clone(); 4],
+                        phases,
+                        errors: 8,
+                        origin_load: 1.25,
+                    })
             })
             .collect();
         let svg = render(&panels, &["a".into(), "b<".into()]);
@@ -190,6 +214,13 @@ mod tests {
             "errors in every bucket, and the legend"
         );
         assert!(svg.contains("b&lt;"), "names are escaped");
+        assert!(svg.contains("fault: crash (refuse)") && svg.contains("fault: none<"));
+        assert_eq!(
+            svg.matches(">recovery<").count(),
+            2,
+            "fault lines only where there is a fault"
+        );
+        assert_eq!(svg.matches("origin load 1.250").count(), 4);
         assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());
     }
 }

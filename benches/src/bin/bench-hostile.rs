@@ -1,0 +1,223 @@
+//! `bench-hostile`: slowloris, idle keep-alive, huge and unterminated heads, a long request
+//! line, CL+TE, pipelining, a descriptor flood and stalled POST bodies against Portico, nginx
+//! and HAProxy; a table of what each did, and every config.
+
+use anyhow::{Result, bail};
+use clap::Parser;
+use portico_bench::hostile::attacks;
+use portico_bench::hostile::peers::{self, Instance, Kind};
+use portico_bench::hostile::{ATTACKS, table};
+use portico_bench::procs::{skip_line, which, workspace_bin};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Runs the same attacks against each proxy (release binaries from `make build`).
+#[derive(Parser, Debug)]
+#[command(name = "bench-hostile")]
+struct Args {
+    /// Proxies, comma-separated: portico, nginx, haproxy.
+    #[arg(long, default_value = "portico,nginx,haproxy", value_delimiter = ',')]
+    proxies: Vec<String>,
+    /// How long the slow attacks watch a connection before calling it held, seconds.
+    #[arg(long, default_value_t = 120)]
+    cap_s: u64,
+    /// Seconds between two slowloris bytes.
+    #[arg(long, default_value_t = 5)]
+    byte_every_s: u64,
+    /// Where configs, logs and the table go.
+    #[arg(long, default_value = "target/bench-hostile")]
+    out: PathBuf,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let portico = workspace_bin("portico");
+    let origin = workspace_bin("portico-origin");
+    for b in [&portico, &origin] {
+        if !b.is_file() {
+            bail!(
+                "{} is missing: run `make build` (or set PORTICO_BIN_DIR)",
+                b.display()
+            );
+        }
+    }
+    let mut kinds = Vec::new();
+    for p in &args.proxies {
+        let (kind, bin) = match p.as_str() {
+            "portico" => (Kind::Portico, Some(portico.clone())),
+            "nginx" => (Kind::Nginx, which("nginx")),
+            "haproxy" => (Kind::Haproxy, which("haproxy")),
+            other => bail!("unknown proxy {other:?} (portico, nginx, haproxy)"),
+        };
+        match bin {
+            Some(b) => kinds.push((kind, b)),
+            None => eprintln!(
+                "{}",
+                skip_line(
+                    p,
+                    if p == "nginx" {
+                        "nginx-light"
+                    } else {
+                        "haproxy"
+                    }
+                )
+            ),
+        }
+    }
+    std::fs::create_dir_all(&args.out)?;
+    let out = args.out.canonicalize()?;
+    let work = out.join("work");
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    std::fs::create_dir_all(&work)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run(&args, &kinds, &portico, &origin, &work, &out))
+}
+
+/// Whether this Portico build accepts `node.limits` (the low-fd variant's `max_connections`).
+fn portico_low_fd_limits(portico: &Path, dir: &Path) -> Result<Option<String>> {
+    let limits = format!(
+        r#"{{ "max_connections": {} }}"#,
+        peers::LOW_FD_LIMIT / 2 - 24
+    );
+    let setup = peers::Setup {
+        port: 1,
+        admin: 2,
+        origins: vec![("a".into(), 3), ("b".into(), 4)],
+        low_fd: true,
+        portico_limits: Some(limits.clone()),
+        dir: dir.to_path_buf(),
+    };
+    let path = dir.join("limits-check.json");
+    let ok = portico_bench::soak::config::check(portico, &peers::portico(&setup), &path)?;
+    Ok(ok.is_ok().then_some(limits))
+}
+
+fn note_alive(inst: &mut Instance, cell: String) -> String {
+    match inst.proxy.check_alive() {
+        Ok(()) => cell,
+        Err(_) => format!("{cell} (the proxy died)"),
+    }
+}
+
+async fn run(
+    args: &Args,
+    kinds: &[(Kind, PathBuf)],
+    portico: &Path,
+    origin: &Path,
+    work: &Path,
+    out: &Path,
+) -> Result<()> {
+    let cap = Duration::from_secs(args.cap_s);
+    let low_fd_limits = portico_low_fd_limits(portico, work)?;
+    let limits_note = match &low_fd_limits {
+        Some(l) => format!("Portico's low-fd variant sets node.limits {l}"),
+        None => "this Portico build does not accept node.limits: its low-fd variant has no max_connections".into(),
+    };
+    eprintln!(
+        "bench-hostile: {limits_note}; slow attacks watched for up to {} s",
+        args.cap_s
+    );
+
+    // The slow attacks, against every proxy at once (each with its own origins).
+    let mut insts = Vec::new();
+    for (kind, bin) in kinds {
+        let dir = work.join(kind.name().to_ascii_lowercase());
+        insts.push(peers::start(*kind, bin, origin, &dir, false, None)?);
+    }
+    // Let the active checks see the origins.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    eprintln!("  slowloris, idle keep-alive and stalled POSTs against every proxy at once…");
+    let every = Duration::from_secs(args.byte_every_s);
+    let slow: Vec<_> = insts
+        .iter()
+        .map(|inst| {
+            let t = inst.target.clone();
+            tokio::spawn(async move {
+                tokio::join!(
+                    attacks::slowloris(t.addr, every, cap),
+                    attacks::idle_keepalive(t.addr, cap),
+                    attacks::stalled_posts(&t, 12, cap),
+                )
+            })
+        })
+        .collect();
+    let mut cells: Vec<Vec<String>> = Vec::new();
+    for task in slow {
+        let (a, b, c) = task.await?;
+        let mut row = vec![String::new(); ATTACKS.len()];
+        row[0] = a;
+        row[1] = b;
+        row[8] = c;
+        cells.push(row);
+    }
+
+    // The quick ones, one proxy at a time (the RSS reading and the origin counters need quiet).
+    for (i, inst) in insts.iter_mut().enumerate() {
+        eprintln!(
+            "  heads, header, request line, CL+TE, pipelining against {}…",
+            inst.kind.name()
+        );
+        let t = inst.target.clone();
+        cells[i][2] = attacks::big_heads(&t, 300, 1 << 20).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cells[i][3] = attacks::huge_header(&t, 1000 * 1024).await;
+        cells[i][4] = attacks::long_request_line(&t, 9 * 1024).await;
+        cells[i][5] = attacks::cl_te(&t).await;
+        cells[i][6] = attacks::pipelined(t.addr).await;
+        for c in cells[i].iter_mut() {
+            *c = note_alive(inst, std::mem::take(c));
+        }
+    }
+    let configs: Vec<(Kind, String)> = insts.iter().map(|i| (i.kind, i.config.clone())).collect();
+    drop(insts);
+
+    // The descriptor flood, one proxy at a time, each under a 1,024-descriptor limit.
+    let mut low_configs = Vec::new();
+    for (i, (kind, bin)) in kinds.iter().enumerate() {
+        eprintln!(
+            "  1,100 idle connections against {} at {} fds…",
+            kind.name(),
+            peers::LOW_FD_LIMIT
+        );
+        let dir = work.join(format!("{}-lowfd", kind.name().to_ascii_lowercase()));
+        let limits = if *kind == Kind::Portico {
+            low_fd_limits.clone()
+        } else {
+            None
+        };
+        let mut inst = peers::start(*kind, bin, origin, &dir, true, limits)?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let cell =
+            attacks::many_idle_then_request(inst.target.addr, 1100, Duration::from_secs(30)).await;
+        cells[i][7] = note_alive(&mut inst, cell);
+        low_configs.push((inst.kind, inst.config.clone()));
+    }
+
+    let names: Vec<&str> = kinds.iter().map(|(k, _)| k.name()).collect();
+    let t = table(&names, &cells);
+    let mut report = format!(
+        "{t}\nSlow attacks watched for up to {} s; {limits_note}. Run on one machine's loopback, each proxy with two `portico-origin`s.\n",
+        args.cap_s
+    );
+    for (kind, config) in configs.iter().chain(&low_configs) {
+        let variant = if low_configs.iter().any(|(_, c)| c == config) {
+            format!(" (under a {}-fd limit)", peers::LOW_FD_LIMIT)
+        } else {
+            String::new()
+        };
+        report.push_str(&format!("\n{}{variant}:\n```\n{config}```\n", kind.name()));
+    }
+    println!("{report}");
+    std::fs::write(out.join("hostile.md"), &report)?;
+    eprintln!(
+        "wrote {}/hostile.md ({} attacks)",
+        out.display(),
+        ATTACKS.len()
+    );
+    Ok(())
+}
