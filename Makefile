@@ -13,10 +13,14 @@ help:
 	@echo "make run-single      one edge node with three demo origins"
 	@echo "make test            format check, clippy -D warnings, every test"
 	@echo "make bench           throughput against nginx and HAProxy (ARGS=... for options)"
+	@echo "make bench-tls       TLS termination against nginx and HAProxy: handshakes, TLS keep-alive, HTTP/2"
 	@echo "make bench-micro     criterion micro-benchmarks of route matching and selection"
 	@echo "make bench-failover  failover benchmark against nginx, HAProxy and Front Door-style probing"
 	@echo "make bench-config    config propagation to three regions through etcd, and errors during reloads"
-	@echo "make bench-deps      install nginx, HAProxy and wrk from Debian's packages"
+	@echo "make bench-hostile   slow clients, huge heads, smuggling shapes against Portico, nginx and HAProxy"
+	@echo "make soak            churn soak: faults, reloads and slow clients under load (SOAK_S=600 seconds)"
+	@echo "make fuzz            mutation fuzzing of a running node: crashes, hangs, refused requests forwarded (FUZZ_S=600 seconds)"
+	@echo "make bench-deps      install nginx, HAProxy, wrk and h2load from Debian's packages"
 	@echo "make sim-netns       the simulation with real latency in network namespaces (root)"
 	@echo "make sim-clean       remove anything a crashed network-mode simulation left behind"
 	@echo "make screenshot      render the admin status page to docs/status-page.png (Chromium)"
@@ -100,6 +104,8 @@ test: deps test-deps
 	@# portico-origin binaries; cargo builds a package's binaries only for its own tests.
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+	@$(MAKE) --no-print-directory test-soak
+	@$(MAKE) --no-print-directory test-fuzz
 
 fmt:
 	$(CARGO) fmt --all
@@ -110,8 +116,9 @@ bench-deps:
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v h2load >/dev/null 2>&1 || missing="$$missing nghttp2-client"; \
 	command -v taskset >/dev/null 2>&1 || missing="$$missing util-linux"; \
-	if [ -z "$$missing" ]; then echo "benchmark peers installed: nginx, haproxy, wrk, taskset"; \
+	if [ -z "$$missing" ]; then echo "benchmark peers installed: nginx, haproxy, wrk, h2load, taskset"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -122,6 +129,12 @@ bench-deps:
 bench: build
 	$(CARGO) run --release -q -p portico-bench --bin bench-throughput -- $(ARGS)
 
+# TLS termination (about 4 minutes; its own target so `make bench` stays under 10 minutes):
+# full handshakes per core, HTTP/1.1 keep-alive over TLS (wrk), HTTP/2 keep-alive (h2load).
+.PHONY: bench-tls
+bench-tls: build
+	$(CARGO) run --release -q -p portico-bench --bin bench-tls -- $(ARGS)
+
 bench-micro: deps
 	$(CARGO) bench -p portico-core
 
@@ -131,6 +144,38 @@ bench-failover: build
 
 bench-config: build
 	$(CARGO) run --release -q -p portico-bench --bin bench-config -- $(ARGS)
+
+# The same attacks against Portico, nginx and HAProxy (a few minutes): a table and every config.
+.PHONY: bench-hostile
+bench-hostile: build bench-deps
+	$(CARGO) run --release -q -p portico-bench --bin bench-hostile -- $(ARGS)
+
+# The churn soak: 500 req/s of GETs and POSTs while origins are killed, hung and 503'd, the
+# config is reloaded and slow clients hang on; fails on a lost GET, a POST error no origin
+# failure explains, or RSS/fd growth. SOAK_S seconds (default 600).
+SOAK_S ?= 600
+.PHONY: soak test-soak
+soak: build
+	target/release/soak --seconds $(SOAK_S) $(ARGS)
+
+# `make test`'s 60 s soak, on the debug binaries the test target builds anyway.
+test-soak: deps
+	$(CARGO) build -q -p portico -p portico-bench --bin portico --bin soak
+	PORTICO_BIN_DIR=target/debug target/debug/soak --seconds 60 --out target/soak-test
+
+# Black-box mutation fuzzing of a running node for FUZZ_S seconds (default 600): mutated heads
+# and bodies (byte flips, duplicate headers, CL/TE shapes, long lines, bad chunking,
+# pipelining); fails on a crash, a panic, a hang or a forwarded request the head rules refuse.
+# Debug binaries: overflow checks and debug assertions stay on while fuzzing.
+FUZZ_S ?= 600
+.PHONY: fuzz test-fuzz
+fuzz: deps
+	$(CARGO) build -q -p portico -p portico-bench --bin portico --bin fuzz
+	target/debug/fuzz --seconds $(FUZZ_S) $(ARGS)
+
+# `make test`'s 20 s fuzz.
+test-fuzz:
+	@$(MAKE) --no-print-directory fuzz FUZZ_S=20
 
 # The admin status page rendered by headless Chromium, for the README.
 screenshot: build test-deps
