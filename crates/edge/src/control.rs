@@ -1,5 +1,5 @@
-//! The node's control loop, a Pingora background service: probe tasks, SIGHUP reloads and,
-//! with `--store`, following the store and registering the node.
+//! The node's control loop, a Pingora background service: probe tasks, SIGHUP reloads, the
+//! listener watchdog and, with `--store`, following the store and registering the node.
 
 use crate::reload::reload_file;
 use crate::state::NodeState;
@@ -16,6 +16,8 @@ pub struct Control {
     pub handle_signals: bool,
     /// The store follower, when the config comes from a store.
     pub store: Option<Arc<crate::follow::StoreLink>>,
+    /// Stops the node when its proxy listener is gone (see [`crate::watchdog`]).
+    pub stopper: crate::shutdown::Stopper,
 }
 
 #[async_trait]
@@ -30,6 +32,22 @@ impl BackgroundService for Control {
         }
         if let Some(link) = &self.store {
             link.spawn(&mut tasks, self.node.clone());
+        }
+        let listen = self
+            .node
+            .snapshot()
+            .config
+            .node
+            .listen
+            .parse::<std::net::SocketAddr>();
+        if let Ok(listen) = listen {
+            let (node, stopper) = (self.node.clone(), self.stopper.clone());
+            tasks.spawn(async move {
+                let why = crate::watchdog::watch(listen.port()).await;
+                log::error!("{why}");
+                node.fail(why);
+                stopper.stop();
+            });
         }
         let mut shutdown = shutdown;
         let _ = shutdown.changed().await;

@@ -27,5 +27,6 @@ pub mod snapshot;
 pub mod state;
 pub mod summary;
 pub mod tls;
+pub mod watchdog;
 
 pub use node::{Node, NodeOptions, RunningNode};

@@ -183,10 +183,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         source: ConfigSource::File(path),
     };
     match Node::build(&text, options) {
-        Ok(node) => {
-            node.run();
-            Ok(ExitCode::SUCCESS)
-        }
+        Ok(node) => Ok(run_to_the_end(node)),
         Err(errors) => {
             print_errors(&errors);
             Ok(ExitCode::from(1))
@@ -260,13 +257,26 @@ fn run_from_store(cli: Cli, url_text: &str) -> anyhow::Result<ExitCode> {
                     .started_from_cache
                     .store(true, std::sync::atomic::Ordering::Relaxed);
             }
-            node.run();
-            Ok(ExitCode::SUCCESS)
+            Ok(run_to_the_end(node))
         }
         Err(errors) => {
             print_errors(&errors);
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// Runs the node until it stops: exit 0 after a requested stop, 1 when it stopped on its
+/// own (its proxy listener was gone).
+fn run_to_the_end(node: Node) -> ExitCode {
+    let state = node.state();
+    node.run();
+    match state.failure() {
+        Some(why) => {
+            eprintln!("portico: {why}");
+            ExitCode::from(1)
+        }
+        None => ExitCode::SUCCESS,
     }
 }
 

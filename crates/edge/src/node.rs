@@ -165,12 +165,14 @@ impl Node {
         );
         admin.add_tcp(&admin_listen);
         admin.threads = Some(1);
+        let stopper = Stopper::default();
         let mut control = GenBackgroundService::new(
             "portico control".to_string(),
             Arc::new(Control {
                 node: state.clone(),
                 handle_signals: options.handle_signals,
                 store,
+                stopper: stopper.clone(),
             }),
         );
         control.threads = Some(1);
@@ -180,7 +182,7 @@ impl Node {
         Ok(Node {
             server,
             state,
-            stopper: Stopper::default(),
+            stopper,
             options,
         })
     }
@@ -263,6 +265,11 @@ impl RunningNode {
     /// The node's shared state.
     pub fn state(&self) -> &Arc<NodeState> {
         &self.state
+    }
+
+    /// Why the node stopped on its own, if it did (see [`crate::watchdog`]).
+    pub fn failure(&self) -> Option<String> {
+        self.state.failure()
     }
 
     /// The proxy listener address.

@@ -120,6 +120,8 @@ pub struct NodeState {
     changed: watch::Sender<u64>,
     draining: AtomicBool,
     in_flight: Arc<AtomicUsize>,
+    /// Why the node stopped on its own (a listener gone), if it did.
+    failure: Mutex<Option<String>>,
 }
 
 /// Counts a request as in flight until dropped (held in the request's context).
@@ -157,6 +159,7 @@ impl NodeState {
             changed: watch::channel(0).0,
             draining: AtomicBool::new(false),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            failure: Mutex::new(None),
         }
     }
 
@@ -214,6 +217,20 @@ impl NodeState {
             self.metrics.draining.with_label_values::<&str>(&[]).set(1);
             self.changed.send_modify(|_| {});
         }
+    }
+
+    /// Records why the node is stopping on its own (the binary then exits 1).
+    pub fn fail(&self, why: String) {
+        let mut f = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        f.get_or_insert(why);
+    }
+
+    /// Why the node stopped on its own, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

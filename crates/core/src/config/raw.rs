@@ -103,7 +103,7 @@ pub struct RawConfig {
 #[schemars(rename = "Certificate")]
 pub struct RawCertificate {
     /// Certificate name, `[a-z0-9_-]+`, unique.
-    #[schemars(required, pattern(NAME_PATTERN))]
+    #[schemars(required, pattern(NAME_PATTERN), length(max = 64))]
     pub name: Option<String>,
     /// SNI names it serves: exact (`api.example.com`) or a leading wildcard (`*.example.com`).
     #[schemars(required, length(min = 1), inner(pattern(CERT_HOST_PATTERN)))]
@@ -122,7 +122,7 @@ pub struct RawCertificate {
 #[schemars(rename = "Node")]
 pub struct RawNode {
     /// Region name, `[a-z0-9_-]+`, sent to origins and used in `Via` (default `local`).
-    #[schemars(pattern(NAME_PATTERN), extend("default" = "local"))]
+    #[schemars(pattern(NAME_PATTERN), length(max = 64), extend("default" = "local"))]
     pub region: Option<String>,
     /// Proxy listener, `IP:PORT` (default `0.0.0.0:8080`).
     #[schemars(pattern(LISTEN_PATTERN), extend("default" = "0.0.0.0:8080"))]
@@ -195,7 +195,7 @@ pub struct RawLimits {
 #[schemars(rename = "Pool")]
 pub struct RawPool {
     /// Pool name, `[a-z0-9_-]+`, unique.
-    #[schemars(required, pattern(NAME_PATTERN))]
+    #[schemars(required, pattern(NAME_PATTERN), length(max = 64))]
     pub name: Option<String>,
     /// Active health probe sent by every node to every origin.
     pub health_probe: Option<RawProbe>,
@@ -362,7 +362,7 @@ pub struct RawEjection {
 #[schemars(rename = "Origin")]
 pub struct RawOrigin {
     /// Origin name, `[a-z0-9_-]+`, unique in its pool.
-    #[schemars(required, pattern(NAME_PATTERN))]
+    #[schemars(required, pattern(NAME_PATTERN), length(max = 64))]
     pub name: Option<String>,
     /// `HOST:PORT`: a DNS name, an IPv4 address or a bracketed IPv6 address, and a port;
     /// unique in its pool.
@@ -378,7 +378,7 @@ pub struct RawOrigin {
     #[schemars(extend("default" = true))]
     pub enabled: Option<bool>,
     /// Where the origin lives, `[a-z0-9_-]+`; informational (default none).
-    #[schemars(pattern(NAME_PATTERN))]
+    #[schemars(pattern(NAME_PATTERN), length(max = 64))]
     pub region: Option<String>,
     /// Host header sent to this origin instead of the client's (default none).
     #[schemars(pattern(HOST_HEADER_PATTERN))]
@@ -402,7 +402,7 @@ pub struct RawOrigin {
 #[schemars(rename = "Route")]
 pub struct RawRoute {
     /// Route name, `[a-z0-9_-]+`, unique.
-    #[schemars(required, pattern(NAME_PATTERN))]
+    #[schemars(required, pattern(NAME_PATTERN), length(max = 64))]
     pub name: Option<String>,
     /// Host patterns: exact (`api.example.com`), `*.suffix` or `*`; the port is not part of
     /// it (default `["*"]`).
@@ -412,7 +412,7 @@ pub struct RawRoute {
     #[schemars(length(min = 1), inner(pattern(PATH_PATTERN_PATTERN)), extend("default" = ["/*"]))]
     pub paths: Option<Vec<String>>,
     /// Name of the pool that serves the route.
-    #[schemars(required, pattern(NAME_PATTERN))]
+    #[schemars(required, pattern(NAME_PATTERN), length(max = 64))]
     pub pool: Option<String>,
     /// Answer plain-HTTP requests with 308 and `Location: https://<host><path and query>`
     /// (default false).

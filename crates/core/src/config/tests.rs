@@ -168,6 +168,35 @@ fn missing_required_fields_are_named() {
 }
 
 #[test]
+fn names_and_regions_have_a_length_limit() {
+    let ok = "a".repeat(64);
+    let long = "a".repeat(65);
+    let doc = |pool: &str, origin: &str, route: &str, region: &str| {
+        format!(
+            r#"{{"node": {{"region": "{region}"}},
+                "pools": [{{"name": "{pool}", "origins": [{{"name": "{origin}", "address": "127.0.0.1:1", "region": "{region}"}}]}}],
+                "routes": [{{"name": "{route}", "pool": "{pool}"}}]}}"#
+        )
+    };
+    assert!(
+        parse(&doc(&ok, &ok, &ok, &ok)).is_ok(),
+        "64 characters are fine"
+    );
+    let why = "a name of 65 characters is too long: at most 64";
+    let region = "a region of 65 characters is too long: at most 64";
+    assert_eq!(
+        errors(&doc(&long, &long, &long, &long)),
+        vec![
+            format!("node.region: {region}"),
+            format!("pools[0].name: {why}"),
+            format!("pools[0].origins[0].name: {why}"),
+            format!("pools[0].origins[0].region: {region}"),
+            format!("routes[0].name: {why}"),
+        ]
+    );
+}
+
+#[test]
 fn a_value_of_the_wrong_type_is_reported_once() {
     let text = r#"{"pools": [{"name": 5, "origins": [{"name": "a", "address": 80}]}],
                    "routes": [{"name": "r", "pool": "x"}]}"#;

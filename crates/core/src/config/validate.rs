@@ -154,15 +154,35 @@ fn name(c: &mut Collector, path: &str, value: Option<&String>) -> Option<String>
             c.require(path, "is required");
             None
         }
-        Some(n) if is_name(n) => Some(n.clone()),
-        Some(n) => {
-            c.push(
-                path,
-                format!("{n:?} is not a valid name: use lower-case letters, digits, '_' and '-'"),
-            );
-            None
-        }
+        Some(n) => match name_problem("name", n) {
+            None => Some(n.clone()),
+            Some(why) => {
+                c.push(path, why);
+                None
+            }
+        },
     }
+}
+
+/// Longest name (of a pool, origin, route or region): names go into metric labels, `Via`
+/// tokens and log lines.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// What is wrong with `s` as a name (`kind`: "name" or "region"), if anything.
+fn name_problem(kind: &str, s: &str) -> Option<String> {
+    if !is_name(s) {
+        let shown: String = s.chars().take(80).collect();
+        return Some(format!(
+            "{shown:?} is not a valid {kind}: use lower-case letters, digits, '_' and '-'"
+        ));
+    }
+    if s.len() > MAX_NAME_LEN {
+        return Some(format!(
+            "a {kind} of {} characters is too long: at most {MAX_NAME_LEN}",
+            s.len()
+        ));
+    }
+    None
 }
 
 fn is_name(s: &str) -> bool {
@@ -200,14 +220,13 @@ fn validate_node(c: &mut Collector, parsed: Option<&RawNode>, o: &Overrides) -> 
     );
     let region = match region {
         None => "local".to_string(),
-        Some(r) if is_name(&r) => r,
-        Some(r) => {
-            c.push(
-                region_path,
-                format!("{r:?} is not a valid region: use lower-case letters, digits, '_' and '-'"),
-            );
-            "local".to_string()
-        }
+        Some(r) => match name_problem("region", &r) {
+            None => r,
+            Some(why) => {
+                c.push(region_path, why);
+                "local".to_string()
+            }
+        },
     };
     let (listen, listen_path) = pick(
         &o.listen,
@@ -779,16 +798,14 @@ fn validate_origins(c: &mut Collector, pool: &str, raw: Option<&[RawOrigin]>) ->
         let priority = int(c, &p("priority"), o.priority, 1, 1, 5);
         let weight = int(c, &p("weight"), o.weight, 50, 1, 1000);
         let region = match &o.region {
-            Some(r) if !is_name(r) => {
-                c.push(
-                    p("region"),
-                    format!(
-                        "{r:?} is not a valid region: use lower-case letters, digits, '_' and '-'"
-                    ),
-                );
-                None
-            }
-            other => other.clone(),
+            Some(r) => match name_problem("region", r) {
+                None => Some(r.clone()),
+                Some(why) => {
+                    c.push(p("region"), why);
+                    None
+                }
+            },
+            None => None,
         };
         let host_header = match &o.host_header {
             Some(h) if h.is_empty() || h.bytes().any(|b| b <= b' ' || b == 0x7f) => {
