@@ -131,7 +131,8 @@ impl Node {
         // The proxy inside the client limits (limits.rs): every client connection is counted
         // against `node.limits.max_connections` and its request heads kept to their deadline
         // and size.
-        let mut http = pingora_proxy::HttpProxy::new(EdgeProxy::new(state.clone()), server_conf);
+        let mut http =
+            pingora_proxy::HttpProxy::new(EdgeProxy::new(state.clone(), &server_conf), server_conf);
         http.handle_init_modules();
         let connections = Connections::new(state.clone());
         let mut proxy = Service::new(

@@ -11,8 +11,10 @@ use crate::request::{RequestCtx, client_ip, over_tls};
 use crate::state::NodeState;
 use async_trait::async_trait;
 use http::HeaderValue;
+use pingora_core::connectors::ConnectorOptions;
 use pingora_core::connectors::http::Connector;
 use pingora_core::modules::http::HttpModules;
+use pingora_core::server::configuration::ServerConf;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -31,11 +33,12 @@ pub struct EdgeProxy {
 }
 
 impl EdgeProxy {
-    /// The proxy logic for `node`.
-    pub fn new(node: Arc<NodeState>) -> Self {
+    /// The proxy logic for `node`. Hedged attempts get a connector of their own, with the
+    /// same options (keep-alive pool size, CA, …) as Pingora's connector for `conf`.
+    pub fn new(node: Arc<NodeState>, conf: &ServerConf) -> Self {
         Self {
             node,
-            connector: Connector::new(None),
+            connector: Connector::new(Some(ConnectorOptions::from_server_conf(conf))),
         }
     }
 
