@@ -95,22 +95,6 @@ fn assert_no_errors(samples: &[Sample]) {
     );
 }
 
-/// Two origins `a` and `b` in one pool with extra pool fields; the node and both origins.
-async fn pair(pool_extra: &str) -> (TestNode, OriginHandle, OriginHandle) {
-    let a = origin("a").await;
-    let b = origin("b").await;
-    let config = one_pool(
-        &[
-            origin_json("a", a.addr(), ""),
-            origin_json("b", b.addr(), ""),
-        ],
-        pool_extra,
-    );
-    let node = TestNode::start(&config).await;
-    node.wait_latencies("p", &["a", "b"]).await;
-    (node, a, b)
-}
-
 /// Runs GET load, applies `fault` to `a` once the load is flowing, and returns every sample
 /// with the moment of the fault; keeps going until 400 requests sent 1 s after it were answered.
 async fn load_through_fault(
@@ -131,7 +115,7 @@ const SLOW_PROBES: &str = r#""health_probe": {"interval_ms": 1000, "timeout_ms":
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_origin_costs_clients_nothing() {
-    let (node, a, _b) = pair(SLOW_PROBES).await;
+    let (node, a, _b) = origin_pair(SLOW_PROBES).await;
     let (samples, fault_at) = load_through_fault(&node, &a, Fault::Refuse).await;
     assert_no_errors(&samples);
     let before = samples
@@ -149,7 +133,7 @@ async fn a_killed_origin_costs_clients_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_origin_answering_503_is_hidden_and_loses_its_traffic_within_a_second() {
-    let (node, a, _b) = pair(SLOW_PROBES).await;
+    let (node, a, _b) = origin_pair(SLOW_PROBES).await;
     let (samples, fault_at) = load_through_fault(&node, &a, Fault::Status(503)).await;
     assert_no_errors(&samples);
 
@@ -179,7 +163,7 @@ async fn an_origin_answering_503_is_hidden_and_loses_its_traffic_within_a_second
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hanging_origin_is_cut_off_at_the_response_timeout_and_hidden() {
     // Hedging off: this is the retry after a response timeout (tests/it/hedging.rs has the hedge).
-    let (node, a, _b) = pair(&format!(
+    let (node, a, _b) = origin_pair(&format!(
         r#"{SLOW_PROBES}, "timeouts": {{"response_ms": 500}}, "failover": {{"hedging": {{"enabled": false}}}}"#
     ))
     .await;
@@ -200,7 +184,7 @@ const NO_PROBE_NEWS: &str = r#""health_probe": {"interval_ms": 60000, "timeout_m
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_to_a_refused_origin_is_sent_to_another() {
-    let (node, a, b) = pair(NO_PROBE_NEWS).await;
+    let (node, a, b) = origin_pair(NO_PROBE_NEWS).await;
     a.set_fault(Fault::Refuse);
     for i in 0..20 {
         let id = format!("post-{i}");
@@ -229,7 +213,7 @@ async fn a_post_to_a_refused_origin_is_sent_to_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_answered_503_is_not_resent() {
-    let (node, a, b) = pair(NO_PROBE_NEWS).await;
+    let (node, a, b) = origin_pair(NO_PROBE_NEWS).await;
     a.set_fault(Fault::Status(503));
     let mut answered_503 = 0;
     for i in 0..20 {
@@ -286,7 +270,7 @@ async fn a_post_answered_503_is_not_resent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_retries_off_a_refused_origin_shows_until_probes_notice() {
-    let (node, a, _b) = pair(
+    let (node, a, _b) = origin_pair(
         r#""health_probe": {"interval_ms": 60000, "timeout_ms": 1000},
            "failover": {"retries": {"enabled": false}, "ejection": {"enabled": false}}"#,
     )
@@ -308,7 +292,7 @@ async fn an_ejected_origin_returns_after_its_ejection_time_and_a_good_probe() {
     // Probes every second: the 500s must eject `a` through live traffic before two failed
     // probes mark it unhealthy and take it out of selection (with 100 ms probes that race
     // was sometimes lost: fewer than three live requests reached `a` in time).
-    let (node, a, _b) = pair(
+    let (node, a, _b) = origin_pair(
         r#""health_probe": {"interval_ms": 1000, "timeout_ms": 500},
            "failover": {"ejection": {"consecutive_failures": 3, "base_ejection_ms": 300}}"#,
     )

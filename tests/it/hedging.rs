@@ -13,21 +13,6 @@ use tokio::net::TcpListener;
 /// Probes slow enough that live traffic, not probes, meets every fault in these tests.
 const SLOW_PROBES: &str = r#""health_probe": {"interval_ms": 60000, "timeout_ms": 1000}"#;
 
-async fn pair(pool_extra: &str) -> (TestNode, OriginHandle, OriginHandle) {
-    let a = origin("a").await;
-    let b = origin("b").await;
-    let config = one_pool(
-        &[
-            origin_json("a", a.addr(), ""),
-            origin_json("b", b.addr(), ""),
-        ],
-        pool_extra,
-    );
-    let node = TestNode::start(&config).await;
-    node.wait_latencies("p", &["a", "b"]).await;
-    (node, a, b)
-}
-
 /// `portico_hedges_total{pool="p",result}` now.
 async fn hedges(node: &TestNode, result: &str) -> f64 {
     node.metrics()
@@ -54,7 +39,7 @@ fn requests(o: &OriginHandle) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hanging_origin_is_hidden_by_hedges_well_inside_the_response_timeout() {
     const RESPONSE_MS: u64 = 5000;
-    let (node, a, b) = pair(&format!(
+    let (node, a, b) = origin_pair(&format!(
         r#"{SLOW_PROBES}, "timeouts": {{"response_ms": {RESPONSE_MS}}}"#
     ))
     .await;
@@ -91,7 +76,7 @@ async fn a_hanging_origin_is_hidden_by_hedges_well_inside_the_response_timeout()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_is_never_hedged() {
-    let (node, a, b) = pair(&format!(
+    let (node, a, b) = origin_pair(&format!(
         r#"{SLOW_PROBES}, "failover": {{"hedging": {{"delay_ms": 5, "max_percent": 100}}}}"#
     ))
     .await;
@@ -144,7 +129,7 @@ async fn a_post_is_never_hedged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hedges_stay_within_their_budget_when_the_whole_pool_slows_down() {
-    let (node, a, b) = pair(&format!(
+    let (node, a, b) = origin_pair(&format!(
         r#"{SLOW_PROBES}, "failover": {{"hedging": {{"delay_ms": 5, "max_percent": 10}}}}"#
     ))
     .await;
@@ -281,7 +266,7 @@ async fn read_head(conn: &mut tokio::net::TcpStream) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_head_request_through_the_hedging_path_has_no_body_and_keeps_the_connection() {
-    let (node, _a, _b) = pair(SLOW_PROBES).await;
+    let (node, _a, _b) = origin_pair(SLOW_PROBES).await;
     let addr = node.url.trim_start_matches("http://").to_string();
     let mut conn = tokio::net::TcpStream::connect(&addr)
         .await

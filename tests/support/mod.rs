@@ -10,7 +10,9 @@ pub mod wait;
 
 pub use client::{Http, Resp, raw};
 pub use metrics::Scrape;
-pub use node::{FAST_PROBES, TestNode, free_addr, one_pool, origin, origin_json, origin_with};
+pub use node::{
+    FAST_PROBES, TestNode, free_addr, one_pool, origin, origin_json, origin_pair, origin_with,
+};
 pub use seen::{header, last_request};
 pub use wait::eventually;
 

@@ -14,8 +14,17 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-/// A free loopback address (the OS picks the port; it is released for the node to bind).
+/// A free loopback address for a node to bind: a random port below the kernel's ephemeral
+/// range (32768 and up), checked free and released. Origins and clients bind port 0, which the
+/// kernel serves from the ephemeral range only, so they can never take a node's port between
+/// this check and the node's bind.
 pub fn free_addr() -> SocketAddr {
+    for _ in 0..1000 {
+        let port = fastrand::u16(20_000..32_000);
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().expect("a bound listener has an address");
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind an ephemeral port")
@@ -202,6 +211,23 @@ impl TestNode {
 /// `{"name": NAME, "address": ADDR}` plus `extra` fields (`, "priority": 2`).
 pub fn origin_json(name: &str, addr: SocketAddr, extra: &str) -> String {
     format!(r#"{{"name": "{name}", "address": "{addr}"{extra}}}"#)
+}
+
+/// Two origins `a` and `b` in one pool `p` with extra pool fields: the node (once it knows
+/// both origins' latency) and both origins.
+pub async fn origin_pair(pool_extra: &str) -> (TestNode, OriginHandle, OriginHandle) {
+    let a = origin("a").await;
+    let b = origin("b").await;
+    let config = one_pool(
+        &[
+            origin_json("a", a.addr(), ""),
+            origin_json("b", b.addr(), ""),
+        ],
+        pool_extra,
+    );
+    let node = TestNode::start(&config).await;
+    node.wait_latencies("p", &["a", "b"]).await;
+    (node, a, b)
 }
 
 /// A whole config with one pool `p` of `origins`, extra pool fields (`"health_probe": {...}`)

@@ -1,6 +1,5 @@
 //! Responses the node writes itself: error pages and the HTTPS redirect.
 
-use crate::forward::response_to_client;
 use crate::headers::request_host;
 use crate::request::RequestCtx;
 use bytes::Bytes;
@@ -19,15 +18,7 @@ pub async fn respond(
     let mut resp = ResponseHeader::build(code, Some(4))?;
     resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
     resp.insert_header("Content-Length", body.len().to_string())?;
-    response_to_client(
-        &mut resp,
-        &ctx.snapshot,
-        &ctx.request_id,
-        ctx.trace.as_deref(),
-    )?;
-    if draining {
-        session.set_keepalive(None);
-    }
+    ctx.prepare_response(&mut resp, session, draining)?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(resp), head_only)

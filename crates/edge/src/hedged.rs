@@ -4,7 +4,7 @@
 
 use crate::classify::{connect_reason, proxy_reason, status_for_reason};
 use crate::error_page::{error_body, respond};
-use crate::forward::{request_to_origin, response_to_client};
+use crate::forward::request_to_origin;
 use crate::live_pool::LivePool;
 use crate::metrics::Metrics;
 use crate::request::RequestCtx;
@@ -236,15 +236,7 @@ async fn deliver(
         resp.set_version(http::Version::HTTP_11);
         resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
     }
-    response_to_client(
-        &mut resp,
-        &ctx.snapshot,
-        &ctx.request_id,
-        ctx.trace.as_deref(),
-    )?;
-    if shell.draining {
-        session.set_keepalive(None);
-    }
+    ctx.prepare_response(&mut resp, session, shell.draining)?;
     ctx.status = status;
     session
         .write_response_header(Box::new(resp), no_body || done)

@@ -338,10 +338,7 @@ impl ProxyHttp for EdgeProxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        response_to_client(resp, &ctx.snapshot, &ctx.request_id, ctx.trace.as_deref())?;
-        if self.draining() {
-            session.set_keepalive(None);
-        }
+        ctx.prepare_response(resp, session, self.draining())?;
         ctx.status = resp.status.as_u16();
         Ok(())
     }

@@ -2,12 +2,13 @@
 //! lifecycle, trace and the labels its metrics carry.
 
 use crate::decision::Trace;
-use crate::forward::ClientSide;
+use crate::forward::{ClientSide, response_to_client};
 use crate::live_pool::LivePool;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::state::InFlight;
 use http::HeaderValue;
+use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 use portico_core::lifecycle::{Lifecycle, Next};
 use portico_core::retry::RetryReason;
@@ -59,6 +60,26 @@ impl RequestCtx {
             None if self.answered => lc.attempts().get(self.attempt).map(|a| a.origin),
             None => None,
         }
+    }
+
+    /// Readies a response head for the client: Portico's headers (request id, region, the
+    /// decision trace when asked for) and, while the node drains, `Connection: close`.
+    pub(crate) fn prepare_response(
+        &self,
+        resp: &mut ResponseHeader,
+        session: &mut Session,
+        draining: bool,
+    ) -> pingora_error::Result<()> {
+        response_to_client(
+            resp,
+            &self.snapshot,
+            &self.request_id,
+            self.trace.as_deref(),
+        )?;
+        if draining {
+            session.set_keepalive(None);
+        }
+        Ok(())
     }
 
     /// The forwarding policy's view of the client side.
