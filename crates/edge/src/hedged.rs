@@ -77,9 +77,6 @@ async fn attempt_flight(
     Ok(up)
 }
 
-/// Serves a hedgeable request (GET, HEAD or OPTIONS without a body) with the lifecycle:
-/// the first attempt, a hedge when it is due, retries after failures, then the winner's
-/// response streamed to the client or an error page.
 /// Where the edge's shared parts are: the connector of hedged attempts, the metrics, and
 /// whether the node is draining.
 pub struct Shell<'a> {
@@ -91,6 +88,9 @@ pub struct Shell<'a> {
     pub draining: bool,
 }
 
+/// Serves a hedgeable request (GET, HEAD or OPTIONS without a body) with the lifecycle:
+/// the first attempt, a hedge when it is due, retries after failures, then the winner's
+/// response streamed to the client or an error page.
 pub async fn serve(
     shell: Shell<'_>,
     session: &mut Session,
