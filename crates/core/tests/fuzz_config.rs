@@ -112,21 +112,9 @@ proptest! {
 /// refused ones are refused for many different paths.
 #[test]
 fn mutations_reach_both_outcomes() {
-    use proptest::strategy::ValueTree;
-    use proptest::test_runner::TestRunner;
-    let mut runner = TestRunner::deterministic();
-    let strategy = mutated(configs().len());
     let (mut valid, mut invalid) = (0, 0);
     let mut paths = std::collections::BTreeSet::new();
-    for _ in 0..2000 {
-        let (which, mutations) = strategy
-            .new_tree(&mut runner)
-            .map(|t| t.current())
-            .unwrap_or_default();
-        let mut doc = configs()[which].1.clone();
-        for m in &mutations {
-            apply(&mut doc, m);
-        }
+    for doc in mutate::mutated_docs(configs(), 2000) {
         match parse(&doc.to_string()) {
             Ok(_) => valid += 1,
             Err(e) => {

@@ -155,20 +155,8 @@ proptest! {
 /// The property test above must reach the build: a run where nothing built proves nothing.
 #[test]
 fn validated_mutations_reach_the_build() {
-    use proptest::strategy::{Strategy, ValueTree};
-    use proptest::test_runner::TestRunner;
-    let mut runner = TestRunner::deterministic();
-    let strategy = mutate::mutated(configs().len());
     let before = BUILT.load(Ordering::Relaxed);
-    for _ in 0..150 {
-        let (which, mutations) = strategy
-            .new_tree(&mut runner)
-            .map(|t| t.current())
-            .unwrap_or_default();
-        let mut doc = configs()[which].1.clone();
-        for m in &mutations {
-            mutate::apply(&mut doc, m);
-        }
+    for doc in mutate::mutated_docs(configs(), 150) {
         check_then_build(&doc, true);
     }
     let built = BUILT.load(Ordering::Relaxed) - before;

@@ -8,11 +8,13 @@ mod body;
 mod fault;
 mod server;
 mod service;
+mod shared;
 mod websocket;
 
 pub use body::{Fnv1a, fnv1a, pattern_byte};
 pub use fault::{Fault, FaultParseError};
-pub use server::{OriginHandle, RequestRecord, Stats, start};
+pub use server::{OriginHandle, start};
+pub use shared::{RequestRecord, Stats};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 
 use crate::Fault;
 use crate::body::{Fnv1a, OriginBody};
-use crate::server::{RequestRecord, Shared};
+use crate::shared::{RequestRecord, Shared};
 use crate::websocket;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;

@@ -1,8 +1,7 @@
 //! `GET /ws`: a WebSocket echo endpoint (hyper's HTTP/1.1 upgrade, tungstenite's framing).
 
-use crate::Fault;
 use crate::body::OriginBody;
-use crate::server::Shared;
+use crate::shared::Shared;
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -67,7 +66,7 @@ pub(crate) fn accept(shared: &Arc<Shared>, mut req: Request<Incoming>) -> Respon
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         tokio::select! {
             _ = echo(ws) => {}
-            _ = killed(&shared) => {}
+            _ = shared.killed() => {}
         }
     });
     let mut r = Response::new(OriginBody::empty());
@@ -96,20 +95,6 @@ where
             }
             // tungstenite answers the close itself; the next read ends the stream.
             Message::Close(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-        }
-    }
-}
-
-/// Resolves when the origin shuts down or starts refusing: its WebSockets go with it.
-async fn killed(shared: &Shared) {
-    let mut state = shared.state.subscribe();
-    loop {
-        let (fault, stop) = *state.borrow_and_update();
-        if stop || fault == Fault::Refuse {
-            return;
-        }
-        if state.changed().await.is_err() {
-            return;
         }
     }
 }

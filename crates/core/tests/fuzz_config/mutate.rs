@@ -220,6 +220,27 @@ pub fn mutated(count: usize) -> impl Strategy<Value = (usize, Vec<Mutation>)> {
     (0..count, prop::collection::vec(mutation(), 1..5))
 }
 
+/// `n` mutated copies of the `shipped` configs, drawn deterministically (the same documents on
+/// every run), for tests that count what the mutations reach.
+pub fn mutated_docs(shipped: &[(String, Value)], n: usize) -> Vec<Value> {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = mutated(shipped.len());
+    (0..n)
+        .map(|_| {
+            let (which, mutations) = strategy
+                .new_tree(&mut runner)
+                .map(|t| t.current())
+                .unwrap_or_default();
+            let mut doc = shipped[which].1.clone();
+            for m in &mutations {
+                apply(&mut doc, m);
+            }
+            doc
+        })
+        .collect()
+}
+
 /// A step of a JSON path.
 #[derive(Debug, Clone)]
 enum Step {
