@@ -100,6 +100,7 @@ impl TestNode {
             region: Some(region.to_string()),
             listen: Some(listen.to_string()),
             admin_listen: Some(admin.to_string()),
+            tls_listen: None,
         };
         let startup = startup_document(url, cache, &overrides).await?;
         let options = NodeOptions {

@@ -136,6 +136,7 @@ mod tests {
             region: Some("eu-west".into()),
             listen: Some("127.0.0.1:18080".into()),
             admin_listen: Some("127.0.0.1:18081".into()),
+            tls_listen: None,
         };
         let (ca, cb) = (
             parse_with(&a, &overrides).unwrap(),

@@ -101,6 +101,7 @@ proptest! {
             region: region.map(str::to_string),
             listen: listen.map(str::to_string),
             admin_listen: None,
+            tls_listen: None,
         };
         if let Err(errors) = parse_with(&doc.to_string(), &overrides) {
             assert_paths(&doc, &errors);

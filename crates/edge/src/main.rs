@@ -47,6 +47,9 @@ struct Cli {
     /// Admin listener, IP:PORT (overrides node.admin_listen).
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<String>,
+    /// TLS listener, IP:PORT (overrides node.tls_listen; needs `certificates`).
+    #[arg(long, value_name = "ADDR")]
+    tls_listen: Option<String>,
     /// Validate the config, print a summary and exit (0: valid, 1: errors on stderr).
     #[arg(long)]
     check: bool,
@@ -128,6 +131,7 @@ fn overrides(cli: &Cli) -> Overrides {
         region: cli.region.clone(),
         listen: cli.listen.clone(),
         admin_listen: cli.admin_listen.clone(),
+        tls_listen: cli.tls_listen.clone(),
     }
 }
 

@@ -285,6 +285,7 @@ fn overrides_replace_node_fields_and_are_validated_by_flag_name() {
         region: Some("eu-west".into()),
         listen: Some("127.0.0.1:18080".into()),
         admin_listen: None,
+        tls_listen: None,
     };
     let c = parse_with(MINIMAL, &o).unwrap();
     assert_eq!(c.node.region, "eu-west");
@@ -293,6 +294,7 @@ fn overrides_replace_node_fields_and_are_validated_by_flag_name() {
         region: Some("EU West".into()),
         listen: Some("127.0.0.1:9901".into()),
         admin_listen: None,
+        tls_listen: None,
     };
     let e = parse_with(MINIMAL, &bad).unwrap_err();
     assert_eq!(
@@ -564,4 +566,35 @@ fn a_tls_listener_needs_certificates_and_its_own_socket() {
     );
     // Certificates without a TLS listener are checked but unused.
     assert!(parse(&with_tls("", ONE_CERT, "", "")).is_ok());
+}
+
+#[test]
+fn the_tls_listen_flag_replaces_or_adds_node_tls_listen_and_is_validated_by_flag_name() {
+    let flag = |v: &str| Overrides {
+        tls_listen: Some(v.into()),
+        ..Overrides::default()
+    };
+    let with_listener = with_tls(r#""tls_listen": "0.0.0.0:8443""#, ONE_CERT, "", "");
+    let c = parse_with(&with_listener, &flag("127.0.0.1:9443")).unwrap();
+    assert_eq!(c.node.tls_listen.as_deref(), Some("127.0.0.1:9443"));
+    let without = with_tls(r#""region": "local""#, ONE_CERT, "", "");
+    let c = parse_with(&without, &flag("127.0.0.1:9443")).unwrap();
+    assert_eq!(c.node.tls_listen.as_deref(), Some("127.0.0.1:9443"));
+    let e = parse_with(&without, &flag("nope")).unwrap_err();
+    assert_eq!(
+        e.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec![r#"--tls-listen: "nope" is not IP:PORT"#]
+    );
+    let e = parse_with(&without, &flag("0.0.0.0:8080")).unwrap_err();
+    assert_eq!(
+        e.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec![
+            r#"--tls-listen: "0.0.0.0:8080" is the proxy listener's socket ("0.0.0.0:8080"); use another port"#
+        ]
+    );
+    let no_certificates = parse_with(MINIMAL, &flag("127.0.0.1:9443")).unwrap_err();
+    assert_eq!(
+        no_certificates.0[0].to_string(),
+        "certificates: node.tls_listen is set: list at least one certificate (name, hosts, cert_file, key_file)"
+    );
 }

@@ -20,6 +20,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--admin-listen`.
     pub admin_listen: Option<String>,
+    /// `--tls-listen`.
+    pub tls_listen: Option<String>,
 }
 
 /// Parses and validates a configuration document.
@@ -248,14 +250,19 @@ fn validate_node(c: &mut Collector, parsed: Option<&RawNode>, o: &Overrides) -> 
             ),
         );
     }
-    let tls_listen = match parsed.and_then(|n| n.tls_listen.as_ref()) {
+    let (tls, tls_path) = pick(
+        &o.tls_listen,
+        parsed.and_then(|n| n.tls_listen.as_ref()),
+        "node.tls_listen",
+    );
+    let tls_listen = match tls {
         None => None,
         Some(v) => {
-            let addr = listen_addr(c, "node.tls_listen", Some(v), "");
+            let addr = listen_addr(c, &tls_path, Some(&v), "");
             for (other, what) in [(&listen, "proxy"), (&admin_listen, "admin")] {
                 if !addr.is_empty() && same_socket(&addr, other) {
                     c.push(
-                        "node.tls_listen",
+                        tls_path.clone(),
                         format!(
                             "{addr:?} is the {what} listener's socket ({other:?}); use another port"
                         ),
