@@ -5,6 +5,7 @@
 //! WebSocket echo.
 
 mod body;
+mod demo_tls;
 mod fault;
 mod server;
 mod service;
@@ -12,6 +13,7 @@ mod shared;
 mod websocket;
 
 pub use body::{Fnv1a, fnv1a, pattern_byte};
+pub use demo_tls::{DemoTls, generate as generate_demo_tls, write_demo_tls};
 pub use fault::{Fault, FaultParseError};
 pub use server::{OriginHandle, start};
 pub use shared::{RequestRecord, Stats};

@@ -3,12 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-    SanType,
-};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use portico_origin::write_demo_tls;
 use std::path::{Path, PathBuf};
 
 /// Writes `ca.pem` (the CA certificate; its key is never written), `server.pem` and
@@ -35,63 +30,29 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let (ca, cert, key) = generate(&args.hosts)?;
-    let ca_file = args.dir.join("ca.pem");
-    let cert_file = std::path::absolute(args.dir.join("server.pem"))?;
-    let key_file = std::path::absolute(args.dir.join("server-key.pem"))?;
-    write(&ca_file, &ca, 0o644)?;
-    write(&cert_file, &cert, 0o644)?;
-    write(&key_file, &key, 0o600)?;
+    let files = write_demo_tls(&args.dir, &args.hosts)?;
     println!(
         "wrote {} (CA), {} and {} (ECDSA P-256, for {})",
-        ca_file.display(),
-        cert_file.display(),
-        key_file.display(),
+        files.ca_file.display(),
+        files.cert_file.display(),
+        files.key_file.display(),
         args.hosts.join(", ")
     );
     if let (Some(config), Some(listen), Some(out)) = (&args.config, &args.tls_listen, &args.out) {
         let text = std::fs::read_to_string(config)
             .with_context(|| format!("cannot read {}", config.display()))?;
-        let dns: Vec<&str> = args
-            .hosts
-            .iter()
-            .map(String::as_str)
-            .filter(|h| h.parse::<std::net::IpAddr>().is_err())
-            .collect();
-        let doc = with_tls(&text, listen, &dns, &cert_file, &key_file)
-            .with_context(|| format!("{} is not a JSON object", config.display()))?;
-        write(out, &doc, 0o644)?;
+        let doc = with_tls(
+            &text,
+            listen,
+            &files.dns_names(),
+            &files.cert_file,
+            &files.key_file,
+        )
+        .with_context(|| format!("{} is not a JSON object", config.display()))?;
+        std::fs::write(out, doc).with_context(|| format!("cannot write {}", out.display()))?;
         println!("wrote {} (tls_listen {listen})", out.display());
     }
     Ok(())
-}
-
-/// The CA certificate, the server certificate and the server key, all PEM.
-fn generate(hosts: &[String]) -> Result<(String, String, String)> {
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "Portico demo CA (throwaway)");
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    // rcgen's default algorithm is ECDSA P-256 with SHA-256.
-    let ca_key = KeyPair::generate()?;
-    let issuer = CertifiedIssuer::self_signed(params, ca_key)?;
-    let mut leaf = CertificateParams::new(Vec::<String>::new())?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, hosts.first().map_or("localhost", |h| h));
-    leaf.subject_alt_names = hosts
-        .iter()
-        .map(|h| match h.parse::<std::net::IpAddr>() {
-            Ok(ip) => Ok(SanType::IpAddress(ip)),
-            Err(_) => Ok(SanType::DnsName(h.as_str().try_into()?)),
-        })
-        .collect::<Result<_>>()?;
-    let key = KeyPair::generate()?;
-    let cert = leaf.signed_by(&key, &issuer)?;
-    Ok((issuer.pem(), cert.pem(), key.serialize_pem()))
 }
 
 /// `config` with `node.tls_listen` set and `certificates` holding the one demo certificate.
@@ -121,18 +82,6 @@ fn with_tls(
     serde_json::to_string_pretty(&doc).ok()
 }
 
-fn write(path: &Path, text: &str, mode: u32) -> Result<()> {
-    let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,32 +103,5 @@ mod tests {
         assert_eq!(doc["certificates"][0]["hosts"][0], "localhost");
         assert_eq!(doc["certificates"][0]["key_file"], "/d/server-key.pem");
         assert!(with_tls("[]", "x", &[], Path::new("a"), Path::new("b")).is_none());
-    }
-
-    #[test]
-    fn generates_pem_for_names_and_addresses() {
-        let (ca, cert, key) = generate(&["localhost".into(), "127.0.0.1".into()]).unwrap();
-        assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
-        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
-        assert!(key.contains("PRIVATE KEY"));
-        let x509 = openssl::x509::X509::from_pem(cert.as_bytes()).unwrap();
-        let ca = openssl::x509::X509::from_pem(ca.as_bytes()).unwrap();
-        assert!(x509.verify(&ca.public_key().unwrap()).unwrap());
-        let ec = x509.public_key().unwrap().ec_key().unwrap();
-        assert_eq!(
-            ec.group().curve_name(),
-            Some(openssl::nid::Nid::X9_62_PRIME256V1)
-        );
-        let sans: Vec<String> = x509
-            .subject_alt_names()
-            .unwrap()
-            .iter()
-            .map(|n| {
-                n.dnsname()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("{:?}", n.ipaddress().unwrap_or_default()))
-            })
-            .collect();
-        assert_eq!(sans, ["localhost", "[127, 0, 0, 1]"]);
     }
 }
