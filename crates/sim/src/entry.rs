@@ -1,4 +1,4 @@
-//! Anycast-style entries: one port per client region, each TCP connection forwarded to the nearest announced edge node with Pingora's L4 connector.
+//! Anycast-style entries: one port per client region (and one for TLS), each TCP connection forwarded to the nearest announced edge node with Pingora's L4 connector.
 
 use crate::announce::Announcement;
 use async_trait::async_trait;
@@ -11,21 +11,17 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Every edge node's proxy address and announcement, shared by all entries.
+/// Every edge node's announcement, shared by all entries.
 #[derive(Debug)]
 pub struct Board {
-    /// Proxy listener of each edge node.
-    pub nodes: Vec<SocketAddr>,
     announcements: Mutex<Vec<Announcement>>,
 }
 
 impl Board {
-    /// Every node announced.
-    pub fn new(nodes: Vec<SocketAddr>, withdraw: Duration) -> Self {
-        let announcements = Mutex::new(vec![Announcement::new(withdraw); nodes.len()]);
+    /// `nodes` nodes, every one announced.
+    pub fn new(nodes: usize, withdraw: Duration) -> Self {
         Board {
-            nodes,
-            announcements,
+            announcements: Mutex::new(vec![Announcement::new(withdraw); nodes]),
         }
     }
 
@@ -60,10 +56,13 @@ impl Board {
     }
 }
 
-/// The entry of one client region.
+/// The entry of one client region, for one of the nodes' listeners (plain or TLS: it
+/// forwards bytes, the node terminates TLS).
 pub struct Entry {
     /// Edge nodes, nearest first.
     pub order: Vec<usize>,
+    /// Where each node (index as in the board) listens for what this entry carries.
+    pub targets: Vec<SocketAddr>,
     /// Round trip from this region to each node (index as in the board), added once per
     /// connection: the handshake a real client would pay.
     pub rtt: Vec<Duration>,
@@ -85,12 +84,13 @@ impl ServerApp for Entry {
         if !rtt.is_zero() {
             tokio::time::sleep(rtt).await;
         }
-        let peer = BasicPeer::new(&self.board.nodes[node].to_string());
+        let target = self.targets[node];
+        let peer = BasicPeer::new(&target.to_string());
         match self.connector.new_stream(&peer).await {
             Ok(mut upstream) => {
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
             }
-            Err(e) => log::debug!("entry: node {} unreachable: {e}", self.board.nodes[node]),
+            Err(e) => log::debug!("entry: node {target} unreachable: {e}"),
         }
         None
     }
@@ -141,18 +141,20 @@ pub fn entry_server() -> pingora_core::server::Server {
     server
 }
 
-/// Runs a [`Forward`] from `listen` to `to` until SIGTERM or SIGINT (Pingora's own signal
-/// handling), then exits the process.
-pub fn run_forward(listen: SocketAddr, to: SocketAddr) -> ! {
+/// Runs a [`Forward`] from each `listen` to its `to` until SIGTERM or SIGINT (Pingora's own
+/// signal handling), then exits the process.
+pub fn run_forward(pairs: &[(SocketAddr, SocketAddr)]) -> ! {
     use pingora_core::services::listening::Service;
     let mut server = entry_server();
-    let app = Forward {
-        to,
-        connector: TransportConnector::new(None),
-    };
-    let mut svc = Service::new(format!("forward to {to}"), app);
-    svc.add_tcp(&listen.to_string());
-    server.add_service(svc);
+    for &(listen, to) in pairs {
+        let app = Forward {
+            to,
+            connector: TransportConnector::new(None),
+        };
+        let mut svc = Service::new(format!("forward to {to}"), app);
+        svc.add_tcp(&listen.to_string());
+        server.add_service(svc);
+    }
     server.run_forever()
 }
 
@@ -162,8 +164,7 @@ mod tests {
 
     #[test]
     fn new_connections_go_to_the_nearest_announced_node() {
-        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let board = Board::new(vec![addr; 3], Duration::from_millis(1000));
+        let board = Board::new(3, Duration::from_millis(1000));
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         // A client region whose nodes are, nearest first: 1, 0, 2.

@@ -57,8 +57,12 @@ pub(crate) struct Layout {
     pub(crate) origins: Vec<(SocketAddr, SocketAddr)>,
     /// Each edge node's proxy and admin listener.
     pub(crate) nodes: Vec<(SocketAddr, SocketAddr)>,
+    /// Each edge node's TLS listener (`--tls-listen`).
+    pub(crate) tls_nodes: Vec<SocketAddr>,
     /// Each region's entry (loopback mode; network mode's are in [`Netns::entries`]).
     pub(crate) entries: Vec<SocketAddr>,
+    /// Each region's TLS entry, forwarding to the nodes' TLS listeners (loopback mode).
+    pub(crate) tls_entries: Vec<SocketAddr>,
     /// Each region's etcd member: client and peer listener.
     pub(crate) etcd: Vec<(SocketAddr, SocketAddr)>,
 }
@@ -66,7 +70,8 @@ pub(crate) struct Layout {
 impl Layout {
     /// Loopback mode: entries at BASE.., nodes at BASE+10.., admins at BASE+20.., origins at
     /// BASE+30.., origin controls at BASE+40.., etcd clients at BASE+50.., etcd peers at
-    /// BASE+60.. (or system-chosen ports).
+    /// BASE+60.., TLS entries at BASE+80.., the nodes' TLS listeners at BASE+90.. (or
+    /// system-chosen ports; BASE+70 is the runner's control listener).
     pub(crate) fn loopback(t: &Topology, base: Option<u16>) -> Result<Layout> {
         let mut p = Ports {
             base,
@@ -78,8 +83,14 @@ impl Layout {
         let nodes = (0..t.edge_nodes().len())
             .map(|j| Ok((p.addr(10 + j)?, p.addr(20 + j)?)))
             .collect::<Result<_>>()?;
+        let tls_nodes = (0..t.edge_nodes().len())
+            .map(|j| p.addr(90 + j))
+            .collect::<Result<_>>()?;
         let entries = (0..t.regions.len())
             .map(|r| p.addr(r))
+            .collect::<Result<_>>()?;
+        let tls_entries = (0..t.regions.len())
+            .map(|r| p.addr(80 + r))
             .collect::<Result<_>>()?;
         let etcd = (0..t.regions.len())
             .map(|r| Ok((p.addr(50 + r)?, p.addr(60 + r)?)))
@@ -87,13 +98,16 @@ impl Layout {
         Ok(Layout {
             origins,
             nodes,
+            tls_nodes,
             entries,
+            tls_entries,
             etcd,
         })
     }
 
     /// Network mode: origins and etcd members on their router's address, every node's proxy
-    /// on the service address inside its namespace, its admin on its own address.
+    /// on the service address inside its namespace (TLS on [`netns::SERVICE_TLS_PORT`]), its admin on its own
+    /// address.
     pub(crate) fn netns(t: &Topology) -> Layout {
         Layout {
             origins: t
@@ -118,7 +132,12 @@ impl Layout {
                     )
                 })
                 .collect(),
+            tls_nodes: vec![
+                SocketAddr::from((netns::SERVICE, netns::SERVICE_TLS_PORT));
+                t.edge_nodes().len()
+            ],
             entries: Vec::new(),
+            tls_entries: Vec::new(),
             etcd: (0..t.regions.len())
                 .map(|r| {
                     (
@@ -141,6 +160,13 @@ mod tests {
         let l = Layout::loopback(&t, Some(8100)).unwrap();
         let ports: Vec<(u16, u16)> = l.etcd.iter().map(|(c, p)| (c.port(), p.port())).collect();
         assert_eq!(ports, [(8150, 8160), (8151, 8161), (8152, 8162)]);
+        let tls: Vec<u16> = l
+            .tls_entries
+            .iter()
+            .chain(&l.tls_nodes)
+            .map(|a| a.port())
+            .collect();
+        assert_eq!(tls, [8180, 8181, 8182, 8190, 8191, 8192]);
         let n = Layout::netns(&t);
         assert_eq!(n.etcd[2].0, SocketAddr::from((netns::home(2), 2379)));
     }

@@ -19,7 +19,8 @@ struct Args {
     topology: PathBuf,
     /// First port (entries at BASE.., nodes at BASE+10.., admins at BASE+20.., origins at
     /// BASE+30.., origin controls at BASE+40.., etcd clients at BASE+50.., etcd peers at
-    /// BASE+60.., the runner's control listener at BASE+70); 0: free ports chosen at random.
+    /// BASE+60.., the runner's control listener at BASE+70, TLS entries at BASE+80.., the nodes'
+    /// TLS listeners at BASE+90..); 0: free ports chosen at random.
     #[arg(long, default_value_t = 8100, global = true)]
     base_port: u16,
     /// Withdrawal delay, ms (overrides the topology's `withdraw_ms`).
@@ -90,16 +91,16 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Forward every TCP connection on LISTEN to TO (network mode's entries, run inside a
-    /// region's router namespace).
+    /// Forward every TCP connection on each LISTEN to the TO given with it (network mode's
+    /// entries, plain and TLS, run inside a region's router namespace).
     #[command(hide = true)]
     Forward {
-        /// Where to listen.
-        #[arg(long)]
-        listen: SocketAddr,
-        /// Where to connect.
-        #[arg(long)]
-        to: SocketAddr,
+        /// Where to listen (repeatable, one per --to).
+        #[arg(long, required = true)]
+        listen: Vec<SocketAddr>,
+        /// Where to connect, for the --listen of the same position.
+        #[arg(long, required = true)]
+        to: Vec<SocketAddr>,
     },
 }
 
@@ -121,7 +122,16 @@ fn main() -> Result<()> {
     .init();
     let args = Args::parse();
     match args.command {
-        Some(Cmd::Forward { listen, to }) => portico_sim::entry::run_forward(listen, to),
+        Some(Cmd::Forward { listen, to }) => {
+            anyhow::ensure!(
+                listen.len() == to.len(),
+                "forward: give one --to for each --listen ({} and {})",
+                listen.len(),
+                to.len()
+            );
+            let pairs: Vec<_> = listen.into_iter().zip(to).collect();
+            portico_sim::entry::run_forward(&pairs)
+        }
         Some(Cmd::RegionDown { region }) => {
             command(&args.work_dir, control::Command::RegionDown(region))
         }
@@ -434,6 +444,7 @@ fn intro(sim: &mut Simulation, options: &SimOptions, control: &ControlServer) ->
         ),
         _ => String::new(),
     };
+    let ca = shown(&sim.tls.ca_file);
     let o = &sim.origins[0];
     let withdrawn = if sim.routing.is_some() {
         "its health check has BIRD withdraw it"
@@ -452,13 +463,17 @@ fn intro(sim: &mut Simulation, options: &SimOptions, control: &ControlServer) ->
         "\nPortico multi-region simulation: {} regions, {network}, {mode}.\n\
          {source} Ctrl-C stops everything.\n\n{}\n\
          {operator}\
-         Try:\n  curl -si http://{}/ | grep -i -e x-served-by -e x-portico-region    # a {first} client, through its entry\n{inside}  \
+         Try:\n  curl -si http://{}/ | grep -i -e x-served-by -e x-portico-region    # a {first} client, through its entry\n  \
+         curl -si --cacert {ca} https://{}/ | grep -i x-served-by   # the same over TLS (this run's throwaway CA)\n  \
+         curl --http2 --cacert {ca} -sI https://{}/ | head -1   # HTTP/2 200\n{inside}  \
          curl -s http://{}/status    # what the {first} node measured, prefers and runs\n  \
          curl -X PUT -d refuse http://{}/fault   # take {} down: watch the {first} node move\n  \
          curl -X PUT -d none http://{}/fault     # and back\n{kills}",
         sim.topology.regions.len(),
         sim.table(),
         sim.entries[0],
+        sim.tls_entries[0],
+        sim.tls_entries[0],
         sim.nodes[0].1,
         o.control,
         o.name,

@@ -33,6 +33,9 @@ pub const SERVICE: Ipv4Addr = Ipv4Addr::new(198, 19, 255, 1);
 /// Port of the service address (and of each region's entry).
 pub const SERVICE_PORT: u16 = 8080;
 
+/// TLS port of the service address (and of each region's entry).
+pub const SERVICE_TLS_PORT: u16 = 8443;
+
 /// Most regions network mode supports.
 pub const MAX_REGIONS: usize = 64;
 

@@ -228,13 +228,14 @@ impl Launcher {
         self.work.join(format!("cache/{name}.json"))
     }
 
-    /// Starts edge node `j` of the topology on `listen` and `admin`.
+    /// Starts edge node `j` of the topology on `listen` and `admin`, its TLS listener on `tls`.
     pub(crate) fn start_node(
         &self,
         t: &Topology,
         net: Option<&Netns>,
         j: usize,
         (listen, admin): (SocketAddr, SocketAddr),
+        tls: SocketAddr,
         source: &NodeSource<'_>,
     ) -> Result<Proc> {
         let (region, name) = &t.edge_nodes()[j];
@@ -245,6 +246,7 @@ impl Launcher {
                 region: Some(region_name),
                 listen: Some(listen.to_string()),
                 admin_listen: Some(admin.to_string()),
+                tls_listen: Some(tls.to_string()),
             };
             return self.start_node_in_process(name, overrides, source, cache);
         };
@@ -268,7 +270,8 @@ impl Launcher {
         }
         cmd.args(["--region", &region_name])
             .args(["--listen", &listen.to_string()])
-            .args(["--admin-listen", &admin.to_string()]);
+            .args(["--admin-listen", &admin.to_string()])
+            .args(["--tls-listen", &tls.to_string()]);
         self.spawn(name, cmd)
     }
 

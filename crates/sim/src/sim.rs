@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use pingora_core::connectors::TransportConnector;
 use pingora_core::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 use pingora_core::services::listening::Service;
+use portico_origin::{DemoTls, write_demo_tls};
 use portico_store::StoreUrl;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,8 @@ const START_DEADLINE: Duration = Duration::from_secs(20);
 pub struct SimOptions {
     /// First port: entries at `base`, nodes at `base+10..`, admins at `base+20..`, origins at
     /// `base+30..`, origin controls at `base+40..`, etcd members' client and peer listeners
-    /// at `base+50..` and `base+60..`. `None`: free ports chosen at random.
+    /// at `base+50..` and `base+60..`, TLS entries at `base+80..`, the nodes' TLS listeners at
+    /// `base+90..`. `None`: free ports chosen at random.
     pub base_port: Option<u16>,
     /// Threads of this process or child processes (etcd members are always child processes).
     pub launch: Launch,
@@ -95,6 +97,12 @@ pub struct Simulation {
     pub nodes: Vec<(SocketAddr, SocketAddr)>,
     /// Entry address of each region's clients, reachable from the runner's namespace.
     pub entries: Vec<SocketAddr>,
+    /// Each edge node's TLS listener (in network mode the service address's TLS port).
+    pub tls_nodes: Vec<SocketAddr>,
+    /// TLS entry address of each region's clients (HTTPS, h2 or HTTP/1.1).
+    pub tls_entries: Vec<SocketAddr>,
+    /// The run's throwaway CA and the certificate every node serves (`WORK_DIR/tls/`).
+    pub tls: DemoTls,
     /// Shared announcements.
     pub board: Arc<Board>,
     /// Namespaces of network mode; deleted after every process has stopped.
@@ -118,14 +126,53 @@ pub struct Simulation {
     watcher: Option<JoinHandle<()>>,
 }
 
-/// The Portico config every edge node shares, for the loopback layout starting at `base_port`
-/// (what `portico-sim --base-port BASE` writes to `WORK_DIR/portico.json` and pushes to the
-/// store).
+/// The Portico config every edge node shares, for the loopback layout starting at `base_port`:
+/// what `portico-sim --base-port BASE` writes to `WORK_DIR/portico.json` and pushes to the
+/// store, less the TLS listener and the `certificates` entry for the throwaway certificate
+/// each run makes in `WORK_DIR/tls/` (so this document checks without that run's files).
 pub fn shared_config(topology: &Topology, base_port: u16) -> String {
     let addrs: Vec<SocketAddr> = (0..topology.origins().len())
         .map(|k| SocketAddr::from(([127, 0, 0, 1], base_port + 30 + k as u16)))
         .collect();
-    topology.portico_config(&addrs)
+    topology.portico_config(&addrs, None)
+}
+
+/// The run's throwaway CA and server certificate, in `dir`: for `localhost`, the loopback
+/// addresses and, in network mode, the service address and every region's entry address.
+fn demo_tls(dir: &Path, net: Option<&Netns>) -> Result<DemoTls> {
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
+    if let Some(n) = net {
+        hosts.push(netns::SERVICE.to_string());
+        hosts.extend(n.entries.iter().map(ToString::to_string));
+    }
+    write_demo_tls(dir, &hosts).context("cannot write the demo certificate")
+}
+
+/// Whether a TLS client that trusts only the run's CA completes a handshake with `addr` for
+/// `localhost` (what `curl --cacert` would do; a bare TCP probe would log a failed handshake).
+fn tls_ready(addr: &SocketAddr, tls: &DemoTls) -> bool {
+    use openssl::ssl::{SslConnector, SslMethod};
+    let Ok(tcp) = std::net::TcpStream::connect_timeout(addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = tcp.set_write_timeout(Some(Duration::from_secs(2)));
+    let Ok(mut builder) = SslConnector::builder(SslMethod::tls_client()) else {
+        return false;
+    };
+    if builder.set_ca_file(&tls.ca_file).is_err() {
+        return false;
+    }
+    match builder.build().connect("localhost", tcp) {
+        Ok(mut s) => {
+            let _ = s.shutdown();
+            true
+        }
+        Err(e) => {
+            log::debug!("{addr}: TLS not ready: {e}");
+            false
+        }
+    }
 }
 
 /// Network mode's namespaces (root, the binaries built), or `None` in loopback mode.
@@ -187,6 +234,8 @@ fn start_store(
 /// The entries of a run: where each region's clients enter, and what serves them.
 struct Entries {
     addrs: Vec<SocketAddr>,
+    /// Each region's TLS entry.
+    tls_addrs: Vec<SocketAddr>,
     /// Network mode's `portico-sim forward` children.
     procs: Vec<Proc>,
     /// Loopback mode's Pingora server thread.
@@ -206,18 +255,25 @@ fn start_entries(
     stop: &Arc<Notify>,
 ) -> Result<Entries> {
     let mut entries = Vec::new();
+    let mut tls_entries = Vec::new();
     if let (Some(n), Some(dir)) = (net, &launcher.bin_dir) {
         let mut procs = Vec::new();
         for (r, region) in topology.regions.iter().enumerate() {
             let at = SocketAddr::from((n.entries[r], netns::SERVICE_PORT));
+            let tls_at = SocketAddr::from((n.entries[r], netns::SERVICE_TLS_PORT));
             let mut cmd = n.in_router(r, &dir.join("portico-sim"));
-            cmd.args(["forward", "--listen", &at.to_string(), "--to"])
-                .arg(SocketAddr::from((netns::SERVICE, netns::SERVICE_PORT)).to_string());
+            cmd.arg("forward");
+            for (from, port) in [(at, netns::SERVICE_PORT), (tls_at, netns::SERVICE_TLS_PORT)] {
+                cmd.args(["--listen", &from.to_string(), "--to"])
+                    .arg(SocketAddr::from((netns::SERVICE, port)).to_string());
+            }
             procs.push(launcher.spawn(&format!("entry-{}", region.name), cmd)?);
             entries.push(at);
+            tls_entries.push(tls_at);
         }
         return Ok(Entries {
             addrs: entries,
+            tls_addrs: tls_entries,
             procs,
             thread: None,
         });
@@ -225,17 +281,28 @@ fn start_entries(
     let edge = topology.edge_nodes();
     let mut server = entry::entry_server();
     for (r, region) in topology.regions.iter().enumerate() {
-        let at = layout.entries[r];
-        let app = Entry {
-            order: topology.nodes_by_distance(r),
-            rtt: edge.iter().map(|(nr, _)| topology.rtt(r, *nr)).collect(),
-            board: board.clone(),
-            connector: TransportConnector::new(None),
-        };
-        let mut svc = Service::new(format!("entry {}", region.name), app);
-        svc.add_tcp(&at.to_string());
-        server.add_service(svc);
-        entries.push(at);
+        let kinds = [
+            (
+                "entry",
+                layout.entries[r],
+                layout.nodes.iter().map(|n| n.0).collect(),
+            ),
+            ("TLS entry", layout.tls_entries[r], layout.tls_nodes.clone()),
+        ];
+        for (kind, at, targets) in kinds {
+            let app = Entry {
+                order: topology.nodes_by_distance(r),
+                targets,
+                rtt: edge.iter().map(|(nr, _)| topology.rtt(r, *nr)).collect(),
+                board: board.clone(),
+                connector: TransportConnector::new(None),
+            };
+            let mut svc = Service::new(format!("{kind} {}", region.name), app);
+            svc.add_tcp(&at.to_string());
+            server.add_service(svc);
+        }
+        entries.push(layout.entries[r]);
+        tls_entries.push(layout.tls_entries[r]);
     }
     let stop = stop.clone();
     let thread = std::thread::Builder::new()
@@ -247,6 +314,7 @@ fn start_entries(
         })?;
     Ok(Entries {
         addrs: entries,
+        tls_addrs: tls_entries,
         procs: Vec::new(),
         thread: Some(thread),
     })
@@ -389,7 +457,8 @@ impl Simulation {
             origin_procs.push(Some(launcher.start_origin(&topology, net.as_deref(), o)?));
         }
         let addrs: Vec<SocketAddr> = origins.iter().map(|o| o.addr).collect();
-        let config = topology.portico_config(&addrs);
+        let tls = demo_tls(&launcher.work.join("tls"), net.as_deref())?;
+        let config = topology.portico_config(&addrs, Some(&tls));
         let config_path = if launcher.scratch {
             None
         } else {
@@ -410,18 +479,22 @@ impl Simulation {
                     path: config_path.as_deref(),
                 },
             };
-            let proc =
-                launcher.start_node(&topology, net.as_deref(), j, layout.nodes[j], &source)?;
+            let proc = launcher.start_node(
+                &topology,
+                net.as_deref(),
+                j,
+                layout.nodes[j],
+                layout.tls_nodes[j],
+                &source,
+            )?;
             node_procs.push(Some(proc));
         }
         let nodes = layout.nodes.clone();
-        let board = Arc::new(Board::new(
-            nodes.iter().map(|n| n.0).collect(),
-            topology.withdraw,
-        ));
+        let board = Arc::new(Board::new(nodes.len(), topology.withdraw));
         let entry_stop = Arc::new(Notify::new());
         let Entries {
             addrs: entries,
+            tls_addrs: tls_entries,
             procs: entry_procs,
             thread: entry_thread,
         } = start_entries(
@@ -449,6 +522,9 @@ impl Simulation {
             origins,
             nodes,
             entries,
+            tls_nodes: layout.tls_nodes.clone(),
+            tls_entries,
+            tls,
             board,
             netns: net,
             routing,
@@ -483,6 +559,10 @@ impl Simulation {
             let every: Vec<usize> = (0..sim.nodes.len()).collect();
             sim.wait_routed(&every, "start-up")?;
         }
+        // TLS through every region's entry, with the run's CA: in loopback mode each reaches
+        // its nearest node, so together they cover every node's TLS listener.
+        let tls_entries = sim.tls_entries.clone();
+        sim.wait_tls(&tls_entries, "start-up")?;
         Ok(sim)
     }
 
@@ -558,16 +638,35 @@ impl Simulation {
     /// Waits until every address of `addrs` accepts connections; fails when a child exits
     /// meanwhile, on a stop request or after [`START_DEADLINE`].
     fn wait_listening(&mut self, addrs: &[SocketAddr], during: &str) -> Result<()> {
+        self.wait_ready(addrs, during, |a| {
+            std::net::TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok()
+        })
+    }
+
+    /// Waits until every address of `addrs` completes a TLS handshake trusted by the run's CA,
+    /// as [`Simulation::wait_listening`] does for connections.
+    fn wait_tls(&mut self, addrs: &[SocketAddr], during: &str) -> Result<()> {
+        let tls = self.tls.clone();
+        self.wait_ready(addrs, during, |a| tls_ready(a, &tls))
+    }
+
+    /// Waits until `ready` holds for every address of `addrs`.
+    fn wait_ready(
+        &mut self,
+        addrs: &[SocketAddr],
+        during: &str,
+        ready: impl Fn(&SocketAddr) -> bool,
+    ) -> Result<()> {
         let deadline = Instant::now() + START_DEADLINE;
         for a in addrs {
-            while std::net::TcpStream::connect_timeout(a, Duration::from_millis(200)).is_err() {
+            while !ready(a) {
                 if let Some((name, status, tail)) = self.exited().into_iter().next() {
                     bail!("{name} exited at {during} ({status}):\n{tail}");
                 }
                 anyhow::ensure!(!supervise::stop_requested(), "interrupted");
                 anyhow::ensure!(
                     Instant::now() < deadline,
-                    "{a} did not start listening (entries: {:?}, nodes: {:?})",
+                    "{a} was not ready within {START_DEADLINE:?} (entries: {:?}, nodes: {:?})",
                     self.entries,
                     self.nodes
                 );
@@ -840,6 +939,7 @@ impl Simulation {
                 net.as_deref(),
                 j,
                 self.nodes[j],
+                self.tls_nodes[j],
                 &source,
             )?;
             started.push((j, name, p.describe()));
@@ -934,7 +1034,15 @@ impl Simulation {
         choice_of(&self.status(i)?)
     }
 
-    /// The table of regions: entry, where its clients go, each node with its admin URL,
+    /// Where region `r`'s clients enter: `http://ENTRY/ · https://TLS_ENTRY/`.
+    pub fn entry_urls(&self, r: usize) -> String {
+        format!(
+            "http://{}/ · https://{}/",
+            self.entries[r], self.tls_entries[r]
+        )
+    }
+
+    /// The table of regions: entries, where its clients go, each node with its admin URL,
     /// running config version, announcement, preferred origin and measured latencies; then,
     /// with a store, a line with the stored version and which etcd members run.
     pub fn table(&self) -> String {
@@ -947,7 +1055,7 @@ impl Simulation {
             let first = self.topology.regions[*r].edge_nodes.first() == Some(name);
             let (entry, serving) = if first {
                 (
-                    format!("http://{}/", self.entries[*r]),
+                    self.entry_urls(*r),
                     self.serving(*r)
                         .map_or("nobody".into(), |k| edge[k].1.clone()),
                 )
@@ -991,9 +1099,9 @@ impl Simulation {
         for (r, region) in self.topology.regions.iter().enumerate() {
             if region.edge_nodes.is_empty() {
                 s.push_str(&format!(
-                    "| {} | http://{}/ | {} | | | | | | |\n",
+                    "| {} | {} | {} | | | | | | |\n",
                     region.name,
-                    self.entries[r],
+                    self.entry_urls(r),
                     self.serving(r)
                         .map_or("nobody".into(), |k| edge[k].1.clone())
                 ));

@@ -401,8 +401,13 @@ impl Topology {
     }
 
     /// The shared Portico config: one pool with every origin (addresses given), one catch-all
-    /// route. `node.*` is overridden per node.
-    pub fn portico_config(&self, origin_addrs: &[std::net::SocketAddr]) -> String {
+    /// route; with `tls`, a TLS listener and that certificate for every host. `node.*` is
+    /// overridden per node.
+    pub fn portico_config(
+        &self,
+        origin_addrs: &[std::net::SocketAddr],
+        tls: Option<&portico_origin::DemoTls>,
+    ) -> String {
         let origins: Vec<String> = self
             .origins()
             .iter()
@@ -415,9 +420,25 @@ impl Topology {
             })
             .collect();
         let interval = self.probe_interval.as_millis();
+        let (tls_listen, certificates) = match tls {
+            None => (String::new(), String::new()),
+            Some(t) => {
+                let path = |p: &std::path::Path| serde_json::Value::from(p.to_string_lossy());
+                (
+                    r#", "tls_listen": "127.0.0.1:8443""#.to_string(),
+                    format!(
+                        r#",
+  "certificates": [{{ "name": "sim", "hosts": {}, "cert_file": {}, "key_file": {} }}]"#,
+                        serde_json::Value::from(t.dns_names()),
+                        path(&t.cert_file),
+                        path(&t.key_file),
+                    ),
+                )
+            }
+        };
         format!(
             r#"{{
-  "node": {{ "region": "local", "listen": "127.0.0.1:8080", "admin_listen": "127.0.0.1:9901", "threads": 1, "drain_ms": {drain} }},
+  "node": {{ "region": "local", "listen": "127.0.0.1:8080", "admin_listen": "127.0.0.1:9901"{tls_listen}, "threads": 1, "drain_ms": {drain} }},
   "pools": [{{
     "name": "{pool}",
     "health_probe": {{ "path": "/", "method": "HEAD", "interval_ms": {interval}, "timeout_ms": {timeout} }},
@@ -426,7 +447,7 @@ impl Topology {
 {origins}
     ]
   }}],
-  "routes": [{{ "name": "all", "hosts": ["*"], "paths": ["/*"], "pool": "{pool}" }}]
+  "routes": [{{ "name": "all", "hosts": ["*"], "paths": ["/*"], "pool": "{pool}" }}]{certificates}
 }}
 "#,
             pool = self.pool,
@@ -467,13 +488,38 @@ mod tests {
             "127.0.0.1:1".parse().unwrap(),
             "127.0.0.1:2".parse().unwrap(),
         ];
-        let config =
-            portico_core::config::parse(&t.portico_config(&addrs)).expect("valid Portico config");
+        let config = portico_core::config::parse(&t.portico_config(&addrs, None))
+            .expect("valid Portico config");
         assert_eq!(config.pools[0].origins.len(), 2);
         assert_eq!(
             config.pools[0].origins[1].region.as_deref(),
             Some("eu-west")
         );
+        assert_eq!(config.node.tls_listen, None);
+        assert!(config.certificates.is_empty());
+    }
+
+    #[test]
+    fn with_a_certificate_the_shared_config_has_a_tls_listener_serving_it() {
+        let t = Topology::parse(GOOD).expect("valid");
+        let addrs: Vec<std::net::SocketAddr> = vec![
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        ];
+        let tls = portico_origin::DemoTls {
+            ca_file: "/w/tls/ca.pem".into(),
+            cert_file: "/w/tls/\"odd\".pem".into(),
+            key_file: "/w/tls/server-key.pem".into(),
+            hosts: vec!["localhost".into(), "127.0.0.1".into()],
+        };
+        let text = t.portico_config(&addrs, Some(&tls));
+        let config = portico_core::config::parse(&text).expect("valid Portico config");
+        assert_eq!(config.node.tls_listen.as_deref(), Some("127.0.0.1:8443"));
+        assert_eq!(config.certificates.len(), 1);
+        let c = &config.certificates[0];
+        assert_eq!(c.cert_file, r#"/w/tls/"odd".pem"#, "paths are JSON-escaped");
+        assert_eq!(c.key_file, "/w/tls/server-key.pem");
+        assert_eq!(c.hosts.len(), 1, "DNS names only: {:?}", c.hosts);
     }
 
     #[test]

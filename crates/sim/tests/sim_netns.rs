@@ -159,6 +159,13 @@ fn network_mode_routes_the_service_address_with_bgp_withdraws_it_and_cleans_up()
             Duration::from_secs(10),
             || served_from(sim.entries[r]).as_deref() == Some(*want),
         );
+        // Over TLS too: the entry forwards the service address's TLS port, the node
+        // terminates it with the run's certificate (it names every entry address).
+        assert_eq!(
+            served_over_tls(&sim, sim.tls_entries[r]),
+            Some(("HTTP/2".to_string(), want.to_string())),
+            "{want} over TLS"
+        );
     }
     // The store: each region's etcd member in its router namespace, on its router address.
     let url = sim.store_url().expect("a store").clone();

@@ -32,6 +32,11 @@ fn child_processes_prefer_their_region_move_on_sigkill_and_stop_cleanly() {
             || prefers(&sim, i) == vec![want.to_string()],
         );
     }
+    // `portico --tls-listen` and the shared certificate: HTTPS with h2 through the TLS entry.
+    assert_eq!(
+        served_over_tls(&sim, sim.tls_entries[0]),
+        Some(("HTTP/2".to_string(), "us-east".to_string()))
+    );
     let entry = sim.entries[0];
     eventually(
         "us clients served in us-east",

@@ -91,6 +91,38 @@ pub fn prefers(sim: &Simulation, node: usize) -> Vec<String> {
     sim.choice(node).map(|c| c.0).unwrap_or_default()
 }
 
+/// The HTTP version and the region of the node that answered an HTTPS client of TLS entry
+/// `entry` (curl from Debian, offering h2, trusting only the run's CA), if it answered 200.
+pub fn served_over_tls(sim: &Simulation, entry: SocketAddr) -> Option<(String, String)> {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--http2",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+        ])
+        .arg("--cacert")
+        .arg(&sim.tls.ca_file)
+        .arg(format!("https://{entry}/"))
+        .output()
+        .expect("curl runs (make test-deps installs it)");
+    let head = String::from_utf8_lossy(&out.stdout).to_string();
+    let (version, status) = head.lines().next()?.split_once(' ')?;
+    if !status.starts_with("200") {
+        return None;
+    }
+    let region = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("x-portico-region")
+            .then(|| value.trim().to_string())
+    })?;
+    Some((version.to_string(), region))
+}
+
 /// The region of the node that answered a client of `entry`, if any.
 pub fn served_from(entry: SocketAddr) -> Option<String> {
     let mut s = TcpStream::connect_timeout(&entry, Duration::from_secs(2)).ok()?;
