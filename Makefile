@@ -126,11 +126,13 @@ bench-deps:
 	  pkill -x nginx >/dev/null 2>&1 || true; pkill -x haproxy >/dev/null 2>&1 || true; \
 	else echo "install the benchmark peers with:  sudo apt-get install -y$$missing"; exit 1; fi
 
+# Plain HTTP (about 8 minutes, ARGS go to it), then the TLS cases below (about 4 minutes).
 bench: build
 	$(CARGO) run --release -q -p portico-bench --bin bench-throughput -- $(ARGS)
+	$(CARGO) run --release -q -p portico-bench --bin bench-tls
 
-# TLS termination (about 4 minutes; its own target so `make bench` stays under 10 minutes):
-# full handshakes per core, HTTP/1.1 keep-alive over TLS (wrk), HTTP/2 keep-alive (h2load).
+# TLS termination alone (about 4 minutes; part of `make bench`): full handshakes per core,
+# HTTP/1.1 keep-alive over TLS (wrk), HTTP/2 keep-alive (h2load).
 .PHONY: bench-tls
 bench-tls: build
 	$(CARGO) run --release -q -p portico-bench --bin bench-tls -- $(ARGS)
