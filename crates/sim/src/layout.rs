@@ -51,6 +51,19 @@ fn ephemeral_low() -> u16 {
         .unwrap_or(32768)
 }
 
+/// One origin of the simulation.
+#[derive(Debug, Clone)]
+pub struct OriginInfo {
+    /// Its name.
+    pub name: String,
+    /// Index of its region.
+    pub region: usize,
+    /// Where it serves.
+    pub addr: SocketAddr,
+    /// Its control listener (`PUT /fault`).
+    pub control: SocketAddr,
+}
+
 /// Where everything of a run listens (the same layout in both launch modes).
 pub(crate) struct Layout {
     /// Each origin's listener and control listener.

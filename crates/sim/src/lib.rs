@@ -9,6 +9,7 @@ pub mod http;
 pub mod launch;
 mod layout;
 pub mod netns;
+mod options;
 mod procs;
 pub mod sim;
 pub mod store;

@@ -1,8 +1,9 @@
 //! The processes of a run: how each origin and edge node is started (and started again after a region comes back), in this process or as a child, its config from the store or the shared file.
 
 use crate::launch::{ChildProc, Launch, PidFile};
+use crate::layout::OriginInfo;
 use crate::netns::Netns;
-use crate::sim::{OriginInfo, SimOptions};
+use crate::options::SimOptions;
 use crate::topology::Topology;
 use anyhow::{Context, Result, bail};
 use portico::follow::{StoreLink, startup_document, write_cache};
