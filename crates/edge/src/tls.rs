@@ -78,7 +78,8 @@ pub struct TlsMaterial {
     pub certs: CertStore,
     /// Per pool (index for index with `config.pools`): the CA certificates of `ca_file`.
     pub cas: Vec<Option<Arc<CaType>>>,
-    /// Problems that do not stop the config (an expired certificate), each `path: message`.
+    /// Problems that do not stop the config (an expired certificate, a certificate host no
+    /// route serves), each `path: message`.
     pub warnings: Vec<String>,
 }
 
@@ -162,6 +163,7 @@ pub fn load(config: &Config) -> Result<TlsMaterial, ConfigErrors> {
         }
     }
     if errors.is_empty() {
+        warnings.extend(portico_core::config::warnings(config));
         Ok(TlsMaterial {
             certs: CertStore { certs },
             cas,

@@ -38,10 +38,15 @@ fn write(dir: &Path, stem: &str, cert: &X509, key: &PKey<Private>) -> (String, S
 }
 
 fn check(dir: &Path, certificates: &str) -> (i32, String, String) {
+    check_with_routes(dir, r#"[{"name": "r", "pool": "p"}]"#, certificates)
+}
+
+/// `portico --check` of a config with these routes and certificates.
+fn check_with_routes(dir: &Path, routes: &str, certificates: &str) -> (i32, String, String) {
     let text = format!(
         r#"{{"node": {{"listen": "127.0.0.1:18080", "tls_listen": "127.0.0.1:18443"}},
             "pools": [{{"name": "p", "origins": [{{"name": "a", "address": "127.0.0.1:9001"}}]}}],
-            "routes": [{{"name": "r", "pool": "p"}}],
+            "routes": {routes},
             "certificates": {certificates}}}"#
     );
     let path = dir.join("config.json");
@@ -93,6 +98,22 @@ fn check_reads_certificates_reports_bad_files_by_path_and_warns_of_expiry() {
             "warning: certificates[1].cert_file: the certificate in {} expired on Jan  1 00:00:00 2001 GMT",
             old_files.0
         )
+    );
+
+    // A certificate for a host no route serves: a warning at its path, still exit 0.
+    let (code, _, err) = check_with_routes(
+        dir.path(),
+        r#"[{"name": "r", "hosts": ["good.test"], "pool": "p"}]"#,
+        &format!(
+            "[{}, {}]",
+            cert_json("good", "good.test", &good_files),
+            cert_json("other", "other.test", &good_files)
+        ),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        err.trim(),
+        "warning: certificates[1].hosts[0]: no route serves other.test (requests for it would get 404)"
     );
 
     // A key of another certificate, a file that is no PEM, a file that is not there:

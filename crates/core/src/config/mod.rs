@@ -6,6 +6,7 @@ mod patterns;
 pub mod raw;
 mod schema;
 mod validate;
+mod warnings;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
@@ -14,6 +15,7 @@ pub use validate::{
     MAX_ORIGINS_PER_POOL, Overrides, fingerprint, host_pattern, is_host_port, parse, parse_with,
     path_pattern,
 };
+pub use warnings::warnings;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,101 @@
+//! Problems that do not stop a config (`--check` prints them, start-up and reloads log them): certificate hosts that no route serves.
+
+use super::model::{Config, HostPattern};
+
+/// Every warning of `config`, each `path: message`, in document order.
+pub fn warnings(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, cert) in config.certificates.iter().enumerate() {
+        for (k, host) in cert.hosts.iter().enumerate() {
+            let served = config
+                .routes
+                .iter()
+                .any(|r| r.hosts.iter().any(|route| overlaps(host, route)));
+            if !served {
+                out.push(format!(
+                    "certificates[{i}].hosts[{k}]: no route serves {host} (requests for it would get 404)"
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Whether some host name matches both patterns. `Suffix(".example.com")` matches any host
+/// ending with it, at any depth, never `example.com` itself (as routes match).
+fn overlaps(a: &HostPattern, b: &HostPattern) -> bool {
+    use HostPattern::{Any, Exact, Suffix};
+    match (a, b) {
+        (Any, _) | (_, Any) => true,
+        (Exact(x), Exact(y)) => x == y,
+        (Exact(h), Suffix(s)) | (Suffix(s), Exact(h)) => h.ends_with(s.as_str()),
+        (Suffix(s), Suffix(t)) => s.ends_with(t.as_str()) || t.ends_with(s.as_str()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    fn config(cert_hosts: &str, route_hosts: &[&str]) -> Config {
+        let routes: Vec<String> = route_hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| format!(r#"{{"name": "r{i}", "hosts": {h}, "pool": "p"}}"#))
+            .collect();
+        parse(&format!(
+            r#"{{"node": {{"tls_listen": "127.0.0.1:8443"}},
+                "pools": [{{"name": "p", "origins": [{{"name": "a", "address": "127.0.0.1:9001"}}]}}],
+                "routes": [{}],
+                "certificates": [{{"name": "c", "hosts": {cert_hosts}, "cert_file": "c.pem", "key_file": "k.pem"}}]}}"#,
+            routes.join(", ")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_certificate_host_no_route_matches_is_a_warning_at_its_path() {
+        let c = config(
+            r#"["api.example.com", "*.example.com", "old.example.org", "*.internal"]"#,
+            &[r#"["api.example.com"]"#, r#"["*.b.example.com"]"#],
+        );
+        assert_eq!(
+            warnings(&c),
+            [
+                "certificates[0].hosts[2]: no route serves old.example.org (requests for it would get 404)",
+                "certificates[0].hosts[3]: no route serves *.internal (requests for it would get 404)",
+            ]
+        );
+    }
+
+    #[test]
+    fn exact_wildcard_and_catch_all_routes_serve_what_they_match() {
+        for (cert, routes) in [
+            (r#"["a.example.com"]"#, vec![r#"["*.example.com"]"#]),
+            (r#"["*.example.com"]"#, vec![r#"["x.y.example.com"]"#]),
+            (r#"["*.example.com"]"#, vec![r#"["*.com"]"#]),
+            (r#"["*.example.com"]"#, vec![r#"["*.y.example.com"]"#]),
+            (r#"["a.example.com"]"#, vec![r#"["b.test"]"#, r#"["*"]"#]),
+            (r#"["a.example.com"]"#, vec![r#"["A.Example.com"]"#]),
+        ] {
+            assert_eq!(
+                warnings(&config(cert, &routes)),
+                Vec::<String>::new(),
+                "{cert} {routes:?}"
+            );
+        }
+        for (cert, routes) in [
+            (r#"["example.com"]"#, vec![r#"["*.example.com"]"#]),
+            (r#"["a.example.com"]"#, vec![r#"["*.b.example.com"]"#]),
+            (r#"["*.example.com"]"#, vec![r#"["example.com"]"#]),
+            (r#"["ample.com"]"#, vec![r#"["*.example.com"]"#]),
+        ] {
+            assert_eq!(
+                warnings(&config(cert, &routes)).len(),
+                1,
+                "{cert} {routes:?}"
+            );
+        }
+    }
+}
