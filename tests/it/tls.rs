@@ -169,7 +169,7 @@ async fn tls_1_2_and_1_3_only_with_h2_and_http_1_1_by_alpn() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_h2_connection_carries_64_concurrent_streams_and_a_20_mib_body() {
+async fn one_h2_connection_carries_64_concurrent_streams_and_20_mib_each_way() {
     let ca = TestCa::new("h2");
     let leaf = ca.leaf("site", &["site.test"]);
     let o = origin("o").await;
@@ -294,6 +294,32 @@ async fn one_h2_connection_carries_64_concurrent_streams_and_a_20_mib_body() {
             .all(|(i, &b)| b == portico_origin::pattern_byte(i as u64)),
         "the body differs from what the origin sent"
     );
+    // And the same 20 MiB up through h2 as a request body, byte for byte at the origin.
+    let upload = format!("@{file_s}");
+    let out = curl_tls(
+        &node,
+        &ca,
+        "site.test",
+        "/echo",
+        &[
+            "--http2",
+            "--data-binary",
+            &upload,
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+        ],
+    )
+    .await;
+    let head = out.stdout.to_ascii_lowercase();
+    assert!(head.starts_with("http/2 200"), "{head}\n{}", out.stderr);
+    assert!(
+        head.contains(&format!("x-body-length: {size}\r\n")),
+        "{head}"
+    );
+    let fnv = format!("x-body-fnv: {:016x}\r\n", portico_origin::fnv1a(&body));
+    assert!(head.contains(&fnv), "want {fnv:?} in {head}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
