@@ -162,6 +162,19 @@ fn missing_file_and_bad_flags_are_clear() {
         err.starts_with("--region: \"Bad Region\" is not a valid region"),
         "{err}"
     );
+    let out = portico(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--check",
+        "--tls-listen",
+        "nope",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("--tls-listen: \"nope\" is not IP:PORT"),
+        "{err}"
+    );
 
     let out = portico(&["--bogus"]);
     assert_eq!(out.status.code(), Some(2));
@@ -175,9 +188,10 @@ fn missing_file_and_bad_flags_are_clear() {
         "--region",
         "--listen",
         "--admin-listen",
+        "--tls-listen",
         "--check",
     ] {
-        assert!(help.contains(flag), "{help}");
+        assert!(help.contains(&format!("{flag} ")), "{help}");
     }
 }
 

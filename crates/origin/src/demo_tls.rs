@@ -133,8 +133,19 @@ mod tests {
         assert_eq!(mode(&files.key_file), 0o600);
         assert_eq!(mode(&files.cert_file), 0o644);
         assert_eq!(files.dns_names(), ["localhost"]);
+        let ca = std::fs::read_to_string(&files.ca_file).unwrap();
         let again = write_demo_tls(&dir, &hosts).unwrap();
-        assert_eq!(again, files, "a second run replaces the files");
+        assert_eq!(again, files, "the same paths");
+        assert_ne!(
+            std::fs::read_to_string(&again.ca_file).unwrap(),
+            ca,
+            "a second run writes a new CA"
+        );
+        assert_eq!(
+            mode(&again.key_file),
+            0o600,
+            "and the new key is private too"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -84,8 +84,8 @@ enum Cmd {
     /// Kill children a SIGKILLed runner left behind (by the pid file) and delete the
     /// `portico-sim-*` network namespaces of runners that are gone.
     Clean,
-    /// Print the Portico config every edge node shares (what the runner pushes to the store),
-    /// for the loopback port layout.
+    /// Print the Portico config every edge node shares, for the loopback port layout: what the
+    /// runner pushes to the store, less the TLS listener and the run's throwaway certificate.
     Config {
         /// Write it to this file instead of printing it.
         #[arg(long)]

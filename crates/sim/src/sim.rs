@@ -521,10 +521,15 @@ impl Simulation {
             let every: Vec<usize> = (0..sim.nodes.len()).collect();
             sim.wait_routed(&every, "start-up")?;
         }
-        // TLS through every region's entry, with the run's CA: in loopback mode each reaches
-        // its nearest node, so together they cover every node's TLS listener.
-        let tls_entries = sim.tls_entries.clone();
-        sim.wait_tls(&tls_entries, "start-up")?;
+        // TLS with the run's CA: every node's TLS listener (loopback mode; in network mode
+        // they are inside the nodes' namespaces), then through every region's TLS entry.
+        let mut tls: Vec<SocketAddr> = if sim.netns.is_some() {
+            Vec::new()
+        } else {
+            sim.tls_nodes.clone()
+        };
+        tls.extend(&sim.tls_entries);
+        sim.wait_tls(&tls, "start-up")?;
         Ok(sim)
     }
 
@@ -628,9 +633,11 @@ impl Simulation {
                 anyhow::ensure!(!supervise::stop_requested(), "interrupted");
                 anyhow::ensure!(
                     Instant::now() < deadline,
-                    "{a} was not ready within {START_DEADLINE:?} (entries: {:?}, nodes: {:?})",
+                    "{a} was not ready within {START_DEADLINE:?} (entries: {:?}, TLS entries: {:?}, nodes: {:?}, TLS listeners: {:?})",
                     self.entries,
-                    self.nodes
+                    self.tls_entries,
+                    self.nodes,
+                    self.tls_nodes
                 );
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -916,6 +923,14 @@ impl Simulation {
         } else {
             None
         };
+        // Their TLS listeners: directly in loopback mode, through the region's TLS entry (now
+        // routed to them) in network mode.
+        let tls: Vec<SocketAddr> = match (&self.netns, nodes.is_empty()) {
+            (_, true) => Vec::new(),
+            (Some(_), false) => vec![self.tls_entries[r]],
+            (None, false) => nodes.iter().map(|&j| self.tls_nodes[j]).collect(),
+        };
+        self.wait_tls(&tls, &format!("region-up {region}"))?;
         for (j, name, how) in started {
             let s = self.status(j);
             let version = s

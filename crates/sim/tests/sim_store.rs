@@ -137,6 +137,11 @@ fn every_node_follows_the_store_and_a_region_comes_back_on_the_latest_config() {
         Duration::from_secs(10),
         || served_from(sim.entries[2]).as_deref() == Some("ap-south"),
     );
+    // Its TLS listener came back with it (region-up waits for a handshake).
+    assert_eq!(
+        served_over_tls(&sim, sim.tls_entries[2]),
+        Some(("HTTP/2".to_string(), "ap-south".to_string()))
+    );
     // And it follows: the next push reaches all three.
     let v3 = sim
         .push_config(&with_weight(&sim.config.clone(), "web-ap", 3))
