@@ -31,7 +31,7 @@ struct Args {
         value_delimiter = ','
     )]
     scenarios: Vec<Scenario>,
-    /// Proxies, comma-separated: portico, frontdoor-style, nginx, haproxy.
+    /// Proxies, comma-separated: portico, portico-hedge-1ms, frontdoor-style, nginx, haproxy.
     #[arg(
         long,
         default_value = "portico,frontdoor-style,nginx,haproxy",
@@ -154,7 +154,10 @@ fn main() -> Result<()> {
                 o.origin_load
             );
             if !shown_configs.iter().any(|(k, _)| k == kind) {
-                let ext = if matches!(kind, ProxyKind::Portico | ProxyKind::FrontDoor) {
+                let ext = if matches!(
+                    kind,
+                    ProxyKind::Portico | ProxyKind::PorticoHedge1ms | ProxyKind::FrontDoor
+                ) {
                     "json"
                 } else {
                     "conf"
@@ -409,7 +412,7 @@ async fn one_run(
     std::fs::write(&config_path, &config)?;
     let mut cmd = Command::new(proxy_bin);
     match kind {
-        ProxyKind::Portico | ProxyKind::FrontDoor => {
+        ProxyKind::Portico | ProxyKind::PorticoHedge1ms | ProxyKind::FrontDoor => {
             cmd.arg("--config")
                 .arg(&config_path)
                 .env("RUST_LOG", "warn");

@@ -22,29 +22,44 @@ pub struct PoolSpec {
 /// temporary files under `dir` (nginx).
 pub fn render(kind: ProxyKind, pool: &PoolSpec, port: u16, admin: u16, dir: &Path) -> String {
     match kind {
-        ProxyKind::Portico => portico(pool, port, admin, false),
-        ProxyKind::FrontDoor => portico(pool, port, admin, true),
+        ProxyKind::Portico => portico(pool, port, admin, Tuning::Defaults),
+        ProxyKind::PorticoHedge1ms => portico(pool, port, admin, Tuning::Hedge1ms),
+        ProxyKind::FrontDoor => portico(pool, port, admin, Tuning::FrontDoor),
         ProxyKind::Nginx => nginx(pool, port, dir),
         ProxyKind::Haproxy => haproxy(pool, port),
     }
 }
 
-/// Portico with its defaults (retries, ejection and hedging on), or configured like Front
-/// Door: slow probes and every live-traffic mechanism off.
-fn portico(pool: &PoolSpec, port: u16, admin: u16, front_door: bool) -> String {
+/// How a Portico run is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tuning {
+    /// Its defaults: retries, ejection and adaptive hedging on.
+    Defaults,
+    /// Its defaults with a fixed 1 ms hedge delay.
+    Hedge1ms,
+    /// Like Front Door: slow probes and every live-traffic mechanism off.
+    FrontDoor,
+}
+
+/// Portico as `tuning` says.
+fn portico(pool: &PoolSpec, port: u16, admin: u16, tuning: Tuning) -> String {
     let origins: Vec<String> = pool
         .origins
         .iter()
         .map(|(name, p)| format!(r#"{{ "name": "{name}", "address": "127.0.0.1:{p}" }}"#))
         .collect();
-    let (interval, failover, live) = if front_door {
-        (
+    let (interval, failover, live) = match tuning {
+        Tuning::Defaults => (pool.portico_probe_ms, "", ""),
+        Tuning::Hedge1ms => (
+            pool.portico_probe_ms,
+            r#""failover": { "hedging": { "delay_ms": 1 } },"#,
+            "",
+        ),
+        Tuning::FrontDoor => (
             pool.slow_probe_ms,
             r#""failover": { "retries": { "enabled": false }, "ejection": { "enabled": false }, "hedging": { "enabled": false } },"#,
             r#", "live_latency": false"#,
-        )
-    } else {
-        (pool.portico_probe_ms, "", "")
+        ),
     };
     let timeout = (interval / 2).min(2000);
     format!(
@@ -222,6 +237,24 @@ mod tests {
         assert!(
             p.pools[0].load_balancing.live_latency && !f.pools[0].load_balancing.live_latency,
             "Front Door ranks origins by probe latency alone"
+        );
+        let h = portico_core::config::parse(&render(
+            ProxyKind::PorticoHedge1ms,
+            &pool(),
+            8080,
+            8081,
+            dir,
+        ))
+        .unwrap();
+        assert_eq!(p.pools[0].failover.hedging.delay, None, "adaptive");
+        assert_eq!(
+            h.pools[0].failover.hedging.delay,
+            Some(std::time::Duration::from_millis(1))
+        );
+        assert_eq!(
+            (&h.pools[0].failover.retries, &h.pools[0].failover.ejection),
+            (&p.pools[0].failover.retries, &p.pools[0].failover.ejection),
+            "otherwise the defaults"
         );
         assert_eq!(f.pools[0].probe.interval.as_millis(), 5000);
         assert_eq!(p.pools[0].probe.interval.as_millis(), 1000);
