@@ -149,32 +149,23 @@ fn missing_file_and_bad_flags_are_clear() {
     );
 
     let path = temp_config("flags.json", GOOD);
-    let out = portico(&[
-        "--config",
-        path.to_str().unwrap(),
-        "--check",
-        "--region",
-        "Bad Region",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with("--region: \"Bad Region\" is not a valid region"),
-        "{err}"
-    );
-    let out = portico(&[
-        "--config",
-        path.to_str().unwrap(),
-        "--check",
-        "--tls-listen",
-        "nope",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with("--tls-listen: \"nope\" is not IP:PORT"),
-        "{err}"
-    );
+    for (flag, value, want) in [
+        (
+            "--region",
+            "Bad Region",
+            "--region: \"Bad Region\" is not a valid region",
+        ),
+        (
+            "--tls-listen",
+            "nope",
+            "--tls-listen: \"nope\" is not IP:PORT",
+        ),
+    ] {
+        let out = portico(&["--config", path.to_str().unwrap(), "--check", flag, value]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with(want), "{err}");
+    }
 
     let out = portico(&["--bogus"]);
     assert_eq!(out.status.code(), Some(2));
