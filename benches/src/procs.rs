@@ -1,4 +1,4 @@
-//! Child processes for benchmarks: peer lookup, spawning with logs, readiness, CPU pinning.
+//! Child processes for benchmarks: peer lookup, spawning with logs, readiness, CPU pinning; nginx prefixes and answer headers shared by the load generators.
 
 use std::fs::File;
 use std::io;
@@ -157,6 +157,31 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.terminate(Duration::from_secs(2));
     }
+}
+
+/// A prefix directory for one nginx, with its temp dirs (writable by its worker user).
+pub fn nginx_prefix(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for sub in [
+        "tmp/body",
+        "tmp/proxy",
+        "tmp/fastcgi",
+        "tmp/uwsgi",
+        "tmp/scgi",
+    ] {
+        let p = dir.join(sub);
+        std::fs::create_dir_all(&p)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777))?;
+    }
+    Ok(())
+}
+
+/// Header `name` of an answer as text (`X-Served-By`, `X-Body-Length` of the demo origin).
+pub fn header_text(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 #[cfg(test)]

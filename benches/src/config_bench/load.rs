@@ -4,6 +4,7 @@
 
 use super::ms;
 use crate::failover::analyze::percentile;
+use crate::procs::header_text;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -157,11 +158,7 @@ pub async fn open_loop(
                 Ok(req) => tokio::time::timeout(timeout, async {
                     let resp = client.request(req).await.map_err(|e| describe(&e))?;
                     let status = resp.status().as_u16();
-                    let served_by = resp
-                        .headers()
-                        .get("x-served-by")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
+                    let served_by = header_text(resp.headers(), "x-served-by");
                     resp.into_body()
                         .collect()
                         .await

@@ -1,5 +1,6 @@
 //! Open-loop load at a fixed rate with a record per request, and a poller of origin counters.
 
+use crate::procs::header_text;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -60,11 +61,7 @@ pub async fn open_loop(
             let answer = tokio::time::timeout(client_timeout, async {
                 let resp = client.get(uri).await.map_err(|_| ())?;
                 let status = resp.status().as_u16();
-                let served_by = resp
-                    .headers()
-                    .get("x-served-by")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
+                let served_by = header_text(resp.headers(), "x-served-by");
                 resp.into_body().collect().await.map_err(|_| ())?;
                 Ok::<_, ()>((status, served_by))
             })

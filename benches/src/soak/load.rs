@@ -1,6 +1,7 @@
 //! The soak's open-loop client: GETs and POSTs at a fixed rate, each with an id in its path
 //! (`/g/ID`, `/p/ID`) so the origins' logs can be matched to what the client saw.
 
+use crate::procs::header_text;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -128,16 +129,9 @@ async fn one(
         return Outcome::Broken;
     };
     let status = resp.status().as_u16();
-    let served_by = resp
-        .headers()
-        .get("x-served-by")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let seen_len = resp
-        .headers()
-        .get("x-body-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let served_by = header_text(resp.headers(), "x-served-by");
+    let seen_len =
+        header_text(resp.headers(), "x-body-length").and_then(|v| v.parse::<usize>().ok());
     let Ok(bytes) = resp.into_body().collect().await.map(|b| b.to_bytes()) else {
         return Outcome::Broken;
     };

@@ -1,6 +1,6 @@
 //! The origin and the proxies under test: their configs (each at its documented best) and processes.
 
-use crate::procs::{Proc, pinned, wait_port, which, workspace_bin};
+use crate::procs::{Proc, nginx_prefix, pinned, wait_port, which, workspace_bin};
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -272,23 +272,6 @@ pub struct Placement {
 
 fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// A prefix directory for one nginx, with its temp dirs (writable by its worker user).
-fn nginx_prefix(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    for sub in [
-        "tmp/body",
-        "tmp/proxy",
-        "tmp/fastcgi",
-        "tmp/uwsgi",
-        "tmp/scgi",
-    ] {
-        let p = dir.join(sub);
-        std::fs::create_dir_all(&p)?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777))?;
-    }
-    Ok(())
 }
 
 fn nginx_command(nginx: &Path, cpus: Option<&str>, dir: &Path, conf: &Path) -> Command {

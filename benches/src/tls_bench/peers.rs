@@ -1,7 +1,7 @@
 //! The TLS-terminating proxies under test, each at its documented best with the same ECDSA
 //! P-256 certificate, in front of the same plain-HTTP origin.
 
-use crate::procs::{Proc, pinned, wait_port, which, workspace_bin};
+use crate::procs::{Proc, nginx_prefix, pinned, wait_port, which, workspace_bin};
 use crate::throughput::peers::{Placement, Running, portico_conf};
 use crate::tls_bench::load::HandshakeClient;
 use anyhow::{Context, Result, bail};
@@ -262,23 +262,6 @@ pub fn start(
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!("{name} does not answer GET / over TLS with 200: {last}")
-}
-
-/// nginx's prefix directory with its temp dirs.
-fn nginx_prefix(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    for sub in [
-        "tmp/body",
-        "tmp/proxy",
-        "tmp/fastcgi",
-        "tmp/uwsgi",
-        "tmp/scgi",
-    ] {
-        let p = dir.join(sub);
-        std::fs::create_dir_all(&p)?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
