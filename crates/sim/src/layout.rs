@@ -3,14 +3,17 @@
 use crate::netns;
 use crate::topology::Topology;
 use anyhow::{Context, Result};
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Mutex;
 
 /// Loopback addresses of one run: `127.0.0.1:BASE+offset`, or free ports chosen at random below
-/// the ephemeral range. Those are held (listening) until every address of the run is chosen, so
-/// no two are the same.
+/// the ephemeral range. Those are held (listening), so no two are the same and no other run
+/// choosing at the same time takes one, until [`Layout::release`] hands each to what listens
+/// on it.
 struct Ports {
     base: Option<u16>,
-    held: Vec<TcpListener>,
+    held: HashMap<SocketAddr, TcpListener>,
 }
 
 impl Ports {
@@ -29,14 +32,15 @@ impl Ports {
                     for _ in 0..500 {
                         let port = fastrand::u16(10_000..low);
                         if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
-                            self.held.push(l);
-                            return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+                            let a = SocketAddr::from(([127, 0, 0, 1], port));
+                            self.held.insert(a, l);
+                            return Ok(a);
                         }
                     }
                 }
                 let l = TcpListener::bind("127.0.0.1:0")?;
                 let a = l.local_addr()?;
-                self.held.push(l);
+                self.held.insert(a, l);
                 Ok(a)
             }
         }
@@ -78,6 +82,8 @@ pub(crate) struct Layout {
     pub(crate) tls_entries: Vec<SocketAddr>,
     /// Each region's etcd member: client and peer listener.
     pub(crate) etcd: Vec<(SocketAddr, SocketAddr)>,
+    /// Free ports chosen at random, still held: see [`Layout::release`].
+    held: Mutex<HashMap<SocketAddr, TcpListener>>,
 }
 
 impl Layout {
@@ -88,7 +94,7 @@ impl Layout {
     pub(crate) fn loopback(t: &Topology, base: Option<u16>) -> Result<Layout> {
         let mut p = Ports {
             base,
-            held: Vec::new(),
+            held: HashMap::new(),
         };
         let origins = (0..t.origins().len())
             .map(|k| Ok((p.addr(30 + k)?, p.addr(40 + k)?)))
@@ -115,7 +121,18 @@ impl Layout {
             entries,
             tls_entries,
             etcd,
+            held: Mutex::new(p.held),
         })
+    }
+
+    /// Stops holding `addrs` (free ports chosen at random) so what listens on them can bind:
+    /// called just before each process or service starts, so another run choosing ports
+    /// meanwhile cannot take them (the rest are let go with the layout).
+    pub(crate) fn release(&self, addrs: &[SocketAddr]) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        for a in addrs {
+            held.remove(a);
+        }
     }
 
     /// Network mode: origins and etcd members on their router's address, every node's proxy
@@ -151,6 +168,7 @@ impl Layout {
             ],
             entries: Vec::new(),
             tls_entries: Vec::new(),
+            held: Mutex::default(),
             etcd: (0..t.regions.len())
                 .map(|r| {
                     (
@@ -182,5 +200,26 @@ mod tests {
         assert_eq!(tls, [8180, 8181, 8182, 8190, 8191, 8192]);
         let n = Layout::netns(&t);
         assert_eq!(n.etcd[2].0, SocketAddr::from((netns::home(2), 2379)));
+    }
+
+    #[test]
+    fn free_ports_stay_held_until_released_to_what_listens_on_them() {
+        let t = Topology::parse(include_str!("../../../deploy/sim/topology.json")).expect("valid");
+        let l = Layout::loopback(&t, None).unwrap();
+        let (etcd, _) = l.etcd[0];
+        let (node, _) = l.nodes[0];
+        assert!(
+            TcpListener::bind(etcd).is_err(),
+            "held: no other run can take it"
+        );
+        l.release(&[etcd]);
+        let bound = TcpListener::bind(etcd).expect("released: the member can bind it");
+        assert!(
+            TcpListener::bind(node).is_err(),
+            "the others are still held"
+        );
+        drop(bound);
+        drop(l);
+        TcpListener::bind(node).expect("let go with the layout");
     }
 }

@@ -184,6 +184,8 @@ fn start_store(
     launcher: &Launcher,
     net: Option<&Netns>,
 ) -> Result<SimStore> {
+    let members: Vec<SocketAddr> = layout.etcd.iter().flat_map(|(c, p)| [*c, *p]).collect();
+    layout.release(&members);
     let store = SimStore::start(topology, &layout.etcd, &launcher.work.join("etcd"), net)?;
     for (r, pid) in store.member_pids().into_iter().enumerate() {
         if let Some(pid) = pid {
@@ -266,6 +268,8 @@ fn start_entries(
         entries.push(layout.entries[r]);
         tls_entries.push(layout.tls_entries[r]);
     }
+    layout.release(&entries);
+    layout.release(&tls_entries);
     let stop = stop.clone();
     let thread = std::thread::Builder::new()
         .name("sim-entries".into())
@@ -416,6 +420,7 @@ impl Simulation {
         let mut origin_procs = Vec::new();
         for o in &origins {
             anyhow::ensure!(!supervise::stop_requested(), "interrupted");
+            layout.release(&[o.addr, o.control]);
             origin_procs.push(Some(launcher.start_origin(&topology, net.as_deref(), o)?));
         }
         let addrs: Vec<SocketAddr> = origins.iter().map(|o| o.addr).collect();
@@ -441,6 +446,7 @@ impl Simulation {
                     path: config_path.as_deref(),
                 },
             };
+            layout.release(&[layout.nodes[j].0, layout.nodes[j].1, layout.tls_nodes[j]]);
             let proc = launcher.start_node(
                 &topology,
                 net.as_deref(),
