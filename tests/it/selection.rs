@@ -67,6 +67,38 @@ async fn latency_band_keeps_the_origins_near_the_fastest() {
     assert_eq!(band, vec![true, true, false]);
 }
 
+/// The band shares by weight whatever the distance inside it (SPEC part 1): `mid`, 30 ms
+/// farther than `fast` and inside the default 50 ms band, takes about half of sequential
+/// requests once live latency is known — an origin is judged against its own probes, not
+/// against the fastest. (Live latency used to charge `mid` its whole distance from the pool's
+/// median: it got about 12 of 120.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_band_shares_by_weight_between_near_and_far_origins() {
+    let fast = delayed("fast", 0).await;
+    let mid = delayed("mid", 30).await;
+    let slow = delayed("slow", 150).await;
+    let config = one_pool(
+        &[
+            origin_json("fast", fast.addr(), ""),
+            origin_json("mid", mid.addr(), ""),
+            origin_json("slow", slow.addr(), ""),
+        ],
+        r#""health_probe": {"interval_ms": 300, "timeout_ms": 250}"#,
+    );
+    let node = TestNode::start(&config).await;
+    node.wait_latencies("p", &["fast", "mid", "slow"]).await;
+    // Warm up the live latencies (and the pool's hedge delay) first, then count.
+    spread(&node, 40, 1).await;
+    let counts = spread(&node, 120, 1).await;
+    let got = |n: &str| counts.get(n).copied().unwrap_or(0);
+    assert_eq!(got("slow"), 0, "slow is outside the band: {counts:?}");
+    // Expected 60 each; 30 is more than five standard deviations below.
+    assert!(
+        got("fast") >= 30 && got("mid") >= 30,
+        "fast and mid share the band by weight: {counts:?}"
+    );
+}
+
 async fn preferred(node: &TestNode, names: &[&str]) -> Vec<bool> {
     let mut out = Vec::new();
     for n in names {

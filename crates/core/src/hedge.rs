@@ -12,6 +12,13 @@ pub const MIN_DELAY: Duration = Duration::from_millis(5);
 /// Quantile of the pool's response-head latency the adaptive delay waits for.
 pub const DELAY_QUANTILE: f64 = 0.95;
 
+/// Hedges always allowed per second of the budget window, on top of `max_percent` of the
+/// pool's recent requests (when `max_percent` is above zero). Without a floor a pool at a few
+/// requests per second has a budget of a fraction of a hedge: a hanging origin would cost
+/// each request that meets it a whole response timeout until it has lost enough races to
+/// leave the latency band. One a second is 0.2 % of the load at 500 requests per second.
+pub const MIN_HEDGES_PER_SECOND: u32 = 1;
+
 /// Whether a request may be hedged at all: GET, HEAD or OPTIONS without a body.
 pub fn hedgeable(method: &str, has_body: bool) -> bool {
     matches!(method, "GET" | "HEAD" | "OPTIONS") && !has_body
@@ -63,7 +70,11 @@ impl Hedger {
             heads: LatencyHistogram::new(now),
             budget: RetryBudget::with_ratio(
                 config.max_ratio,
-                0,
+                if config.max_ratio > 0.0 {
+                    MIN_HEDGES_PER_SECOND
+                } else {
+                    0
+                },
                 pool.failover.retries.budget_window,
                 now,
             ),
@@ -176,19 +187,34 @@ mod tests {
     }
 
     #[test]
-    fn hedges_are_capped_at_max_percent_of_recent_requests() {
+    fn hedges_are_capped_at_max_percent_of_recent_requests_plus_a_floor() {
         let t = Instant::now();
+        // The default retry budget window is 10 s: a floor of 10 hedges.
+        let floor = MIN_HEDGES_PER_SECOND as usize * 10;
         let mut h = Hedger::new(&pool(r#"{"max_percent": 10}"#), t);
-        assert!(!h.try_hedge(t), "no requests, no hedges");
+        let granted = (0..50).filter(|_| h.try_hedge(t)).count();
+        assert_eq!(granted, floor, "no requests: the floor alone");
         for _ in 0..100 {
             h.record_request(t);
         }
         let granted = (0..50).filter(|_| h.try_hedge(t)).count();
-        assert_eq!(granted, 10);
+        assert_eq!(
+            granted, 10,
+            "10 % of 100 requests on top of the spent floor"
+        );
         for _ in 0..10 {
             h.record_request(t);
         }
         assert!(h.try_hedge(t));
+        assert!(!h.try_hedge(t));
+        // The floor comes back as the window moves on.
+        let later = t + Duration::from_secs(11);
+        assert_eq!((0..50).filter(|_| h.try_hedge(later)).count(), floor);
+        // max_percent 0: no floor either.
+        let mut h = Hedger::new(&pool(r#"{"max_percent": 0}"#), t);
+        for _ in 0..100 {
+            h.record_request(t);
+        }
         assert!(!h.try_hedge(t));
     }
 }

@@ -2,12 +2,28 @@
 //! latency penalty that selection adds to its probe latency.
 //!
 //! The latency an origin is chosen by is `probe + penalty`, where `probe` is the mean RTT of
-//! its successful probes (SPEC part 1) and
-//! `penalty = max(0, live − pool_p50) × e^(−age / 2 s)`: `live` is an EWMA (α = 0.2) of the
-//! origin's own response-head latencies, `pool_p50` the pool's recent median of the same, and
-//! `age` the time since the origin's last live sample. An origin answering like the rest of its
-//! pool keeps its probe latency; one that turns slow under real traffic is pushed out of the
-//! latency band at once, and drifts back in when it gets no traffic to prove otherwise.
+//! its successful probes (SPEC part 1). Live latency catches what probes miss: an origin that
+//! answers real requests markedly slower than its probes predict. So the penalty compares each
+//! origin with *its own* prediction, never with the other origins — an origin farther away
+//! than the fastest is what the latency band exists to tolerate:
+//!
+//! - `live` is an EWMA (α = 0.2) of the origin's response-head latencies (a response timeout
+//!   counts as `response_ms`, a lost hedge race as what it waited);
+//! - `excess = live − probe` is how much slower than its probes the origin answers;
+//! - `offset` is the pool's common excess: the lower median of `excess` over the origins with
+//!   a live sample in the last [`OFFSET_MAX_AGE`], never below zero. Real requests may take
+//!   longer than probes everywhere (a `GET` that renders against a `HEAD`): that is nobody's
+//!   fault and shifts every origin alike. Pooled keep-alive requests skip the connect a probe
+//!   pays, so live is often *faster* than probes: that is never held against an origin (the
+//!   floor at zero). The lower median means an origin is judged by the healthy ones as long
+//!   as at most half of those with fresh samples misbehave (with two origins, by the better);
+//! - `penalty = max(0, excess − offset) × e^(−age / 2 s)`, `age` the time since the origin's
+//!   last live sample.
+//!
+//! An origin whose live latency matches what its probes predict keeps its probe latency,
+//! whatever its distance, and takes its weight's share of the band; one that turns slow under
+//! real traffic (or hangs) is pushed out of the band at once, and drifts back in when it gets
+//! no traffic to prove otherwise.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +43,8 @@ pub const MIN_SAMPLES: u64 = 20;
 const ALPHA: f64 = 0.2;
 /// Time constant of the penalty's decay when an origin gets no live samples.
 const DECAY: Duration = Duration::from_secs(2);
+/// Live samples older than this leave the pool's common offset.
+pub const OFFSET_MAX_AGE: Duration = Duration::from_secs(10);
 
 fn bucket_of(d: Duration) -> usize {
     let us = d.as_secs_f64() * 1e6;
@@ -129,14 +147,31 @@ pub struct LiveLatency {
 }
 
 impl LiveLatency {
-    /// Records a sample.
+    /// Records a sample. The earlier estimate's weight fades with its age like the penalty
+    /// does: a sample right after the last one moves the EWMA by α, one after a long silence
+    /// mostly replaces it (`α' = 1 − (1 − α)·e^(−age / 2 s)`), so an origin that was found
+    /// slow and has recovered is believed again at its first answer.
     pub fn record(&mut self, now: Instant, d: Duration) {
         let us = d.as_secs_f64() * 1e6;
         self.ewma_us = match self.at {
             None => us,
-            Some(_) => self.ewma_us + ALPHA * (us - self.ewma_us),
+            Some(at) => {
+                let age = now.saturating_duration_since(at).as_secs_f64();
+                let alpha = 1.0 - (1.0 - ALPHA) * (-age / DECAY.as_secs_f64()).exp();
+                self.ewma_us + alpha * (us - self.ewma_us)
+            }
         };
         self.at = Some(now);
+    }
+
+    /// Records that the origin was still at least `waited` slow at `now` (it lost a hedge
+    /// race): a lower bound, so it raises the EWMA to `waited` when above it and otherwise
+    /// only renews the estimate's age (its penalty stops fading).
+    pub fn record_at_least(&mut self, now: Instant, waited: Duration) {
+        match self.value() {
+            Some(v) if v >= waited => self.at = Some(now),
+            _ => self.record(now, waited),
+        }
     }
 
     /// The EWMA, `None` before the first sample.
@@ -144,13 +179,30 @@ impl LiveLatency {
         self.at.map(|_| Duration::from_secs_f64(self.ewma_us / 1e6))
     }
 
-    /// How much slower than `pool_p50` this origin answers, fading with the age of its last
-    /// sample (see the module doc).
-    pub fn penalty(&self, now: Instant, pool_p50: Option<Duration>) -> Duration {
-        let (Some(at), Some(p50)) = (self.at, pool_p50) else {
+    /// Replaces the EWMA with `d`, as if every recent sample had been `d` (an origin found
+    /// as slow as the response timeout is not averaged back in by its earlier answers).
+    pub fn reset(&mut self, now: Instant, d: Duration) {
+        self.ewma_us = d.as_secs_f64() * 1e6;
+        self.at = Some(now);
+    }
+
+    /// `live − probe` in µs, when the origin has a live sample no older than
+    /// [`OFFSET_MAX_AGE`] and a probe latency.
+    pub fn fresh_excess_us(&self, now: Instant, probe: Option<Duration>) -> Option<f64> {
+        let at = self.at?;
+        let probe = probe?;
+        (now.saturating_duration_since(at) <= OFFSET_MAX_AGE)
+            .then_some(self.ewma_us - probe.as_secs_f64() * 1e6)
+    }
+
+    /// How much slower than its probes predict this origin answers, beyond the pool's common
+    /// `offset`, fading with the age of its last sample (see the module doc). No penalty
+    /// without a live sample or a probe latency.
+    pub fn penalty(&self, now: Instant, probe: Option<Duration>, offset: Duration) -> Duration {
+        let (Some(at), Some(probe)) = (self.at, probe) else {
             return Duration::ZERO;
         };
-        let excess = self.ewma_us - p50.as_secs_f64() * 1e6;
+        let excess = self.ewma_us - (probe + offset).as_secs_f64() * 1e6;
         if excess <= 0.0 {
             return Duration::ZERO;
         }
@@ -158,6 +210,28 @@ impl LiveLatency {
         Duration::from_secs_f64(excess * (-age / DECAY.as_secs_f64()).exp() / 1e6)
     }
 }
+
+/// The pool's common offset between live and probe latency (see the module doc): the lower
+/// median of `excesses` (µs), never below zero; zero when there are none. Reorders the slice.
+pub fn common_offset(excesses: &mut [f64]) -> Duration {
+    if excesses.is_empty() {
+        return Duration::ZERO;
+    }
+    let mid = (excesses.len() - 1) / 2;
+    let (_, m, _) = excesses.select_nth_unstable_by(mid, f64::total_cmp);
+    Duration::from_secs_f64(m.max(0.0) / 1e6)
+}
+
+/// Whether an attempt that has waited `waited` without a response head is later than its
+/// origin's `expected` latency (probe latency plus the pool's common offset) predicts, by more
+/// than [`OVERDUE_SLACK`]. Losing a hedge race before that says nothing about the origin: the
+/// hedge delay follows the pool's fastest answers, not this origin's.
+pub fn overdue(waited: Duration, expected: Duration) -> bool {
+    waited > expected + OVERDUE_SLACK
+}
+
+/// Slack of [`overdue`]: jitter of a steady origin's answers stays inside it.
+pub const OVERDUE_SLACK: Duration = Duration::from_millis(1);
 
 #[cfg(test)]
 mod tests {
@@ -230,23 +304,56 @@ mod tests {
     }
 
     #[test]
-    fn penalty_is_the_excess_over_the_pool_median_and_fades() {
+    fn penalty_is_the_excess_over_the_own_probes_and_fades() {
         let t = Instant::now();
+        let probe = Some(MS);
         let mut l = LiveLatency::default();
-        assert_eq!(l.penalty(t, Some(MS)), Duration::ZERO);
+        assert_eq!(l.penalty(t, probe, Duration::ZERO), Duration::ZERO);
         l.record(t, MS * 101);
         assert_eq!(l.value(), Some(MS * 101));
-        let p = l.penalty(t, Some(MS));
+        let p = l.penalty(t, probe, Duration::ZERO);
         assert!((p.as_secs_f64() - 0.100).abs() < 1e-6, "{p:?}");
-        // No pool median known: no penalty.
-        assert_eq!(l.penalty(t, None), Duration::ZERO);
-        // Faster than the pool: no penalty.
-        assert_eq!(l.penalty(t, Some(MS * 200)), Duration::ZERO);
+        // No probe latency known: no penalty.
+        assert_eq!(l.penalty(t, None, Duration::ZERO), Duration::ZERO);
+        // The pool's common offset is nobody's fault.
+        let p = l.penalty(t, probe, MS * 40);
+        assert!((p.as_secs_f64() - 0.060).abs() < 1e-6, "{p:?}");
+        // As slow as its probes predict, however far: no penalty.
+        assert_eq!(l.penalty(t, Some(MS * 101), Duration::ZERO), Duration::ZERO);
+        assert_eq!(l.penalty(t, Some(MS * 200), Duration::ZERO), Duration::ZERO);
         // One time constant later: e^-1 of it.
-        let p = l.penalty(t + DECAY, Some(MS));
+        let p = l.penalty(t + DECAY, probe, Duration::ZERO);
         assert!((p.as_secs_f64() - 0.100 / std::f64::consts::E).abs() < 1e-6);
         // Good samples pull the EWMA back down by α each.
         l.record(t, MS);
         assert!((l.value().unwrap().as_secs_f64() - 0.081).abs() < 1e-6);
+        // A reset forgets the earlier samples.
+        l.reset(t, MS * 500);
+        assert_eq!(l.value(), Some(MS * 500));
+    }
+
+    #[test]
+    fn only_fresh_samples_with_a_probe_latency_count_towards_the_offset() {
+        let t = Instant::now();
+        let mut l = LiveLatency::default();
+        assert_eq!(l.fresh_excess_us(t, Some(MS)), None);
+        l.record(t, MS * 31);
+        assert_eq!(l.fresh_excess_us(t, None), None);
+        let e = l
+            .fresh_excess_us(t + OFFSET_MAX_AGE, Some(MS * 30))
+            .unwrap();
+        assert!((e - 1000.0).abs() < 1e-6, "{e}");
+        assert_eq!(l.fresh_excess_us(t + OFFSET_MAX_AGE + MS, Some(MS)), None);
+    }
+
+    #[test]
+    fn common_offset_is_the_lower_median_floored_at_zero() {
+        assert_eq!(common_offset(&mut []), Duration::ZERO);
+        // Two origins: the better one's excess (a hanging one does not move it).
+        assert_eq!(common_offset(&mut [500_000.0, 2_000.0]), MS * 2);
+        assert_eq!(common_offset(&mut [3_000.0, 1_000.0, 2_000.0]), MS * 2);
+        assert_eq!(common_offset(&mut [4e3, 1e3, 3e3, 2e3]), MS * 2);
+        // Live faster than probes (no connect on pooled connections) is never an offset.
+        assert_eq!(common_offset(&mut [-30_000.0, -1_000.0]), Duration::ZERO);
     }
 }

@@ -332,4 +332,6 @@ impl Lifecycle {
 }
 
 #[cfg(test)]
+mod band;
+#[cfg(test)]
 mod tests;

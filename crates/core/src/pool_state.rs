@@ -1,11 +1,12 @@
 //! One pool's routing state on one node: health windows, latency, ejection, retry budget,
 //! and selection over them. Time is passed in; the edge keeps one of these behind a lock.
 
+use crate::config::MAX_ORIGINS_PER_POOL;
 use crate::config::PoolConfig;
 use crate::ejection::{EjectionEvent, Ejector};
 use crate::health::{HealthWindow, ProbeResult};
 use crate::hedge::Hedger;
-use crate::latency::LiveLatency;
+use crate::latency::{self, LiveLatency};
 use crate::reload::PoolPlan;
 use crate::retry::RetryBudget;
 use crate::selection::{self, Candidate};
@@ -240,10 +241,13 @@ impl PoolState {
     }
 
     /// Records that origin `idx` lost a hedge race after waiting `waited` without a response
-    /// head. What it waited is a live sample (the real latency is at least that); losing
-    /// `consecutive_failures` races in a row counts as one response timeout in its live
-    /// latency; and a loser that had waited a whole response timeout is a failure for
-    /// ejection, as a timeout would have been.
+    /// head. A loser that had waited a whole response timeout is a failure for ejection, as a
+    /// timeout would have been. Otherwise the loss means something only when the origin was
+    /// [`latency::overdue`]: later than its own probes (plus the pool's common offset)
+    /// predict. Then what it waited is a lower bound of its live latency, and
+    /// `consecutive_failures` overdue losses in a row count as slow as the response timeout
+    /// (it leaves the latency band). A loss inside its prediction (the hedge delay follows the
+    /// pool's fastest answers, so an origin farther away loses such races) changes nothing.
     pub fn record_lost(&mut self, now: Instant, idx: usize, waited: Duration) -> LossVerdict {
         if idx >= self.live.len() {
             return LossVerdict::Neutral;
@@ -253,13 +257,18 @@ impl PoolState {
             self.losses[idx] = 0;
             return LossVerdict::Failure(self.record_outcome(now, idx, false));
         }
+        let expected =
+            self.windows[idx].latency().unwrap_or(Duration::ZERO) + self.live_offset(now);
+        if !latency::overdue(waited, expected) {
+            return LossVerdict::Neutral;
+        }
         self.losses[idx] += 1;
         if self.losses[idx] >= self.loss_limit {
             self.losses[idx] = 0;
-            self.live[idx].record(now, self.response);
+            self.live[idx].reset(now, self.response);
             return LossVerdict::Slow;
         }
-        self.live[idx].record(now, waited);
+        self.live[idx].record_at_least(now, waited);
         LossVerdict::Neutral
     }
 
@@ -349,11 +358,12 @@ impl PoolState {
     /// Puts each origin's live penalty into its latency and its slow-start share into its
     /// candidate, as of `now` (selection does this itself; read-outs call it first).
     pub fn refresh_at(&mut self, now: Instant) {
-        let median = self.hedger.median(now).filter(|_| self.live_latency);
+        let offset = self.live_latency.then(|| self.live_offset(now));
         for (i, c) in self.candidates.iter_mut().enumerate() {
-            c.latency = self.windows[i]
-                .latency()
-                .map(|l| l + self.live[i].penalty(now, median));
+            let probe = self.windows[i].latency();
+            c.latency = probe.map(|l| {
+                l + offset.map_or(Duration::ZERO, |o| self.live[i].penalty(now, probe, o))
+            });
             c.share = match self.back_since[i] {
                 Some(since) => {
                     let ramp =
@@ -366,6 +376,23 @@ impl PoolState {
                 None => 1000,
             };
         }
+    }
+
+    /// The pool's common offset between live and probe latency as of `now` (see
+    /// [`crate::latency`]), over the origins with a fresh live sample and a probe latency.
+    pub fn live_offset(&self, now: Instant) -> Duration {
+        let mut excesses = [0f64; MAX_ORIGINS_PER_POOL];
+        let mut n = 0;
+        for (l, w) in self.live.iter().zip(&self.windows) {
+            if n == excesses.len() {
+                break;
+            }
+            if let Some(e) = l.fresh_excess_us(now, w.latency()) {
+                excesses[n] = e;
+                n += 1;
+            }
+        }
+        latency::common_offset(&mut excesses[..n])
     }
 }
 
