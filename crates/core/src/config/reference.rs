@@ -232,10 +232,14 @@ fn bounds(value: &Value, defs: &Map<String, Value>) -> String {
             .map(|a| {
                 let b = bounds(a, defs);
                 let k = kind(a, defs);
-                if b.is_empty() { k } else { format!("{k} {b}") }
+                if b.is_empty() {
+                    k
+                } else {
+                    format!("{k} ({b})")
+                }
             })
             .collect::<Vec<_>>()
-            .join("; or ");
+            .join(" or ");
     }
     let mut parts = Vec::new();
     let number = |key: &str| value.get(key).and_then(Value::as_i64);
@@ -269,9 +273,9 @@ fn bounds(value: &Value, defs: &Map<String, Value>) -> String {
     }
     if let Some(pattern) = value.get("pattern").and_then(Value::as_str) {
         if pattern.chars().count() <= LONGEST_PATTERN_SHOWN {
-            parts.push(format!("pattern `{pattern}`"));
+            parts.push(format!("matches `{pattern}`"));
         } else {
-            parts.push("a pattern (in the schema)".to_string());
+            parts.push("matches a pattern in the schema".to_string());
         }
     }
     if let Some(items) = value.get("items") {
@@ -440,12 +444,15 @@ mod tests {
         let name = row(&text, "pools[].name");
         assert_eq!(name[2], "*required*");
         assert!(name[3].contains("at most 64 characters"), "{name:?}");
-        assert!(name[3].contains("pattern `^[a-z0-9_-]+$`"), "{name:?}");
+        assert!(name[3].contains("matches `^[a-z0-9_-]+$`"), "{name:?}");
         assert_eq!(row(&text, "pools")[1], "array of objects");
         assert_eq!(row(&text, "node.trusted_proxies")[1], "array of string");
         let status = row(&text, "pools[].health_probe.expected_status");
         assert_eq!(status[1], "array of (integer or string)");
-        assert!(status[3].contains("each: integer 100–599"), "{status:?}");
+        assert_eq!(
+            status[3],
+            "at least 1 item, each: integer (100–599) or string (matches a pattern in the schema)"
+        );
     }
 
     #[test]
@@ -549,13 +556,13 @@ mod tests {
         let text = render(&schema);
         assert!(
             text.contains(
-                "| `a` | string | `\"x\"` | pattern `^(x\\|y)$` | live | one two \\| three |"
+                "| `a` | string | `\"x\"` | matches `^(x\\|y)$` | live | one two \\| three |"
             ),
             "{text}"
         );
         assert!(
             text.contains(
-                "| `b` | string | *required* | a pattern (in the schema) | live | long |"
+                "| `b` | string | *required* | matches a pattern in the schema | live | long |"
             ),
             "{text}"
         );
