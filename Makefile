@@ -9,7 +9,7 @@ SHELL := /bin/bash
 .PHONY: help deps test-deps screenshot build build-demo run run-single sim-netns sim-clean test fmt bench bench-micro bench-failover bench-config bench-deps clean
 
 help:
-	@echo "make run             build and start the demo: three regions on this machine (see README)"
+	@echo "make run             build and start the demo: three regions on this machine (README: the tour; docs/regions.md)"
 	@echo "make run-single      one edge node with three demo origins"
 	@echo "make test            format check, clippy -D warnings, every test"
 	@echo "make bench           throughput against nginx and HAProxy (ARGS=... for options)"
@@ -179,7 +179,7 @@ fuzz: deps
 test-fuzz:
 	@$(MAKE) --no-print-directory fuzz FUZZ_S=20
 
-# The admin status page rendered by headless Chromium, for the README.
+# The admin status page rendered by headless Chromium, for docs/operations.md.
 screenshot: build test-deps
 	@deploy/screenshot.sh
 

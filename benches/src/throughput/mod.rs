@@ -607,7 +607,7 @@ fn writer_line(p: &PeerResult, on: &Summary) -> String {
     }
 }
 
-/// The closing Markdown tables (ready for the README).
+/// The closing Markdown tables (ready for docs/benchmarks.md).
 pub fn markdown(results: &[CaseResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(

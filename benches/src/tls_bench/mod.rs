@@ -366,7 +366,7 @@ pub fn case_table(r: &CaseResult) -> String {
     out
 }
 
-/// The closing Markdown tables (ready for the README).
+/// The closing Markdown tables (ready for docs/benchmarks.md).
 pub fn markdown(results: &[CaseResult]) -> String {
     let label = |c: TlsCase| match c {
         TlsCase::Handshake => "new TLS connection per request",

@@ -5,7 +5,7 @@
 //! state carry over into the new config. Anything else is a new origin, probed at once and
 //! gated on its first good probe.
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, NodeConfig};
 use std::collections::HashMap;
 
 /// What becomes of one pool of the new config.
@@ -33,28 +33,40 @@ pub struct ReloadPlan {
     pub routes_changed: bool,
 }
 
+/// How a restart-only field of `node` is shown in the error that names its change.
+type Shown = fn(&NodeConfig) -> String;
+
+/// The fields that name the node's sockets and threads: a reload may not change them. The one
+/// list [`restart_only_changes`] checks and the configuration reference marks as restart-only.
+const RESTART_ONLY: [(&str, Shown); 4] = [
+    ("node.listen", |n| n.listen.clone()),
+    ("node.tls_listen", |n| {
+        n.tls_listen.clone().unwrap_or_else(|| "none".to_string())
+    }),
+    ("node.admin_listen", |n| n.admin_listen.clone()),
+    ("node.threads", |n| n.threads.to_string()),
+];
+
+/// The JSON paths of the fields a reload cannot change (they need a restart).
+pub fn restart_only_fields() -> impl Iterator<Item = &'static str> {
+    RESTART_ONLY.iter().map(|(path, _)| *path)
+}
+
 /// Fields that cannot change without a restart, one error per changed field at its path.
 pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<ConfigError> {
     let (a, b) = (&running.node, &new.node);
-    let mut errors = Vec::new();
-    let mut check = |path: &str, was: String, now: String| {
-        if was != now {
-            errors.push(ConfigError::new(
-                path,
-                format!("changed from {was} to {now}: this field needs a restart (the running node keeps {was})"),
-            ));
-        }
-    };
-    check("node.listen", a.listen.clone(), b.listen.clone());
-    let tls = |t: &Option<String>| t.clone().unwrap_or_else(|| "none".to_string());
-    check("node.tls_listen", tls(&a.tls_listen), tls(&b.tls_listen));
-    check(
-        "node.admin_listen",
-        a.admin_listen.clone(),
-        b.admin_listen.clone(),
-    );
-    check("node.threads", a.threads.to_string(), b.threads.to_string());
-    errors
+    RESTART_ONLY
+        .iter()
+        .filter_map(|(path, shown)| {
+            let (was, now) = (shown(a), shown(b));
+            (was != now).then(|| {
+                ConfigError::new(
+                    *path,
+                    format!("changed from {was} to {now}: this field needs a restart (the running node keeps {was})"),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Matches the new config's pools and origins with the running ones.

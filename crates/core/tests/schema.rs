@@ -1,7 +1,11 @@
 //! The committed JSON Schema, `conf/portico.schema.json`: it is what `portico schema` prints,
 //! the repository's config files follow it, and every document `parse` accepts follows it.
+//! The configuration reference generated from it, `docs/configuration-reference.md`, is what
+//! `portico schema --markdown` prints.
 
-use portico_core::config::{parse, schema_json};
+use portico_core::config::{
+    REFERENCE_COMMAND, REFERENCE_PATH, parse, reference_markdown, schema_json,
+};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
@@ -36,6 +40,17 @@ fn the_committed_schema_is_up_to_date() {
         committed == schema_json(),
         "{COMMITTED} is stale (or missing): the raw config types changed. Regenerate it with\n\n    \
          cargo run -p portico -- schema > {COMMITTED}\n"
+    );
+}
+
+#[test]
+fn the_committed_configuration_reference_is_up_to_date() {
+    let path = repo().join(REFERENCE_PATH);
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == reference_markdown(),
+        "{REFERENCE_PATH} is stale (or missing): the config types or their doc comments changed. \
+         Regenerate it with\n\n    {REFERENCE_COMMAND}\n"
     );
 }
 

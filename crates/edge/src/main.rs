@@ -1,5 +1,6 @@
 //! `portico`: run an edge node (from a file or a store), check a config with `--check`, or
-//! manage the store's config with `portico config push | get | status`.
+//! manage the store's config with `portico config push | get | status`, or print the config's
+//! JSON Schema or its Markdown reference (`portico schema [--markdown]`).
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -63,7 +64,12 @@ enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Print the JSON Schema of the config document (committed as conf/portico.schema.json).
-    Schema,
+    Schema {
+        /// Print the configuration reference generated from the schema instead, as Markdown
+        /// (committed as docs/configuration-reference.md).
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,8 +117,12 @@ fn main() -> ExitCode {
     .init();
     let result = match cli.command {
         Some(Command::Config(ref cmd)) => config_command(cmd, cli.store.as_deref()),
-        Some(Command::Schema) => {
-            print!("{}", portico_core::config::schema_json());
+        Some(Command::Schema { markdown }) => {
+            if markdown {
+                print!("{}", portico_core::config::reference_markdown());
+            } else {
+                print!("{}", portico_core::config::schema_json());
+            }
             Ok(ExitCode::SUCCESS)
         }
         None => run(cli),

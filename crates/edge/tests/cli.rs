@@ -1,4 +1,5 @@
-//! The `portico` binary: `--check` on good and bad configs, start-up errors, SIGTERM.
+//! The `portico` binary: `--check` on good and bad configs, start-up errors, SIGTERM, and
+//! `portico schema [--markdown]`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -53,6 +54,24 @@ const GOOD: &str = r#"{
       {"name": "b", "address": "127.0.0.1:9002", "priority": 2, "enabled": false}]}],
   "routes": [{"name": "api", "hosts": ["api.example.com", "*"], "paths": ["/*"], "pool": "api"}]
 }"#;
+
+/// `portico schema` prints the JSON Schema and `--markdown` the reference generated from it:
+/// the texts the committed `conf/portico.schema.json` and `docs/configuration-reference.md`
+/// are checked against in portico-core's tests.
+#[test]
+fn schema_prints_the_schema_or_the_configuration_reference() {
+    let out = portico(&["schema"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        portico_core::config::schema_json()
+    );
+    let out = portico(&["schema", "--markdown"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text, portico_core::config::reference_markdown());
+    assert!(text.starts_with("# Configuration reference\n"), "{text}");
+}
 
 #[test]
 fn check_prints_a_summary_for_a_valid_config() {

@@ -4,12 +4,14 @@ mod error;
 mod model;
 mod patterns;
 pub mod raw;
+mod reference;
 mod schema;
 mod validate;
 mod warnings;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
+pub use reference::{REFERENCE_COMMAND, REFERENCE_PATH, github_anchor, reference_markdown};
 pub use schema::{SCHEMA_ID, schema, schema_json};
 pub use validate::{
     MAX_ORIGINS_PER_POOL, Overrides, fingerprint, host_pattern, is_host_port, parse, parse_with,
