@@ -1,5 +1,6 @@
 //! Portico's routing brain: configuration, route matching, health windows, latency, origin
-//! selection, passive ejection and retry policy. Pure code: no sockets, time passed in.
+//! selection, passive ejection, retry policy and health-gated rollout. Pure code: no sockets,
+//! time passed in.
 
 pub mod cidr;
 pub mod config;
@@ -12,5 +13,6 @@ pub mod lifecycle;
 pub mod pool_state;
 pub mod reload;
 pub mod retry;
+pub mod rollout;
 pub mod routing;
 pub mod selection;
