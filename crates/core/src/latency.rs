@@ -32,7 +32,7 @@ const BASE_US: f64 = 50.0;
 /// Growth factor between bucket bounds (each bucket is 20 % wider than the one before).
 const GROWTH: f64 = 1.2;
 /// Buckets: 50 µs × 1.2^80 ≈ 106 s, the last one open-ended.
-const BUCKETS: usize = 80;
+pub(crate) const BUCKETS: usize = 80;
 /// Length of one half of the window.
 const HALF: Duration = Duration::from_secs(5);
 
@@ -46,7 +46,7 @@ const DECAY: Duration = Duration::from_secs(2);
 /// Live samples older than this leave the pool's common offset.
 pub const OFFSET_MAX_AGE: Duration = Duration::from_secs(10);
 
-fn bucket_of(d: Duration) -> usize {
+pub(crate) fn bucket_of(d: Duration) -> usize {
     let us = d.as_secs_f64() * 1e6;
     if us <= BASE_US {
         return 0;
@@ -55,7 +55,7 @@ fn bucket_of(d: Duration) -> usize {
 }
 
 /// The upper bound of bucket `i` (its value when read back).
-fn bucket_upper(i: usize) -> Duration {
+pub(crate) fn bucket_upper(i: usize) -> Duration {
     Duration::from_secs_f64(BASE_US * GROWTH.powi(i as i32) / 1e6)
 }
 

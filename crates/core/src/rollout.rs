@@ -7,19 +7,23 @@
 //!   the canary, which wave each node belongs to;
 //! - [`gates`]: what nodes report (per-version figures, the baseline frozen at their switch),
 //!   the settings and gates 1–5;
+//! - [`counters`]: the node's side: what it counts per version and the baseline it freezes at a
+//!   switch, ready for its report;
 //! - [`machine`]: the [`Rollout`] state (serde, stored at `PREFIX/rollout`), its decisions,
 //!   `promote`/`abort`, and which version each node runs.
 //!
 //! Each module's doc lists the choices made where the SPEC is silent.
 
+pub mod counters;
 pub mod gates;
 pub mod machine;
 pub mod plan;
 
+pub use counters::{VersionCounters, is_error};
 pub use gates::{Figures, GateFailure, Lost, NodeReport, Rejection, Settings, SwitchBaseline};
 pub use machine::{
-    Assignment, Command, Decision, Member, PassedBy, PauseReason, Push, Record, Rollout, State,
-    Wave,
+    Assignment, Command, Decision, Member, MemberFigures, Outcome, PassedBy, PauseReason, Push,
+    Record, Rollout, State, Wave, WaveFigures,
 };
 pub use plan::{Selector, parse_waves};
 

@@ -76,13 +76,38 @@ impl State {
     }
 
     /// The version outcome it stands for (`in_progress` while not over).
-    pub fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> Outcome {
         match self {
-            State::InProgress | State::Paused(_) => "in_progress",
-            State::Promoted => "promoted",
-            State::RolledBack(_) => "rolled_back",
-            State::Aborted => "aborted",
+            State::InProgress | State::Paused(_) => Outcome::InProgress,
+            State::Promoted => Outcome::Promoted,
+            State::RolledBack(_) => Outcome::RolledBack,
+            State::Aborted => Outcome::Aborted,
         }
+    }
+}
+
+/// A version's outcome as `versions/<version>` and `config history` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Its rollout is in progress or paused.
+    InProgress,
+    /// It became stable.
+    Promoted,
+    /// A gate rolled it back.
+    RolledBack,
+    /// Aborted by hand.
+    Aborted,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::InProgress => "in_progress",
+            Outcome::Promoted => "promoted",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Aborted => "aborted",
+        })
     }
 }
 
@@ -218,6 +243,36 @@ impl Wave {
             members: Vec::new(),
         }
     }
+}
+
+/// A member's figures as the gates see them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberFigures {
+    /// Its name.
+    pub name: String,
+    /// The version it runs (`None`: its registration is gone).
+    pub running: Option<String>,
+    /// Its figures on the target.
+    pub target: Figures,
+    /// Its baseline, once captured.
+    pub baseline: Option<Figures>,
+}
+
+/// What the gates see of a started wave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaveFigures {
+    /// Index into [`Rollout::waves`].
+    pub wave: usize,
+    /// Its members.
+    pub members: Vec<MemberFigures>,
+    /// The members on the target, summed (gate 3's and gate 5's figures).
+    pub target: Figures,
+    /// Their baselines, summed.
+    pub baseline: Figures,
+    /// Time since the wave started.
+    pub elapsed_ms: u64,
+    /// Members not yet running the target.
+    pub pending: Vec<String>,
 }
 
 /// What a push asks for.
@@ -458,6 +513,53 @@ impl Rollout {
             .iter()
             .flat_map(|w| &w.members)
             .find(|m| m.name == node)
+    }
+
+    /// What the gates see of started wave `wave` at `now` (for `config rollout` and
+    /// `/status`): each member's figures on the target and baseline, the sums, gate 5's
+    /// progress. `None` for a wave that has not started.
+    pub fn wave_figures(
+        &self,
+        wave: usize,
+        nodes: &[NodeReport],
+        now: UnixMillis,
+    ) -> Option<WaveFigures> {
+        let w = self.waves.get(wave)?;
+        let started_at_ms = w.started_at_ms?;
+        let by_name: BTreeMap<&str, &NodeReport> =
+            nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        let judged = judged(w, &by_name);
+        let on_target = |m: &&Judged<'_>| m.report.is_some_and(|r| r.running == self.target);
+        let progress = gates::progress(&judged, &self.target, started_at_ms, now);
+        Some(WaveFigures {
+            wave,
+            members: judged
+                .iter()
+                .map(|m| MemberFigures {
+                    name: m.name.to_string(),
+                    running: m.report.map(|r| r.running.clone()),
+                    target: m
+                        .report
+                        .map(|r| r.figures(&self.target))
+                        .unwrap_or_default(),
+                    baseline: m.baseline,
+                })
+                .collect(),
+            target: gates::sum(
+                judged
+                    .iter()
+                    .filter(on_target)
+                    .filter_map(|m| m.report.map(|r| r.figures(&self.target))),
+            ),
+            baseline: gates::sum(
+                judged
+                    .iter()
+                    .filter(on_target)
+                    .map(|m| m.baseline.unwrap_or_default()),
+            ),
+            elapsed_ms: progress.elapsed_ms,
+            pending: progress.pending,
+        })
     }
 
     fn record(&mut self, now: UnixMillis, decision: Decision, out: &mut Vec<Decision>) {

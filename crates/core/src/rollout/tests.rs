@@ -260,6 +260,14 @@ fn a_good_document_is_promoted_wave_by_wave() {
     let m = r.member("eu-a").unwrap();
     assert_eq!(m.baseline, Some(figures(1000, 0, Some(20.0))));
     assert_eq!(m.applied_at_ms, Some(T0 + SEC));
+    let w = r.wave_figures(0, &f.0, T0 + 2 * SEC).unwrap();
+    assert_eq!(w.target, figures(100, 0, None));
+    assert_eq!(w.baseline, figures(1000, 0, None));
+    assert_eq!(w.elapsed_ms, 2 * SEC);
+    assert!(w.pending.is_empty());
+    assert_eq!(w.members[0].target, figures(100, 0, Some(22.0)));
+    assert_eq!(w.members[0].running.as_deref(), Some(TARGET));
+    assert_eq!(r.wave_figures(1, &f.0, T0), None);
     // Baked long enough, with enough traffic: wave 1 starts.
     assert_eq!(r.judge(&f.0, T0 + 60 * SEC - 1), vec![]);
     assert_eq!(
@@ -284,7 +292,12 @@ fn a_good_document_is_promoted_wave_by_wave() {
     );
     assert_eq!(r.state, State::Promoted);
     assert_eq!(r.state.to_string(), "promoted");
-    assert_eq!(r.state.outcome(), "promoted");
+    assert_eq!(r.state.outcome(), Outcome::Promoted);
+    assert_eq!(Outcome::RolledBack.to_string(), "rolled_back");
+    assert_eq!(
+        serde_json::to_string(&Outcome::InProgress).unwrap(),
+        r#""in_progress""#
+    );
     assert_eq!(r.ended_at_ms, Some(T0 + 180 * SEC));
     assert_eq!(r.current, None);
     for n in ["eu-a", "eu-b", "us-a", "sg-a", "late-joiner"] {
@@ -344,7 +357,7 @@ fn gate_1_a_node_that_rejects_the_target_rolls_back_at_once() {
         r.state.to_string(),
         "rolled back: gate 1: eu-a rejected the target: tls.certificates[0].cert_file: no such file"
     );
-    assert_eq!(r.state.outcome(), "rolled_back");
+    assert_eq!(r.state.outcome(), Outcome::RolledBack);
     assert_eq!(r.assignment("eu-a"), Assignment::Stable);
     assert_eq!(r.version_for("eu-a"), Some(STABLE));
 }
@@ -553,7 +566,7 @@ fn gate_5_short_traffic_pauses_at_three_bakes_until_promote() {
         }]
     );
     assert_eq!(r.state.to_string(), "paused: insufficient traffic");
-    assert_eq!(r.state.outcome(), "in_progress");
+    assert_eq!(r.state.outcome(), Outcome::InProgress);
     assert_eq!(r.assignment("eu-a"), Assignment::Target);
     // Traffic arriving later does not resume it.
     f.serve("eu-a", 1000, 0, None);
@@ -792,7 +805,7 @@ fn abort_rolls_back_and_an_ended_rollout_takes_no_command() {
         }]
     );
     assert_eq!(r.state.to_string(), "aborted");
-    assert_eq!(r.state.outcome(), "aborted");
+    assert_eq!(r.state.outcome(), Outcome::Aborted);
     assert_eq!(r.ended_at_ms, Some(T0 + 5));
     assert_eq!(r.version_for("eu-a"), Some(STABLE));
     let e = r
@@ -1101,4 +1114,178 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn errors_are_server_failures_and_portico_route_or_rule_refusals() {
+    for (status, route_or_rule, want) in [
+        (200, false, false),
+        (404, false, false),
+        (404, true, true),
+        (429, true, true),
+        (403, true, true),
+        (500, false, true),
+        (502, false, true),
+        (503, true, true),
+        (400, false, false),
+        (408, false, false),
+        (413, false, false),
+        (414, false, false),
+        (431, false, false),
+    ] {
+        assert_eq!(
+            is_error(status, route_or_rule),
+            want,
+            "{status} {route_or_rule}"
+        );
+    }
+}
+
+const MS: std::time::Duration = std::time::Duration::from_millis(1);
+
+#[test]
+fn the_window_covers_the_last_60_seconds() {
+    let mut c = VersionCounters::new(STABLE);
+    for _ in 0..10 {
+        c.record(T0, true, MS);
+    }
+    for _ in 0..20 {
+        c.record(T0 + 30 * SEC, false, MS);
+    }
+    assert_eq!(c.window(T0 + 59 * SEC).requests, 30);
+    assert_eq!(c.window(T0 + 59 * SEC).errors, 10);
+    assert_eq!(c.window(T0 + 60 * SEC).requests, 30);
+    let w = c.window(T0 + 61 * SEC);
+    assert_eq!((w.requests, w.errors), (20, 0));
+    assert!(w.p99_ms.is_some());
+    assert_eq!(c.window(T0 + 90 * SEC).requests, 20);
+    assert_eq!(c.window(T0 + 91 * SEC), Figures::default());
+    // A slot is reused a minute later: the old second is gone.
+    c.record(T0 + 61 * SEC, false, MS);
+    assert_eq!(c.window(T0 + 61 * SEC).requests, 21);
+    // Since the switch, everything counts.
+    assert_eq!(c.figures()[STABLE].requests, 31);
+    assert_eq!(c.figures()[STABLE].errors, 10);
+}
+
+#[test]
+fn the_p99_needs_20_answers_and_reads_within_a_bucket() {
+    let mut c = VersionCounters::new(STABLE);
+    for _ in 0..19 {
+        c.record(T0, false, MS * 10);
+    }
+    assert_eq!(c.figures()[STABLE].p99_ms, None);
+    c.record(T0, false, MS * 10);
+    let p = c.figures()[STABLE].p99_ms.unwrap();
+    assert!((10.0..=12.0).contains(&p), "{p}");
+    // 99 fast answers and one slow: the p99 is the fast one's; two slow in 100: the slow one's.
+    let mut c = VersionCounters::new(STABLE);
+    for _ in 0..99 {
+        c.record(T0, false, MS);
+    }
+    c.record(T0, false, MS * 1000);
+    let p = c.figures()[STABLE].p99_ms.unwrap();
+    assert!((1.0..=1.2).contains(&p), "{p}");
+    c.record(T0, false, MS * 1000);
+    let p = c.figures()[STABLE].p99_ms.unwrap();
+    assert!((1000.0..=1200.0).contains(&p), "{p}");
+}
+
+#[test]
+fn a_switch_freezes_the_baseline_and_starts_the_new_version_from_zero() {
+    let mut c = VersionCounters::new(STABLE);
+    for i in 0..200 {
+        c.record(T0 + i * 500, i % 20 == 0, MS * 5);
+    }
+    // At T0 + 100 s the window holds seconds 40 to 100: 120 answers, 6 errors.
+    c.switch(TARGET, T0 + 100 * SEC);
+    let b = c.baseline().unwrap();
+    assert_eq!(b.to, TARGET);
+    assert_eq!(b.figures.requests, 120);
+    assert_eq!(b.figures.errors, 6);
+    assert_eq!(c.running(), TARGET);
+    assert_eq!(c.figures()[TARGET], Figures::default());
+    assert_eq!(c.figures()[STABLE].requests, 200);
+    c.record(T0 + 101 * SEC, true, MS);
+    // Switching to what it runs changes nothing.
+    c.switch(TARGET, T0 + 102 * SEC);
+    assert_eq!(c.figures()[TARGET].errors, 1);
+    // Back to stable: it starts from zero, the target's figures are kept.
+    c.switch(STABLE, T0 + 103 * SEC);
+    assert_eq!(c.figures()[STABLE], Figures::default());
+    assert_eq!(c.figures()[TARGET].errors, 1);
+    assert_eq!(c.baseline().unwrap().to, STABLE);
+    assert_eq!(c.baseline().unwrap().figures.requests, 1);
+    // Only the newest versions are kept.
+    for v in ["v3", "v4", "v5", "v6"] {
+        c.switch(v, T0 + 104 * SEC);
+    }
+    assert_eq!(
+        c.figures().keys().map(String::as_str).collect::<Vec<_>>(),
+        ["v3", "v4", "v5", "v6"]
+    );
+}
+
+#[test]
+fn counters_feed_the_gates_end_to_end() {
+    // Two nodes count their answers; the rollout judges what they publish.
+    let mut f = Fleet::new(&[("eu-a", "eu"), ("eu-b", "eu")]);
+    let mut counters: Vec<VersionCounters> =
+        f.0.iter().map(|_| VersionCounters::new(STABLE)).collect();
+    let mut now = T0 - 60 * SEC;
+    let publish = |f: &mut Fleet, counters: &[VersionCounters]| {
+        for (n, c) in f.0.iter_mut().zip(counters) {
+            n.running = c.running().to_string();
+            n.versions = c.figures();
+            n.baseline = c.baseline().cloned();
+        }
+    };
+    // A minute of 1 % errors before the push.
+    while now < T0 {
+        for c in &mut counters {
+            for k in 0..10 {
+                c.record(now + k, k == 0 && now % (10 * SEC) == 0, MS * 3);
+            }
+        }
+        now += SEC;
+    }
+    publish(&mut f, &counters);
+    let (mut r, d) = Rollout::start(push(Settings::default()), &f.0, now).unwrap();
+    assert_eq!(d, vec![started(0, &["eu-a"])]);
+    // The canary switches and answers 10 a second, 1 in 5 an error (20 %).
+    for (n, c) in f.0.iter().zip(&mut counters) {
+        if let Some(v) = r.version_for(&n.name) {
+            c.switch(v, now);
+        }
+    }
+    let mut verdict = Vec::new();
+    for _ in 0..60 {
+        now += SEC;
+        for k in 0..10 {
+            counters[0].record(now + k, k % 5 == 0, MS * 3);
+            counters[1].record(now + k, false, MS * 3);
+        }
+        publish(&mut f, &counters);
+        verdict = r.judge(&f.0, now);
+        if !verdict.is_empty() {
+            break;
+        }
+    }
+    let base = r.member("eu-a").unwrap().baseline.unwrap();
+    assert_eq!((base.requests, base.errors), (600, 6));
+    assert!(base.p99_ms.is_some_and(|p| (3.0..=3.6).contains(&p)));
+    // 10 errors are reached after 5 s: 50 answers, 10 errors.
+    assert_eq!(
+        verdict,
+        vec![Decision::RollBack {
+            wave: 0,
+            failure: GateFailure::ErrorRatio {
+                // Summed over the wave: no p99.
+                target: figures(50, 10, None),
+                baseline: figures(600, 6, None),
+                max_increase: 0.01
+            }
+        }]
+    );
+    assert_eq!(r.assignment("eu-a"), Assignment::Stable);
 }
