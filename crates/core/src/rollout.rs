@@ -23,7 +23,7 @@ pub use counters::{VersionCounters, is_error};
 pub use gates::{Figures, GateFailure, Lost, NodeReport, Rejection, Settings, SwitchBaseline};
 pub use machine::{
     Assignment, Command, Decision, Member, MemberFigures, Outcome, PassedBy, PauseReason, Push,
-    Record, Rollout, State, Wave, WaveFigures,
+    Record, Rollout, State, Wave, WaveFigures, check_rollback,
 };
 pub use plan::{Selector, parse_waves};
 
@@ -61,6 +61,17 @@ pub enum RolloutError {
         "--max-error-increase {0}: must be a ratio of 0 or more (0.01 is one percentage point)"
     )]
     BadErrorIncrease(f64),
+    /// A push of the version that is already stable.
+    #[error("version {0} is already stable: nothing to roll out")]
+    AlreadyStable(String),
+    /// `config rollback` to a version that was never promoted.
+    #[error("version {version} is {outcome}: only a promoted version can be rolled back to")]
+    NotPromoted {
+        /// The version asked for.
+        version: String,
+        /// Its outcome (`unknown`: the store does not hold it).
+        outcome: String,
+    },
     /// `promote` or `abort` after the rollout ended.
     #[error("the rollout of {target} is over ({state})")]
     Over {

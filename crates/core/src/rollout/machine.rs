@@ -6,10 +6,12 @@
 //! The conductor calls [`Rollout::start`] on a push, [`Rollout::judge`] at least once a second
 //! with every registered node's [`NodeReport`], and [`Rollout::command`] for `config promote`
 //! and `config abort`; each answers the [`Decision`]s taken (also appended to
-//! [`Rollout::log`]) and the conductor stores the new state, then carries them out:
-//! [`Decision::Promote`] writes the target as `config`, [`Decision::RollBack`] and
-//! [`Decision::Abort`] set the version's outcome. Nodes call [`Rollout::assignment`] to know
-//! what to run.
+//! [`Rollout::log`]). Whenever the state changed (a decision, or a baseline captured: compare
+//! with the stored copy) the conductor stores it, then carries the decisions out:
+//! [`Decision::Promote`] writes the target as `config` and the version's outcome
+//! ([`State::outcome`]), [`Decision::RollBack`] and [`Decision::Abort`] set the outcome. Nodes
+//! call [`Rollout::assignment`] to know what to run: the state alone decides, so a node that
+//! reads it from the store needs no message from the conductor.
 //!
 //! Where the SPEC is silent:
 //! - a wave's members are fixed when it starts: the registered nodes it matches then. A node
@@ -20,7 +22,12 @@
 //!   target is promoted after the last); gates 1–4 are not consulted by it;
 //! - a push with no stable document, or with no registered node, is promoted at once (its
 //!   plan is still checked, so a malformed `--waves` is refused);
-//! - `promote` or `abort` on a rollout that has ended is an error naming its state.
+//! - `promote` or `abort` on a rollout that has ended is an error naming its state;
+//! - a push of the version already stable is refused (nothing to judge it against);
+//! - after promotion every node is assigned the target (it is the stable document now), so a
+//!   node that reads `rollout` before `config` changes nothing by it;
+//! - `config rollback VERSION` is not a rollout: [`check_rollback`] only says whether the
+//!   version may be made stable (its outcome is `promoted`).
 
 use super::gates::{
     self, Figures, GateFailure, Judged, NodeReport, Settings, WaveVerdict, failing_gate,
@@ -366,6 +373,9 @@ impl Rollout {
         now: UnixMillis,
     ) -> Result<(Self, Vec<Decision>), RolloutError> {
         push.settings.check()?;
+        if push.stable.as_deref() == Some(push.target.as_str()) {
+            return Err(RolloutError::AlreadyStable(push.target));
+        }
         let cands = candidates(nodes);
         let plan = resolve_plan(&cands, push.waves.as_deref(), push.canary.as_deref())?;
         let mut r = Rollout {
@@ -498,6 +508,32 @@ impl Rollout {
             Assignment::Target => Some(&self.target),
             Assignment::Stable => self.stable.as_deref(),
         }
+    }
+
+    /// The plan as `config push` prints it: each wave's selector and nodes — its members once
+    /// started, else the registered nodes it would take now (skipped waves: none).
+    pub fn preview(&self, nodes: &[NodeReport]) -> Vec<(Selector, Vec<String>)> {
+        let selectors: Vec<Selector> = self.waves.iter().map(|w| w.selector.clone()).collect();
+        let free: Vec<NodeReport> = nodes
+            .iter()
+            .filter(|n| self.member(&n.name).is_none())
+            .cloned()
+            .collect();
+        let assigned = assign(&selectors, &candidates(&free));
+        self.waves
+            .iter()
+            .zip(assigned)
+            .map(|(w, predicted)| {
+                let names = if w.started_at_ms.is_some() {
+                    w.members.iter().map(|m| m.name.clone()).collect()
+                } else if w.skipped {
+                    Vec::new()
+                } else {
+                    predicted
+                };
+                (w.selector.clone(), names)
+            })
+            .collect()
     }
 
     /// The started wave the node named `node` is a member of.
@@ -691,4 +727,17 @@ fn judged<'a>(wave: &'a Wave, by_name: &BTreeMap<&str, &'a NodeReport>) -> Vec<J
             report: by_name.get(m.name.as_str()).copied(),
         })
         .collect()
+}
+
+/// Checks `config rollback VERSION`: only a version whose outcome is `promoted` may become
+/// stable again at once (it was baked before); `outcome` is `None` for a version the store
+/// does not hold.
+pub fn check_rollback(version: &str, outcome: Option<Outcome>) -> Result<(), RolloutError> {
+    match outcome {
+        Some(Outcome::Promoted) => Ok(()),
+        other => Err(RolloutError::NotPromoted {
+            version: version.to_string(),
+            outcome: other.map_or_else(|| "unknown".to_string(), |o| o.to_string()),
+        }),
+    }
 }

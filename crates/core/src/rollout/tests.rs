@@ -1289,3 +1289,46 @@ fn counters_feed_the_gates_end_to_end() {
     );
     assert_eq!(r.assignment("eu-a"), Assignment::Stable);
 }
+
+#[test]
+fn the_preview_shows_started_members_and_predicts_the_rest() {
+    let mut f = Fleet::four();
+    let (r, _) = start(&f, push(Settings::default()));
+    f.0.push(report("eu-c", "eu"));
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        r.preview(&f.0),
+        vec![
+            (Selector::Node("eu-a".into()), names(&["eu-a"])),
+            (Selector::Region("eu".into()), names(&["eu-b", "eu-c"])),
+            (Selector::Rest, names(&["sg-a", "us-a"])),
+        ]
+    );
+}
+
+#[test]
+fn pushing_the_stable_version_is_refused_and_rollback_takes_only_promoted_versions() {
+    let f = Fleet::four();
+    let p = Push {
+        target: STABLE.into(),
+        ..push(Settings::default())
+    };
+    assert_eq!(
+        Rollout::start(p, &f.0, T0).unwrap_err(),
+        RolloutError::AlreadyStable(STABLE.into())
+    );
+    assert_eq!(check_rollback("v0", Some(Outcome::Promoted)), Ok(()));
+    for o in [Outcome::RolledBack, Outcome::Aborted, Outcome::InProgress] {
+        assert!(check_rollback("v0", Some(o)).is_err());
+    }
+    assert_eq!(
+        check_rollback("v7", Some(Outcome::RolledBack))
+            .unwrap_err()
+            .to_string(),
+        "version v7 is rolled_back: only a promoted version can be rolled back to"
+    );
+    assert_eq!(
+        check_rollback("v9", None).unwrap_err().to_string(),
+        "version v9 is unknown: only a promoted version can be rolled back to"
+    );
+}
