@@ -1332,3 +1332,18 @@ fn pushing_the_stable_version_is_refused_and_rollback_takes_only_promoted_versio
         "version v9 is unknown: only a promoted version can be rolled back to"
     );
 }
+
+#[test]
+fn a_baseline_frozen_for_another_version_counts_as_nothing_served_before() {
+    let (mut f, mut r) = on_canary(Settings::default());
+    // The node publishes the baseline of an older switch (to v0): not this rollout's.
+    f.node("eu-a").baseline = Some(SwitchBaseline {
+        to: "v0".into(),
+        figures: figures(1000, 500, Some(900.0)),
+    });
+    assert_eq!(r.judge(&f.0, T0 + 1), vec![]);
+    assert_eq!(r.member("eu-a").unwrap().baseline, Some(Figures::default()));
+    // So 10 errors in 100 on the target are judged against 0 %: rolled back.
+    f.serve("eu-a", 100, 10, None);
+    assert_eq!(rolled_back(&r.judge(&f.0, T0 + 2)).number(), 3);
+}
