@@ -1216,6 +1216,15 @@ fn a_switch_freezes_the_baseline_and_starts_the_new_version_from_zero() {
     assert_eq!(c.figures()[TARGET].errors, 1);
     assert_eq!(c.baseline().unwrap().to, STABLE);
     assert_eq!(c.baseline().unwrap().figures.requests, 1);
+    // A version run again takes one place, not two.
+    let mut c = VersionCounters::new("v1");
+    for v in ["v2", "v3", "v2", "v4"] {
+        c.switch(v, T0);
+    }
+    assert_eq!(
+        c.figures().keys().map(String::as_str).collect::<Vec<_>>(),
+        ["v1", "v2", "v3", "v4"]
+    );
     // Only the newest versions are kept.
     for v in ["v3", "v4", "v5", "v6"] {
         c.switch(v, T0 + 104 * SEC);
