@@ -66,7 +66,6 @@ pub const LATENCY_SLACK_MS: f64 = 50.0;
 
 /// The rollout's gate settings (`config push` flags), SPEC defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// `--bake`: how long each wave runs before it may pass, in milliseconds (default 60 s).
     pub bake_ms: u64,
@@ -151,7 +150,8 @@ pub struct Rejection {
     pub errors: Vec<String>,
 }
 
-/// What a registered node says about itself (the rollout's part of its registration).
+/// What a registered node says about itself: the rollout's part of its registration (`name`,
+/// `region`, `version` and `healthy` are the registration's fields of the same names).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeReport {
     /// Its name.
@@ -161,8 +161,9 @@ pub struct NodeReport {
     /// Whether it considers itself healthy.
     pub healthy: bool,
     /// The version it runs.
-    pub running: String,
-    /// When its process started (a restart changes it).
+    pub version: String,
+    /// When its process started (a restart changes it; 0 from a node that does not say).
+    #[serde(default)]
     pub started_at_ms: UnixMillis,
     /// The last version it rejected, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -345,7 +346,7 @@ fn on_target<'a>(
 ) -> impl Iterator<Item = (&'a str, Figures, Figures)> + 'a {
     members.iter().filter_map(move |m| {
         let r = m.report?;
-        (r.running == target).then(|| (m.name, r.figures(target), m.baseline.unwrap_or_default()))
+        (r.version == target).then(|| (m.name, r.figures(target), m.baseline.unwrap_or_default()))
     })
 }
 
@@ -430,7 +431,7 @@ pub fn progress(
     Progress {
         pending: members
             .iter()
-            .filter(|m| m.report.is_none_or(|r| r.running != target))
+            .filter(|m| m.report.is_none_or(|r| r.version != target))
             .map(|m| m.name.to_string())
             .collect(),
         requests: sum(on_target(members, target).map(|(_, t, _)| t)).requests,

@@ -258,7 +258,7 @@ pub struct MemberFigures {
     /// Its name.
     pub name: String,
     /// The version it runs (`None`: its registration is gone).
-    pub running: Option<String>,
+    pub version: Option<String>,
     /// Its figures on the target.
     pub target: Figures,
     /// Its baseline, once captured.
@@ -565,7 +565,7 @@ impl Rollout {
         let by_name: BTreeMap<&str, &NodeReport> =
             nodes.iter().map(|n| (n.name.as_str(), n)).collect();
         let judged = judged(w, &by_name);
-        let on_target = |m: &&Judged<'_>| m.report.is_some_and(|r| r.running == self.target);
+        let on_target = |m: &&Judged<'_>| m.report.is_some_and(|r| r.version == self.target);
         let progress = gates::progress(&judged, &self.target, started_at_ms, now);
         Some(WaveFigures {
             wave,
@@ -573,7 +573,7 @@ impl Rollout {
                 .iter()
                 .map(|m| MemberFigures {
                     name: m.name.to_string(),
-                    running: m.report.map(|r| r.running.clone()),
+                    version: m.report.map(|r| r.version.clone()),
                     target: m
                         .report
                         .map(|r| r.figures(&self.target))
@@ -612,7 +612,7 @@ impl Rollout {
                 let Some(r) = by_name.get(m.name.as_str()) else {
                     continue;
                 };
-                if r.running != self.target || r.started_at_ms != m.started_at_ms {
+                if r.version != self.target || r.started_at_ms != m.started_at_ms {
                     continue;
                 }
                 m.applied_at_ms = Some(now);

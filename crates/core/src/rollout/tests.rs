@@ -15,7 +15,7 @@ fn report(name: &str, region: &str) -> NodeReport {
         name: name.to_string(),
         region: region.to_string(),
         healthy: true,
-        running: STABLE.to_string(),
+        version: STABLE.to_string(),
         started_at_ms: 1,
         rejected: None,
         versions: [(STABLE.to_string(), Figures::default())].into(),
@@ -59,14 +59,14 @@ impl Fleet {
     fn follow(&mut self, r: &Rollout) {
         for n in &mut self.0 {
             let want = r.version_for(&n.name).unwrap_or(STABLE).to_string();
-            if n.running != want {
-                let before = n.figures(&n.running);
+            if n.version != want {
+                let before = n.figures(&n.version);
                 n.baseline = Some(SwitchBaseline {
                     to: want.clone(),
                     figures: before,
                 });
                 n.versions.insert(want.clone(), Figures::default());
-                n.running = want;
+                n.version = want;
             }
         }
     }
@@ -75,7 +75,7 @@ impl Fleet {
     /// its p99 becomes `p99_ms`.
     fn serve(&mut self, name: &str, requests: u64, errors: u64, p99_ms: Option<f64>) {
         let n = self.node(name);
-        let v = n.versions.entry(n.running.clone()).or_default();
+        let v = n.versions.entry(n.version.clone()).or_default();
         v.requests += requests;
         v.errors += errors;
         v.p99_ms = p99_ms;
@@ -266,7 +266,7 @@ fn a_good_document_is_promoted_wave_by_wave() {
     assert_eq!(w.elapsed_ms, 2 * SEC);
     assert!(w.pending.is_empty());
     assert_eq!(w.members[0].target, figures(100, 0, Some(22.0)));
-    assert_eq!(w.members[0].running.as_deref(), Some(TARGET));
+    assert_eq!(w.members[0].version.as_deref(), Some(TARGET));
     assert_eq!(r.wave_figures(1, &f.0, T0), None);
     // Baked long enough, with enough traffic: wave 1 starts.
     assert_eq!(r.judge(&f.0, T0 + 60 * SEC - 1), vec![]);
@@ -337,7 +337,7 @@ fn gate_1_a_node_that_rejects_the_target_rolls_back_at_once() {
     });
     assert_eq!(r.judge(&f.0, T0 + 10), vec![]);
     let n = f.node("eu-a");
-    n.running = STABLE.into();
+    n.version = STABLE.into();
     n.rejected = Some(Rejection {
         version: TARGET.into(),
         errors: vec!["tls.certificates[0].cert_file: no such file".into()],
@@ -662,7 +662,7 @@ fn everywhere_at_once_is_promoted_when_every_node_runs_it_and_still_gated() {
     // Three have switched: not yet.
     let mut partial = f.clone();
     partial.follow(&r);
-    partial.node("us-a").running = STABLE.into();
+    partial.node("us-a").version = STABLE.into();
     assert_eq!(r.judge(&partial.0, T0 + 5), vec![]);
     f.follow(&r);
     assert_eq!(
@@ -677,7 +677,7 @@ fn everywhere_at_once_is_promoted_when_every_node_runs_it_and_still_gated() {
         version: TARGET.into(),
         errors: vec!["bad".into()],
     });
-    f.node("sg-a").running = STABLE.into();
+    f.node("sg-a").version = STABLE.into();
     assert_eq!(rolled_back(&r.judge(&f.0, T0 + 9)).number(), 1);
 }
 
@@ -892,7 +892,7 @@ fn the_stored_form_is_plain_json() {
     assert_eq!(v["state"]["rolled_back"]["why"], "gone");
     // A node report as a registration carries it.
     let n: NodeReport = serde_json::from_str(
-        r#"{"name":"a","region":"eu","healthy":true,"running":"v1","started_at_ms":5,
+        r#"{"name":"a","region":"eu","healthy":true,"version":"v1","started_at_ms":5,
             "versions":{"v1":{"requests":3,"errors":1,"p99_ms":2.5}}}"#,
     )
     .unwrap();
@@ -1021,7 +1021,7 @@ proptest! {
                 Step::Reject(i) => {
                     if let Some(n) = fleet.0.get_mut(i) {
                         n.rejected = Some(Rejection { version: TARGET.into(), errors: vec![] });
-                        n.running = STABLE.into();
+                        n.version = STABLE.into();
                     }
                 }
                 Step::Vanish(i) => {
@@ -1244,7 +1244,7 @@ fn counters_feed_the_gates_end_to_end() {
     let mut now = T0 - 60 * SEC;
     let publish = |f: &mut Fleet, counters: &[VersionCounters]| {
         for (n, c) in f.0.iter_mut().zip(counters) {
-            n.running = c.running().to_string();
+            n.version = c.running().to_string();
             n.versions = c.figures();
             n.baseline = c.baseline().cloned();
         }
