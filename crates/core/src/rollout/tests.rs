@@ -890,6 +890,11 @@ fn the_stored_form_is_plain_json() {
     let v = serde_json::to_value(&r).unwrap();
     assert_eq!(v["state"]["rolled_back"]["gate"], "node_lost");
     assert_eq!(v["state"]["rolled_back"]["why"], "gone");
+    // A field from a newer conductor does not stop an older node from reading the state.
+    let mut newer = serde_json::to_value(&r).unwrap();
+    newer["settings"]["max_latency_increase"] = serde_json::json!(2.0);
+    newer["next_feature"] = serde_json::json!(true);
+    assert_eq!(serde_json::from_value::<Rollout>(newer).unwrap(), r);
     // A node report as a registration carries it.
     let n: NodeReport = serde_json::from_str(
         r#"{"name":"a","region":"eu","healthy":true,"version":"v1","started_at_ms":5,
