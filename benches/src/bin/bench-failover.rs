@@ -1,6 +1,7 @@
 //! `bench-failover`: origin crash, hang, 503s and a slow share behind Portico, Front Door-style
-//! probing, nginx and HAProxy, under the same open-loop load, beside a no-fault baseline; a
-//! table, JSON and an SVG timeline.
+//! probing, nginx and HAProxy, under the same open-loop load, beside a no-fault baseline, at
+//! the main rate and at a low rate; the latency band's shares with three origins at 0, 30 and
+//! 150 ms; a table, JSON and an SVG timeline.
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -24,6 +25,21 @@ struct Args {
     /// Requests per second (open loop).
     #[arg(long, default_value_t = 500)]
     rate: u32,
+    /// A second, low rate (requests per second) for the scenarios of `--low-rate-scenarios`:
+    /// most pools are quiet, and a hedge budget that is a share of recent requests is small
+    /// there. 0: no low-rate runs.
+    #[arg(long, default_value_t = 5)]
+    low_rate: u32,
+    /// Scenarios run again at `--low-rate`.
+    #[arg(long, default_value = "none,hang", value_delimiter = ',')]
+    low_rate_scenarios: Vec<Scenario>,
+    /// Seconds of the latency-band rows (three origins at 0, 30 and 150 ms, no fault, at
+    /// `--band-rate`), counted after `--warmup-s`; 0: no band rows.
+    #[arg(long, default_value_t = 10)]
+    band_s: u64,
+    /// Requests per second of the latency-band rows.
+    #[arg(long, default_value_t = 50)]
+    band_rate: u32,
     /// Scenarios, comma-separated: none (the no-fault baseline), crash, hang, 503, slow.
     #[arg(
         long,
@@ -66,6 +82,8 @@ struct Args {
 #[derive(serde::Serialize)]
 struct Run {
     scenario: String,
+    /// Requests per second of this run.
+    rate: u32,
     /// The `portico-origin` fault given to origin `a`.
     fault: String,
     proxy: String,
@@ -77,6 +95,22 @@ struct Run {
 }
 
 const ORIGINS: [&str; 2] = ["a", "b"];
+
+/// The latency-band rows' origins: name and fixed answer delay, ms.
+const BAND: [(&str, u64); 3] = [("fast", 0), ("mid", 30), ("slow", 150)];
+
+/// One proxy's shares of the latency-band run.
+#[derive(serde::Serialize)]
+struct BandRun {
+    proxy: String,
+    rate: u32,
+    requests: usize,
+    errors: usize,
+    /// `(origin, requests it served)`, in [`BAND`] order.
+    served: Vec<(String, usize)>,
+    p50_ms: f64,
+    p99_ms: f64,
+}
 
 fn main() -> Result<()> {
     let mut args = Args::parse();
@@ -135,15 +169,31 @@ fn main() -> Result<()> {
     );
     let mut runs = Vec::new();
     let mut shown_configs = Vec::new();
-    for scenario in &args.scenarios {
+    let mut plan: Vec<(Scenario, u32)> = args.scenarios.iter().map(|s| (*s, args.rate)).collect();
+    if args.low_rate > 0 && args.low_rate != args.rate {
+        plan.extend(args.low_rate_scenarios.iter().map(|s| (*s, args.low_rate)));
+    }
+    for (scenario, rate) in &plan {
+        let (scenario, rate) = (*scenario, *rate);
         for (kind, bin) in &proxies {
-            eprintln!("  {scenario:>5} × {:<16} running…", kind.name());
+            eprintln!(
+                "  {scenario:>5} × {:<16} {rate} req/s running…",
+                kind.name()
+            );
             let (run, config) = rt
-                .block_on(one_run(&args, *scenario, *kind, bin, &origin_bin, &work))
+                .block_on(one_run(
+                    &args,
+                    scenario,
+                    rate,
+                    *kind,
+                    bin,
+                    &origin_bin,
+                    &work,
+                ))
                 .with_context(|| format!("{} through {}", scenario, kind.name()))?;
             let o = &run.outcome;
             eprintln!(
-                "  {scenario:>5} × {:<16} {} errors of {}, out after {:.0} ms, fail-back {}, p99 {:.1} ms, max {:.0} ms, origin load {:.3}",
+                "  {scenario:>5} × {:<16} {rate} req/s: {} errors of {}, out after {:.0} ms, fail-back {}, p99 {:.1} ms, max {:.0} ms, origin load {:.3}",
                 kind.name(),
                 o.errors,
                 o.requests,
@@ -174,10 +224,30 @@ fn main() -> Result<()> {
         }
     }
 
+    let mut bands = Vec::new();
+    if args.band_s > 0 {
+        for (kind, bin) in &proxies {
+            eprintln!("   band × {:<16} running…", kind.name());
+            let band = rt
+                .block_on(band_run(&args, *kind, bin, &origin_bin, &work))
+                .with_context(|| format!("the latency band through {}", kind.name()))?;
+            eprintln!(
+                "   band × {:<16} {:?}, {} errors",
+                kind.name(),
+                band.served,
+                band.errors
+            );
+            bands.push(band);
+        }
+    }
+
     println!("{}", table(&runs, &args));
     let against = against_baseline(&runs);
     if !against.is_empty() {
         println!("{}", against_table(&against));
+    }
+    if !bands.is_empty() {
+        println!("{}", band_table(&bands, &args));
     }
     for (kind, config) in &shown_configs {
         // nginx's and HAProxy's configs open with a comment on hedging: neither has an option
@@ -193,8 +263,10 @@ fn main() -> Result<()> {
         "phases_s": {"warmup": args.warmup_s, "fault": args.fault_s, "after": args.after_s, "after_baseline": 0},
         "proxy_timeout_ms": args.timeout_ms,
         "client_timeout_ms": args.client_timeout_ms,
+        "low_rate": args.low_rate,
         "runs": runs,
         "against_baseline": against,
+        "band": bands,
     });
     std::fs::write(
         args.out.join("failover.json"),
@@ -203,7 +275,11 @@ fn main() -> Result<()> {
     let panels: Vec<Panel> = runs
         .iter()
         .map(|r| Panel {
-            scenario: r.scenario.clone(),
+            scenario: if r.rate == args.rate {
+                r.scenario.clone()
+            } else {
+                format!("{} @ {} req/s", r.scenario, r.rate)
+            },
             fault: r.fault.clone(),
             proxy: r.proxy.clone(),
             buckets: r.buckets.clone(),
@@ -225,13 +301,13 @@ fn table(runs: &[Run], args: &Args) -> String {
     let recover = args.warmup_s + args.fault_s;
     let mut s = format!(
         "Origin `a` fails {} s into the load and recovers {} s later (`slow`: it answers 10 % of its \
-         requests and probes 300 ms late; `none`: no fault, {recover} s of load); {} req/s open loop, \
-         client timeout {} ms. Latencies and origin load (requests received by all origins ÷ client \
-         requests) are those of the fault window, {} to {recover} s, in every row.\n\n",
-        args.warmup_s, args.fault_s, args.rate, args.client_timeout_ms, args.warmup_s
+         requests and probes 300 ms late; `none`: no fault, {recover} s of load); open loop at the \
+         rate shown, client timeout {} ms. Latencies and origin load (requests received by all \
+         origins ÷ client requests) are those of the fault window, {} to {recover} s, in every row.\n\n",
+        args.warmup_s, args.fault_s, args.client_timeout_ms, args.warmup_s
     );
-    s.push_str("| fault | proxy | client errors | error codes | `a` still hit for | a's share 1 s after | fail-back after | p50 | p99 | max | origin load |\n");
-    s.push_str("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| fault | req/s | proxy | client errors | error codes | `a` still hit for | a's share 1 s after | fail-back after | p50 | p99 | max | origin load |\n");
+    s.push_str("|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in runs {
         let o = &r.outcome;
         let codes = if o.error_codes.is_empty() {
@@ -260,8 +336,9 @@ fn table(runs: &[Run], args: &Args) -> String {
             )
         };
         s.push_str(&format!(
-            "| {} | {} | {} / {} | {} | {} | {:.1} % | {} | {:.1} ms | {:.1} ms | {:.0} ms | {:.3} |\n",
+            "| {} | {} | {} | {} / {} | {} | {} | {:.1} % | {} | {:.1} ms | {:.1} ms | {:.0} ms | {:.3} |\n",
             r.scenario,
+            r.rate,
             r.proxy,
             o.errors,
             o.requests,
@@ -282,6 +359,7 @@ fn table(runs: &[Run], args: &Args) -> String {
 #[derive(serde::Serialize)]
 struct Against {
     scenario: String,
+    rate: u32,
     proxy: String,
     /// p99 of the no-fault run, ms.
     baseline_p99_ms: f64,
@@ -300,13 +378,14 @@ fn against_baseline(runs: &[Run]) -> Vec<Against> {
     for r in runs.iter().filter(|r| r.fault != "none") {
         let Some(base) = runs
             .iter()
-            .find(|b| b.fault == "none" && b.proxy == r.proxy)
+            .find(|b| b.fault == "none" && b.proxy == r.proxy && b.rate == r.rate)
         else {
             continue;
         };
         let p99 = base.outcome.p99_ms.max(f64::MIN_POSITIVE);
         out.push(Against {
             scenario: r.scenario.clone(),
+            rate: r.rate,
             proxy: r.proxy.clone(),
             baseline_p99_ms: base.outcome.p99_ms,
             p99_ratio: r.outcome.p99_ms / p99,
@@ -322,13 +401,14 @@ fn against_table(rows: &[Against]) -> String {
     let mut s = String::from(
         "\nEach fault against the same proxy's no-fault run (issue 13's goal for Portico's hang row: \
          max ≤ 2 × the no-fault p99, 0 errors, origin load ≤ 1.10):\n\n\
-         | fault | proxy | no-fault p99 | p99 ÷ no-fault p99 | max ÷ no-fault p99 | origin load (no fault) |\n\
-         |---|---|---:|---:|---:|---:|\n",
+         | fault | req/s | proxy | no-fault p99 | p99 ÷ no-fault p99 | max ÷ no-fault p99 | origin load (no fault) |\n\
+         |---|---:|---|---:|---:|---:|---:|\n",
     );
     for a in rows {
         s.push_str(&format!(
-            "| {} | {} | {:.1} ms | {:.1}× | {:.1}× | {:.3} ({:.3}) |\n",
+            "| {} | {} | {} | {:.1} ms | {:.1}× | {:.1}× | {:.3} ({:.3}) |\n",
             a.scenario,
+            a.rate,
             a.proxy,
             a.baseline_p99_ms,
             a.p99_ratio,
@@ -351,7 +431,7 @@ fn phases(args: &Args, scenario: Scenario) -> Phases {
     }
 }
 
-fn origin_cmd(bin: &Path, name: &str, port: u16, control: u16) -> Command {
+fn origin_cmd(bin: &Path, name: &str, port: u16, control: u16, delay_ms: u64) -> Command {
     let mut c = Command::new(bin);
     c.args([
         "--name",
@@ -360,50 +440,64 @@ fn origin_cmd(bin: &Path, name: &str, port: u16, control: u16) -> Command {
         &format!("127.0.0.1:{port}"),
         "--control",
         &format!("127.0.0.1:{control}"),
+        "--delay-ms",
+        &delay_ms.to_string(),
     ]);
     c.env("RUST_LOG", "warn");
     c
 }
 
-async fn one_run(
-    args: &Args,
-    scenario: Scenario,
-    kind: ProxyKind,
-    proxy_bin: &Path,
-    origin_bin: &Path,
-    work: &Path,
-) -> Result<(Run, String)> {
-    let dir = work.join(format!("{}-{}", scenario.name(), kind.name()));
-    std::fs::create_dir_all(&dir)?;
-    let mut procs: Vec<Proc> = Vec::new();
-    let mut origins = Vec::new();
-    let mut controls = Vec::new();
-    for name in ORIGINS {
+/// Started origins: their processes, `(name, port)` and control addresses.
+struct Origins {
+    procs: Vec<Proc>,
+    pool: Vec<(String, u16)>,
+    controls: Vec<SocketAddr>,
+}
+
+/// Starts one `portico-origin` per `(name, delay_ms)` and waits until each listens.
+fn start_origins(origin_bin: &Path, specs: &[(&str, u64)], dir: &Path) -> Result<Origins> {
+    let mut o = Origins {
+        procs: Vec::new(),
+        pool: Vec::new(),
+        controls: Vec::new(),
+    };
+    for (name, delay_ms) in specs {
         let (port, control) = (free_port()?, free_port()?);
-        procs.push(Proc::spawn(
+        o.procs.push(Proc::spawn(
             &format!("origin-{name}"),
-            origin_cmd(origin_bin, name, port, control),
-            &dir,
+            origin_cmd(origin_bin, name, port, control, *delay_ms),
+            dir,
         )?);
-        origins.push((name.to_string(), port));
-        controls.push(SocketAddr::from(([127, 0, 0, 1], control)));
+        o.pool.push((name.to_string(), port));
+        o.controls.push(SocketAddr::from(([127, 0, 0, 1], control)));
     }
-    for (c, (_, port)) in controls.iter().zip(&origins) {
+    for (c, (_, port)) in o.controls.iter().zip(&o.pool) {
         wait_port(*c, Duration::from_secs(10))?;
         wait_port(
             SocketAddr::from(([127, 0, 0, 1], *port)),
             Duration::from_secs(10),
         )?;
     }
+    Ok(o)
+}
+
+/// Starts `kind` in front of `pool`; returns the process, its address and its config.
+fn start_proxy(
+    args: &Args,
+    kind: ProxyKind,
+    proxy_bin: &Path,
+    pool: &[(String, u16)],
+    dir: &Path,
+) -> Result<(Proc, SocketAddr, String)> {
     let pool = PoolSpec {
-        origins: origins.clone(),
+        origins: pool.to_vec(),
         connect_ms: args.timeout_ms,
         response_ms: args.timeout_ms,
         portico_probe_ms: 1000,
         slow_probe_ms: 5000,
     };
     let (port, admin) = (free_port()?, free_port()?);
-    let config = configs::render(kind, &pool, port, admin, &dir);
+    let config = configs::render(kind, &pool, port, admin, dir);
     let config_path = dir.join(match kind {
         ProxyKind::Nginx => "nginx.conf",
         ProxyKind::Haproxy => "haproxy.cfg",
@@ -419,7 +513,7 @@ async fn one_run(
         }
         ProxyKind::Nginx => {
             cmd.arg("-p")
-                .arg(&dir)
+                .arg(dir)
                 .arg("-c")
                 .arg(&config_path)
                 .args(["-g", "daemon off;"]);
@@ -428,12 +522,119 @@ async fn one_run(
             cmd.arg("-f").arg(&config_path).arg("-db");
         }
     }
-    let mut proxy = Proc::spawn(kind.name(), cmd, &dir)?;
+    let mut proxy = Proc::spawn(kind.name(), cmd, dir)?;
     let target = SocketAddr::from(([127, 0, 0, 1], port));
     if let Err(e) = wait_port(target, Duration::from_secs(10)) {
         proxy.check_alive()?;
         return Err(e.into());
     }
+    Ok((proxy, target, config))
+}
+
+/// The latency band: three origins at 0, 30 and 150 ms, no fault, `--warmup-s` for probes to
+/// measure them, then `--band-s` of open-loop load at `--band-rate`, counted by who served.
+async fn band_run(
+    args: &Args,
+    kind: ProxyKind,
+    proxy_bin: &Path,
+    origin_bin: &Path,
+    work: &Path,
+) -> Result<BandRun> {
+    let dir = work.join(format!("band-{}", kind.name()));
+    std::fs::create_dir_all(&dir)?;
+    let origins = start_origins(origin_bin, &BAND, &dir)?;
+    let mut procs = origins.procs;
+    let (proxy, target, _config) = start_proxy(args, kind, proxy_bin, &origins.pool, &dir)?;
+    procs.push(proxy);
+    // Probes measure the origins during the warm-up; the load during it warms live latency.
+    let warm = Duration::from_secs(args.warmup_s);
+    load::open_loop(
+        target,
+        args.band_rate,
+        warm,
+        Duration::from_millis(args.client_timeout_ms),
+        Instant::now(),
+    )
+    .await;
+    let requests = load::open_loop(
+        target,
+        args.band_rate,
+        Duration::from_secs(args.band_s),
+        Duration::from_millis(args.client_timeout_ms),
+        Instant::now() + Duration::from_millis(50),
+    )
+    .await;
+    for p in &mut procs {
+        p.check_alive()?;
+    }
+    drop(procs);
+    let served = BAND
+        .iter()
+        .map(|(name, _)| {
+            let n = requests
+                .iter()
+                .filter(|r| r.status == 200 && r.served_by.as_deref() == Some(*name))
+                .count();
+            (name.to_string(), n)
+        })
+        .collect();
+    let mut lat: Vec<f64> = requests.iter().map(|r| r.latency_ms).collect();
+    lat.sort_by(f64::total_cmp);
+    Ok(BandRun {
+        proxy: kind.name().to_string(),
+        rate: args.band_rate,
+        requests: requests.len(),
+        errors: requests.iter().filter(|r| r.status != 200).count(),
+        served,
+        p50_ms: analyze::percentile(&lat, 0.5),
+        p99_ms: analyze::percentile(&lat, 0.99),
+    })
+}
+
+fn band_table(bands: &[BandRun], args: &Args) -> String {
+    let mut s = format!(
+        "\nThe latency band: origins `fast`, `mid` and `slow` answer after 0, 30 and 150 ms, equal \
+         weights, band 50 ms (Portico's default and Front Door's), no fault; {} s of open-loop load \
+         at {} req/s after {} s of warm-up. SPEC part 1 (and Front Door): `fast` and `mid` share \
+         by weight (50 % each), `slow` gets nothing; nginx and HAProxy balance round robin.\n\n\
+         | proxy | requests | errors | fast | mid | slow | p50 | p99 |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        args.band_s, args.band_rate, args.warmup_s
+    );
+    for b in bands {
+        let total = b.requests.max(1) as f64;
+        let share = |i: usize| format!("{:.1} %", b.served[i].1 as f64 * 100.0 / total);
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {:.1} ms | {:.1} ms |\n",
+            b.proxy,
+            b.requests,
+            b.errors,
+            share(0),
+            share(1),
+            share(2),
+            b.p50_ms,
+            b.p99_ms
+        ));
+    }
+    s
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn one_run(
+    args: &Args,
+    scenario: Scenario,
+    rate: u32,
+    kind: ProxyKind,
+    proxy_bin: &Path,
+    origin_bin: &Path,
+    work: &Path,
+) -> Result<(Run, String)> {
+    let dir = work.join(format!("{}-{}-{rate}", scenario.name(), kind.name()));
+    std::fs::create_dir_all(&dir)?;
+    let names: Vec<(&str, u64)> = ORIGINS.iter().map(|n| (*n, 0)).collect();
+    let origins = start_origins(origin_bin, &names, &dir)?;
+    let (mut procs, controls) = (origins.procs, origins.controls);
+    let (proxy, target, config) = start_proxy(args, kind, proxy_bin, &origins.pool, &dir)?;
     procs.push(proxy);
 
     let phases = phases(args, scenario);
@@ -464,7 +665,7 @@ async fn one_run(
     });
     let requests = load::open_loop(
         target,
-        args.rate,
+        rate,
         Duration::from_millis(phases.end_ms as u64),
         Duration::from_millis(args.client_timeout_ms),
         start,
@@ -488,6 +689,7 @@ async fn one_run(
     Ok((
         Run {
             scenario: scenario.name().to_string(),
+            rate,
             fault: scenario.fault().to_string(),
             proxy: kind.name().to_string(),
             phases,
