@@ -332,6 +332,4 @@ impl Lifecycle {
 }
 
 #[cfg(test)]
-mod band;
-#[cfg(test)]
 mod tests;

@@ -327,8 +327,12 @@ fn no_unwrap_or_expect_outside_tests() {
             if p.is_dir() {
                 dirs.push(p);
             } else if p.extension().is_some_and(|x| x == "rs")
-                // `tests.rs` files are `#[cfg(test)] mod tests;` of their parent.
+                // `tests.rs` files are `#[cfg(test)] mod tests;` of their parent, and files
+                // under a `tests/` folder beside one are its submodules.
                 && p.file_name().is_some_and(|n| n != "tests.rs")
+                && !p
+                    .strip_prefix(&crates)
+                    .is_ok_and(|r| r.components().any(|c| c.as_os_str() == "tests"))
             {
                 files.push(p);
             }

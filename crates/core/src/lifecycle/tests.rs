@@ -5,6 +5,8 @@ use crate::config::{PoolConfig, parse};
 use crate::health::ProbeResult;
 use proptest::strategy::Strategy;
 
+mod band;
+
 const MS: Duration = Duration::from_millis(1);
 
 fn pool(origins: usize, extra: &str) -> PoolConfig {
