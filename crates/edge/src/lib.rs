@@ -3,8 +3,8 @@
 pub mod access_log;
 pub mod admin;
 pub mod admin_reply;
-pub mod checks;
 pub mod classify;
+pub mod config;
 pub mod config_api;
 pub mod control;
 pub mod decision;
@@ -29,4 +29,4 @@ pub mod summary;
 pub mod tls;
 pub mod watchdog;
 
-pub use node::{Node, NodeOptions, RunningNode};
+pub use node::{Node, NodeOptions, RunningNode, StartError};
