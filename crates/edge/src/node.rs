@@ -77,8 +77,8 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Config(errors) => write!(f, "{errors}"),
-            StartError::Other(why) => write!(f, "{why}"),
+            StartError::Config(errors) => errors.fmt(f),
+            StartError::Other(why) => f.write_str(why),
         }
     }
 }

@@ -189,55 +189,28 @@ mod tests {
         errors.0.iter().map(|e| e.path.as_str()).collect()
     }
 
-    #[tokio::test]
-    async fn names_files_and_the_token_file_are_reported_together_in_order() {
+    #[test]
+    fn the_token_file_must_be_readable_and_hold_a_token() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let missing = |name: &str| dir.path().join(name).display().to_string();
-        let text = format!(
-            r#"{{"node":{{"admin_token_file":{token:?}}},
-            "pools":[{{"name":"p","ca_file":{ca:?},"origins":[
-                {{"name":"a","address":"127.0.0.1:7001"}},
-                {{"name":"b","address":"localhost:7001"}}]}}],
-            "routes":[{{"name":"r","pool":"p"}}]}}"#,
-            token = missing("token"),
-            ca = missing("ca.pem"),
-        );
-        let errors = prepare(&text, &Overrides::default(), None)
-            .await
-            .err()
-            .expect("three errors");
+        let file = dir.path().join("token").display().to_string();
+        let mut config = portico_core::config::parse(GOOD).expect("valid");
         assert_eq!(
-            paths(&errors),
-            [
-                "pools[0].origins[1].address",
-                "pools[0].ca_file",
-                "node.admin_token_file"
-            ]
+            check_token_file(&config),
+            Ok(()),
+            "no token file, nothing to read"
         );
+        config.node.admin_token_file = Some(file.clone());
+        let error = check_token_file(&config).expect_err("missing");
+        assert_eq!(error.path, "node.admin_token_file");
         assert!(
-            errors.0[2]
-                .message
-                .starts_with(&format!("cannot read {}: ", missing("token"))),
-            "{errors}"
+            error.message.starts_with(&format!("cannot read {file}: ")),
+            "{error}"
         );
-        // An empty token file is refused too; a token in it passes.
-        std::fs::write(missing("token"), " \n").expect("write");
-        let text = text
-            .replace(&missing("ca.pem"), "")
-            .replace(r#","ca_file":"""#, "");
-        let text = text.replace("localhost:7001", "localhost:7002");
-        let errors = prepare(&text, &Overrides::default(), None)
-            .await
-            .err()
-            .expect("empty token file");
-        assert_eq!(
-            errors.to_string(),
-            format!("node.admin_token_file: {} is empty", missing("token"))
-        );
-        std::fs::write(missing("token"), "s3cret\n").expect("write");
-        prepare(&text, &Overrides::default(), None)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&file, " \n").expect("write");
+        let error = check_token_file(&config).expect_err("empty");
+        assert_eq!(error.message, format!("{file} is empty"));
+        std::fs::write(&file, "s3cret\n").expect("write");
+        assert_eq!(check_token_file(&config), Ok(()));
     }
 
     #[tokio::test]
