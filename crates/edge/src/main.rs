@@ -4,8 +4,8 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use portico::config::follow::{STORE_TIMEOUT, push_document};
 use portico::config::prepare::prepare;
-use portico::follow::{STORE_TIMEOUT, push_document};
 use portico::node::{Node, NodeOptions, StartError};
 use portico::state::ConfigSource;
 use portico_core::config::{ConfigErrors, Overrides, fingerprint};
@@ -192,7 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         say!(
             "{}",
-            portico::summary::summary(&prepared.config, &prepared.addrs)
+            portico::config::summary::summary(&prepared.config, &prepared.addrs)
         )?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -317,12 +317,12 @@ async fn push(
             sayln!("pushed version {version} to {url} ({})", url.config_key())?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(portico::follow::PushError::Invalid(errors)) => {
+        Err(portico::config::follow::PushError::Invalid(errors)) => {
             eprintln!("{}: invalid, nothing written:", file.display());
             print_errors(&errors);
             Ok(ExitCode::from(1))
         }
-        Err(e @ portico::follow::PushError::CasLost { .. }) => {
+        Err(e @ portico::config::follow::PushError::CasLost { .. }) => {
             eprintln!(
                 "{e} (not {}); nothing written",
                 if_version.unwrap_or("the expected one")

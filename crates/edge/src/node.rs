@@ -2,9 +2,9 @@
 //! and the control loop (probes, reloads, the store).
 
 use crate::admin::AdminApp;
+use crate::config::follow::{Startup, StoreLink, startup, write_cache};
 use crate::config::prepare::{Prepared, check_listeners, prepare};
 use crate::control::Control;
-use crate::follow::{Startup, StoreLink, startup, write_cache};
 use crate::limits::{AcceptFilter, Connections, LimitedApp};
 use crate::metrics::Metrics;
 use crate::proxy::EdgeProxy;
@@ -362,8 +362,8 @@ impl RunningNode {
     }
 
     /// Re-reads the config file and applies it, as SIGHUP does.
-    pub async fn reload_file(&self) -> Result<crate::reload::Applied, ConfigErrors> {
-        crate::reload::reload_file(&self.state).await
+    pub async fn reload_file(&self) -> Result<crate::config::reload::Applied, ConfigErrors> {
+        crate::config::reload::reload_file(&self.state).await
     }
 
     /// Applies a config document, as `PUT /config` does (without its token and `If-Match`).
@@ -371,8 +371,8 @@ impl RunningNode {
         &self,
         document: &str,
         source: crate::state::ReloadSource,
-    ) -> Result<crate::reload::Applied, ConfigErrors> {
-        crate::reload::apply(&self.state, document, source).await
+    ) -> Result<crate::config::reload::Applied, ConfigErrors> {
+        crate::config::reload::apply(&self.state, document, source).await
     }
 
     /// Asks the node to drain and stop, without waiting.

@@ -83,7 +83,7 @@ fn check_then_build(doc: &Value, own_listeners: bool) {
     let rt = runtime();
     let checked = match rt.block_on(prepare(&text, &overrides, None)) {
         Ok(prepared) => {
-            let _ = portico::summary::summary(&prepared.config, &prepared.addrs);
+            let _ = portico::config::summary::summary(&prepared.config, &prepared.addrs);
             true
         }
         Err(e) => {

@@ -83,7 +83,7 @@ async fn check_start_up_and_reload_give_the_same_errors() {
 
     let node = running(good).await;
     let version = node.snapshot().config.version.clone();
-    let reload = portico::reload::apply(&node, &bad, ReloadSource::Admin)
+    let reload = portico::config::reload::apply(&node, &bad, ReloadSource::Admin)
         .await
         .expect_err("the reload is rejected");
     assert_eq!(lines(&reload), check);

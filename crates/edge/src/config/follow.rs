@@ -3,7 +3,7 @@
 //! `PUT /config` and `portico config push` documents with compare-and-swap.
 
 use crate::config::prepare::{Prepared, document, prepare};
-use crate::reload::apply;
+use crate::config::reload::apply;
 use crate::state::{NodeState, ReloadSource};
 use portico_core::config::{ConfigErrors, Overrides, fingerprint};
 use portico_store::{Expect, NodeRecord, Store, StoreError, StoreEvent, StoreUrl};
