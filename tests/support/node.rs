@@ -3,8 +3,6 @@
 use crate::client::Http;
 use crate::metrics::Scrape;
 use crate::wait::eventually;
-use portico::follow::{StoreLink, startup_document};
-use portico::state::ConfigSource;
 use portico::{Node, NodeOptions, RunningNode};
 use portico_core::config::{Overrides, parse_with};
 use portico_origin::{OriginConfig, OriginHandle};
@@ -79,7 +77,8 @@ impl TestNode {
             overrides,
             ..NodeOptions::default()
         };
-        let node = Node::build(config, options)
+        let node = Node::from_text(config, options)
+            .await
             .unwrap_or_else(|e| panic!("node does not build:\n{e}"))
             .spawn();
         Self::when_listening(node, listen, admin).await
@@ -102,28 +101,16 @@ impl TestNode {
             admin_listen: Some(admin.to_string()),
             tls_listen: None,
         };
-        let startup = startup_document(url, cache, &overrides).await?;
         let options = NodeOptions {
             overrides,
-            source: ConfigSource::Store {
-                url: url.to_string(),
-                name: name.to_string(),
-                cache: cache.map(Path::to_path_buf),
-            },
             ..NodeOptions::default()
         };
-        let link = StoreLink {
-            url: url.clone(),
-            name: name.to_string(),
-            cache: cache.map(Path::to_path_buf),
-            admin_url: format!("http://{admin}"),
-        };
-        let built = Node::build_with_store(&startup.text, options, Some(link))
-            .map_err(|e| format!("node does not build:\n{e}"))?;
-        built
-            .state()
-            .started_from_cache
-            .store(startup.from_cache, std::sync::atomic::Ordering::Relaxed);
+        let built = Node::from_store(url, Some(name), cache, options)
+            .await
+            .map_err(|e| match e {
+                portico::StartError::Config(e) => format!("node does not build:\n{e}"),
+                other => other.to_string(),
+            })?;
         let node = built.spawn();
         Ok(Self::when_listening(node, listen, admin).await)
     }

@@ -18,7 +18,7 @@ pub struct AdminApp {
     /// Shared node state.
     pub node: Arc<NodeState>,
     /// The store `PUT /config` writes to, when the node follows one.
-    pub store: Option<Arc<crate::follow::StoreLink>>,
+    pub store: Option<Arc<crate::config::follow::StoreLink>>,
 }
 
 fn ms(d: std::time::Duration) -> f64 {

@@ -2,8 +2,8 @@
 //! (bearer token, `If-Match`, every error by path), on the admin listener.
 
 use crate::admin_reply::reply;
-use crate::follow::{PushError, StoreLink};
-use crate::reload::{ApplyError, apply_if};
+use crate::config::follow::{PushError, StoreLink};
+use crate::config::reload::{ApplyError, apply_if};
 use crate::state::{ErrorEntry, NodeState, ReloadSource};
 use http::{Response, StatusCode};
 use pingora_core::protocols::http::ServerSession;

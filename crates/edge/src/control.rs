@@ -1,7 +1,7 @@
 //! The node's control loop, a Pingora background service: probe tasks, SIGHUP reloads, the
 //! listener watchdog and, with `--store`, following the store and registering the node.
 
-use crate::reload::reload_file;
+use crate::config::reload::reload_file;
 use crate::state::NodeState;
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
@@ -15,7 +15,7 @@ pub struct Control {
     /// Whether to listen for SIGHUP (the binary does; in-process nodes are reloaded by call).
     pub handle_signals: bool,
     /// The store follower, when the config comes from a store.
-    pub store: Option<Arc<crate::follow::StoreLink>>,
+    pub store: Option<Arc<crate::config::follow::StoreLink>>,
     /// Stops the node when its proxy listener is gone (see [`crate::watchdog`]).
     pub stopper: crate::shutdown::Stopper,
 }

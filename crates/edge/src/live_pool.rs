@@ -5,11 +5,11 @@ use crate::metrics::Metrics;
 use pingora_core::protocols::tls::CaType;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
-use portico_core::config::{ConfigError, OriginConfig, PoolConfig};
+use portico_core::config::{OriginConfig, PoolConfig};
 use portico_core::ejection::EjectionEvent;
 use portico_core::health::ProbeResult;
 use portico_core::pool_state::{OriginState, PoolState, ProbeEvents};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -302,60 +302,6 @@ fn origin_peer(
         peer,
         host_header: o.host_header.clone(),
         probe_error: Mutex::new(None),
-    }
-}
-
-/// Picks one socket address (IPv4 first) from a resolver's answer.
-fn pick(address: &str, addrs: impl Iterator<Item = SocketAddr>) -> Result<SocketAddr, String> {
-    let addrs: Vec<SocketAddr> = addrs.collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| format!("{address:?} resolves to no address"))
-}
-
-/// Resolves `HOST:PORT` to one socket address (IPv4 first), blocking.
-pub fn resolve(address: &str) -> Result<SocketAddr, String> {
-    let addrs = address
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {address:?}: {e}"))?;
-    pick(address, addrs)
-}
-
-/// Resolves `HOST:PORT` on the runtime's resolver threads, giving up after `timeout`.
-pub async fn resolve_async(address: &str, timeout: Duration) -> Result<SocketAddr, String> {
-    match tokio::time::timeout(timeout, tokio::net::lookup_host(address)).await {
-        Ok(Ok(addrs)) => pick(address, addrs),
-        Ok(Err(e)) => Err(format!("cannot resolve {address:?}: {e}")),
-        Err(_) => Err(format!(
-            "cannot resolve {address:?}: no answer within {} ms",
-            timeout.as_millis()
-        )),
-    }
-}
-
-/// Resolves every origin address of `pool` (index `index` in the config), blocking.
-pub fn resolve_origins(
-    index: usize,
-    pool: &PoolConfig,
-) -> Result<Vec<SocketAddr>, Vec<ConfigError>> {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for (i, o) in pool.origins.iter().enumerate() {
-        match resolve(&o.address) {
-            Ok(a) => out.push(a),
-            Err(e) => errors.push(ConfigError::new(
-                format!("pools[{index}].origins[{i}].address"),
-                e,
-            )),
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
     }
 }
 

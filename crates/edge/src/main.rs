@@ -4,14 +4,13 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use portico::checks::resolve_all;
-use portico::follow::{
-    STORE_TIMEOUT, Startup, StoreLink, push_document, startup_document, write_cache,
-};
-use portico::node::{Node, NodeOptions};
+use portico::config::follow::{STORE_TIMEOUT, push_document};
+use portico::config::prepare::prepare;
+use portico::node::{Node, NodeOptions, StartError};
 use portico::state::ConfigSource;
-use portico_core::config::{ConfigErrors, Overrides, fingerprint, parse_with};
+use portico_core::config::{ConfigErrors, Overrides, fingerprint};
 use portico_store::{Store, StoreUrl};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -102,6 +101,26 @@ enum ConfigCommand {
     },
 }
 
+/// Writes to stdout. A closed stdout (`portico --check conf.json | head -3`) quietly drops
+/// the rest, and the command ends with its own exit code; any other write error is returned.
+fn out(text: std::fmt::Arguments) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written,
+    }
+}
+
+/// `print!` through [`out`].
+macro_rules! say {
+    ($($arg:tt)*) => { out(format_args!($($arg)*)) };
+}
+
+/// `println!` through [`out`].
+macro_rules! sayln {
+    ($($arg:tt)*) => { out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 fn print_errors(errors: &ConfigErrors) {
     for e in &errors.0 {
         eprintln!("{e}");
@@ -118,12 +137,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Config(ref cmd)) => config_command(cmd, cli.store.as_deref()),
         Some(Command::Schema { markdown }) => {
-            if markdown {
-                print!("{}", portico_core::config::reference_markdown());
+            let text = if markdown {
+                portico_core::config::reference_markdown()
             } else {
-                print!("{}", portico_core::config::schema_json());
-            }
-            Ok(ExitCode::SUCCESS)
+                portico_core::config::schema_json()
+            };
+            say!("{text}")
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(Into::into)
         }
         None => run(cli),
     };
@@ -158,45 +179,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let overrides = overrides(&cli);
-    let config = match parse_with(&text, &overrides) {
-        Ok(c) => c,
+    let prepared = match block_on(prepare(&text, &overrides, None))? {
+        Ok(p) => p,
         Err(errors) => {
             print_errors(&errors);
             return Ok(ExitCode::from(1));
         }
     };
     if cli.check {
-        // Every error at once: names that do not resolve, and certificate or CA files.
-        let checked = match (resolve_all(&config), portico::tls::load(&config)) {
-            (Ok(resolved), Ok(tls)) => {
-                for w in &tls.warnings {
-                    eprintln!("warning: {w}");
-                }
-                Ok(resolved)
-            }
-            (Err(mut a), Err(b)) => {
-                a.0.extend(b.0);
-                Err(a)
-            }
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        };
-        return Ok(match checked {
-            Ok(resolved) => {
-                print!("{}", portico::summary::summary(&config, &resolved));
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                print_errors(&errors);
-                ExitCode::from(1)
-            }
-        });
+        for w in prepared.warnings() {
+            eprintln!("warning: {w}");
+        }
+        say!(
+            "{}",
+            portico::config::summary::summary(&prepared.config, &prepared.addrs)
+        )?;
+        return Ok(ExitCode::SUCCESS);
     }
     let options = NodeOptions {
         handle_signals: true,
         overrides,
         source: ConfigSource::File(path),
     };
-    match Node::build(&text, options) {
+    match Node::build(prepared, options, None) {
         Ok(node) => Ok(run_to_the_end(node)),
         Err(errors) => {
             print_errors(&errors);
@@ -217,66 +222,37 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start a runtime")
 }
 
+/// Runs `f` on a runtime of its own, then lets the runtime go without waiting for a name
+/// lookup still hanging on its blocking threads (each is given up on after a timeout).
+fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    let rt = runtime()?;
+    let output = rt.block_on(f);
+    rt.shutdown_background();
+    Ok(output)
+}
+
 /// `--store`: start from the stored document, or from the cache when the store is
-/// unreachable (or holds an invalid document); with neither, exit 1 naming both.
+/// unreachable (or holds a document this node cannot run); with neither, exit 1 naming both.
 fn run_from_store(cli: Cli, url_text: &str) -> anyhow::Result<ExitCode> {
     let url = parse_url(url_text)?;
-    let overrides = overrides(&cli);
-    let startup = runtime()?.block_on(startup_document(&url, cli.cache.as_deref(), &overrides));
-    let Startup { text, from_cache } = match startup {
-        Ok(s) => s,
-        Err(e) => anyhow::bail!("{e}"),
-    };
-    let config = match parse_with(&text, &overrides) {
-        Ok(c) => c,
-        Err(errors) => {
-            print_errors(&errors);
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let name = cli.name.clone().unwrap_or_else(|| {
-        let host = hostname::get()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "node".to_string());
-        format!("{}-{host}", config.node.region)
-    });
-    if name.is_empty() || name.contains('/') {
-        anyhow::bail!("--name {name:?}: a node name may not be empty or contain '/'");
-    }
-    if let (Some(path), false) = (&cli.cache, from_cache) {
-        if let Err(e) = write_cache(path, &text) {
-            log::warn!("cannot write the config cache {}: {e}", path.display());
-        }
-    }
-    let link = StoreLink {
-        url: url.clone(),
-        name: name.clone(),
-        cache: cli.cache.clone(),
-        admin_url: format!("http://{}", config.node.admin_listen),
-    };
     let options = NodeOptions {
         handle_signals: true,
-        overrides,
-        source: ConfigSource::Store {
-            url: url.to_string(),
-            name,
-            cache: cli.cache.clone(),
-        },
+        overrides: overrides(&cli),
+        source: ConfigSource::Inline,
     };
-    match Node::build_with_store(&text, options, Some(link)) {
-        Ok(node) => {
-            if from_cache {
-                node.state()
-                    .started_from_cache
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            Ok(run_to_the_end(node))
-        }
-        Err(errors) => {
+    let started = block_on(Node::from_store(
+        &url,
+        cli.name.as_deref(),
+        cli.cache.as_deref(),
+        options,
+    ))?;
+    match started {
+        Ok(node) => Ok(run_to_the_end(node)),
+        Err(StartError::Config(errors)) => {
             print_errors(&errors);
             Ok(ExitCode::from(1))
         }
+        Err(StartError::Other(why)) => anyhow::bail!("{why}"),
     }
 }
 
@@ -304,7 +280,7 @@ fn config_command(cmd: &ConfigCommand, top_store: Option<&str>) -> anyhow::Resul
         anyhow::bail!("give --store etcd://HOST:PORT[,HOST:PORT...]/PREFIX");
     };
     let url = parse_url(url_text)?;
-    runtime()?.block_on(async {
+    block_on(async {
         let store = Store::connect(&url, STORE_TIMEOUT)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -314,10 +290,8 @@ fn config_command(cmd: &ConfigCommand, top_store: Option<&str>) -> anyhow::Resul
             } => push(&store, &url, file, if_version.as_deref()).await,
             ConfigCommand::Get { .. } => match store.get_config().await? {
                 Some(doc) => {
-                    print!("{}", doc.text);
-                    if !doc.text.ends_with('\n') {
-                        println!();
-                    }
+                    let end = if doc.text.ends_with('\n') { "" } else { "\n" };
+                    say!("{}{end}", doc.text)?;
                     Ok(ExitCode::SUCCESS)
                 }
                 None => {
@@ -327,7 +301,7 @@ fn config_command(cmd: &ConfigCommand, top_store: Option<&str>) -> anyhow::Resul
             },
             ConfigCommand::Status { wait, .. } => status(&store, *wait).await,
         }
-    })
+    })?
 }
 
 async fn push(
@@ -340,15 +314,15 @@ async fn push(
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     match push_document(store, &text, if_version).await {
         Ok(version) => {
-            println!("pushed version {version} to {url} ({})", url.config_key());
+            sayln!("pushed version {version} to {url} ({})", url.config_key())?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(portico::follow::PushError::Invalid(errors)) => {
+        Err(portico::config::follow::PushError::Invalid(errors)) => {
             eprintln!("{}: invalid, nothing written:", file.display());
             print_errors(&errors);
             Ok(ExitCode::from(1))
         }
-        Err(e @ portico::follow::PushError::CasLost { .. }) => {
+        Err(e @ portico::config::follow::PushError::CasLost { .. }) => {
             eprintln!(
                 "{e} (not {}); nothing written",
                 if_version.unwrap_or("the expected one")
@@ -374,24 +348,27 @@ async fn status(store: &Store, wait: Option<f64>) -> anyhow::Result<ExitCode> {
                 .as_deref()
                 .is_some_and(|v| nodes.iter().all(|n| n.version == v));
         if converged || Instant::now() >= deadline {
-            println!("stored version: {}", stored.as_deref().unwrap_or("(none)"));
-            println!(
+            sayln!("stored version: {}", stored.as_deref().unwrap_or("(none)"))?;
+            sayln!(
                 "{:<24} {:<12} {:<18} {:<8} current",
-                "node", "region", "version", "healthy"
-            );
+                "node",
+                "region",
+                "version",
+                "healthy"
+            )?;
             for n in &nodes {
                 let current = stored.as_deref() == Some(n.version.as_str());
-                println!(
+                sayln!(
                     "{:<24} {:<12} {:<18} {:<8} {}",
                     n.name,
                     n.region,
                     n.version,
                     if n.healthy { "yes" } else { "no" },
                     if current { "yes" } else { "NO" }
-                );
+                )?;
             }
             if nodes.is_empty() {
-                println!("(no node is registered)");
+                sayln!("(no node is registered)")?;
             }
             return Ok(if converged {
                 ExitCode::SUCCESS

@@ -2,9 +2,9 @@
 //! and the control loop (probes, reloads, the store).
 
 use crate::admin::AdminApp;
-use crate::checks::{check_listeners, check_token_file, resolve_all};
+use crate::config::follow::{Startup, StoreLink, startup, write_cache};
+use crate::config::prepare::{Prepared, check_listeners, prepare};
 use crate::control::Control;
-use crate::follow::StoreLink;
 use crate::limits::{AcceptFilter, Connections, LimitedApp};
 use crate::metrics::Metrics;
 use crate::proxy::EdgeProxy;
@@ -16,9 +16,12 @@ use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::GenBackgroundService;
 use pingora_core::services::listening::Service;
-use portico_core::config::{ConfigErrors, Overrides, parse_with};
+use portico_core::config::{ConfigErrors, Overrides};
+use portico_store::StoreUrl;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 
 /// Idle origin connections a node keeps for reuse (Pingora's default is 128). Every
@@ -62,23 +65,105 @@ pub struct Node {
     options: NodeOptions,
 }
 
+/// Why a node did not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The document has errors (or a listener is busy), each at its JSON path.
+    Config(ConfigErrors),
+    /// Anything else: nothing to start from, a node name that cannot be.
+    Other(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(errors) => errors.fmt(f),
+            StartError::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
 impl Node {
-    /// Builds the node from a config document: validates it with the options' overrides,
-    /// resolves origins, checks the listeners, wires the services.
-    pub fn build(document: &str, options: NodeOptions) -> Result<Node, ConfigErrors> {
-        Self::build_with_store(document, options, None)
+    /// Prepares `document` with the options' overrides ([`prepare`]) and builds the node.
+    pub async fn from_text(document: &str, options: NodeOptions) -> Result<Node, ConfigErrors> {
+        let prepared = prepare(document, &options.overrides, None).await?;
+        Self::build(prepared, options, None)
     }
 
-    /// [`Node::build`] for a node that follows a store.
-    pub fn build_with_store(
-        document: &str,
+    /// What `portico --store` starts: the node following the store at `url`, from the stored
+    /// document, or from `cache` when the store is unreachable, empty or holds a document
+    /// this node cannot run (logged); with neither, an error naming both. A document from the
+    /// store is written to `cache`. `name` defaults to `<region>-<hostname>`. The options'
+    /// source becomes the store.
+    pub async fn from_store(
+        url: &StoreUrl,
+        name: Option<&str>,
+        cache: Option<&Path>,
+        options: NodeOptions,
+    ) -> Result<Node, StartError> {
+        let Startup {
+            prepared,
+            from_cache,
+        } = startup(url, cache, &options.overrides)
+            .await
+            .map_err(StartError::Other)?;
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => {
+                let host = hostname::get()
+                    .ok()
+                    .and_then(|h| h.into_string().ok())
+                    .unwrap_or_else(|| "node".to_string());
+                format!("{}-{host}", prepared.config.node.region)
+            }
+        };
+        if name.is_empty() || name.contains('/') {
+            return Err(StartError::Other(format!(
+                "--name {name:?}: a node name may not be empty or contain '/'"
+            )));
+        }
+        if let (Some(path), false) = (cache, from_cache) {
+            if let Err(e) = write_cache(path, &prepared.document) {
+                log::warn!("cannot write the config cache {}: {e}", path.display());
+            }
+        }
+        let link = StoreLink {
+            url: url.clone(),
+            name: name.clone(),
+            cache: cache.map(Path::to_path_buf),
+            admin_url: format!("http://{}", prepared.config.node.admin_listen),
+        };
+        let options = NodeOptions {
+            source: ConfigSource::Store {
+                url: url.to_string(),
+                name,
+                cache: cache.map(Path::to_path_buf),
+            },
+            ..options
+        };
+        let node = Self::build(prepared, options, Some(link)).map_err(StartError::Config)?;
+        node.state
+            .started_from_cache
+            .store(from_cache, Ordering::Relaxed);
+        Ok(node)
+    }
+
+    /// Builds the node from a prepared document: checks the listeners, logs the warnings,
+    /// wires the services (following `store` when given). Nothing serves until it runs.
+    pub fn build(
+        prepared: Prepared,
         options: NodeOptions,
         store: Option<StoreLink>,
     ) -> Result<Node, ConfigErrors> {
-        let config = parse_with(document, &options.overrides)?;
-        let addrs = resolve_all(&config)?;
-        check_token_file(&config)?;
-        let tls = crate::tls::load(&config)?;
+        let Prepared {
+            config,
+            document,
+            addrs,
+            tls,
+            ..
+        } = prepared;
         for w in &tls.warnings {
             log::warn!("{w}");
         }
@@ -110,14 +195,7 @@ impl Node {
         let listen = config.node.listen.clone();
         let admin_listen = config.node.admin_listen.clone();
         let tls_listen = config.node.tls_listen.clone();
-        let (snapshot, _) = Snapshot::build(
-            config,
-            Arc::from(document),
-            &addrs,
-            &tls.cas,
-            None,
-            &metrics,
-        );
+        let (snapshot, _) = Snapshot::build(config, document, &addrs, &tls.cas, None, &metrics);
         let state = Arc::new(NodeState::new(
             snapshot,
             metrics,
@@ -284,8 +362,8 @@ impl RunningNode {
     }
 
     /// Re-reads the config file and applies it, as SIGHUP does.
-    pub async fn reload_file(&self) -> Result<crate::reload::Applied, ConfigErrors> {
-        crate::reload::reload_file(&self.state).await
+    pub async fn reload_file(&self) -> Result<crate::config::reload::Applied, ConfigErrors> {
+        crate::config::reload::reload_file(&self.state).await
     }
 
     /// Applies a config document, as `PUT /config` does (without its token and `If-Match`).
@@ -293,8 +371,8 @@ impl RunningNode {
         &self,
         document: &str,
         source: crate::state::ReloadSource,
-    ) -> Result<crate::reload::Applied, ConfigErrors> {
-        crate::reload::apply(&self.state, document, source).await
+    ) -> Result<crate::config::reload::Applied, ConfigErrors> {
+        crate::config::reload::apply(&self.state, document, source).await
     }
 
     /// Asks the node to drain and stop, without waiting.

@@ -88,6 +88,44 @@ fn check_prints_a_summary_for_a_valid_config() {
     assert!(out.lines().count() < 25, "one screen: {out}");
 }
 
+/// `portico --check conf.json | head -3`: a stdout closed before the summary is written ends
+/// the command quietly, with its exit code, and no panic. The summary (one line per route)
+/// is made larger than any pipe buffer, so writing it must meet the closed pipe.
+#[test]
+fn check_into_a_closed_pipe_ends_quietly() {
+    let routes: Vec<String> = (0..6000)
+        .map(|i| format!(r#"{{"name": "r{i}", "hosts": ["host-{i}.example.com"], "pool": "api"}}"#))
+        .collect();
+    let text = format!(
+        r#"{{"pools": [{{"name": "api", "origins": [{{"name": "a", "address": "127.0.0.1:9001"}}]}}],
+            "routes": [{}]}}"#,
+        routes.join(",")
+    );
+    let path = temp_config(&format!("c{}.json", fastrand_name()), &text);
+    let mut child = Command::new(BIN)
+        .args(["--config", path.to_str().unwrap(), "--check"])
+        .env("RUST_LOG", "warn")
+        .env("RUST_BACKTRACE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run portico");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut head = String::new();
+    for _ in 0..3 {
+        std::io::BufRead::read_line(&mut stdout, &mut head).expect("read a line");
+    }
+    assert!(head.starts_with("config OK (version "), "{head}");
+    drop(stdout);
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
 /// Every kind of bad config: exit 1, every error on its own line naming its path, no panic.
 #[test]
 fn check_reports_every_error_with_its_path() {

@@ -1,13 +1,13 @@
 //! Whatever validates starts: mutations of the shipped configs that pass validation go through
-//! the `--check` path (resolution, TLS files, the summary) and the start-up path
-//! (`Node::build`, which wires every service without serving) without a panic, and start-up
-//! refuses nothing `--check` accepted except for reasons of this machine (a busy listener, an
-//! unreadable token file). Plus a scan that keeps `unwrap`/`expect` off the non-test code.
+//! the `--check` path (the config pipeline: resolution, TLS files, the token file; then the
+//! summary) and the start-up path (`Node::from_text`, which wires every service without
+//! serving) without a panic, and start-up refuses nothing `--check` accepted but a busy
+//! listener. Plus a scan that keeps `unwrap`/`expect` off the non-test code.
 
 #[path = "../../core/tests/fuzz_config/mutate.rs"]
 mod mutate;
 
-use portico::checks::resolve_all;
+use portico::config::prepare::prepare;
 use portico::{Node, NodeOptions};
 use portico_core::config::{Config, ConfigErrors, Overrides, parse_with};
 use proptest::prelude::*;
@@ -41,14 +41,16 @@ fn origins_are_local(config: &Config) -> bool {
     })
 }
 
-/// Paths start-up may refuse after `--check` accepted: listeners (bound only at start-up)
-/// and the token file (read only at start-up).
-const START_UP_ONLY: &[&str] = &[
-    "node.listen",
-    "node.admin_listen",
-    "node.tls_listen",
-    "node.admin_token_file",
-];
+/// Paths start-up may refuse after `--check` accepted: listeners (bound only at start-up).
+const START_UP_ONLY: &[&str] = &["node.listen", "node.admin_listen", "node.tls_listen"];
+
+/// A runtime for the pipeline's file reads and name lookups.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"))
+}
 
 fn assert_paths(errors: &ConfigErrors) {
     for e in &errors.0 {
@@ -77,13 +79,14 @@ fn check_then_build(doc: &Value, own_listeners: bool) {
     if !origins_are_local(&config) {
         return;
     }
-    // `--check`: names resolve, TLS files load, the summary prints.
-    let checked = match (resolve_all(&config), portico::tls::load(&config)) {
-        (Ok(resolved), Ok(_)) => {
-            let _ = portico::summary::summary(&config, &resolved);
+    // `--check`: the pipeline (names resolve, TLS and token files load), the summary prints.
+    let rt = runtime();
+    let checked = match rt.block_on(prepare(&text, &overrides, None)) {
+        Ok(prepared) => {
+            let _ = portico::config::summary::summary(&prepared.config, &prepared.addrs);
             true
         }
-        (Err(e), _) | (_, Err(e)) => {
+        Err(e) => {
             assert_paths(&e);
             CHECK_REFUSED.fetch_add(1, Ordering::Relaxed);
             false
@@ -94,7 +97,7 @@ fn check_then_build(doc: &Value, own_listeners: bool) {
         overrides,
         ..NodeOptions::default()
     };
-    match Node::build(&text, options) {
+    match rt.block_on(Node::from_text(&text, options)) {
         Ok(node) => {
             BUILT.fetch_add(1, Ordering::Relaxed);
             drop(node);
@@ -130,7 +133,7 @@ fn every_shipped_config_builds_a_node() {
             overrides,
             ..NodeOptions::default()
         };
-        if let Err(e) = Node::build(&text, options) {
+        if let Err(e) = runtime().block_on(Node::from_text(&text, options)) {
             panic!("{name} does not build a node:\n{e}");
         }
     }

@@ -6,8 +6,6 @@ use crate::netns::Netns;
 use crate::options::SimOptions;
 use crate::topology::Topology;
 use anyhow::{Context, Result, bail};
-use portico::follow::{StoreLink, startup_document, write_cache};
-use portico::state::ConfigSource;
 use portico::{Node, NodeOptions, RunningNode};
 use portico_core::config::Overrides;
 use portico_origin::{OriginConfig, OriginHandle};
@@ -290,45 +288,22 @@ impl Launcher {
                     overrides,
                     ..NodeOptions::default()
                 };
-                let node =
-                    Node::build(text, options).map_err(|e| anyhow::anyhow!("node {name}: {e}"))?;
+                let node = self
+                    .rt()
+                    .block_on(Node::from_text(text, options))
+                    .map_err(|e| anyhow::anyhow!("node {name}: {e}"))?;
                 return Ok(Proc::Node(node.spawn()));
             }
             NodeSource::Store(url) => url,
         };
-        let startup = self
-            .rt()
-            .block_on(startup_document(url, Some(&cache), &overrides))
-            .map_err(|e| anyhow::anyhow!("node {name}: {e}"))?;
-        if !startup.from_cache {
-            if let Err(e) = write_cache(&cache, &startup.text) {
-                log::warn!("node {name}: cannot write {}: {e}", cache.display());
-            }
-        }
-        let admin_url = format!(
-            "http://{}",
-            overrides.admin_listen.clone().unwrap_or_default()
-        );
         let options = NodeOptions {
             overrides,
-            source: ConfigSource::Store {
-                url: url.to_string(),
-                name: name.to_string(),
-                cache: Some(cache.clone()),
-            },
             ..NodeOptions::default()
         };
-        let link = StoreLink {
-            url: url.clone(),
-            name: name.to_string(),
-            cache: Some(cache),
-            admin_url,
-        };
-        let node = Node::build_with_store(&startup.text, options, Some(link))
+        let node = self
+            .rt()
+            .block_on(Node::from_store(url, Some(name), Some(&cache), options))
             .map_err(|e| anyhow::anyhow!("node {name}: {e}"))?;
-        node.state()
-            .started_from_cache
-            .store(startup.from_cache, Ordering::Relaxed);
         Ok(Proc::Node(node.spawn()))
     }
 

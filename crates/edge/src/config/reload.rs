@@ -1,19 +1,14 @@
-//! Applying a new config document to a running node: validate, check restart-only fields,
-//! re-resolve origin names off the proxy threads, build the next snapshot (carrying origin
-//! state) and swap it in. An invalid document changes nothing.
+//! Applying a new config document to a running node: prepare it beside the running config
+//! ([`crate::config::prepare`]), build the next snapshot (carrying origin state) and swap it
+//! in. An invalid document changes nothing.
 
-use crate::live_pool::resolve_async;
+use crate::config::prepare::prepare;
 use crate::snapshot::Snapshot;
 use crate::state::{ConfigSource, ErrorEntry, LastReload, NodeState, ReloadSource, rfc3339};
 use crate::tls::CertStore;
-use portico_core::config::{ConfigError, ConfigErrors, parse_with};
-use portico_core::reload::restart_only_changes;
-use std::net::SocketAddr;
+use portico_core::config::{ConfigError, ConfigErrors};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-/// How long one origin name may take to resolve during a reload.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+use std::time::SystemTime;
 
 /// A reload that went through.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,133 +174,26 @@ enum Next {
     New(Box<Snapshot>, CertStore, String),
 }
 
-/// Reads the certificates and CA files off the proxy threads; logs the warnings.
-async fn load_tls(
-    config: &portico_core::config::Config,
-) -> Result<crate::tls::TlsMaterial, ConfigErrors> {
-    let config = config.clone();
-    let tls = tokio::task::spawn_blocking(move || crate::tls::load(&config))
-        .await
-        .map_err(|e| {
-            ConfigErrors(vec![ConfigError::new(
-                "",
-                format!("reading certificates failed: {e}"),
-            )])
-        })??;
-    for w in &tls.warnings {
+/// The next snapshot, or only new certificates when `text` is the running document.
+/// Certificates and CA files are re-read on every reload, the running document's included:
+/// new CA certificates rebuild their pool even when the document is the same.
+async fn build_next(node: &NodeState, text: &str) -> Result<Next, ConfigErrors> {
+    let current = node.snapshot();
+    let prepared = prepare(text, &node.overrides, Some(&current)).await?;
+    for w in prepared.warnings() {
         log::warn!("{w}");
     }
-    Ok(tls)
-}
-
-/// The next snapshot, or only new certificates when `text` is the running document.
-async fn build_next(node: &NodeState, text: &str) -> Result<Next, ConfigErrors> {
-    let config = parse_with(text, &node.overrides)?;
-    let current = node.snapshot();
-    let mut errors = restart_only_changes(&current.config, &config);
-    if !errors.is_empty() {
-        errors.sort_by(|a, b| a.path.cmp(&b.path));
-        return Err(ConfigErrors(errors));
+    if prepared.unchanged {
+        return Ok(Next::Same(prepared.tls.certs));
     }
-    // Certificates and CA files are re-read on every reload, the running document's included:
-    // new CA certificates rebuild their pool even when the document is the same.
-    let tls = load_tls(&config).await?;
-    let same_cas = current
-        .pools
-        .iter()
-        .zip(&tls.cas)
-        .all(|(pool, ca)| pool.ca.as_deref() == ca.as_deref());
-    if config == current.config && *current.document == *text && same_cas {
-        return Ok(Next::Same(tls.certs));
-    }
-    let addrs = resolve_all_async(&config, &current).await?;
-    crate::checks::check_token_file(&config)?;
     let (snapshot, plan) = Snapshot::build(
-        config,
-        Arc::from(text),
-        &addrs,
-        &tls.cas,
+        prepared.config,
+        prepared.document,
+        &prepared.addrs,
+        &prepared.tls.cas,
         Some(&current),
         &node.metrics,
     );
     let summary = plan.map(|p| p.summary()).unwrap_or_default();
-    Ok(Next::New(Box::new(snapshot), tls.certs, summary))
-}
-
-/// Resolves every origin name concurrently. An origin whose name does not resolve now but
-/// is in the running config with the same address keeps its current address (logged): a
-/// passing resolver failure does not block an unrelated change.
-async fn resolve_all_async(
-    config: &portico_core::config::Config,
-    current: &Snapshot,
-) -> Result<Vec<Vec<SocketAddr>>, ConfigErrors> {
-    let mut lookups = tokio::task::JoinSet::new();
-    for (p, pool) in config.pools.iter().enumerate() {
-        for (o, origin) in pool.origins.iter().enumerate() {
-            let address = origin.address.clone();
-            lookups.spawn(async move { (p, o, resolve_async(&address, RESOLVE_TIMEOUT).await) });
-        }
-    }
-    let mut out: Vec<Vec<Option<SocketAddr>>> = config
-        .pools
-        .iter()
-        .map(|p| vec![None; p.origins.len()])
-        .collect();
-    let mut errors = Vec::new();
-    while let Some(joined) = lookups.join_next().await {
-        let (p, o, result) = match joined {
-            Ok(r) => r,
-            Err(e) => {
-                errors.push(ConfigError::new(
-                    "",
-                    format!("resolving origins failed: {e}"),
-                ));
-                continue;
-            }
-        };
-        match result {
-            Ok(a) => out[p][o] = Some(a),
-            Err(e) => {
-                let pool = &config.pools[p];
-                let origin = &pool.origins[o];
-                let known = current
-                    .find_origin(&pool.name, &origin.name, &origin.address)
-                    .map(|(pi, oi)| current.pools[pi].origins[oi].addr);
-                match known {
-                    Some(a) => {
-                        log::warn!(
-                            "pool {}: origin {}: {e}; keeping its current address {a}",
-                            pool.name,
-                            origin.name
-                        );
-                        out[p][o] = Some(a);
-                    }
-                    None => errors.push(ConfigError::new(
-                        format!("pools[{p}].origins[{o}].address"),
-                        e,
-                    )),
-                }
-            }
-        }
-    }
-    if !errors.is_empty() {
-        errors.sort_by(|a, b| a.path.cmp(&b.path));
-        return Err(ConfigErrors(errors));
-    }
-    let out: Vec<Vec<SocketAddr>> = out
-        .into_iter()
-        .map(|pool| pool.into_iter().flatten().collect())
-        .collect();
-    let errors: Vec<ConfigError> = config
-        .pools
-        .iter()
-        .zip(&out)
-        .enumerate()
-        .flat_map(|(i, (pool, addrs))| crate::checks::same_socket_origins(i, pool, addrs))
-        .collect();
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    Ok(Next::New(Box::new(snapshot), prepared.tls.certs, summary))
 }

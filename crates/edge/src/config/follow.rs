@@ -2,9 +2,10 @@
 //! cache the last good document, register the node under `PREFIX/nodes/<name>`, and write
 //! `PUT /config` and `portico config push` documents with compare-and-swap.
 
-use crate::reload::apply;
+use crate::config::prepare::{Prepared, document, prepare};
+use crate::config::reload::apply;
 use crate::state::{NodeState, ReloadSource};
-use portico_core::config::{ConfigErrors, Overrides, fingerprint, parse, parse_with};
+use portico_core::config::{ConfigErrors, Overrides, fingerprint};
 use portico_store::{Expect, NodeRecord, Store, StoreError, StoreEvent, StoreUrl};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,14 +60,15 @@ impl std::fmt::Display for PushError {
     }
 }
 
-/// Validates `text` and writes it to the store; with `if_version`, only if the stored
-/// document has that version. Returns the new version.
+/// Validates `text` (the pipeline's first step, [`document`]: the files and names it refers
+/// to are each node's to check) and writes it to the store; with `if_version`, only if the
+/// stored document has that version. Returns the new version.
 pub async fn push_document(
     store: &Store,
     text: &str,
     if_version: Option<&str>,
 ) -> Result<String, PushError> {
-    parse(text).map_err(PushError::Invalid)?;
+    document(text, &Overrides::default()).map_err(PushError::Invalid)?;
     let expect = match if_version {
         None => Expect::Any,
         Some(v) => {
@@ -94,18 +96,19 @@ pub async fn push_document(
     }
 }
 
-/// The document a store-following node starts from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The document a store-following node starts from, prepared.
 pub struct Startup {
-    /// The document.
-    pub text: String,
-    /// Whether it came from the cache (the store was unreachable, empty or invalid).
+    /// The document, ready to build the node from.
+    pub prepared: Prepared,
+    /// Whether it came from the cache (the store was unreachable, empty, or its document
+    /// could not be prepared here).
     pub from_cache: bool,
 }
 
-/// Picks the document a node following `url` starts from: the stored one when the store
-/// answers and it validates, else the cache (logged); with neither, an error naming both.
-pub async fn startup_document(
+/// Picks and prepares the document a node following `url` starts from: the stored one when
+/// the store answers and it prepares on this machine, else the cache (logged); with neither,
+/// an error naming both.
+pub async fn startup(
     url: &StoreUrl,
     cache: Option<&Path>,
     overrides: &Overrides,
@@ -114,40 +117,43 @@ pub async fn startup_document(
         Ok(store) => store.get_config().await,
         Err(e) => Err(e),
     };
+    let why = match fetched {
+        Ok(Some(doc)) => match prepare(&doc.text, overrides, None).await {
+            Ok(prepared) => {
+                return Ok(Startup {
+                    prepared,
+                    from_cache: false,
+                });
+            }
+            Err(errors) => format!(
+                "the stored config (version {}) is invalid:\n{errors}",
+                fingerprint(&doc.text)
+            ),
+        },
+        Ok(None) => format!(
+            "the store {url} holds no config at {} (push one with  portico config push FILE --store {url})",
+            url.config_key()
+        ),
+        Err(e) => format!("the store {url} is unreachable ({e})"),
+    };
     let cache_name = cache
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "(no --cache given)".to_string());
-    let cached = cache
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .filter(|t| parse_with(t, overrides).is_ok());
-    let from_cache = |why: String| match &cached {
-        Some(text) => {
+    let cached = match cache.and_then(|p| std::fs::read_to_string(p).ok()) {
+        Some(text) => prepare(&text, overrides, None).await.ok(),
+        None => None,
+    };
+    match cached {
+        Some(prepared) => {
             log::warn!("{why}; starting from the cache {cache_name}");
             Ok(Startup {
-                text: text.clone(),
+                prepared,
                 from_cache: true,
             })
         }
         None => Err(format!(
             "{why}, and there is no usable cache ({cache_name}): nothing to start from"
         )),
-    };
-    match fetched {
-        Ok(Some(doc)) => match parse_with(&doc.text, overrides) {
-            Ok(_) => Ok(Startup {
-                text: doc.text,
-                from_cache: false,
-            }),
-            Err(errors) => from_cache(format!(
-                "the stored config (version {}) is invalid:\n{errors}",
-                fingerprint(&doc.text)
-            )),
-        },
-        Ok(None) => from_cache(format!(
-            "the store {url} holds no config at {} (push one with  portico config push FILE --store {url})",
-            url.config_key()
-        )),
-        Err(e) => from_cache(format!("the store {url} is unreachable ({e})")),
     }
 }
 
