@@ -13,4 +13,5 @@ pub mod pool_state;
 pub mod reload;
 pub mod retry;
 pub mod routing;
+pub mod rules;
 pub mod selection;

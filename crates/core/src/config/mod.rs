@@ -9,6 +9,7 @@ mod schema;
 mod validate;
 mod warnings;
 
+pub(crate) use error::{Collector, join};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use reference::{REFERENCE_COMMAND, REFERENCE_PATH, github_anchor, reference_markdown};
@@ -17,6 +18,7 @@ pub use validate::{
     MAX_ORIGINS_PER_POOL, Overrides, fingerprint, host_pattern, is_host_port, parse, parse_with,
     path_pattern,
 };
+pub(crate) use validate::{friendly, name_problem, path_key};
 pub use warnings::warnings;
 
 #[cfg(test)]

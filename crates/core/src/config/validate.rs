@@ -67,7 +67,7 @@ pub fn parse_with(text: &str, overrides: &Overrides) -> Result<Config, ConfigErr
 }
 
 /// serde's type names in words: `expected i64` becomes `expected an integer`.
-fn friendly(message: &str) -> String {
+pub(crate) fn friendly(message: &str) -> String {
     message
         .replace("expected i64", "expected an integer")
         .replace("expected a sequence", "expected a list")
@@ -75,7 +75,7 @@ fn friendly(message: &str) -> String {
 }
 
 /// Sort key putting paths in document order: `pools[2]` before `pools[10]`.
-fn path_key(path: &str) -> Vec<(String, usize)> {
+pub(crate) fn path_key(path: &str) -> Vec<(String, usize)> {
     path.split(['.', '['])
         .map(
             |part| match part.strip_suffix(']').and_then(|n| n.parse().ok()) {
@@ -171,7 +171,7 @@ fn name(c: &mut Collector, path: &str, value: Option<&String>) -> Option<String>
 pub const MAX_NAME_LEN: usize = 64;
 
 /// What is wrong with `s` as a name (`kind`: "name" or "region"), if anything.
-fn name_problem(kind: &str, s: &str) -> Option<String> {
+pub(crate) fn name_problem(kind: &str, s: &str) -> Option<String> {
     if !is_name(s) {
         let shown: String = s.chars().take(80).collect();
         return Some(format!(
