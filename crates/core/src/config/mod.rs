@@ -12,6 +12,7 @@ mod warnings;
 pub(crate) use error::{Collector, join};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
+pub(crate) use patterns::NAME_PATTERN;
 pub use reference::{REFERENCE_COMMAND, REFERENCE_PATH, github_anchor, reference_markdown};
 pub use schema::{SCHEMA_ID, schema, schema_json};
 pub use validate::{

@@ -66,8 +66,13 @@ pub fn parse_with(text: &str, overrides: &Overrides) -> Result<Config, ConfigErr
     })
 }
 
-/// serde's type names in words: `expected i64` becomes `expected an integer`.
+/// serde's type names in words: `expected i64` becomes `expected an integer`, `expected
+/// struct RawPool` becomes `expected an object`.
 pub(crate) fn friendly(message: &str) -> String {
+    let message = match message.find("expected struct Raw") {
+        Some(at) => format!("{}expected an object", &message[..at]),
+        None => message.to_string(),
+    };
     message
         .replace("expected i64", "expected an integer")
         .replace("expected a sequence", "expected a list")

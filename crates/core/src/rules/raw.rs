@@ -3,6 +3,7 @@
 //! As in [`crate::config::raw`], required fields are `Option` so that validation reports every
 //! missing one with its path.
 
+use crate::config::NAME_PATTERN;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 #[schemars(rename = "RuleSet")]
 pub struct RawRuleSet {
     /// Rule set name, `[a-z0-9_-]+`, unique; routes name it in `rule_sets`.
-    #[schemars(required, pattern("^[a-z0-9_-]+$"), length(max = 64))]
+    #[schemars(required, pattern(NAME_PATTERN), length(max = 64))]
     pub name: Option<String>,
     /// The rules, run in order after the route matched and before an origin is chosen.
     #[schemars(required)]
@@ -26,7 +27,7 @@ pub struct RawRuleSet {
 #[schemars(rename = "Rule")]
 pub struct RawRule {
     /// Rule name, `[a-z0-9_-]+`, unique in its rule set; metrics and the access log name it.
-    #[schemars(required, pattern("^[a-z0-9_-]+$"), length(max = 64))]
+    #[schemars(required, pattern(NAME_PATTERN), length(max = 64))]
     pub name: Option<String>,
     /// Conditions, all of which must hold (default none: the rule always matches).
     pub when: Option<RawWhen>,

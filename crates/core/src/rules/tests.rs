@@ -770,6 +770,13 @@ fn type_errors_and_shapes_are_reported_by_path() {
     );
     assert!(compile("[]").names().next().is_none());
     assert_eq!(
+        errors(r#"[{"name":"s","rules":[{"name":"r","when":"x"}]}, 5]"#),
+        [
+            r#"rule_sets[0].rules[0].when: invalid type: string "x", expected an object"#,
+            "rule_sets[1]: invalid type: integer `5`, expected an object"
+        ]
+    );
+    assert_eq!(
         errors(
             r#"[{"name":"s","rules":[{"name":"r","when":{"query":[{"name":"","present":true}],"cookies":[{"name":"","present":true}]}}]}]"#
         ),

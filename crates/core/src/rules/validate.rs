@@ -21,8 +21,8 @@ pub const MAX_RATE: i64 = 1_000_000;
 
 /// Parses and validates `rule_sets` (the JSON `value`, found at `base` in the document, e.g.
 /// `rule_sets`) against the configuration's pools (`pools`, in document order: a rule's
-/// `pool` is kept as an index into it). Every error names its JSON path; they come in
-/// document order.
+/// `pool` is kept as an index into it). Every error names its JSON path; they are sorted by
+/// path as the configuration's are.
 pub fn parse_rule_sets<S: AsRef<str>>(
     value: &Value,
     base: &str,
