@@ -44,6 +44,11 @@ impl CompiledRuleSets {
         self.rules.len()
     }
 
+    /// The rate limit of a rule, if it has one.
+    pub fn rate_limit(&self, id: RuleId) -> Option<&RateLimit> {
+        self.rules.get(id.0)?.then.rate_limit.as_ref()
+    }
+
     /// The names of a rule: its set's and its own.
     pub fn rule(&self, id: RuleId) -> Option<RuleRef<'_>> {
         let rule = self.rules.get(id.0)?;
@@ -55,7 +60,7 @@ impl CompiledRuleSets {
     }
 }
 
-/// A rule that matched, named for metrics, the trace and the access log.
+/// A rule with its names, for metrics, the trace and the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RuleRef<'r> {
     /// Which rule.
@@ -215,6 +220,8 @@ pub(crate) enum EndingSpec {
     Respond {
         status: u16,
         body: Template,
+        /// The body, pre-built when it has no variables.
+        body_literal: Option<bytes::Bytes>,
         headers: Box<[(HeaderName, ValueTemplate)]>,
     },
     Redirect {

@@ -2,56 +2,57 @@
 //! actions that apply.
 
 use super::compiled::{
-    CompiledRuleSets, EditSpec, EndingSpec, RateKeySpec, RateLimit, RewriteSpec, Rule, RuleId,
-    RuleRef, RuleSetId, ValueTemplate,
+    CompiledRuleSets, EditSpec, EndingSpec, RateKeySpec, RewriteSpec, Rule, RuleId, RuleSetId,
+    ValueTemplate,
 };
 use super::facts::RequestFacts;
-use super::template::Template;
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use std::borrow::Cow;
 use std::net::IpAddr;
 
-/// What the matching rules of a request decided. Empty (and allocation-free) when no rule
-/// matched.
+/// What the matching rules of a request decided. It borrows nothing, so a request can keep it
+/// across its hooks; names are found with [`CompiledRuleSets::rule`]. Empty (and
+/// allocation-free) when no rule matched.
 #[derive(Debug, Clone, Default)]
-pub struct Actions<'r> {
+pub struct Actions {
     /// The rules that matched, in evaluation order.
-    pub matched: Vec<RuleRef<'r>>,
+    pub matched: Vec<RuleId>,
     /// The reply the node writes instead of asking an origin: the first matching rule's
     /// `respond` or `redirect`.
-    pub ending: Option<Ending<'r>>,
+    pub ending: Option<Ending>,
     /// The rate limits the request counts against, in rule order; empty when there is an
     /// `ending` (the request ends before any limit is consulted).
-    pub rate_limits: Vec<RateLimitHit<'r>>,
+    pub rate_limits: Vec<RateLimitHit>,
     /// The path the origin sees instead of the client's (the query string is kept): the
     /// first rewrite of a matching rule that applies to the path.
     pub path: Option<String>,
-    /// The pool the request goes to instead of the route's: the first matching rule's.
-    pub pool: Option<PoolRef<'r>>,
+    /// The pool the request goes to instead of the route's, as an index into the
+    /// configuration's `pools`: the first matching rule's.
+    pub pool: Option<usize>,
     /// Edits of the request to the origin, in order.
-    pub request_headers: Vec<HeaderEdit<'r>>,
+    pub request_headers: Vec<HeaderEdit>,
     /// Edits of every response to the client, in order.
-    pub response_headers: Vec<HeaderEdit<'r>>,
+    pub response_headers: Vec<HeaderEdit>,
 }
 
 /// A reply written by the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending<'r> {
+pub enum Ending {
     /// `respond`.
     Respond {
         /// The rule it came from.
-        rule: RuleRef<'r>,
+        rule: RuleId,
         /// Status.
         status: u16,
         /// Body (empty when not given).
-        body: Cow<'r, str>,
+        body: Bytes,
         /// Headers, in the order written.
-        headers: Vec<(&'r HeaderName, HeaderValue)>,
+        headers: Vec<(HeaderName, HeaderValue)>,
     },
     /// `redirect`.
     Redirect {
         /// The rule it came from.
-        rule: RuleRef<'r>,
+        rule: RuleId,
         /// 301, 302, 307 or 308.
         status: u16,
         /// The `Location`.
@@ -59,13 +60,24 @@ pub enum Ending<'r> {
     },
 }
 
+impl Ending {
+    /// The rule it came from.
+    pub fn rule(&self) -> RuleId {
+        match self {
+            Ending::Respond { rule, .. } | Ending::Redirect { rule, .. } => *rule,
+        }
+    }
+}
+
 /// A rate limit a request counts against: the rule's bucket for `key`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RateLimitHit<'r> {
-    /// The rule whose limit it is.
-    pub rule: RuleRef<'r>,
-    /// The limit.
-    pub limit: &'r RateLimit,
+pub struct RateLimitHit {
+    /// The rule whose limit it is (its whole spec: [`CompiledRuleSets::rate_limit`]).
+    pub rule: RuleId,
+    /// Sustained rate per key.
+    pub requests_per_second: f64,
+    /// Requests allowed at once above the sustained rate.
+    pub burst: u32,
     /// The bucket's key.
     pub key: RateKey,
 }
@@ -75,44 +87,35 @@ pub struct RateLimitHit<'r> {
 pub enum RateKey {
     /// The client's address.
     ClientIp(IpAddr),
-    /// The value of the key's header.
+    /// The value of the key's header (its first field line).
     Header(HeaderValue),
     /// The request's route (one bucket per route naming the rule's set).
     Route,
 }
 
-/// The pool a rule sends the request to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolRef<'r> {
-    /// Its index in the configuration's `pools`.
-    pub index: usize,
-    /// Its name.
-    pub name: &'r str,
-}
-
 /// One edit of a header map.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderEdit<'r> {
+pub enum HeaderEdit {
     /// Remove every value of the header.
-    Remove(&'r HeaderName),
+    Remove(HeaderName),
     /// Replace every value of the header with this one.
-    Set(&'r HeaderName, HeaderValue),
+    Set(HeaderName, HeaderValue),
     /// Add this value beside any others.
-    Add(&'r HeaderName, HeaderValue),
+    Add(HeaderName, HeaderValue),
 }
 
-impl HeaderEdit<'_> {
+impl HeaderEdit {
     /// Applies the edit to `headers`.
     pub fn apply(&self, headers: &mut HeaderMap) {
         match self {
             HeaderEdit::Remove(name) => {
-                headers.remove(*name);
+                headers.remove(name);
             }
             HeaderEdit::Set(name, value) => {
-                headers.insert((*name).clone(), value.clone());
+                headers.insert(name.clone(), value.clone());
             }
             HeaderEdit::Add(name, value) => {
-                headers.append((*name).clone(), value.clone());
+                headers.append(name.clone(), value.clone());
             }
         }
     }
@@ -122,7 +125,7 @@ impl CompiledRuleSets {
     /// Evaluates the rule sets `sets` (a route's `rule_sets`, in order) against a request: every
     /// rule whose conditions hold contributes its actions, until a matching rule with `stop`.
     /// An unknown id is skipped.
-    pub fn evaluate<'r>(&'r self, sets: &[RuleSetId], facts: &RequestFacts<'_>) -> Actions<'r> {
+    pub fn evaluate(&self, sets: &[RuleSetId], facts: &RequestFacts<'_>) -> Actions {
         let mut out = Actions::default();
         'sets: for id in sets {
             let Some(set) = self.sets.get(id.0) else {
@@ -135,12 +138,7 @@ impl CompiledRuleSets {
                 if !rule.when.holds(facts) {
                     continue;
                 }
-                let me = RuleRef {
-                    id: RuleId(index),
-                    set: &set.name,
-                    name: &rule.name,
-                };
-                apply(rule, me, facts, &mut out);
+                apply(rule, RuleId(index), facts, &mut out);
                 if rule.stop {
                     break 'sets;
                 }
@@ -154,7 +152,7 @@ impl CompiledRuleSets {
 }
 
 /// Adds the actions of a matching rule to `out`.
-fn apply<'r>(rule: &'r Rule, me: RuleRef<'r>, facts: &RequestFacts<'_>, out: &mut Actions<'r>) {
+fn apply(rule: &Rule, me: RuleId, facts: &RequestFacts<'_>, out: &mut Actions) {
     out.matched.push(me);
     let then = &rule.then;
     let captures = match (&rule.when.path_regex, then.uses_groups) {
@@ -168,14 +166,24 @@ fn apply<'r>(rule: &'r Rule, me: RuleRef<'r>, facts: &RequestFacts<'_>, out: &mu
             Some(EndingSpec::Respond {
                 status,
                 body,
+                body_literal,
                 headers,
             }) => Some(Ending::Respond {
                 rule: me,
                 status: *status,
-                body: render_text(body, facts, group),
+                body: match body_literal {
+                    Some(b) => b.clone(),
+                    None => {
+                        let mut s = String::new();
+                        body.render_into(facts, group, &mut s);
+                        Bytes::from(s)
+                    }
+                },
                 headers: headers
                     .iter()
-                    .filter_map(|(name, value)| Some((name, render_value(value, facts, group)?)))
+                    .filter_map(|(name, value)| {
+                        Some((name.clone(), render_value(value, facts, group)?))
+                    })
                     .collect(),
             }),
             Some(EndingSpec::Redirect { status, location }) => render_value(location, facts, group)
@@ -195,7 +203,8 @@ fn apply<'r>(rule: &'r Rule, me: RuleRef<'r>, facts: &RequestFacts<'_>, out: &mu
         if let Some(key) = key {
             out.rate_limits.push(RateLimitHit {
                 rule: me,
-                limit,
+                requests_per_second: limit.requests_per_second,
+                burst: limit.burst,
                 key,
             });
         }
@@ -204,10 +213,7 @@ fn apply<'r>(rule: &'r Rule, me: RuleRef<'r>, facts: &RequestFacts<'_>, out: &mu
         out.path = then.rewrite.as_ref().and_then(|r| rewrite(r, facts));
     }
     if out.pool.is_none() {
-        out.pool = then.pool.as_ref().map(|(index, name)| PoolRef {
-            index: *index,
-            name,
-        });
+        out.pool = then.pool.as_ref().map(|(index, _)| *index);
     }
     edits(
         &then.request_headers,
@@ -223,39 +229,23 @@ fn apply<'r>(rule: &'r Rule, me: RuleRef<'r>, facts: &RequestFacts<'_>, out: &mu
     );
 }
 
-fn edits<'r, 'g>(
-    specs: &'r [EditSpec],
+fn edits<'g>(
+    specs: &[EditSpec],
     facts: &RequestFacts<'_>,
     group: impl Fn(usize) -> Option<&'g str> + Copy,
-    out: &mut Vec<HeaderEdit<'r>>,
+    out: &mut Vec<HeaderEdit>,
 ) {
     for spec in specs {
         let edit = match spec {
-            EditSpec::Remove(name) => Some(HeaderEdit::Remove(name)),
+            EditSpec::Remove(name) => Some(HeaderEdit::Remove(name.clone())),
             EditSpec::Set(name, value) => {
-                render_value(value, facts, group).map(|v| HeaderEdit::Set(name, v))
+                render_value(value, facts, group).map(|v| HeaderEdit::Set(name.clone(), v))
             }
             EditSpec::Add(name, value) => {
-                render_value(value, facts, group).map(|v| HeaderEdit::Add(name, v))
+                render_value(value, facts, group).map(|v| HeaderEdit::Add(name.clone(), v))
             }
         };
         out.extend(edit);
-    }
-}
-
-/// The rendered text, borrowed when the template has no variables.
-fn render_text<'r, 'g>(
-    t: &'r Template,
-    facts: &RequestFacts<'_>,
-    group: impl Fn(usize) -> Option<&'g str>,
-) -> Cow<'r, str> {
-    match t.literal() {
-        Some(text) => Cow::Borrowed(text),
-        None => {
-            let mut s = String::new();
-            t.render_into(facts, group, &mut s);
-            Cow::Owned(s)
-        }
     }
 }
 

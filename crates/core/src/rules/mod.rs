@@ -40,7 +40,7 @@ mod template;
 mod validate;
 
 pub use compiled::{CompiledRuleSets, RateKeySpec, RateLimit, RuleId, RuleRef, RuleSetId};
-pub use eval::{Actions, Ending, HeaderEdit, PoolRef, RateKey, RateLimitHit};
+pub use eval::{Actions, Ending, HeaderEdit, RateKey, RateLimitHit};
 pub use facts::{RequestFacts, Scheme, client_ip};
 pub use validate::{MAX_RATE, MAX_RULES_PER_SET, parse_rule_sets};
 

@@ -97,7 +97,7 @@ fn value(v: &HeaderValue) -> &str {
     v.to_str().unwrap()
 }
 
-fn edit(side: &str, e: &HeaderEdit<'_>) -> String {
+fn edit(side: &str, e: &HeaderEdit) -> String {
     match e {
         HeaderEdit::Remove(n) => format!("{side} remove {n}"),
         HeaderEdit::Set(n, v) => format!("{side} set {n}: {}", value(v)),
@@ -105,12 +105,16 @@ fn edit(side: &str, e: &HeaderEdit<'_>) -> String {
     }
 }
 
-/// Everything evaluation decided, one line per item, in order.
-fn describe(a: &Actions<'_>) -> Vec<String> {
+/// Everything evaluation decided, one line per item, in order, rules by name.
+fn describe(sets: &CompiledRuleSets, a: &Actions) -> Vec<String> {
+    let name = |id: RuleId| sets.rule(id).unwrap().name;
     let mut out: Vec<String> = a
         .matched
         .iter()
-        .map(|r| format!("match {}/{}", r.set, r.name))
+        .map(|&id| {
+            let r = sets.rule(id).unwrap();
+            format!("match {}/{}", r.set, r.name)
+        })
         .collect();
     match &a.ending {
         None => {}
@@ -125,9 +129,10 @@ fn describe(a: &Actions<'_>) -> Vec<String> {
                 .map(|(n, v)| format!("{n}: {}", value(v)))
                 .collect();
             out.push(format!(
-                "respond {status} {body:?} [{}] by {}",
+                "respond {status} {:?} [{}] by {}",
+                std::str::from_utf8(body).unwrap(),
                 h.join(", "),
-                rule.name
+                name(*rule)
             ));
         }
         Some(Ending::Redirect {
@@ -137,7 +142,7 @@ fn describe(a: &Actions<'_>) -> Vec<String> {
         }) => out.push(format!(
             "redirect {status} {} by {}",
             value(location),
-            rule.name
+            name(*rule)
         )),
     }
     for hit in &a.rate_limits {
@@ -146,16 +151,23 @@ fn describe(a: &Actions<'_>) -> Vec<String> {
             RateKey::Header(v) => format!("header={}", value(v)),
             RateKey::Route => "route".to_string(),
         };
+        let spec = sets.rate_limit(hit.rule).unwrap();
+        assert_eq!(
+            (spec.requests_per_second, spec.burst),
+            (hit.requests_per_second, hit.burst)
+        );
         out.push(format!(
             "rate_limit {} {key} {}/s burst {}",
-            hit.rule.name, hit.limit.requests_per_second, hit.limit.burst
+            name(hit.rule),
+            hit.requests_per_second,
+            hit.burst
         ));
     }
     if let Some(p) = &a.path {
         out.push(format!("path {p}"));
     }
-    if let Some(p) = &a.pool {
-        out.push(format!("pool {} #{}", p.name, p.index));
+    if let Some(p) = a.pool {
+        out.push(format!("pool {} #{p}", POOLS[p]));
     }
     out.extend(a.request_headers.iter().map(|e| edit("request", e)));
     out.extend(a.response_headers.iter().map(|e| edit("response", e)));
@@ -166,7 +178,7 @@ fn describe(a: &Actions<'_>) -> Vec<String> {
 fn run(json: &str, names: &[&str], r: &Req) -> Vec<String> {
     let sets = compile(json);
     let ids: Vec<RuleSetId> = names.iter().map(|n| sets.id(n).unwrap()).collect();
-    describe(&sets.evaluate(&ids, &r.facts()))
+    describe(&sets, &sets.evaluate(&ids, &r.facts()))
 }
 
 /// One set `s` holding one rule `r` with this `when`, marking matches with a response header.
@@ -191,7 +203,7 @@ fn no_conditions_always_match_and_no_rules_decide_nothing() {
     assert!(matches("{}", &req("/")));
     let sets = compile(r#"[{"name":"empty","rules":[]}]"#);
     let a = sets.evaluate(&[sets.id("empty").unwrap()], &req("/").facts());
-    assert!(describe(&a).is_empty());
+    assert!(describe(&sets, &a).is_empty());
     assert_eq!(
         a.matched.capacity(),
         0,
@@ -604,9 +616,9 @@ fn lookups_by_name_and_id() {
     assert_eq!(sets.rule_count(), 3);
     assert!(sets.id("c").is_none());
     let a = sets.evaluate(&[sets.id("b").unwrap()], &req("/").facts());
-    let z = a.matched[1];
-    assert_eq!((z.set, z.name), ("b", "z"));
-    assert_eq!(sets.rule(z.id), Some(z));
+    let z = sets.rule(a.matched[1]).unwrap();
+    assert_eq!((z.id, z.set, z.name), (a.matched[1], "b", "z"));
+    assert!(sets.rate_limit(z.id).is_none());
 }
 
 #[test]
@@ -950,7 +962,7 @@ proptest! {
         let ids: Vec<RuleSetId> = names.iter().map(|n| sets.id(n).unwrap()).collect();
         let a = sets.evaluate(&ids, &r.facts());
         let stopped = a.matched.iter().position(|m| {
-            let rule = &sets.rules[m.id.0];
+            let rule = &sets.rules[m.0];
             rule.stop
         });
         if let Some(pos) = stopped {
@@ -966,21 +978,19 @@ proptest! {
                 }
             }
         }
-        let got: Vec<usize> = a.matched.iter().map(|m| m.id.0).collect();
+        let got: Vec<usize> = a.matched.iter().map(|m| m.0).collect();
         let cut = all.iter().position(|&k| sets.rules[k].stop).map_or(all.len(), |p| p + 1);
         prop_assert_eq!(&got[..], &all[..cut]);
         // The single-valued actions come from the first rules up to the stop, the rate
         // limits from those rules only (none when the request ends).
         let kept = &all[..cut];
         let first_pool = kept.iter().find_map(|&k| sets.rules[k].then.pool.as_ref().map(|p| p.0));
-        prop_assert_eq!(a.pool.map(|p| p.index), first_pool);
+        prop_assert_eq!(a.pool, first_pool);
         let first_ending = kept.iter().find(|&&k| sets.rules[k].then.ending.is_some()).copied();
-        let ending_rule = a.ending.as_ref().map(|e| match e {
-            Ending::Respond { rule, .. } | Ending::Redirect { rule, .. } => rule.id.0,
-        });
+        let ending_rule = a.ending.as_ref().map(|e| e.rule().0);
         prop_assert_eq!(ending_rule, first_ending);
         for hit in &a.rate_limits {
-            prop_assert!(a.ending.is_none() && kept.contains(&hit.rule.id.0));
+            prop_assert!(a.ending.is_none() && kept.contains(&hit.rule.0));
         }
     }
 

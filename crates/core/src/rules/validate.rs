@@ -513,9 +513,13 @@ fn compile_respond(
     let headers = header_map(c, &p("headers"), r.headers.as_ref(), g);
     *uses |= body.as_ref().is_some_and(uses_groups)
         || headers.iter().any(|(_, v)| uses_groups(&v.template));
+    let body = body?;
     Some(EndingSpec::Respond {
         status: status?,
-        body: body?,
+        body_literal: body
+            .literal()
+            .map(|t| bytes::Bytes::copy_from_slice(t.as_bytes())),
+        body,
         headers: headers.into(),
     })
 }
