@@ -126,6 +126,19 @@ impl Test {
 }
 
 impl When {
+    /// Whether the rule gives no condition, so it matches every request.
+    pub(crate) fn is_always(&self) -> bool {
+        self.methods.is_empty()
+            && self.schemes.is_none()
+            && self.paths.is_empty()
+            && self.client_ips.is_empty()
+            && self.not_client_ips.is_empty()
+            && self.headers.is_empty()
+            && self.query.is_empty()
+            && self.cookies.is_empty()
+            && self.path_regex.is_none()
+    }
+
     /// Whether every condition holds, cheapest tests first; the path regex last.
     pub(crate) fn holds(&self, f: &RequestFacts<'_>) -> bool {
         (self.methods.is_empty() || self.methods.iter().any(|m| &**m == f.method))

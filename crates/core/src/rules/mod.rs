@@ -38,6 +38,7 @@ mod facts;
 pub mod raw;
 mod template;
 mod validate;
+mod warnings;
 
 pub use compiled::{CompiledRuleSets, RateKeySpec, RateLimit, RuleId, RuleRef, RuleSetId};
 pub use eval::{Actions, Ending, HeaderEdit, RateKey, RateLimitHit};

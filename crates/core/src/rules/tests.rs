@@ -747,6 +747,27 @@ fn every_error_is_reported_with_its_path() {
 }
 
 #[test]
+fn rules_that_do_nothing_or_are_never_reached_are_warned_about() {
+    let sets = compile(
+        r#"[{"name":"a","rules":[
+          {"name":"noop","when":{"methods":["GET"]}},
+          {"name":"health","when":{"paths":["/health"]},"stop":true},
+          {"name":"all","then":{"pool":"api"},"stop":true},
+          {"name":"late","then":{"pool":"canary"}}]},
+          {"name":"b","rules":[{"name":"ok","then":{"respond":{"status":204}}},{"name":"empty"}]}]"#,
+    );
+    assert_eq!(
+        sets.warnings("rule_sets"),
+        [
+            r#"rule_sets[0].rules[0]: does nothing: give it actions in "then", or "stop": true"#,
+            "rule_sets[0].rules[3]: never evaluated: rules[2] matches every request and stops",
+            r#"rule_sets[1].rules[1]: does nothing: give it actions in "then", or "stop": true"#,
+        ]
+    );
+    assert!(compile(REALISTIC).warnings("rule_sets").is_empty());
+}
+
+#[test]
 fn groups_of_the_when_pattern_are_counted() {
     let with = |re: &str, loc: &str| {
         format!(
