@@ -24,12 +24,12 @@ pub struct Actions {
     /// `ending` (the request ends before any limit is consulted).
     pub rate_limits: Vec<RateLimitHit>,
     /// The path the origin sees instead of the client's (the query string is kept): the
-    /// first rewrite of a matching rule that applies to the path.
+    /// first rewrite of a matching rule that applies to the path. `None` with an `ending`.
     pub path: Option<String>,
     /// The pool the request goes to instead of the route's, as an index into the
-    /// configuration's `pools`: the first matching rule's.
+    /// configuration's `pools`: the first matching rule's. `None` with an `ending`.
     pub pool: Option<usize>,
-    /// Edits of the request to the origin, in order.
+    /// Edits of the request to the origin, in order. Empty with an `ending`.
     pub request_headers: Vec<HeaderEdit>,
     /// Edits of every response to the client, in order.
     pub response_headers: Vec<HeaderEdit>,
@@ -145,7 +145,11 @@ impl CompiledRuleSets {
             }
         }
         if out.ending.is_some() {
+            // The request ends here: nothing of the way to an origin applies.
             out.rate_limits.clear();
+            out.path = None;
+            out.pool = None;
+            out.request_headers.clear();
         }
         out
     }

@@ -16,9 +16,11 @@
 //! - Single-valued actions: the first matching rule that gives one wins (as HAProxy's first
 //!   matching `use_backend` or `redirect`): `respond` or `redirect` (a rule may not give both),
 //!   `rewrite` (the first one that applies to the path: a `from` the path starts with, a
-//!   pattern that matches), `pool`. Every matching `rate_limit` applies, unless the request
-//!   ends in a `respond` or `redirect` first. Header edits add up in rule order; within a
-//!   rule, `remove`, then `set`, then `add`.
+//!   pattern that matches), `pool`. Every matching `rate_limit` applies. Header edits add up
+//!   in rule order; within a rule, `remove`, then `set`, then `add`.
+//! - A `respond` or `redirect` ends the request before anything on the way to an origin: with
+//!   one, no rate limit, rewrite, pool or request header applies. Later matching rules are
+//!   still evaluated (unless one stopped), so their response headers reach that reply too.
 //! - A rate limit keyed by a header that the request lacks, or by `client_ip` when the address
 //!   is unknown, does not apply (nginx's `limit_req` does the same with an empty key).
 //!   `burst` defaults to one second's worth.

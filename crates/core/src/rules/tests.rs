@@ -411,15 +411,15 @@ fn redirect_renders_host_without_port_path_and_query() {
 #[test]
 fn templates_name_groups_of_the_rules_path_regex() {
     let json = r#"[{"name":"s","rules":[{"name":"v","when":{"path_regex":"^/v(\\d+)/(\\w+)(/x)?"},
-      "then":{"request_headers":{"set":{"x-version":"{1}","x-thing":"{2}{3}!"}},
+      "then":{"response_headers":{"set":{"x-version":"{1}","x-thing":"{2}{3}!"}},
               "redirect":{"status":302,"location":"/api/{2}/v{1}"}}}]}]"#;
     assert_eq!(
         run(json, &["s"], &req("/v2/users/1")),
         [
             "match s/v",
             "redirect 302 /api/users/v2 by v",
-            "request set x-thing: users!",
-            "request set x-version: 2"
+            "response set x-thing: users!",
+            "response set x-version: 2"
         ],
         "a group that took no part is empty"
     );
@@ -455,11 +455,12 @@ fn rate_limits_name_their_key_and_skip_requests_without_one() {
 }
 
 #[test]
-fn an_ending_comes_before_rate_limits() {
+fn an_ending_comes_before_everything_on_the_way_to_an_origin() {
     let json = r#"[{"name":"s","rules":[
-      {"name":"limit","then":{"rate_limit":{"key":"route","requests_per_second":1}}},
+      {"name":"limit","then":{"rate_limit":{"key":"route","requests_per_second":1},"pool":"canary",
+        "rewrite":{"path_prefix":{"from":"/","to":"/x/"}},"request_headers":{"add":{"x-a":"1"}}}},
       {"name":"deny","when":{"paths":["/deny"]},"then":{"respond":{"status":403}}},
-      {"name":"later","then":{"redirect":{"status":301,"location":"/x"},"response_headers":{"add":{"x-later":"1"}}}}]}]"#;
+      {"name":"later","when":{"methods":["GET"]},"then":{"redirect":{"status":301,"location":"/x"},"response_headers":{"add":{"x-later":"1"}}}}]}]"#;
     assert_eq!(
         run(json, &["s"], &req("/deny")),
         [
@@ -469,7 +470,7 @@ fn an_ending_comes_before_rate_limits() {
             r#"respond 403 "" [] by deny"#,
             "response add x-later: 1"
         ],
-        "first ending wins, rate limits dropped, later response headers still apply"
+        "first ending wins, what leads to an origin is dropped, later response headers apply"
     );
     assert_eq!(
         run(json, &["s"], &req("/ok")),
@@ -479,6 +480,17 @@ fn an_ending_comes_before_rate_limits() {
             "redirect 301 /x by later",
             "response add x-later: 1"
         ]
+    );
+    assert_eq!(
+        run(json, &["s"], &req("/ok").method("POST")),
+        [
+            "match s/limit",
+            "rate_limit limit route 1/s burst 1",
+            "path /x/ok",
+            "pool canary #1",
+            "request add x-a: 1"
+        ],
+        "without an ending, all of it applies"
     );
 }
 
@@ -1006,7 +1018,7 @@ proptest! {
         // limits from those rules only (none when the request ends).
         let kept = &all[..cut];
         let first_pool = kept.iter().find_map(|&k| sets.rules[k].then.pool.as_ref().map(|p| p.0));
-        prop_assert_eq!(a.pool, first_pool);
+        prop_assert_eq!(a.pool, if a.ending.is_some() { None } else { first_pool });
         let first_ending = kept.iter().find(|&&k| sets.rules[k].then.ending.is_some()).copied();
         let ending_rule = a.ending.as_ref().map(|e| e.rule().0);
         prop_assert_eq!(ending_rule, first_ending);
