@@ -634,6 +634,21 @@ fn lookups_by_name_and_id() {
 }
 
 #[test]
+fn a_routes_rule_sets_resolve_by_name_in_order() {
+    let sets = compile(r#"[{"name":"a","rules":[]},{"name":"b","rules":[]}]"#);
+    let ids = sets.resolve(&["b", "a"], "routes[0].rule_sets").unwrap();
+    assert_eq!(ids, [sets.id("b").unwrap(), sets.id("a").unwrap()]);
+    let e = sets
+        .resolve(&["a", "c", "a"], "routes[1].rule_sets")
+        .unwrap_err();
+    assert_eq!(
+        e.lines(),
+        "routes[1].rule_sets[1]: \"c\" is not a rule set (rule sets: a, b)\n\
+         routes[1].rule_sets[2]: \"a\" is named twice"
+    );
+}
+
+#[test]
 fn client_ip_is_the_peer_or_the_last_untrusted_forwarded_hop() {
     let trusted = [
         crate::cidr::Cidr::parse("10.0.0.0/8").unwrap(),

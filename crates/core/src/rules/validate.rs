@@ -46,6 +46,43 @@ pub fn parse_rule_sets<S: AsRef<str>>(
     }
 }
 
+impl CompiledRuleSets {
+    /// A route's `rule_sets` (found at `path`, e.g. `routes[2].rule_sets`) as ids, in order;
+    /// an unknown or repeated name is an error at its index.
+    pub fn resolve<S: AsRef<str>>(
+        &self,
+        names: &[S],
+        path: &str,
+    ) -> Result<Vec<RuleSetId>, ConfigErrors> {
+        let mut c = Collector::default();
+        let mut ids = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            let name = name.as_ref();
+            match self.id(name) {
+                Some(id) if ids.contains(&id) => {
+                    c.push(format!("{path}[{i}]"), format!("{name:?} is named twice"));
+                }
+                Some(id) => ids.push(id),
+                None => {
+                    let known: Vec<&str> = self.names().collect();
+                    c.push(
+                        format!("{path}[{i}]"),
+                        format!(
+                            "{name:?} is not a rule set (rule sets: {})",
+                            known.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        if c.errors.is_empty() {
+            Ok(ids)
+        } else {
+            Err(ConfigErrors(c.errors))
+        }
+    }
+}
+
 fn compile<S: AsRef<str>>(
     c: &mut Collector,
     base: &str,
