@@ -15,4 +15,5 @@ pub mod reload;
 pub mod retry;
 pub mod rollout;
 pub mod routing;
+pub mod rules;
 pub mod selection;

@@ -9,14 +9,17 @@ mod schema;
 mod validate;
 mod warnings;
 
+pub(crate) use error::{Collector, join};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
+pub(crate) use patterns::NAME_PATTERN;
 pub use reference::{REFERENCE_COMMAND, REFERENCE_PATH, github_anchor, reference_markdown};
 pub use schema::{SCHEMA_ID, schema, schema_json};
 pub use validate::{
     MAX_ORIGINS_PER_POOL, Overrides, fingerprint, host_pattern, is_host_port, parse, parse_with,
     path_pattern,
 };
+pub(crate) use validate::{friendly, name_problem, path_key};
 pub use warnings::warnings;
 
 #[cfg(test)]

@@ -66,8 +66,13 @@ pub fn parse_with(text: &str, overrides: &Overrides) -> Result<Config, ConfigErr
     })
 }
 
-/// serde's type names in words: `expected i64` becomes `expected an integer`.
-fn friendly(message: &str) -> String {
+/// serde's type names in words: `expected i64` becomes `expected an integer`, `expected
+/// struct RawPool` becomes `expected an object`.
+pub(crate) fn friendly(message: &str) -> String {
+    let message = match message.find("expected struct Raw") {
+        Some(at) => format!("{}expected an object", &message[..at]),
+        None => message.to_string(),
+    };
     message
         .replace("expected i64", "expected an integer")
         .replace("expected a sequence", "expected a list")
@@ -75,7 +80,7 @@ fn friendly(message: &str) -> String {
 }
 
 /// Sort key putting paths in document order: `pools[2]` before `pools[10]`.
-fn path_key(path: &str) -> Vec<(String, usize)> {
+pub(crate) fn path_key(path: &str) -> Vec<(String, usize)> {
     path.split(['.', '['])
         .map(
             |part| match part.strip_suffix(']').and_then(|n| n.parse().ok()) {
@@ -171,7 +176,7 @@ fn name(c: &mut Collector, path: &str, value: Option<&String>) -> Option<String>
 pub const MAX_NAME_LEN: usize = 64;
 
 /// What is wrong with `s` as a name (`kind`: "name" or "region"), if anything.
-fn name_problem(kind: &str, s: &str) -> Option<String> {
+pub(crate) fn name_problem(kind: &str, s: &str) -> Option<String> {
     if !is_name(s) {
         let shown: String = s.chars().take(80).collect();
         return Some(format!(
