@@ -17,6 +17,7 @@ pub mod live_pool;
 pub mod metrics;
 pub mod node;
 pub mod probe;
+pub mod probe_connector;
 pub mod proxy;
 pub mod request;
 pub mod request_log;
