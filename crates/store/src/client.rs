@@ -16,6 +16,11 @@ use tokio::time::Instant;
 /// one at random among those it is connected to).
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
+/// The largest answer this client decodes (a document read or watched): 64 MiB, far above
+/// what etcd takes by default (`--max-request-bytes`, 1.5 MiB), so that etcd's limit is the one
+/// that binds. gRPC's default is 4 MiB.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
 /// A connection to the store named by a [`StoreUrl`]. Cheap to clone; clones share the
 /// connection.
 ///
@@ -108,9 +113,14 @@ impl Store {
     pub(crate) async fn get_config_raw(&self) -> Result<(Option<KeyValue>, i64), StoreError> {
         let key = self.url.config_key();
         let mut resp = self
-            .request(&format!("get of {key}"), |mut c| {
+            .request(&format!("get of {key}"), |c| {
                 let key = key.clone();
-                async move { c.get(key, None).await }
+                async move {
+                    c.kv_client()
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .get(key, None)
+                        .await
+                }
             })
             .await?;
         let revision = header_revision(resp.header())?;
@@ -133,7 +143,8 @@ impl Store {
                         let (key, text) = (key.clone(), text.to_string());
                         async move { c.put(key, text, None).await }
                     })
-                    .await?;
+                    .await
+                    .map_err(|e| e.sized(text.len()))?;
                 return header_revision(resp.header());
             }
             Expect::Absent => Compare::create_revision(key.as_str(), CompareOp::Equal, 0),
@@ -149,7 +160,8 @@ impl Store {
                     .or_else([TxnOp::get(key.as_str(), None)]);
                 async move { c.txn(txn).await }
             })
-            .await?;
+            .await
+            .map_err(|e| e.sized(text.len()))?;
         if resp.succeeded() {
             return header_revision(resp.header());
         }
@@ -292,7 +304,9 @@ pub(crate) fn doc_from_kv(key: &str, kv: &KeyValue) -> Result<StoredDoc, StoreEr
     })
 }
 
-fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> Result<i64, StoreError> {
+pub(crate) fn header_revision(
+    header: Option<&etcd_client::ResponseHeader>,
+) -> Result<i64, StoreError> {
     header
         .map(|h| h.revision())
         .ok_or_else(|| StoreError::Etcd("etcd answered without a response header".to_string()))

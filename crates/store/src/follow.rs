@@ -149,7 +149,10 @@ impl Follower {
         }
         self.seen_revision = self.seen_revision.max(revision);
 
-        let mut client = store.client();
+        let mut client = store
+            .client()
+            .watch_client()
+            .max_decoding_message_size(crate::client::MAX_MESSAGE_BYTES);
         let options = WatchOptions::new().with_start_revision(revision + 1);
         let mut stream = tokio::select! {
             started = tokio::time::timeout(FOLLOW_TIMEOUT, client.watch(key.as_str(), Some(options))) => {
