@@ -8,6 +8,7 @@
 //!   transactions (see `url.rs` for every key).
 //! - [`follow`]: a task that emits every new revision of the document, across outages.
 //! - [`register`]: a task that keeps a node's [`NodeRecord`] in the store under a lease.
+//! - [`Conductorship`]: the election of the node that conducts rollouts (a lease-held key).
 //! - [`LocalEtcd`]: starts a real etcd cluster of child processes (tests, simulation, benches).
 
 #![warn(missing_docs)]
@@ -15,6 +16,7 @@
 mod backoff;
 mod client;
 mod cluster;
+mod conductor;
 mod doc;
 mod error;
 mod follow;
@@ -27,6 +29,7 @@ mod versions;
 pub use backoff::{BACKOFF_MAX, BACKOFF_MIN};
 pub use client::{Expect, MAX_MESSAGE_BYTES, Store, StoredDoc};
 pub use cluster::{LOG_FILE, LocalEtcd, MemberSpec, START_DEADLINE, etcd_binary};
+pub use conductor::{CONDUCTOR_TTL, Conductorship, Role};
 pub use error::{ETCD_DEFAULT_MAX_REQUEST_BYTES, LimitSide, StoreError, UrlError};
 pub use follow::{FOLLOW_TIMEOUT, PROGRESS_INTERVAL, StoreEvent, WATCH_SILENCE_LIMIT, follow};
 pub use node::{NodeRecord, now_rfc3339};

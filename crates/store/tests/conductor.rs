@@ -1,0 +1,113 @@
+//! The conductor election against a real etcd, started by each test through `LocalEtcd`.
+
+use portico_store::{Conductorship, LocalEtcd, Role, Store, StoreUrl};
+use std::future::Future;
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::time::Instant;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// The lease TTL the campaigners ask for.
+const TTL: Duration = Duration::from_secs(2);
+/// What a takeover may take beyond the TTL on a loaded machine (noticing, backoff, requests).
+const MARGIN: Duration = Duration::from_secs(15);
+
+fn cluster(members: usize) -> (TempDir, LocalEtcd) {
+    let dir = tempfile::tempdir().expect("temporary dir");
+    match LocalEtcd::start_local(members, dir.path()) {
+        Ok(etcd) => (dir, etcd),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+async fn connect(url: &StoreUrl) -> Store {
+    match Store::connect(url, TIMEOUT).await {
+        Ok(store) => store,
+        Err(e) => panic!("connect to {url}: {e}"),
+    }
+}
+
+/// Polls `check` until it holds, or panics after `within` naming `what`.
+async fn poll<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn elected(c: &mut Conductorship, who: &str) {
+    if tokio::time::timeout(TTL + MARGIN, c.elected())
+        .await
+        .is_err()
+    {
+        panic!("{who} was not elected (role {:?})", c.role());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_conductor_and_a_takeover_when_it_dies_or_resigns() {
+    let (_dir, etcd) = cluster(1);
+    let url = etcd.url("conduct");
+    let store = connect(&url).await;
+    assert_eq!(store.conductor().await.unwrap(), None);
+
+    let mut a = Conductorship::campaign(url.clone(), "a".into(), TTL);
+    elected(&mut a, "a").await;
+    assert_eq!(store.conductor().await.unwrap().as_deref(), Some("a"));
+
+    // The second campaigner sees the first conduct, and does not.
+    let b = Conductorship::campaign(url.clone(), "b".into(), TTL);
+    let following_a = Role::Following { leader: "a".into() };
+    poll("b to follow a", MARGIN, || async {
+        b.role() == following_a
+    })
+    .await;
+    assert!(a.is_leader());
+
+    // a dies without revoking its lease: b takes over once the lease expires.
+    a.abandon().await;
+    poll("b to take over from a dead a", TTL + MARGIN, || async {
+        b.is_leader()
+    })
+    .await;
+    assert_eq!(store.conductor().await.unwrap().as_deref(), Some("b"));
+
+    // b resigns: its lease is revoked and c takes over.
+    let c = Conductorship::campaign(url.clone(), "c".into(), TTL);
+    let following_b = Role::Following { leader: "b".into() };
+    poll("c to follow b", MARGIN, || async {
+        c.role() == following_b
+    })
+    .await;
+    b.resign().await;
+    poll("c to take over from b", TTL + MARGIN, || async {
+        c.is_leader()
+    })
+    .await;
+    assert_eq!(store.conductor().await.unwrap().as_deref(), Some("c"));
+
+    // Dropped: the key goes with the revoked lease.
+    drop(c);
+    poll("the key to go with c", TTL + MARGIN, || async {
+        store.conductor().await.unwrap().is_none()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conductor_cut_off_from_the_store_steps_down() {
+    let (_dir, mut etcd) = cluster(1);
+    let url = etcd.url("stepdown");
+    let mut a = Conductorship::campaign(url, "a".into(), TTL);
+    elected(&mut a, "a").await;
+    etcd.stop_member(0);
+    if tokio::time::timeout(TTL + MARGIN, a.lost()).await.is_err() {
+        panic!("a still conducts without a store (role {:?})", a.role());
+    }
+    assert!(!a.is_leader());
+}
