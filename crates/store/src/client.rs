@@ -2,7 +2,7 @@
 
 pub use crate::doc::{Expect, StoredDoc};
 use crate::error::{StoreError, from_etcd};
-use crate::node::NodeRecord;
+use crate::node::{NodeRecord, NodeStatus};
 use crate::url::StoreUrl;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, PutOptions, Txn, TxnOp,
@@ -194,6 +194,22 @@ impl Store {
     /// Every node registered under the nodes prefix, sorted by name. A value that is not a
     /// valid record is skipped (and logged as a warning).
     pub async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let mut nodes: Vec<NodeRecord> = self.registrations().await?;
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(nodes)
+    }
+
+    /// Every node registered, with its rollout report (empty for a node that publishes none),
+    /// sorted by name. A value that is not a valid record is skipped (and logged as a warning).
+    /// [`NodeStatus::report`] gives what the rollout's gates judge.
+    pub async fn node_statuses(&self) -> Result<Vec<NodeStatus>, StoreError> {
+        let mut nodes: Vec<NodeStatus> = self.registrations().await?;
+        nodes.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+        Ok(nodes)
+    }
+
+    /// Every value under the nodes prefix that parses as a `T`.
+    async fn registrations<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
         let prefix = self.url.nodes_prefix();
         let mut resp = self
             .request(&format!("list of {prefix}"), |mut c| {
@@ -201,12 +217,12 @@ impl Store {
                 async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await }
             })
             .await?;
-        let mut nodes: Vec<NodeRecord> = resp
+        Ok(resp
             .take_kvs()
             .into_iter()
             .filter_map(|kv| {
                 let key = String::from_utf8_lossy(kv.key()).into_owned();
-                match serde_json::from_slice::<NodeRecord>(kv.value()) {
+                match serde_json::from_slice::<T>(kv.value()) {
                     Ok(record) => Some(record),
                     Err(e) => {
                         log::warn!("store: skipping {key}: not a node record: {e}");
@@ -214,9 +230,7 @@ impl Store {
                     }
                 }
             })
-            .collect();
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(nodes)
+            .collect())
     }
 
     /// Puts `value` at `key` attached to `lease`; returns the new revision.

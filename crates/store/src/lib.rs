@@ -7,7 +7,8 @@
 //!   pushed versions and their history; the rollout, started, saved and ended in etcd
 //!   transactions (see `url.rs` for every key).
 //! - [`follow`]: a task that emits every new revision of the document, across outages.
-//! - [`register`]: a task that keeps a node's [`NodeRecord`] in the store under a lease.
+//! - [`register`]: a task that keeps a node's [`NodeRecord`] (or [`NodeStatus`], with its
+//!   rollout report) in the store under a lease, writing at most once a second.
 //! - [`Conductorship`]: the election of the node that conducts rollouts (a lease-held key).
 //! - [`LocalEtcd`]: starts a real etcd cluster of child processes (tests, simulation, benches).
 
@@ -32,8 +33,8 @@ pub use cluster::{LOG_FILE, LocalEtcd, MemberSpec, START_DEADLINE, etcd_binary};
 pub use conductor::{CONDUCTOR_TTL, Conductorship, Role};
 pub use error::{ETCD_DEFAULT_MAX_REQUEST_BYTES, LimitSide, StoreError, UrlError};
 pub use follow::{FOLLOW_TIMEOUT, PROGRESS_INTERVAL, StoreEvent, WATCH_SILENCE_LIMIT, follow};
-pub use node::{NodeRecord, now_rfc3339};
-pub use register::{REVOKE_TIMEOUT, register};
+pub use node::{NodeRecord, NodeStatus, Registered, now_rfc3339, unix_millis};
+pub use register::{MIN_PUT_INTERVAL, REVOKE_TIMEOUT, register};
 pub use rollouts::StoredRollout;
 pub use url::StoreUrl;
 pub use versions::{KEPT_VERSIONS, StoredVersion, VersionRecord};
