@@ -101,7 +101,7 @@ impl Store {
     /// The stored config document and the store revision the read saw (every change after the
     /// read has a higher revision).
     pub(crate) async fn get_config_at(&self) -> Result<(Option<StoredDoc>, i64), StoreError> {
-        let (kv, revision) = self.get_config_raw().await?;
+        let (kv, revision) = self.get_raw(&self.url.config_key()).await?;
         let doc = match kv {
             Some(kv) => Some(doc_from_kv(&self.url.config_key(), &kv)?),
             None => None,
@@ -109,9 +109,9 @@ impl Store {
         Ok((doc, revision))
     }
 
-    /// The config key's raw key-value pair (if any) and the store revision the read saw.
-    pub(crate) async fn get_config_raw(&self) -> Result<(Option<KeyValue>, i64), StoreError> {
-        let key = self.url.config_key();
+    /// The raw key-value pair at `key` (if any) and the store revision the read saw.
+    pub(crate) async fn get_raw(&self, key: &str) -> Result<(Option<KeyValue>, i64), StoreError> {
+        let key = key.to_string();
         let mut resp = self
             .request(&format!("get of {key}"), |c| {
                 let key = key.clone();

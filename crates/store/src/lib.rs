@@ -6,7 +6,8 @@
 //! - [`Store`]: read and write the document (compare-and-swap by `mod_revision`), list nodes;
 //!   pushed versions and their history; the rollout, started, saved and ended in etcd
 //!   transactions (see `url.rs` for every key).
-//! - [`follow`]: a task that emits every new revision of the document, across outages.
+//! - [`follow`]: a task that emits every new revision of the document, across outages;
+//!   [`follow_rollout`] the same for the rollout.
 //! - [`register`]: a task that keeps a node's [`NodeRecord`] (or [`NodeStatus`], with its
 //!   rollout report) in the store under a lease, writing at most once a second.
 //! - [`Conductorship`]: the election of the node that conducts rollouts (a lease-held key).
@@ -32,7 +33,9 @@ pub use client::{Expect, MAX_MESSAGE_BYTES, Store, StoredDoc};
 pub use cluster::{LOG_FILE, LocalEtcd, MemberSpec, START_DEADLINE, etcd_binary};
 pub use conductor::{CONDUCTOR_TTL, Conductorship, Role};
 pub use error::{ETCD_DEFAULT_MAX_REQUEST_BYTES, LimitSide, StoreError, UrlError};
-pub use follow::{FOLLOW_TIMEOUT, PROGRESS_INTERVAL, StoreEvent, WATCH_SILENCE_LIMIT, follow};
+pub use follow::{
+    FOLLOW_TIMEOUT, PROGRESS_INTERVAL, StoreEvent, WATCH_SILENCE_LIMIT, follow, follow_rollout,
+};
 pub use node::{NodeRecord, NodeStatus, Registered, now_rfc3339, unix_millis};
 pub use register::{MIN_PUT_INTERVAL, REVOKE_TIMEOUT, register};
 pub use rollouts::StoredRollout;

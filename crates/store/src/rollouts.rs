@@ -7,7 +7,7 @@
 
 use crate::client::{Expect, Store, header_revision};
 use crate::error::StoreError;
-use crate::versions::{VersionRecord, first_kv, new_version_ops, with_outcome};
+use crate::versions::{KEPT_VERSIONS, VersionRecord, first_kv, new_version_ops, with_outcome};
 use etcd_client::{Compare, CompareOp, KeyValue, Txn, TxnOp, TxnOpResponse};
 use portico_core::rollout::{Outcome, Rollout, State, UnixMillis, check_rollback};
 use std::time::{Duration, SystemTime};
@@ -22,6 +22,20 @@ pub struct StoredRollout {
     pub rollout: Rollout,
     /// The key's `mod_revision`.
     pub mod_revision: i64,
+}
+
+impl StoredRollout {
+    /// Parses a rollout read by [`crate::follow_rollout`].
+    pub fn from_doc(doc: &crate::StoredDoc) -> Result<StoredRollout, StoreError> {
+        let rollout = serde_json::from_str(&doc.text).map_err(|e| StoreError::InvalidValue {
+            key: "rollout".to_string(),
+            reason: format!("not a rollout: {e}"),
+        })?;
+        Ok(StoredRollout {
+            rollout,
+            mod_revision: doc.mod_revision,
+        })
+    }
 }
 
 impl Store {
@@ -45,6 +59,10 @@ impl Store {
     /// two pushes racing only one starts. Fails with [`StoreError::RolloutInProgress`] naming
     /// the rollout in progress, [`StoreError::VersionExists`], or [`StoreError::CasLost`]
     /// carrying the stored `config`.
+    ///
+    /// Once started, versions beyond the newest [`KEPT_VERSIONS`] are pruned, never the stable
+    /// one (`rollout.stable`) nor the target; a failed pruning is logged and tried again at the
+    /// next push.
     pub async fn start_rollout(
         &self,
         rollout: &Rollout,
@@ -110,7 +128,9 @@ impl Store {
                 .await
                 .map_err(|e| e.sized(size))?;
             if resp.succeeded() {
-                return header_revision(resp.header());
+                let revision = header_revision(resp.header())?;
+                self.prune_after_push(rollout).await;
+                return Ok(revision);
             }
             let [stored_rollout, stored_version, stored_config] = gets(resp.op_responses());
             if let Some(kv) = &stored_rollout {
@@ -268,6 +288,19 @@ impl Store {
             }
         }
         Err(StoreError::RolloutChanged { current: None })
+    }
+}
+
+impl Store {
+    /// Prunes the versions after `rollout` started (best effort).
+    async fn prune_after_push(&self, rollout: &Rollout) {
+        let mut protect = vec![rollout.target.as_str()];
+        protect.extend(rollout.stable.as_deref());
+        match self.prune_versions(KEPT_VERSIONS, &protect).await {
+            Ok(0) => {}
+            Ok(n) => log::info!("store: pruned {n} old versions"),
+            Err(e) => log::warn!("store: could not prune old versions: {e}"),
+        }
     }
 }
 

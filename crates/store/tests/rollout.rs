@@ -5,7 +5,8 @@ use portico_core::rollout::{
     Command, NodeReport, Outcome, Push, Rollout, RolloutError, Settings, State,
 };
 use portico_store::{
-    Expect, KEPT_VERSIONS, LimitSide, LocalEtcd, Store, StoreError, StoreUrl, VersionRecord,
+    Expect, KEPT_VERSIONS, LimitSide, LocalEtcd, Store, StoreError, StoreEvent, StoreUrl,
+    StoredRollout, VersionRecord,
 };
 use std::time::Duration;
 use tempfile::TempDir;
@@ -161,7 +162,7 @@ async fn versions_history_outcomes_and_pruning() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pruning_keeps_the_newest_hundred_and_the_stable_one() {
+async fn a_push_prunes_to_the_newest_hundred_but_the_stable_one() {
     let (_dir, etcd) = cluster(1);
     let store = connect(&etcd.url("prune")).await;
     let total = KEPT_VERSIONS + 5;
@@ -171,18 +172,26 @@ async fn pruning_keeps_the_newest_hundred_and_the_stable_one() {
             .await
             .unwrap();
     }
-    assert_eq!(
-        store
-            .prune_versions(KEPT_VERSIONS, &["v001"])
-            .await
-            .unwrap(),
-        4
-    );
-    let left = store.history(0).await.unwrap();
+    assert_eq!(store.history(0).await.unwrap().len(), total);
+    // The push of t (stable: v001) keeps t, the 99 newest before it, and v001.
+    store
+        .start_rollout(&rollout("t", Some("v001")), "t doc", "", Expect::Any)
+        .await
+        .unwrap();
+    let left: Vec<String> = store
+        .history(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.record.version)
+        .collect();
     assert_eq!(left.len(), KEPT_VERSIONS + 1);
-    assert_eq!(left[0].record.version, format!("v{:03}", total - 1));
-    assert_eq!(left[KEPT_VERSIONS].record.version, "v001");
+    assert_eq!(left[0], "t");
+    assert_eq!(left[1], format!("v{:03}", total - 1));
+    assert_eq!(left[KEPT_VERSIONS - 1], format!("v{:03}", total - 99));
+    assert_eq!(left[KEPT_VERSIONS], "v001");
     assert_eq!(store.get_version("v000").await.unwrap(), None);
+    assert_eq!(store.get_document("v000").await.unwrap(), None);
     assert_eq!(
         store
             .prune_versions(KEPT_VERSIONS, &["v001"])
@@ -480,4 +489,51 @@ async fn a_document_too_large_says_size_limit_and_flag() {
     );
     assert!(text.contains("--max-request-bytes"), "{text}");
     assert_eq!(store.get_version("big").await.unwrap(), None);
+}
+
+/// Nodes follow the rollout as they follow `config`: every saved state, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rollout_is_followed() {
+    let (_dir, etcd) = cluster(1);
+    let url = etcd.url("follow");
+    let store = connect(&url).await;
+    let (mut events, _task) = portico_store::follow_rollout(url.clone());
+    let mut next = async || match tokio::time::timeout(Duration::from_secs(30), events.recv()).await
+    {
+        Ok(Some(event)) => event,
+        other => panic!("no event from the follower: {other:?}"),
+    };
+    assert_eq!(next().await, StoreEvent::Connected);
+
+    let mut first = rollout("t1", Some("s1"));
+    store
+        .start_rollout(&first, "t1 doc", "", Expect::Any)
+        .await
+        .unwrap();
+    let StoreEvent::Document(doc) = next().await else {
+        panic!("expected the started rollout");
+    };
+    let seen = StoredRollout::from_doc(&doc).unwrap();
+    assert_eq!(
+        (&seen.rollout, seen.mod_revision),
+        (&first, doc.mod_revision)
+    );
+
+    command(
+        &mut first,
+        Command::Abort {
+            author: "ops@host".into(),
+        },
+    );
+    store
+        .save_rollout(&first, Expect::ModRevision(seen.mod_revision))
+        .await
+        .unwrap();
+    let StoreEvent::Document(doc) = next().await else {
+        panic!("expected the aborted rollout");
+    };
+    assert_eq!(
+        StoredRollout::from_doc(&doc).unwrap().rollout.state,
+        State::Aborted
+    );
 }
