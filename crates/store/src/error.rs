@@ -161,15 +161,15 @@ fn bytes(n: Option<u64>) -> String {
 
 fn too_large_message(side: LimitSide, size: Option<u64>, limit: Option<u64>) -> String {
     let limit_text = limit.map_or_else(
-        || format!("its --max-request-bytes ({ETCD_DEFAULT_MAX_REQUEST_BYTES} bytes by default)"),
+        || format!("its --max-request-bytes, {ETCD_DEFAULT_MAX_REQUEST_BYTES} bytes by default"),
         |l| format!("{l} bytes"),
     );
     match side {
         LimitSide::Server => format!(
-            "the request is {}, more than etcd takes ({limit_text}): a request carries the \
-             document once (twice for `versions/`), so keep documents well under the limit, or \
-             start every etcd member with a larger --max-request-bytes (default 1.5 MiB; its \
-             gRPC limit is that plus 512 KiB) and a --quota-backend-bytes that holds 100 versions",
+            "the request is {}, more than etcd takes ({limit_text}): to store larger documents, \
+             start every etcd member with a larger --max-request-bytes (default 1.5 MiB; etcd's \
+             gRPC limit is that plus 512 KiB) and a --quota-backend-bytes that holds 100 \
+             versions of them",
             bytes(size)
         ),
         LimitSide::Client => format!(
