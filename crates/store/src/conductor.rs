@@ -55,8 +55,9 @@ impl Conductorship {
     /// A follower tries again whenever the key is deleted (watched) and every third of the
     /// TTL. The leader steps down (its role becomes [`Role::Candidate`]) as soon as no
     /// keep-alive was answered for two thirds of the TTL — before the lease can expire and
-    /// another node take over — or when the key is deleted or the store fails; it then starts
-    /// over with a new lease, backing off 100 ms doubling to 2 s.
+    /// another node take over — or when the key is deleted or the store fails; it then revokes
+    /// its lease (best effort, so that the key need not wait for the lease to expire) and
+    /// starts over with a new lease, backing off 100 ms doubling to 2 s.
     ///
     /// # Panics
     ///
@@ -105,7 +106,7 @@ impl Conductorship {
         let _ = self.role.wait_for(|r| *r != Role::Leading).await;
     }
 
-    /// Stops campaigning: revokes the lease (deleting the key when held, within
+    /// Stops campaigning: steps down, revokes the lease (deleting the key when held, within
     /// [`REVOKE_TIMEOUT`]) and waits for the task to end.
     pub async fn resign(mut self) {
         self.stop.take();
@@ -210,10 +211,11 @@ impl Campaign {
         }
         let ttl = Duration::from_secs(granted.ttl().unsigned_abs());
         let result = self.hold(&store, lease, ttl, backoff).await;
-        if let Err(End::Stopped) = result {
-            self.role.send_replace(Role::Candidate);
-            revoke(&store, lease).await;
-        }
+        // Stopped, or failed (a broken watch, a lost keep-alive): give the key up at once
+        // rather than when the lease expires, so that a new session (or another node) need not
+        // wait a TTL. Step down first.
+        self.role.send_replace(Role::Candidate);
+        revoke(&store, lease).await;
         result
     }
 

@@ -111,3 +111,42 @@ async fn a_conductor_cut_off_from_the_store_steps_down() {
     }
     assert!(!a.is_leader());
 }
+
+/// The key deleted by hand: the holder steps down, and exactly one campaigner takes it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_deleted_by_hand_is_taken_again_by_exactly_one() {
+    let (_dir, etcd) = cluster(1);
+    let url = etcd.url("deleted");
+    let mut a = Conductorship::campaign(url.clone(), "a".into(), TTL);
+    elected(&mut a, "a").await;
+    let b = Conductorship::campaign(url.clone(), "b".into(), TTL);
+    let following_a = Role::Following { leader: "a".into() };
+    poll("b to follow a", MARGIN, || async {
+        b.role() == following_a
+    })
+    .await;
+
+    let mut client = etcd_client::Client::connect(&url.endpoints, None)
+        .await
+        .unwrap();
+    let key = url.conductor_key();
+    let first = client.get(key.as_str(), None).await.unwrap().kvs()[0].create_revision();
+    client.delete(key.as_str(), None).await.unwrap();
+
+    poll("one campaigner to hold a new key", TTL + MARGIN, || {
+        let (a, b, mut client, key) = (&a, &b, client.clone(), key.clone());
+        async move {
+            let resp = client.get(key.as_str(), None).await.unwrap();
+            let Some(kv) = resp.kvs().first() else {
+                return false;
+            };
+            let holder = String::from_utf8_lossy(kv.value()).into_owned();
+            let leaders: Vec<&str> = [("a", a.is_leader()), ("b", b.is_leader())]
+                .into_iter()
+                .filter_map(|(name, leads)| leads.then_some(name))
+                .collect();
+            kv.create_revision() > first && leaders == [holder.as_str()]
+        }
+    })
+    .await;
+}
