@@ -1,31 +1,16 @@
 //! The conductor election against a real etcd, started by each test through `LocalEtcd`.
 
-use portico_store::{Conductorship, LocalEtcd, Role, Store, StoreUrl};
+use portico_store::{Conductorship, Role};
 use std::future::Future;
 use std::time::Duration;
-use tempfile::TempDir;
-use tokio::time::Instant;
 
-const TIMEOUT: Duration = Duration::from_secs(5);
+mod common;
+use common::{cluster, connect};
+
 /// The lease TTL the campaigners ask for.
 const TTL: Duration = Duration::from_secs(2);
 /// What a takeover may take beyond the TTL on a loaded machine (noticing, backoff, requests).
 const MARGIN: Duration = Duration::from_secs(15);
-
-fn cluster(members: usize) -> (TempDir, LocalEtcd) {
-    let dir = tempfile::tempdir().expect("temporary dir");
-    match LocalEtcd::start_local(members, dir.path()) {
-        Ok(etcd) => (dir, etcd),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-async fn connect(url: &StoreUrl) -> Store {
-    match Store::connect(url, TIMEOUT).await {
-        Ok(store) => store,
-        Err(e) => panic!("connect to {url}: {e}"),
-    }
-}
 
 /// Polls `check` until it holds, or panics after `within` naming `what`.
 async fn poll<F, Fut>(what: &str, within: Duration, mut check: F)
@@ -33,11 +18,11 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::poll(what, within, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    })
+    .await
 }
 
 async fn elected(c: &mut Conductorship, who: &str) {

@@ -1,47 +1,15 @@
 //! Registrations carrying the rollout report, against a real etcd started by `LocalEtcd`.
 
 use portico_core::rollout::{Figures, Rejection};
-use portico_store::{LocalEtcd, NodeRecord, NodeStatus, Store, StoreUrl, register};
-use std::future::Future;
+use portico_store::{NodeRecord, NodeStatus, Store, register};
 use std::time::Duration;
-use tempfile::TempDir;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-const DEADLINE: Duration = Duration::from_secs(30);
-const TIMEOUT: Duration = Duration::from_secs(5);
+mod common;
+use common::{DEADLINE, cluster, connect, poll};
+
 const TTL: Duration = Duration::from_secs(10);
-
-fn cluster(members: usize) -> (TempDir, LocalEtcd) {
-    let dir = tempfile::tempdir().expect("temporary dir");
-    match LocalEtcd::start_local(members, dir.path()) {
-        Ok(etcd) => (dir, etcd),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-async fn connect(url: &StoreUrl) -> Store {
-    match Store::connect(url, TIMEOUT).await {
-        Ok(store) => store,
-        Err(e) => panic!("connect to {url}: {e}"),
-    }
-}
-
-/// Polls `check` until it returns `Some`, or panics after [`DEADLINE`] naming `what`.
-async fn poll<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn record(name: &str, version: &str) -> NodeRecord {
     NodeRecord {
@@ -93,7 +61,7 @@ async fn the_report_is_registered_and_old_records_still_parse() {
     let (_tx_old, rx_old) = watch::channel(record("eu-b", "v1"));
     let _b = register(url.clone(), "eu-b".into(), TTL, rx_old);
 
-    let statuses = poll("both registrations", || async {
+    let statuses = poll("both registrations", DEADLINE, || async {
         let s = store.node_statuses().await.unwrap();
         (s.len() == 2).then_some(s)
     })
@@ -125,7 +93,7 @@ async fn reports_are_written_at_most_once_a_second() {
     let store = connect(&url).await;
     let (tx, rx) = watch::channel(status("eu-a", 0));
     let _task = register(url.clone(), "eu-a".into(), TTL, rx);
-    poll("the first registration", || async {
+    poll("the first registration", DEADLINE, || async {
         stored(&store, "eu-a").await
     })
     .await;
@@ -137,7 +105,7 @@ async fn reports_are_written_at_most_once_a_second() {
         // Spread the changes over about 1.5 s (pacing, not synchronisation).
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    poll("the last change written", || async {
+    poll("the last change written", DEADLINE, || async {
         stored(&store, "eu-a")
             .await
             .filter(|s| s.versions["v2"].requests == CHANGES)

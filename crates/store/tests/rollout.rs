@@ -5,30 +5,14 @@ use portico_core::rollout::{
     Command, NodeReport, Outcome, Push, Rollout, RolloutError, Settings, State,
 };
 use portico_store::{
-    Expect, KEPT_VERSIONS, LimitSide, LocalEtcd, Store, StoreError, StoreEvent, StoreUrl,
-    StoredRollout, VersionRecord,
+    Expect, KEPT_VERSIONS, LimitSide, StoreError, StoreEvent, StoredRollout, VersionRecord,
 };
 use std::time::Duration;
-use tempfile::TempDir;
 
-const TIMEOUT: Duration = Duration::from_secs(5);
+mod common;
+use common::{cluster, connect};
+
 const NOW: u64 = 1_700_000_000_000;
-
-/// Starts a cluster of `members` members; fails (never skips) when etcd is missing.
-fn cluster(members: usize) -> (TempDir, LocalEtcd) {
-    let dir = tempfile::tempdir().expect("temporary dir");
-    match LocalEtcd::start_local(members, dir.path()) {
-        Ok(etcd) => (dir, etcd),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-async fn connect(url: &StoreUrl) -> Store {
-    match Store::connect(url, TIMEOUT).await {
-        Ok(store) => store,
-        Err(e) => panic!("connect to {url}: {e}"),
-    }
-}
 
 fn record(version: &str) -> VersionRecord {
     VersionRecord {
