@@ -521,3 +521,38 @@ async fn the_rollout_is_followed() {
         State::Aborted
     );
 }
+
+/// A member down mid-rollout (quorum kept): the rollout is saved and promoted all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_down_mid_rollout_does_not_stop_it() {
+    let (_dir, mut etcd) = cluster(3);
+    let store = connect(&etcd.url("quorum")).await;
+    store
+        .put_config("stable doc", Expect::Absent)
+        .await
+        .unwrap();
+    let mut second = rollout("t2", Some("s1"));
+    store
+        .start_rollout(&second, "t2 doc", "", Expect::Any)
+        .await
+        .unwrap();
+    let rev = store.get_rollout().await.unwrap().unwrap().mod_revision;
+
+    etcd.stop_member(0);
+    promote(&mut second);
+    store
+        .save_rollout(&second, Expect::ModRevision(rev))
+        .await
+        .unwrap();
+    assert_eq!(store.get_config().await.unwrap().unwrap().text, "t2 doc");
+    assert_eq!(
+        store
+            .get_version("t2")
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .outcome,
+        Outcome::Promoted
+    );
+}
