@@ -103,11 +103,14 @@ pub enum StoreError {
         /// The limit in bytes, when known.
         limit: Option<u64>,
     },
-    /// A version is pushed again: the store holds it already (a version names its text).
-    #[error("version {version} was pushed before (`portico config history` lists it)")]
+    /// A version is pushed again while the store holds it as promoted (or in progress): only a
+    /// rolled-back or aborted version may be rolled out again.
+    #[error("{}", version_exists_message(.version, *.outcome))]
     VersionExists {
         /// The version.
         version: String,
+        /// Its outcome in the store.
+        outcome: portico_core::rollout::Outcome,
     },
     /// The store holds no record (or no document) of a version.
     #[error("the store holds no version {version} (`portico config history` lists those it holds)")]
@@ -179,6 +182,18 @@ fn too_large_message(side: LimitSide, size: Option<u64>, limit: Option<u64>) -> 
             bytes(size),
             bytes(limit)
         ),
+    }
+}
+
+fn version_exists_message(version: &str, outcome: portico_core::rollout::Outcome) -> String {
+    use portico_core::rollout::Outcome;
+    match outcome {
+        Outcome::Promoted => format!(
+            "version {version} was promoted before: `portico config rollback {version}` makes it \
+             stable again at once"
+        ),
+        Outcome::InProgress => format!("version {version} is being rolled out"),
+        other => format!("version {version} was pushed before ({other})"),
     }
 }
 

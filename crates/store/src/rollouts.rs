@@ -7,7 +7,7 @@
 
 use crate::client::{Expect, Store, header_revision};
 use crate::error::StoreError;
-use crate::versions::{KEPT_VERSIONS, VersionRecord, first_kv, new_version_ops, with_outcome};
+use crate::versions::{KEPT_VERSIONS, VersionRecord, first_kv, version_ops, with_outcome};
 use etcd_client::{Compare, CompareOp, KeyValue, Txn, TxnOp, TxnOpResponse};
 use portico_core::rollout::{Outcome, Rollout, State, UnixMillis, check_rollback};
 use std::time::{Duration, SystemTime};
@@ -54,10 +54,12 @@ impl Store {
     /// the revision.
     ///
     /// The transaction succeeds only when no rollout is in progress (the stored one is absent
-    /// or over, and unchanged since it was read), the version is new, and `config` is what
+    /// or over, and unchanged since it was read), the version is new or was rolled back or
+    /// aborted (pushed again: its record is rewritten), and `config` is what
     /// `config` expects (the stable document the plan was made against; `--if-version`), so of
     /// two pushes racing only one starts. Fails with [`StoreError::RolloutInProgress`] naming
-    /// the rollout in progress, [`StoreError::VersionExists`], or [`StoreError::CasLost`]
+    /// the rollout in progress, [`StoreError::VersionExists`] (a promoted version: `config
+    /// rollback` makes it stable), or [`StoreError::CasLost`]
     /// carrying the stored `config`.
     ///
     /// Once started, versions beyond the newest [`KEPT_VERSIONS`] are pruned, never the stable
@@ -102,7 +104,21 @@ impl Store {
                 }
                 None => Compare::create_revision(rkey.as_str(), CompareOp::Equal, 0),
             };
-            let (version_compare, version_ops) = new_version_ops(&url, &record, text);
+            // A new version, or one whose earlier rollout was rolled back or aborted (taken
+            // again: its record is rewritten).
+            let version_compare = match self.get_version(&rollout.target).await? {
+                None => Compare::create_revision(vkey.as_str(), CompareOp::Equal, 0),
+                Some(stored) if again(stored.record.outcome) => {
+                    Compare::mod_revision(vkey.as_str(), CompareOp::Equal, stored.mod_revision)
+                }
+                Some(stored) => {
+                    return Err(StoreError::VersionExists {
+                        version: rollout.target.clone(),
+                        outcome: stored.record.outcome,
+                    });
+                }
+            };
+            let version_ops = version_ops(&url, &record, text);
             let mut compares = vec![rollout_compare, version_compare];
             compares.extend(compare_for(&ckey, config));
             let mut ops = version_ops.to_vec();
@@ -132,7 +148,7 @@ impl Store {
                 self.prune_after_push(rollout).await;
                 return Ok(revision);
             }
-            let [stored_rollout, stored_version, stored_config] = gets(resp.op_responses());
+            let [stored_rollout, _, stored_config] = gets(resp.op_responses());
             if let Some(kv) = &stored_rollout {
                 let stored = rollout_from_kv(&rkey, kv)?;
                 if stored.rollout == *rollout {
@@ -143,18 +159,13 @@ impl Store {
                     return Err(in_progress(&stored.rollout));
                 }
             }
-            if stored_version.is_some() {
-                return Err(StoreError::VersionExists {
-                    version: rollout.target.clone(),
-                });
-            }
             if !matches(config, stored_config.as_ref()) {
                 let current = stored_config
                     .map(|kv| crate::client::doc_from_kv(&ckey, &kv))
                     .transpose()?;
                 return Err(StoreError::CasLost { current });
             }
-            // The finished rollout was replaced by another finished one: read it again.
+            // The finished rollout or the version's record changed: read them again.
         }
         Err(StoreError::RolloutChanged { current: None })
     }
@@ -328,6 +339,11 @@ fn in_progress(rollout: &Rollout) -> StoreError {
         target: rollout.target.clone(),
         state: rollout.state.to_string(),
     }
+}
+
+/// Whether a version with this outcome may be rolled out again (its rollout failed).
+fn again(outcome: Outcome) -> bool {
+    matches!(outcome, Outcome::RolledBack | Outcome::Aborted)
 }
 
 /// What a version record says about how its rollout ended (`None` when it did not, or was

@@ -60,7 +60,7 @@ pub struct StoredVersion {
     pub record: VersionRecord,
     /// The key's `mod_revision` (for compare-and-swap).
     pub mod_revision: i64,
-    /// The key's `create_revision`: orders versions by push.
+    /// The key's `create_revision` (its first push).
     pub create_revision: i64,
 }
 
@@ -77,29 +77,23 @@ pub(crate) fn version_from_kv(key: &str, kv: &KeyValue) -> Result<StoredVersion,
     })
 }
 
-/// The ops writing a new version (record and document), and the compare that it is new.
-pub(crate) fn new_version_ops(
-    url: &StoreUrl,
-    record: &VersionRecord,
-    text: &str,
-) -> (Compare, [TxnOp; 2]) {
-    let key = url.version_key(&record.version);
-    (
-        Compare::create_revision(key.as_str(), CompareOp::Equal, 0),
-        [
-            TxnOp::put(url.document_key(&record.version), text, None),
-            TxnOp::put(key, record.to_json(), None),
-        ],
-    )
+/// The ops writing a version (record and document).
+pub(crate) fn version_ops(url: &StoreUrl, record: &VersionRecord, text: &str) -> [TxnOp; 2] {
+    [
+        TxnOp::put(url.document_key(&record.version), text, None),
+        TxnOp::put(url.version_key(&record.version), record.to_json(), None),
+    ]
 }
 
 impl Store {
     /// Stores a new version: its record and its document, in one transaction; returns the
-    /// revision. A version the store holds already is refused ([`StoreError::VersionExists`]).
+    /// revision. A version the store holds already is refused ([`StoreError::VersionExists`];
+    /// [`Store::start_rollout`] takes a rolled-back or aborted version again).
     pub async fn put_version(&self, record: &VersionRecord, text: &str) -> Result<i64, StoreError> {
         let url = self.url().clone();
         let key = url.version_key(&record.version);
-        let (compare, ops) = new_version_ops(&url, record, text);
+        let compare = Compare::create_revision(key.as_str(), CompareOp::Equal, 0);
+        let ops = version_ops(&url, record, text);
         let resp = self
             .request(&format!("put of {key}"), |mut c| {
                 let txn = Txn::new()
@@ -115,8 +109,18 @@ impl Store {
         }
         // Written by an attempt whose answer was lost, or pushed before.
         match first_kv(resp.op_responses()) {
-            Some(kv) if version_from_kv(&key, &kv)?.record == *record => Ok(kv.mod_revision()),
-            _ => Err(StoreError::VersionExists {
+            Some(kv) => {
+                let stored = version_from_kv(&key, &kv)?;
+                if stored.record == *record {
+                    return Ok(kv.mod_revision());
+                }
+                Err(StoreError::VersionExists {
+                    version: record.version.clone(),
+                    outcome: stored.record.outcome,
+                })
+            }
+            // Deleted since: a retry will tell.
+            None => Err(StoreError::UnknownVersion {
                 version: record.version.clone(),
             }),
         }
@@ -137,13 +141,17 @@ impl Store {
             .transpose()
     }
 
-    /// The version records, newest push first, at most `limit` of them (0: all). A value that
-    /// is not a record is skipped (and logged as a warning).
+    /// The version records, newest first, at most `limit` of them (0: all). A value that is
+    /// not a record is skipped (and logged as a warning).
+    ///
+    /// "Newest" is the last write of the record (its `mod_revision`): a push, or the end of its
+    /// rollout. With one rollout at a time that is the order of pushes, and a version pushed
+    /// again after a rollback comes first again.
     pub async fn history(&self, limit: usize) -> Result<Vec<StoredVersion>, StoreError> {
         let prefix = self.url().versions_prefix();
         let options = GetOptions::new()
             .with_prefix()
-            .with_sort(SortTarget::Create, SortOrder::Descend)
+            .with_sort(SortTarget::Mod, SortOrder::Descend)
             .with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
         let mut resp = self
             .request(&format!("list of {prefix}"), |mut c| {
@@ -198,15 +206,15 @@ impl Store {
         }
     }
 
-    /// Deletes every version (record and document) but the newest `keep` and those named in
-    /// `protect` (the stable version, the rollout's target); returns how many it deleted.
+    /// Deletes every version (record and document) but the newest `keep` (as
+    /// [`Store::history`] orders them) and those named in `protect` (the stable version, the rollout's target); returns how many it deleted.
     pub async fn prune_versions(&self, keep: usize, protect: &[&str]) -> Result<usize, StoreError> {
         let url = self.url().clone();
         let prefix = url.versions_prefix();
         let options = GetOptions::new()
             .with_prefix()
             .with_keys_only()
-            .with_sort(SortTarget::Create, SortOrder::Descend);
+            .with_sort(SortTarget::Mod, SortOrder::Descend);
         let mut resp = self
             .request(&format!("list of {prefix}"), |mut c| {
                 let (prefix, options) = (prefix.clone(), options.clone());

@@ -89,7 +89,8 @@ async fn versions_history_outcomes_and_pruning() {
     assert_eq!(
         store.put_version(&again, "doc 3").await,
         Err(StoreError::VersionExists {
-            version: "v3".into()
+            version: "v3".into(),
+            outcome: Outcome::InProgress
         })
     );
 
@@ -128,7 +129,8 @@ async fn versions_history_outcomes_and_pruning() {
         Err(StoreError::UnknownVersion { .. })
     ));
 
-    // Keep the newest two and the protected v0: v1 and v2 go, record and document.
+    // The outcome was written last: v2 is the newest now. Keep the newest two and the
+    // protected v0: v3 and v1 go, record and document.
     assert_eq!(store.prune_versions(2, &["v0"]).await.unwrap(), 2);
     let left: Vec<String> = store
         .history(0)
@@ -137,8 +139,9 @@ async fn versions_history_outcomes_and_pruning() {
         .into_iter()
         .map(|s| s.record.version)
         .collect();
-    assert_eq!(left, ["v4", "v3", "v0"]);
+    assert_eq!(left, ["v2", "v4", "v0"]);
     assert_eq!(store.get_document("v1").await.unwrap(), None);
+    assert_eq!(store.get_document("v3").await.unwrap(), None);
     assert_eq!(
         store.get_document("v0").await.unwrap().as_deref(),
         Some("doc 0")
@@ -555,4 +558,85 @@ async fn a_member_down_mid_rollout_does_not_stop_it() {
             .outcome,
         Outcome::Promoted
     );
+}
+
+/// A version rolled back or aborted may be pushed again (its record rewritten, first in the
+/// history again); a promoted one is refused with the way to make it stable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_version_may_be_pushed_again_a_promoted_one_not() {
+    let (_dir, etcd) = cluster(1);
+    let store = connect(&etcd.url("again")).await;
+    store
+        .put_config("stable doc", Expect::Absent)
+        .await
+        .unwrap();
+    let mut first = rollout("t1", Some("s1"));
+    store
+        .start_rollout(&first, "t1 doc", "try 1", Expect::Any)
+        .await
+        .unwrap();
+    command(
+        &mut first,
+        Command::Abort {
+            author: "ops@host".into(),
+        },
+    );
+    store.save_rollout(&first, Expect::Any).await.unwrap();
+    let mut second = rollout("t2", Some("s1"));
+    store
+        .start_rollout(&second, "t2 doc", "", Expect::Any)
+        .await
+        .unwrap();
+    promote(&mut second);
+    store.save_rollout(&second, Expect::Any).await.unwrap();
+
+    // t1 again: started, its record rewritten, first in the history.
+    let mut retry = rollout("t1", Some("t2"));
+    retry.started_at_ms += 60_000;
+    store
+        .start_rollout(&retry, "t1 doc", "try 2", Expect::Any)
+        .await
+        .unwrap();
+    let v = store.get_version("t1").await.unwrap().unwrap().record;
+    assert_eq!(
+        (v.outcome, v.message.as_str()),
+        (Outcome::InProgress, "try 2")
+    );
+    assert_eq!((v.reason, v.ended_at), (None, None));
+    let order: Vec<String> = store
+        .history(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.record.version)
+        .collect();
+    assert_eq!(order, ["t1", "t2"]);
+    command(
+        &mut retry,
+        Command::Abort {
+            author: "ops@host".into(),
+        },
+    );
+    store.save_rollout(&retry, Expect::Any).await.unwrap();
+
+    // t3 promoted, then t2 (promoted before) again: refused, pointing at `config rollback`.
+    let mut third = rollout("t3", Some("t2"));
+    store
+        .start_rollout(&third, "t3 doc", "", Expect::Any)
+        .await
+        .unwrap();
+    promote(&mut third);
+    store.save_rollout(&third, Expect::Any).await.unwrap();
+    let err = store
+        .start_rollout(&rollout("t2", Some("t3")), "t2 doc", "", Expect::Any)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::VersionExists {
+            version: "t2".into(),
+            outcome: Outcome::Promoted
+        }
+    );
+    assert!(err.to_string().contains("config rollback t2"), "{err}");
 }
