@@ -2,7 +2,7 @@
 
 pub use crate::doc::{Expect, StoredDoc};
 use crate::error::{StoreError, from_etcd};
-use crate::node::NodeRecord;
+use crate::node::{NodeRecord, NodeStatus};
 use crate::url::StoreUrl;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, PutOptions, Txn, TxnOp,
@@ -15,6 +15,11 @@ use tokio::time::Instant;
 /// The pause between two attempts of one request (another endpoint is tried: the client picks
 /// one at random among those it is connected to).
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// The largest answer this client decodes (a document read or watched): 64 MiB, far above
+/// what etcd takes by default (`--max-request-bytes`, 1.5 MiB), so that etcd's limit is the one
+/// that binds. gRPC's default is 4 MiB.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A connection to the store named by a [`StoreUrl`]. Cheap to clone; clones share the
 /// connection.
@@ -96,7 +101,7 @@ impl Store {
     /// The stored config document and the store revision the read saw (every change after the
     /// read has a higher revision).
     pub(crate) async fn get_config_at(&self) -> Result<(Option<StoredDoc>, i64), StoreError> {
-        let (kv, revision) = self.get_config_raw().await?;
+        let (kv, revision) = self.get_raw(&self.url.config_key()).await?;
         let doc = match kv {
             Some(kv) => Some(doc_from_kv(&self.url.config_key(), &kv)?),
             None => None,
@@ -104,13 +109,18 @@ impl Store {
         Ok((doc, revision))
     }
 
-    /// The config key's raw key-value pair (if any) and the store revision the read saw.
-    pub(crate) async fn get_config_raw(&self) -> Result<(Option<KeyValue>, i64), StoreError> {
-        let key = self.url.config_key();
+    /// The raw key-value pair at `key` (if any) and the store revision the read saw.
+    pub(crate) async fn get_raw(&self, key: &str) -> Result<(Option<KeyValue>, i64), StoreError> {
+        let key = key.to_string();
         let mut resp = self
-            .request(&format!("get of {key}"), |mut c| {
+            .request(&format!("get of {key}"), |c| {
                 let key = key.clone();
-                async move { c.get(key, None).await }
+                async move {
+                    c.kv_client()
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .get(key, None)
+                        .await
+                }
             })
             .await?;
         let revision = header_revision(resp.header())?;
@@ -133,7 +143,8 @@ impl Store {
                         let (key, text) = (key.clone(), text.to_string());
                         async move { c.put(key, text, None).await }
                     })
-                    .await?;
+                    .await
+                    .map_err(|e| e.sized(text.len()))?;
                 return header_revision(resp.header());
             }
             Expect::Absent => Compare::create_revision(key.as_str(), CompareOp::Equal, 0),
@@ -149,7 +160,8 @@ impl Store {
                     .or_else([TxnOp::get(key.as_str(), None)]);
                 async move { c.txn(txn).await }
             })
-            .await?;
+            .await
+            .map_err(|e| e.sized(text.len()))?;
         if resp.succeeded() {
             return header_revision(resp.header());
         }
@@ -182,6 +194,22 @@ impl Store {
     /// Every node registered under the nodes prefix, sorted by name. A value that is not a
     /// valid record is skipped (and logged as a warning).
     pub async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let mut nodes: Vec<NodeRecord> = self.registrations().await?;
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(nodes)
+    }
+
+    /// Every node registered, with its rollout report (empty for a node that publishes none),
+    /// sorted by name. A value that is not a valid record is skipped (and logged as a warning).
+    /// [`NodeStatus::report`] gives what the rollout's gates judge.
+    pub async fn node_statuses(&self) -> Result<Vec<NodeStatus>, StoreError> {
+        let mut nodes: Vec<NodeStatus> = self.registrations().await?;
+        nodes.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+        Ok(nodes)
+    }
+
+    /// Every value under the nodes prefix that parses as a `T`.
+    async fn registrations<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
         let prefix = self.url.nodes_prefix();
         let mut resp = self
             .request(&format!("list of {prefix}"), |mut c| {
@@ -189,12 +217,12 @@ impl Store {
                 async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await }
             })
             .await?;
-        let mut nodes: Vec<NodeRecord> = resp
+        Ok(resp
             .take_kvs()
             .into_iter()
             .filter_map(|kv| {
                 let key = String::from_utf8_lossy(kv.key()).into_owned();
-                match serde_json::from_slice::<NodeRecord>(kv.value()) {
+                match serde_json::from_slice::<T>(kv.value()) {
                     Ok(record) => Some(record),
                     Err(e) => {
                         log::warn!("store: skipping {key}: not a node record: {e}");
@@ -202,9 +230,7 @@ impl Store {
                     }
                 }
             })
-            .collect();
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(nodes)
+            .collect())
     }
 
     /// Puts `value` at `key` attached to `lease`; returns the new revision.
@@ -292,7 +318,9 @@ pub(crate) fn doc_from_kv(key: &str, kv: &KeyValue) -> Result<StoredDoc, StoreEr
     })
 }
 
-fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> Result<i64, StoreError> {
+pub(crate) fn header_revision(
+    header: Option<&etcd_client::ResponseHeader>,
+) -> Result<i64, StoreError> {
     header
         .map(|h| h.revision())
         .ok_or_else(|| StoreError::Etcd("etcd answered without a response header".to_string()))

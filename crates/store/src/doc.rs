@@ -9,13 +9,14 @@ pub struct StoredDoc {
     pub mod_revision: i64,
 }
 
-/// What a write expects to find in the store (compare-and-swap).
+/// What a write expects to find at its key (compare-and-swap): the config document, or the
+/// rollout ([`crate::Store::save_rollout`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
     /// Write whatever is stored.
     Any,
-    /// Write only if no document is stored (its `create_revision` is 0).
+    /// Write only if nothing is stored (the key's `create_revision` is 0).
     Absent,
-    /// Write only if the stored document's `mod_revision` is this one.
+    /// Write only if the stored value's `mod_revision` is this one.
     ModRevision(i64),
 }

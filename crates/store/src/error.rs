@@ -93,9 +93,115 @@ pub enum StoreError {
         /// Why it ended.
         reason: String,
     },
+    /// A request or an answer larger than etcd or this client takes.
+    #[error("{}", too_large_message(*.side, *.size, *.limit))]
+    TooLarge {
+        /// Who refused it.
+        side: LimitSide,
+        /// Its size in bytes, when known.
+        size: Option<u64>,
+        /// The limit in bytes, when known.
+        limit: Option<u64>,
+    },
+    /// A version is pushed again while the store holds it as promoted (or in progress): only a
+    /// rolled-back or aborted version may be rolled out again.
+    #[error("{}", version_exists_message(.version, *.outcome))]
+    VersionExists {
+        /// The version.
+        version: String,
+        /// Its outcome in the store.
+        outcome: portico_core::rollout::Outcome,
+    },
+    /// The store holds no record (or no document) of a version.
+    #[error("the store holds no version {version} (`portico config history` lists those it holds)")]
+    UnknownVersion {
+        /// The version.
+        version: String,
+    },
+    /// A push or a rollback while a rollout is in progress.
+    #[error(
+        "a rollout is in progress: version {target} ({state}); wait for it to end, or end it \
+         with `portico config promote` or `portico config abort`"
+    )]
+    RolloutInProgress {
+        /// The version it rolls out.
+        target: String,
+        /// Its state (`in progress`, `paused: ...`).
+        state: String,
+    },
+    /// A compare-and-swap write of the rollout lost: someone else wrote it since it was read.
+    #[error("the stored rollout changed since it was read: {}", rollout_now(*.current))]
+    RolloutChanged {
+        /// The `mod_revision` of the rollout stored now (`None`: none is stored).
+        current: Option<i64>,
+    },
+    /// The rollout rules refuse the request (e.g. a rollback to a version never promoted).
+    #[error(transparent)]
+    Refused(#[from] portico_core::rollout::RolloutError),
     /// etcd refused the request (any other error from etcd or its client).
     #[error("etcd request failed: {0}")]
     Etcd(String),
+}
+
+/// Which side refused a message for its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitSide {
+    /// etcd refused the request (its `--max-request-bytes`, plus 512 KiB of gRPC framing).
+    Server,
+    /// This client refused etcd's answer (its gRPC decoding limit).
+    Client,
+}
+
+/// The default of etcd's `--max-request-bytes`: 1.5 MiB.
+pub const ETCD_DEFAULT_MAX_REQUEST_BYTES: u64 = 1536 * 1024;
+
+fn bytes(n: Option<u64>) -> String {
+    n.map_or_else(
+        || "more bytes than allowed".to_string(),
+        |n| format!("{n} bytes"),
+    )
+}
+
+fn too_large_message(side: LimitSide, size: Option<u64>, limit: Option<u64>) -> String {
+    let limit_text = limit.map_or_else(
+        || format!("its --max-request-bytes, {ETCD_DEFAULT_MAX_REQUEST_BYTES} bytes by default"),
+        |l| format!("{l} bytes"),
+    );
+    match side {
+        LimitSide::Server => format!(
+            "the request is {}, more than etcd takes ({limit_text}): to store larger documents, \
+             start every etcd member with a larger --max-request-bytes (default 1.5 MiB; etcd's \
+             gRPC limit is that plus 512 KiB) and a --quota-backend-bytes that holds 100 \
+             versions of them",
+            bytes(size)
+        ),
+        LimitSide::Client => format!(
+            "etcd's answer is {}, more than this client takes ({}): the client's max decoding \
+             message size (tonic's default, 4 MiB) is set in portico-store's client.rs \
+             (MAX_MESSAGE_BYTES)",
+            bytes(size),
+            bytes(limit)
+        ),
+    }
+}
+
+fn version_exists_message(version: &str, outcome: portico_core::rollout::Outcome) -> String {
+    use portico_core::rollout::Outcome;
+    match outcome {
+        Outcome::Promoted => format!(
+            "version {version} was promoted before: `portico config rollback {version}` makes it \
+             stable again at once"
+        ),
+        Outcome::InProgress => format!("version {version} is being rolled out"),
+        other => format!("version {version} was pushed before ({other})"),
+    }
+}
+
+fn rollout_now(current: Option<i64>) -> String {
+    match current {
+        Some(rev) => format!("it is at revision {rev} now; read it again"),
+        None => "none is stored now".to_string(),
+    }
 }
 
 fn cas_lost_message(current: &Option<StoredDoc>) -> String {
@@ -109,6 +215,22 @@ fn cas_lost_message(current: &Option<StoredDoc>) -> String {
 }
 
 impl StoreError {
+    /// Fills in the size of a [`StoreError::TooLarge`] request whose size etcd did not say.
+    pub(crate) fn sized(self, request_bytes: usize) -> StoreError {
+        match self {
+            StoreError::TooLarge {
+                side: LimitSide::Server,
+                size: None,
+                limit,
+            } => StoreError::TooLarge {
+                side: LimitSide::Server,
+                size: Some(request_bytes as u64),
+                limit,
+            },
+            other => other,
+        }
+    }
+
     /// True for errors worth retrying on another endpoint or later: unreachable, timeout, lost
     /// watch or lease. False for answers that retrying would not change (lost CAS, invalid value,
     /// a refused request).
@@ -135,6 +257,7 @@ pub(crate) fn from_etcd(endpoints: &str, err: etcd_client::Error) -> StoreError 
     match err {
         E::TransportError(e) => unreachable(format!("transport error: {e}")),
         E::IoError(e) => unreachable(format!("i/o error: {e}")),
+        E::GRpcStatus(status) if let Some(too_large) = too_large(&status) => too_large,
         E::GRpcStatus(status) => match status.code() {
             Code::Unavailable
             | Code::Unknown
@@ -148,6 +271,46 @@ pub(crate) fn from_etcd(endpoints: &str, err: etcd_client::Error) -> StoreError 
         E::LeaseKeepAliveError(e) => unreachable(format!("lease keep-alive error: {e}")),
         other => StoreError::Etcd(other.to_string()),
     }
+}
+
+/// The size refusals: etcd's gRPC server (`grpc: received message larger than max (A vs. B)`),
+/// etcd itself (`etcdserver: request is too large`) and this client's decoder (`decoded message
+/// length too large: found A bytes, the limit is: B bytes`).
+fn too_large(status: &tonic::Status) -> Option<StoreError> {
+    let text = status.message();
+    let numbers = |s: &str| -> Vec<u64> {
+        s.split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect()
+    };
+    let pair = |s: &str| match numbers(s).as_slice() {
+        [size, limit, ..] => (Some(*size), Some(*limit)),
+        _ => (None, None),
+    };
+    if let Some(rest) = text.split("received message larger than max").nth(1) {
+        let (size, limit) = pair(rest);
+        return Some(StoreError::TooLarge {
+            side: LimitSide::Server,
+            size,
+            limit,
+        });
+    }
+    if text.contains("request is too large") {
+        return Some(StoreError::TooLarge {
+            side: LimitSide::Server,
+            size: None,
+            limit: None,
+        });
+    }
+    if let Some(rest) = text.split("decoded message length too large").nth(1) {
+        let (size, limit) = pair(rest);
+        return Some(StoreError::TooLarge {
+            side: LimitSide::Client,
+            size,
+            limit,
+        });
+    }
+    None
 }
 
 /// The status code and message, then the causes (e.g. `Connection refused`), each once.
@@ -211,5 +374,58 @@ mod tests {
             etcd_client::Error::GRpcStatus(tonic::Status::invalid_argument("bad")),
         );
         assert!(matches!(e, StoreError::Etcd(_)), "{e:?}");
+    }
+
+    #[test]
+    fn size_refusals_say_the_size_the_limit_and_the_flag() {
+        let e = from_etcd(
+            "h:1",
+            etcd_client::Error::GRpcStatus(tonic::Status::resource_exhausted(
+                "grpc: received message larger than max (2946827 vs. 2097152)",
+            )),
+        );
+        assert_eq!(
+            e,
+            StoreError::TooLarge {
+                side: LimitSide::Server,
+                size: Some(2946827),
+                limit: Some(2097152)
+            }
+        );
+        let text = e.to_string();
+        for part in ["2946827 bytes", "2097152 bytes", "--max-request-bytes"] {
+            assert!(text.contains(part), "{part} not in {text}");
+        }
+        assert!(!e.is_transient());
+
+        let e = from_etcd(
+            "h:1",
+            etcd_client::Error::GRpcStatus(tonic::Status::invalid_argument(
+                "etcdserver: request is too large",
+            )),
+        )
+        .sized(1_700_000);
+        let text = e.to_string();
+        assert!(text.contains("1700000 bytes"), "{text}");
+        assert!(text.contains("1572864 bytes by default"), "{text}");
+
+        let e = from_etcd(
+            "h:1",
+            etcd_client::Error::GRpcStatus(tonic::Status::out_of_range(
+                "Error, decoded message length too large: found 5000000 bytes, the limit is: 4194304 bytes",
+            )),
+        );
+        assert!(
+            matches!(
+                e,
+                StoreError::TooLarge {
+                    side: LimitSide::Client,
+                    size: Some(5000000),
+                    limit: Some(4194304)
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("MAX_MESSAGE_BYTES"), "{e}");
     }
 }

@@ -1,4 +1,5 @@
-//! Following the config document: every new revision, once, in order, across outages.
+//! Following the config document (or the rollout): every new revision, once, in order, across
+//! outages.
 
 use crate::backoff::Backoff;
 use crate::client::{Store, StoredDoc, doc_from_kv};
@@ -55,9 +56,27 @@ pub enum StoreEvent {
 ///
 /// When called outside a tokio runtime.
 pub fn follow(url: StoreUrl) -> (mpsc::Receiver<StoreEvent>, JoinHandle<()>) {
+    let key = url.config_key();
+    follow_key(url, key)
+}
+
+/// Follows the rollout at [`StoreUrl::rollout_key`] as [`follow`] follows the config document:
+/// each [`StoreEvent::Document`] carries the rollout's JSON (parse it with
+/// [`crate::StoredRollout::from_doc`]).
+///
+/// # Panics
+///
+/// When called outside a tokio runtime.
+pub fn follow_rollout(url: StoreUrl) -> (mpsc::Receiver<StoreEvent>, JoinHandle<()>) {
+    let key = url.rollout_key();
+    follow_key(url, key)
+}
+
+fn follow_key(url: StoreUrl, key: String) -> (mpsc::Receiver<StoreEvent>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(64);
     let follower = Follower {
         url,
+        key,
         tx,
         seen_revision: 0,
         present: false,
@@ -81,6 +100,8 @@ impl From<StoreError> for End {
 }
 
 struct Follower {
+    /// The key followed.
+    key: String,
     url: StoreUrl,
     tx: mpsc::Sender<StoreEvent>,
     /// Every change up to this store revision has been accounted for.
@@ -99,7 +120,11 @@ impl Follower {
                 End::Closed => return,
                 End::Failed(e) => e,
             };
-            log::warn!("store: following {} failed: {error}", self.url);
+            log::warn!(
+                "store: following {} at {} failed: {error}",
+                self.key,
+                self.url
+            );
             if !self.down_announced {
                 self.down_announced = true;
                 let event = StoreEvent::Disconnected {
@@ -127,9 +152,9 @@ impl Follower {
             store = Store::connect(&self.url, FOLLOW_TIMEOUT) => store?,
             _ = self.tx.closed() => return Err(End::Closed),
         };
-        let key = self.url.config_key();
+        let key = self.key.clone();
         let (kv, revision) = tokio::select! {
-            read = store.get_config_raw() => read?,
+            read = store.get_raw(&key) => read?,
             _ = self.tx.closed() => return Err(End::Closed),
         };
         backoff.reset();
@@ -149,7 +174,10 @@ impl Follower {
         }
         self.seen_revision = self.seen_revision.max(revision);
 
-        let mut client = store.client();
+        let mut client = store
+            .client()
+            .watch_client()
+            .max_decoding_message_size(crate::client::MAX_MESSAGE_BYTES);
         let options = WatchOptions::new().with_start_revision(revision + 1);
         let mut stream = tokio::select! {
             started = tokio::time::timeout(FOLLOW_TIMEOUT, client.watch(key.as_str(), Some(options))) => {

@@ -1,10 +1,16 @@
 //! `portico-store`: Portico's config store on etcd (v3 API), and a local etcd cluster launcher.
 //!
 //! - [`StoreUrl`]: `etcd://HOST:PORT[,HOST:PORT...]/PREFIX`; keys are `/{prefix}/config` (the
-//!   config document) and `/{prefix}/nodes/{name}` (node registrations).
-//! - [`Store`]: read and write the document (compare-and-swap by `mod_revision`), list nodes.
-//! - [`follow`]: a task that emits every new revision of the document, across outages.
-//! - [`register`]: a task that keeps a node's [`NodeRecord`] in the store under a lease.
+//!   config document), `/{prefix}/nodes/{name}` (node registrations), `/{prefix}/versions/…`,
+//!   `/{prefix}/documents/…`, `/{prefix}/rollout`, `/{prefix}/conductor`.
+//! - [`Store`]: read and write the document (compare-and-swap by `mod_revision`), list nodes;
+//!   pushed versions and their history; the rollout, started, saved and ended in etcd
+//!   transactions (see `url.rs` for every key).
+//! - [`follow`]: a task that emits every new revision of the document, across outages;
+//!   [`follow_rollout`] the same for the rollout.
+//! - [`register`]: a task that keeps a node's [`NodeRecord`] (or [`NodeStatus`], with its
+//!   rollout report) in the store under a lease, writing at most once a second.
+//! - [`Conductorship`]: the election of the node that conducts rollouts (a lease-held key).
 //! - [`LocalEtcd`]: starts a real etcd cluster of child processes (tests, simulation, benches).
 
 #![warn(missing_docs)]
@@ -12,18 +18,26 @@
 mod backoff;
 mod client;
 mod cluster;
+mod conductor;
 mod doc;
 mod error;
 mod follow;
 mod node;
 mod register;
+mod rollouts;
 mod url;
+mod versions;
 
 pub use backoff::{BACKOFF_MAX, BACKOFF_MIN};
-pub use client::{Expect, Store, StoredDoc};
+pub use client::{Expect, MAX_MESSAGE_BYTES, Store, StoredDoc};
 pub use cluster::{LOG_FILE, LocalEtcd, MemberSpec, START_DEADLINE, etcd_binary};
-pub use error::{StoreError, UrlError};
-pub use follow::{FOLLOW_TIMEOUT, PROGRESS_INTERVAL, StoreEvent, WATCH_SILENCE_LIMIT, follow};
-pub use node::{NodeRecord, now_rfc3339};
-pub use register::{REVOKE_TIMEOUT, register};
+pub use conductor::{CONDUCTOR_TTL, Conductorship, Role};
+pub use error::{ETCD_DEFAULT_MAX_REQUEST_BYTES, LimitSide, StoreError, UrlError};
+pub use follow::{
+    FOLLOW_TIMEOUT, PROGRESS_INTERVAL, StoreEvent, WATCH_SILENCE_LIMIT, follow, follow_rollout,
+};
+pub use node::{NodeRecord, NodeStatus, Registered, now_rfc3339, unix_millis};
+pub use register::{MIN_PUT_INTERVAL, REVOKE_TIMEOUT, register};
+pub use rollouts::StoredRollout;
 pub use url::StoreUrl;
+pub use versions::{KEPT_VERSIONS, StoredVersion, VersionRecord};

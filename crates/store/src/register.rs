@@ -3,7 +3,7 @@
 use crate::backoff::Backoff;
 use crate::client::Store;
 use crate::error::{StoreError, from_etcd};
-use crate::node::{NodeRecord, now_rfc3339};
+use crate::node::Registered;
 use crate::url::StoreUrl;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -14,13 +14,21 @@ use tokio::time::{Instant, MissedTickBehavior};
 /// The time allowed to revoke the lease when the registration ends.
 pub const REVOKE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The least time between two puts of a registration (SPEC: at most one write per node per
+/// second during a rollout); changes in between are coalesced into one put of the latest.
+pub const MIN_PUT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Registers node `name` in the store of `url` on a task of the current tokio runtime, until
 /// the sender of `records` is dropped.
 ///
 /// The task grants a lease of `ttl` (whole seconds, at least 1; etcd may raise it to its
 /// minimum), puts the current record as JSON at [`StoreUrl::node_key`] under that lease, and
 /// keeps the lease alive every third of its TTL. It puts the record again whenever `records`
-/// changes. `updated_at` is set to the time of each put. When no keep-alive is answered for
+/// changes, at most once per [`MIN_PUT_INTERVAL`]: a change within that interval of the last
+/// put is written when the interval ends (the latest record then; changes in between are
+/// coalesced). `updated_at` (and a [`crate::NodeStatus`]'s `updated_at_ms`) is set to the time
+/// of each put. The record is a [`crate::NodeRecord`] or a [`crate::NodeStatus`] (with the
+/// rollout report). When no keep-alive is answered for
 /// two thirds of the TTL, or etcd says the lease is gone, or a request fails, it starts over
 /// with a new lease, backing off 100 ms doubling to 2 s between attempts.
 ///
@@ -33,11 +41,11 @@ pub const REVOKE_TIMEOUT: Duration = Duration::from_secs(1);
 /// # Panics
 ///
 /// When called outside a tokio runtime.
-pub fn register(
+pub fn register<R: Registered>(
     url: StoreUrl,
     name: String,
     ttl: Duration,
-    records: watch::Receiver<NodeRecord>,
+    records: watch::Receiver<R>,
 ) -> JoinHandle<()> {
     let registration = Registration {
         key: url.node_key(&name),
@@ -62,14 +70,14 @@ impl From<StoreError> for End {
     }
 }
 
-struct Registration {
+struct Registration<R> {
     url: StoreUrl,
     key: String,
     ttl_secs: i64,
-    records: watch::Receiver<NodeRecord>,
+    records: watch::Receiver<R>,
 }
 
-impl Registration {
+impl<R: Registered> Registration<R> {
     /// The time allowed to each request: half the TTL, between 0.5 s and 2 s.
     fn request_timeout(&self) -> Duration {
         (Duration::from_secs(self.ttl_secs.unsigned_abs()) / 2)
@@ -158,6 +166,9 @@ impl Registration {
         let mut ticker = tokio::time::interval(ttl / 3);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_answer = Instant::now();
+        let mut last_put = Instant::now();
+        // A change not written yet (it came within MIN_PUT_INTERVAL of the last put).
+        let mut pending = false;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
@@ -178,20 +189,34 @@ impl Registration {
                     Ok(None) => return Err(lease_error("etcd closed the keep-alive stream".into())),
                     Err(e) => return Err(from_etcd(store.endpoints(), e).into()),
                 },
-                changed = self.records.changed() => match changed {
-                    Ok(()) => self.put(store, lease).await?,
+                changed = self.records.changed(), if !pending => match changed {
+                    Ok(()) if last_put.elapsed() >= MIN_PUT_INTERVAL => {
+                        self.put(store, lease).await?;
+                        last_put = Instant::now();
+                    }
+                    Ok(()) => pending = true,
                     Err(_) => return Err(End::SenderGone),
                 },
+                _ = tokio::time::sleep_until(last_put + MIN_PUT_INTERVAL), if pending => {
+                    if self.records.has_changed().is_err() {
+                        return Err(End::SenderGone);
+                    }
+                    self.put(store, lease).await?;
+                    last_put = Instant::now();
+                    pending = false;
+                }
             }
         }
     }
 
     /// Puts the current record, stamped with the time, under `lease`.
     async fn put(&mut self, store: &Store, lease: i64) -> Result<(), StoreError> {
-        let mut record = self.records.borrow_and_update().clone();
-        record.updated_at = now_rfc3339();
+        let json = self
+            .records
+            .borrow_and_update()
+            .stamped_json(std::time::SystemTime::now());
         store
-            .put_with_lease(&self.key, &record.to_json(), lease)
+            .put_with_lease(&self.key, &json, lease)
             .await
             .map(|_| ())
     }

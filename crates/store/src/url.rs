@@ -10,7 +10,15 @@ use std::str::FromStr;
 /// and `etcd://h:2379//portico` both give prefix `portico`) and every key is absolute:
 ///
 /// - `/{prefix}/config` — the config document ([`StoreUrl::config_key`]);
-/// - `/{prefix}/nodes/{name}` — one node's registration ([`StoreUrl::node_key`]).
+/// - `/{prefix}/nodes/{name}` — one node's registration ([`StoreUrl::node_key`]);
+/// - `/{prefix}/versions/{version}` — one pushed version's record: JSON with `version`,
+///   `pushed_at`, `author`, `message`, `outcome` ([`StoreUrl::version_key`], see
+///   [`crate::VersionRecord`]);
+/// - `/{prefix}/documents/{version}` — that version's document, as pushed
+///   ([`StoreUrl::document_key`]);
+/// - `/{prefix}/rollout` — the rollout in progress or the last one ([`StoreUrl::rollout_key`]);
+/// - `/{prefix}/conductor` — the name of the node conducting rollouts, under its lease
+///   ([`StoreUrl::conductor_key`]).
 ///
 /// The prefix may contain `/` (`etcd://h:2379/prod/eu` → `/prod/eu/config`), but no empty
 /// segment.
@@ -39,6 +47,31 @@ impl StoreUrl {
     /// The key of one node's registration: `/{prefix}/nodes/{name}`.
     pub fn node_key(&self, name: &str) -> String {
         format!("{}{name}", self.nodes_prefix())
+    }
+
+    /// The prefix of the version records: `/{prefix}/versions/`.
+    pub fn versions_prefix(&self) -> String {
+        format!("/{}/versions/", self.prefix)
+    }
+
+    /// The key of one version's record: `/{prefix}/versions/{version}`.
+    pub fn version_key(&self, version: &str) -> String {
+        format!("{}{version}", self.versions_prefix())
+    }
+
+    /// The key of one version's document: `/{prefix}/documents/{version}`.
+    pub fn document_key(&self, version: &str) -> String {
+        format!("/{}/documents/{version}", self.prefix)
+    }
+
+    /// The key of the rollout: `/{prefix}/rollout`.
+    pub fn rollout_key(&self) -> String {
+        format!("/{}/rollout", self.prefix)
+    }
+
+    /// The key of the conductor election: `/{prefix}/conductor`.
+    pub fn conductor_key(&self) -> String {
+        format!("/{}/conductor", self.prefix)
     }
 
     /// The endpoints joined with `,`, as in the URL (for messages).
@@ -138,6 +171,10 @@ mod tests {
         assert_eq!(url.config_key(), "/portico/config");
         assert_eq!(url.nodes_prefix(), "/portico/nodes/");
         assert_eq!(url.node_key("eu-a"), "/portico/nodes/eu-a");
+        assert_eq!(url.version_key("ab12"), "/portico/versions/ab12");
+        assert_eq!(url.document_key("ab12"), "/portico/documents/ab12");
+        assert_eq!(url.rollout_key(), "/portico/rollout");
+        assert_eq!(url.conductor_key(), "/portico/conductor");
         assert_eq!(url.to_string(), "etcd://127.0.0.1:2379/portico");
     }
 
