@@ -2,7 +2,7 @@
 //! as reloads add and remove origins. Each probe is Pingora's `HttpHealthCheck`, timed, and
 //! recorded in the pool that holds the origin in the running config.
 
-use crate::live_pool::probe_request;
+use crate::request::outbound::probe_request;
 use crate::snapshot::Snapshot;
 use crate::state::NodeState;
 use pingora_core::protocols::tls::CaType;
