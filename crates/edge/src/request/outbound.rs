@@ -353,4 +353,251 @@ mod tests {
         assert_eq!(append_list(Some(b"a"), "b"), b"a, b");
         assert_eq!(append_list(Some(b""), "b"), b"b");
     }
+
+    /// A snapshot of region `eu-west` with one pool: origin `plain` (no `host_header`) and
+    /// origin `named` (`host_header: api.internal`), both on 10.0.0.1.
+    fn snapshot() -> Snapshot {
+        let text = r#"{"node":{"region":"eu-west"},
+            "pools":[{"name":"p","origins":[
+                {"name":"plain","address":"10.0.0.1:8080"},
+                {"name":"named","address":"10.0.0.1:8081","host_header":"api.internal"}]}],
+            "routes":[{"name":"r","pool":"p"}]}"#;
+        let config = portico_core::config::parse(text).unwrap();
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new("eu-west", "t"));
+        let addrs = vec![vec![
+            "10.0.0.1:8080".parse().unwrap(),
+            "10.0.0.1:8081".parse().unwrap(),
+        ]];
+        Snapshot::build(config, text.into(), &addrs, &[None], None, &metrics).0
+    }
+
+    /// Every header as `name: value`, names lower-case, sorted.
+    fn lines(headers: &http::HeaderMap) -> Vec<String> {
+        let mut v: Vec<String> = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The client's side of a request: from 192.0.2.7, id `rid-1`.
+    struct Client {
+        tls: bool,
+        trusted_proxy: bool,
+    }
+
+    /// `original` sent to origin `origin` of the snapshot's pool by `client`: every header
+    /// the origin gets, names lower-case, sorted, and the target.
+    fn sent(client: Client, original: &RequestHeader, origin: usize) -> (Vec<String>, Vec<u8>) {
+        let snapshot = snapshot();
+        let request_id = HeaderValue::from_static("rid-1");
+        let side = ClientSide {
+            snapshot: &snapshot,
+            client_ip: Some("192.0.2.7".parse().unwrap()),
+            tls: client.tls,
+            trusted_proxy: client.trusted_proxy,
+            request_id: &request_id,
+            original,
+        };
+        let mut upstream = original.clone();
+        request_to_origin(&side, &mut upstream, &snapshot.pools[0].origins[origin]).unwrap();
+        (lines(&upstream.headers), upstream.raw_path().to_vec())
+    }
+
+    const UNTRUSTED: Client = Client {
+        tls: false,
+        trusted_proxy: false,
+    };
+
+    #[test]
+    fn an_untrusted_client_gets_portico_s_forwarding_headers_and_loses_its_own() {
+        let original = req(&[
+            ("Host", "shop.example"),
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "evil.example"),
+            ("X-Portico-Region", "us-east"),
+            ("X-Portico-Health-Probe", "1"),
+            ("X-Request-Id", "from-client"),
+            ("Via", "1.0 corp"),
+            ("Connection", "keep-alive, X-Hop"),
+            ("X-Hop", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Accept", "*/*"),
+        ]);
+        let (headers, target) = sent(UNTRUSTED, &original, 0);
+        assert_eq!(
+            headers,
+            [
+                "accept: */*",
+                "host: shop.example",
+                "via: 1.0 corp, 1.1 portico-eu-west",
+                "x-forwarded-for: 6.6.6.6, 192.0.2.7",
+                "x-forwarded-host: shop.example",
+                "x-forwarded-proto: http",
+                "x-portico-region: eu-west",
+                "x-request-id: rid-1",
+            ]
+        );
+        assert_eq!(target, b"/");
+    }
+
+    #[test]
+    fn a_trusted_proxy_keeps_its_forwarding_headers_and_host_header_names_the_origin() {
+        let original = req(&[
+            ("Host", "shop.example"),
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "www.shop.example"),
+            ("X-Portico-Region", "us-east"),
+            ("Via", "1.1 cdn"),
+            ("Via", "1.1 lb"),
+        ]);
+        let trusted = Client {
+            tls: false,
+            trusted_proxy: true,
+        };
+        let (headers, _) = sent(trusted, &original, 1);
+        assert_eq!(
+            headers,
+            [
+                "host: api.internal",
+                "via: 1.1 cdn, 1.1 lb, 1.1 portico-eu-west",
+                "x-forwarded-for: 203.0.113.9, 192.0.2.7",
+                "x-forwarded-host: www.shop.example",
+                "x-forwarded-proto: https",
+                "x-portico-region: us-east",
+                "x-request-id: rid-1",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_without_forwarding_headers_gets_portico_s() {
+        let original = req(&[("Host", "shop.example")]);
+        let client = Client {
+            tls: true,
+            trusted_proxy: true,
+        };
+        let (headers, _) = sent(client, &original, 0);
+        assert_eq!(
+            headers,
+            [
+                "host: shop.example",
+                "via: 1.1 portico-eu-west",
+                "x-forwarded-for: 192.0.2.7",
+                "x-forwarded-host: shop.example",
+                "x-forwarded-proto: https",
+                "x-portico-region: eu-west",
+                "x-request-id: rid-1",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_absolute_form_target_goes_on_in_origin_form_with_its_authority_as_host() {
+        let mut original =
+            RequestHeader::build("GET", b"http://shop.example:8080/a?b=c", None).unwrap();
+        host_from_target(&mut original).unwrap();
+        let (headers, target) = sent(UNTRUSTED, &original, 0);
+        assert_eq!(
+            headers,
+            [
+                "host: shop.example:8080",
+                "via: 1.1 portico-eu-west",
+                "x-forwarded-for: 192.0.2.7",
+                "x-forwarded-host: shop.example:8080",
+                "x-forwarded-proto: http",
+                "x-portico-region: eu-west",
+                "x-request-id: rid-1",
+            ]
+        );
+        assert_eq!(target, b"/a?b=c");
+    }
+
+    #[test]
+    fn an_http_1_0_request_without_host_names_the_origin_s_address() {
+        let mut original = req(&[]);
+        original.set_version(http::Version::HTTP_10);
+        let (headers, _) = sent(UNTRUSTED, &original, 0);
+        assert_eq!(
+            headers,
+            [
+                "host: 10.0.0.1:8080",
+                "via: 1.1 portico-eu-west",
+                "x-forwarded-for: 192.0.2.7",
+                "x-forwarded-proto: http",
+                "x-portico-region: eu-west",
+                "x-request-id: rid-1",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_websocket_upgrade_goes_on_with_its_upgrade() {
+        let original = req(&[
+            ("Host", "shop.example"),
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Key", "abc"),
+        ]);
+        let (headers, _) = sent(UNTRUSTED, &original, 0);
+        assert_eq!(
+            headers,
+            [
+                "connection: upgrade",
+                "host: shop.example",
+                "sec-websocket-key: abc",
+                "upgrade: websocket",
+                "via: 1.1 portico-eu-west",
+                "x-forwarded-for: 192.0.2.7",
+                "x-forwarded-host: shop.example",
+                "x-forwarded-proto: http",
+                "x-portico-region: eu-west",
+                "x-request-id: rid-1",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_probe_carries_its_marker_and_the_origin_s_host() {
+        let snapshot = snapshot();
+        let pool = &snapshot.pools[0];
+        for (origin, host) in [(0, "10.0.0.1:8080"), (1, "api.internal")] {
+            let probe = probe_request(&pool.config, &pool.origins[origin], "eu-west").unwrap();
+            assert_eq!(
+                lines(&probe.headers),
+                [
+                    format!("host: {host}"),
+                    "user-agent: portico-health-probe".to_string(),
+                    "x-portico-health-probe: 1".to_string(),
+                    "x-portico-region: eu-west".to_string(),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn a_response_to_the_client_carries_the_id_the_region_and_an_asked_for_trace() {
+        let snapshot = snapshot();
+        let id = HeaderValue::from_static("rid-1");
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.insert_header("X-Portico-Region", "spoofed").unwrap();
+        response_to_client(&mut resp, &snapshot, &id, None).unwrap();
+        assert_eq!(
+            lines(&resp.headers),
+            ["x-portico-region: eu-west", "x-request-id: rid-1"]
+        );
+        let trace = Trace::default();
+        response_to_client(&mut resp, &snapshot, &id, Some(&trace)).unwrap();
+        assert_eq!(
+            lines(&resp.headers),
+            [
+                "x-portico-decision: route=none; pool=none; attempts=[]",
+                "x-portico-region: eu-west",
+                "x-request-id: rid-1",
+            ]
+        );
+    }
 }
