@@ -6,10 +6,10 @@ use crate::hedged;
 use crate::request::answers::{self, error_body, https_location, respond};
 use crate::request::ctx::{RequestCtx, client_ip, over_tls};
 use crate::request::inbound::{
-    head_refusal, host_from_target, is_websocket_upgrade, request_host, request_id_value, via_names,
+    from_trusted_proxy, head_refusal, host_from_target, is_websocket_upgrade, request_host,
+    request_id_value, via_names, wants_trace,
 };
 use crate::request::outbound::request_to_origin;
-use crate::request::trace::DEBUG_HEADER;
 use crate::state::NodeState;
 use async_trait::async_trait;
 use http::HeaderValue;
@@ -120,12 +120,8 @@ impl ProxyHttp for EdgeProxy {
         let req = session.req_header();
         ctx.request_id = request_id_value(req);
         let client = client_ip(session);
-        let trusted = &ctx.snapshot.config.node.trusted_proxies;
-        ctx.trusted_proxy =
-            !trusted.is_empty() && client.is_some_and(|ip| trusted.iter().any(|n| n.contains(ip)));
-        if req.headers.get(DEBUG_HEADER).is_some_and(|v| v == "1")
-            && (ctx.trusted_proxy || client.is_some_and(|ip| ip.is_loopback()))
-        {
+        ctx.trusted_proxy = from_trusted_proxy(&ctx.snapshot.config.node.trusted_proxies, client);
+        if wants_trace(req, ctx.trusted_proxy, client) {
             ctx.trace = Some(Box::default());
         }
         if let Some(why) = refused {

@@ -1,9 +1,12 @@
 //! What comes in: the request head's refusal, its Host (absolute-form targets, HTTP/1.1's
 //! required Host), the request id, loop detection by `Via`, and WebSocket upgrades.
 
+use crate::request::trace::DEBUG_HEADER;
 use http::HeaderValue;
 use pingora_http::RequestHeader;
+use portico_core::cidr::Cidr;
 use portico_core::head_rules;
+use std::net::IpAddr;
 
 /// Whether any `Via` entry names `token` (`portico-<region>`) as its received-by part.
 pub fn via_names(req: &RequestHeader, token: &str) -> bool {
@@ -18,6 +21,18 @@ pub fn via_names(req: &RequestHeader, token: &str) -> bool {
             })
         })
     })
+}
+
+/// Whether `client` is in `node.trusted_proxies` (`trusted`): its forwarding headers are kept.
+pub fn from_trusted_proxy(trusted: &[Cidr], client: Option<IpAddr>) -> bool {
+    !trusted.is_empty() && client.is_some_and(|ip| trusted.iter().any(|n| n.contains(ip)))
+}
+
+/// Whether the request asks for the decision trace (`X-Portico-Debug: 1`) and may see it:
+/// it comes from loopback or from a trusted proxy.
+pub fn wants_trace(req: &RequestHeader, trusted_proxy: bool, client: Option<IpAddr>) -> bool {
+    req.headers.get(DEBUG_HEADER).is_some_and(|v| v == "1")
+        && (trusted_proxy || client.is_some_and(|ip| ip.is_loopback()))
 }
 
 /// A request id the client sent, if it is one we can safely pass on (1–200 visible ASCII).
@@ -212,6 +227,28 @@ pub(crate) mod tests {
         ));
         assert!(!via_names(&req(&[("Via", "portico-eu")]), "portico-eu"));
         assert!(!via_names(&req(&[]), "portico-eu"));
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_or_loopback_may_ask_for_the_trace() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let inside = Some("10.1.2.3".parse().unwrap());
+        let outside = Some("192.0.2.7".parse().unwrap());
+        let loopback = Some("127.0.0.1".parse().unwrap());
+        assert!(from_trusted_proxy(&trusted, inside));
+        assert!(!from_trusted_proxy(&trusted, outside));
+        assert!(!from_trusted_proxy(&trusted, None));
+        assert!(!from_trusted_proxy(&[], inside));
+        let asks = req(&[("X-Portico-Debug", "1")]);
+        assert!(wants_trace(&asks, true, inside));
+        assert!(wants_trace(&asks, false, loopback));
+        assert!(!wants_trace(&asks, false, outside));
+        assert!(!wants_trace(
+            &req(&[("X-Portico-Debug", "yes")]),
+            true,
+            loopback
+        ));
+        assert!(!wants_trace(&req(&[]), true, loopback));
     }
 
     #[test]
