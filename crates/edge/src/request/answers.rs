@@ -184,4 +184,51 @@ mod tests {
         assert!(error_body(504, "x", "p", 1).ends_with("1 attempt)\n"));
         assert_eq!(short(&"x".repeat(500)).len(), 120);
     }
+
+    #[test]
+    fn every_text_starts_with_its_status_and_ends_with_a_line_end() {
+        let stalled = Error::explain(
+            pingora_error::ErrorType::HTTPStatus(408),
+            "the client stopped sending its request body",
+        );
+        let texts = [
+            (400, bad_request("bare LF")),
+            (400, redirect_needs_host()),
+            (404, no_route("a.example", "/x")),
+            (408, head_timeout(5000)),
+            (413, body_too_large(11, 10)),
+            (414, line_too_long(8192)),
+            (431, head_too_large(32768)),
+            (508, loop_detected("portico-eu")),
+            (408, client_error_body(408, &stalled).unwrap()),
+        ];
+        for (status, text) in &texts {
+            assert!(text.starts_with(&format!("{status} ")), "{text}");
+            assert!(text.ends_with('\n'), "{text}");
+        }
+        assert_eq!(
+            texts.map(|(_, t)| t),
+            [
+                "400 Bad Request: bare LF\n",
+                "400 Bad Request: a redirect to HTTPS needs a Host header\n",
+                "404 Not Found: no route for host \"a.example\" and path \"/x\"\n",
+                "408 Request Timeout: the request head did not arrive within 5000 ms\n",
+                "413 Content Too Large: the request body is 11 bytes; at most 10\n",
+                "414 URI Too Long: the request line is over 8192 bytes\n",
+                "431 Request Header Fields Too Large: the request head is over 32768 bytes\n",
+                "508 Loop Detected: this request already passed through portico-eu\n",
+                "408 Request Timeout: the client stopped sending its request body\n",
+            ]
+        );
+        assert_eq!(client_error_body(502, &stalled), None);
+    }
+
+    #[test]
+    fn a_closing_answer_is_a_whole_http_1_1_response() {
+        assert_eq!(
+            closing_answer(414, "URI Too Long", "too long\n", "eu"),
+            b"HTTP/1.1 414 URI Too Long\r\nContent-Type: text/plain; charset=utf-8\r\n\
+              Content-Length: 9\r\nX-Portico-Region: eu\r\nConnection: close\r\n\r\ntoo long\n"
+        );
+    }
 }
