@@ -3,11 +3,11 @@
 //! other attempt is dropped mid-flight, so its connection never returns to the pool.
 
 use crate::classify::{connect_reason, proxy_reason, status_for_reason};
-use crate::error_page::{error_body, respond};
-use crate::forward::request_to_origin;
 use crate::live_pool::LivePool;
 use crate::metrics::Metrics;
-use crate::request::RequestCtx;
+use crate::request::answers::{error_body, respond};
+use crate::request::ctx::RequestCtx;
+use crate::request::outbound::request_to_origin;
 use pingora_core::connectors::http::Connector;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::{HttpPeer, Peer};

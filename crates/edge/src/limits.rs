@@ -25,6 +25,7 @@
 //! Each connection is its own task and its deadlines are its own timers: a slow client holds
 //! its slot and its bounded buffer, nothing another client waits on.
 
+use crate::request::answers;
 use crate::state::NodeState;
 use async_trait::async_trait;
 use pingora_core::apps::{HttpServerApp, ServerApp};
@@ -92,29 +93,15 @@ impl Refusal {
         let (reason, body) = match self {
             Refusal::HeadTimeout => (
                 "Request Timeout",
-                format!(
-                    "408 Request Timeout: the request head did not arrive within {} ms\n",
-                    limits.client_header_timeout.as_millis()
-                ),
+                answers::head_timeout(limits.client_header_timeout.as_millis()),
             ),
-            Refusal::LineTooLong => (
-                "URI Too Long",
-                format!("414 URI Too Long: the request line is over {MAX_REQUEST_LINE} bytes\n"),
-            ),
+            Refusal::LineTooLong => ("URI Too Long", answers::line_too_long(MAX_REQUEST_LINE)),
             Refusal::HeadTooLarge => (
                 "Request Header Fields Too Large",
-                format!(
-                    "431 Request Header Fields Too Large: the request head is over {} bytes\n",
-                    limits.max_header_bytes
-                ),
+                answers::head_too_large(limits.max_header_bytes),
             ),
         };
-        format!(
-            "HTTP/1.1 {} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nX-Portico-Region: {region}\r\nConnection: close\r\n\r\n{body}",
-            self.status(),
-            body.len()
-        )
-        .into_bytes()
+        answers::closing_answer(self.status(), reason, &body, region)
     }
 }
 
@@ -715,9 +702,7 @@ pub fn declared_body_too_large(req: &RequestHeader, limits: &LimitsConfig) -> Op
         .trim()
         .parse()
         .ok()?;
-    (declared > max).then(|| {
-        format!("413 Content Too Large: the request body is {declared} bytes; at most {max}\n")
-    })
+    (declared > max).then(|| answers::body_too_large(declared, max))
 }
 
 /// Fails (413) once the body read so far is over `max_body_bytes`: for bodies without a
@@ -757,21 +742,6 @@ pub fn client_stalled(session: &mut ServerSession, e: &Error) -> Option<Box<Erro
         e.as_down();
         e
     })
-}
-
-/// The error page of a request refused for a client limit (408, 413), saying which.
-pub fn client_error_body(code: u16, e: &Error) -> Option<String> {
-    let what = match code {
-        408 => "Request Timeout",
-        413 => "Content Too Large",
-        _ => return None,
-    };
-    let why = e
-        .context
-        .as_ref()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    Some(format!("{code} {what}: {why}\n"))
 }
 
 #[cfg(test)]

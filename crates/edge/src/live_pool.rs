@@ -4,7 +4,6 @@
 use crate::metrics::Metrics;
 use pingora_core::protocols::tls::CaType;
 use pingora_core::upstreams::peer::HttpPeer;
-use pingora_http::RequestHeader;
 use portico_core::config::{OriginConfig, PoolConfig};
 use portico_core::ejection::EjectionEvent;
 use portico_core::health::ProbeResult;
@@ -303,23 +302,4 @@ fn origin_peer(
         host_header: o.host_header.clone(),
         probe_error: Mutex::new(None),
     }
-}
-
-/// A probe request for `origin`, as `health_probe` describes it.
-pub fn probe_request(
-    config: &PoolConfig,
-    origin: &OriginPeer,
-    region: &str,
-) -> pingora_error::Result<RequestHeader> {
-    let method = config.probe.method.as_str();
-    let mut req = RequestHeader::build(method, config.probe.path.as_bytes(), None)?;
-    let host = origin
-        .host_header
-        .clone()
-        .unwrap_or_else(|| origin.addr.to_string());
-    req.insert_header("Host", host)?;
-    req.insert_header("User-Agent", "portico-health-probe")?;
-    req.insert_header("X-Portico-Health-Probe", "1")?;
-    req.insert_header("X-Portico-Region", region)?;
-    Ok(req)
 }

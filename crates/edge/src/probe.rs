@@ -4,8 +4,8 @@
 //! probe goes through the node's one [`ProbeConnector`]; each is timed and recorded in the
 //! pool that holds the origin in the running config.
 
-use crate::live_pool::probe_request;
 use crate::probe_connector::ProbeConnector;
+use crate::request::outbound::probe_request;
 use crate::snapshot::Snapshot;
 use crate::state::NodeState;
 use async_trait::async_trait;

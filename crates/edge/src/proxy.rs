@@ -2,12 +2,14 @@
 //! lifecycle where each attempt goes and what each outcome means, and carries it out.
 
 use crate::classify::{connect_reason, proxy_reason, status_for_error};
-use crate::decision::DEBUG_HEADER;
-use crate::error_page::{error_body, https_location, respond, short};
-use crate::forward::{request_to_origin, response_to_client};
-use crate::headers::{head_refusal, host_from_target, request_host, request_id_value, via_names};
 use crate::hedged;
-use crate::request::{RequestCtx, client_ip, over_tls};
+use crate::request::answers::{self, error_body, https_location, respond};
+use crate::request::ctx::{RequestCtx, client_ip, over_tls};
+use crate::request::inbound::{
+    from_trusted_proxy, head_refusal, host_from_target, is_websocket_upgrade, request_host,
+    request_id_value, via_names, wants_trace,
+};
+use crate::request::outbound::request_to_origin;
 use crate::state::NodeState;
 use async_trait::async_trait;
 use http::HeaderValue;
@@ -118,17 +120,13 @@ impl ProxyHttp for EdgeProxy {
         let req = session.req_header();
         ctx.request_id = request_id_value(req);
         let client = client_ip(session);
-        let trusted = &ctx.snapshot.config.node.trusted_proxies;
-        ctx.trusted_proxy =
-            !trusted.is_empty() && client.is_some_and(|ip| trusted.iter().any(|n| n.contains(ip)));
-        if req.headers.get(DEBUG_HEADER).is_some_and(|v| v == "1")
-            && (ctx.trusted_proxy || client.is_some_and(|ip| ip.is_loopback()))
-        {
+        ctx.trusted_proxy = from_trusted_proxy(&ctx.snapshot.config.node.trusted_proxies, client);
+        if wants_trace(req, ctx.trusted_proxy, client) {
             ctx.trace = Some(Box::default());
         }
         if let Some(why) = refused {
             ctx.status = 400;
-            let body = format!("400 Bad Request: {why}\n");
+            let body = answers::bad_request(why);
             respond(session, ctx, self.draining(), 400, body).await?;
             return Ok(true);
         }
@@ -139,10 +137,7 @@ impl ProxyHttp for EdgeProxy {
             return Ok(true);
         }
         if via_names(req, &ctx.snapshot.via_token) {
-            let body = format!(
-                "508 Loop Detected: this request already passed through {}\n",
-                ctx.snapshot.via_token
-            );
+            let body = answers::loop_detected(&ctx.snapshot.via_token);
             ctx.status = 508;
             respond(session, ctx, self.draining(), 508, body).await?;
             return Ok(true);
@@ -157,17 +152,13 @@ impl ProxyHttp for EdgeProxy {
                 if host.is_none_or(str::is_empty) {
                     // HTTP/1.0 may omit Host, but a redirect needs a host to name.
                     ctx.status = 400;
-                    let body = "400 Bad Request: a redirect to HTTPS needs a Host header\n";
-                    respond(session, ctx, self.draining(), 400, body.to_string()).await?;
+                    let body = answers::redirect_needs_host();
+                    respond(session, ctx, self.draining(), 400, body).await?;
                     return Ok(true);
                 }
                 let location = https_location(req, ctx.snapshot.config.node.tls_listen.as_deref());
                 ctx.status = 308;
-                let mut resp = ResponseHeader::build(308, Some(4))?;
-                resp.insert_header("Location", location.as_str())?;
-                resp.insert_header("Content-Length", "0")?;
-                response_to_client(&mut resp, &ctx.snapshot, &ctx.request_id, None)?;
-                session.write_response_header(Box::new(resp), true).await?;
+                answers::redirect(session, ctx, &location).await?;
                 Ok(true)
             }
             Some(route) => {
@@ -175,7 +166,7 @@ impl ProxyHttp for EdgeProxy {
                 let snapshot = ctx.snapshot.clone();
                 let pool = snapshot.route_pool(route);
                 let kind = RequestKind::new(req.method.as_str(), has_body);
-                let upgrade = crate::headers::is_websocket_upgrade(session.req_header());
+                let upgrade = is_websocket_upgrade(session.req_header());
                 let lc = Lifecycle::new(
                     kind,
                     pool.config.failover.retries.max_attempts,
@@ -199,11 +190,7 @@ impl ProxyHttp for EdgeProxy {
                 Ok(false)
             }
             None => {
-                let body = format!(
-                    "404 Not Found: no route for host {:?} and path {:?}\n",
-                    short(host.unwrap_or("")),
-                    short(path)
-                );
+                let body = answers::no_route(host.unwrap_or(""), path);
                 ctx.status = 404;
                 respond(session, ctx, self.draining(), 404, body).await?;
                 Ok(true)
@@ -248,7 +235,7 @@ impl ProxyHttp for EdgeProxy {
         };
         ctx.attempt = attempt;
         let mut peer = Box::new(pool.origins[idx].peer.clone());
-        if crate::headers::is_websocket_upgrade(session.req_header()) {
+        if is_websocket_upgrade(session.req_header()) {
             // Pingora has one read timeout per side for the 101 and the tunnel after it: an
             // idle WebSocket gets an hour (HAProxy's `timeout tunnel`), not `response_ms`.
             const TUNNEL_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -414,7 +401,7 @@ impl ProxyHttp for EdgeProxy {
         session.set_keepalive(None);
         if code > 0 {
             let pool = ctx.pool().map(|p| p.config.name.as_str()).unwrap_or("");
-            let body = crate::limits::client_error_body(code, e)
+            let body = answers::client_error_body(code, e)
                 .unwrap_or_else(|| error_body(code, e.etype().as_str(), pool, ctx.attempts()));
             if let Err(write_error) = respond(session, ctx, self.draining(), code, body).await {
                 log::debug!("could not send the error response: {write_error}");

@@ -2,8 +2,8 @@
 //! status), its hedge and failover counts, its access-log line and its debug log line.
 
 use crate::access_log;
-use crate::headers::request_host;
-use crate::request::{RequestCtx, over_tls};
+use crate::request::ctx::{RequestCtx, over_tls};
+use crate::request::inbound::request_host;
 use crate::state::NodeState;
 use pingora_proxy::Session;
 

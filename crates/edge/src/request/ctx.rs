@@ -1,10 +1,10 @@
 //! The state of one client request across Pingora's hooks: its config snapshot, route,
 //! lifecycle, trace and the labels its metrics carry.
 
-use crate::decision::Trace;
-use crate::forward::{ClientSide, response_to_client};
 use crate::live_pool::LivePool;
 use crate::metrics::Metrics;
+use crate::request::outbound::{ClientSide, response_to_client};
+use crate::request::trace::Trace;
 use crate::snapshot::Snapshot;
 use crate::state::InFlight;
 use http::HeaderValue;

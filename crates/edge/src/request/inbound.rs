@@ -1,7 +1,10 @@
-//! Header rules: forwarding headers, loop detection, request ids.
+//! What comes in: the request head's refusal, its Host (absolute-form targets, HTTP/1.1's
+//! required Host), the request id, loop detection by `Via`, and WebSocket upgrades.
 
+use crate::request::trace::DEBUG_HEADER;
 use http::HeaderValue;
 use pingora_http::RequestHeader;
+use portico_core::cidr::Cidr;
 use portico_core::head_rules;
 use std::net::IpAddr;
 
@@ -18,6 +21,18 @@ pub fn via_names(req: &RequestHeader, token: &str) -> bool {
             })
         })
     })
+}
+
+/// Whether `client` is in `node.trusted_proxies` (`trusted`): its forwarding headers are kept.
+pub fn from_trusted_proxy(trusted: &[Cidr], client: Option<IpAddr>) -> bool {
+    !trusted.is_empty() && client.is_some_and(|ip| trusted.iter().any(|n| n.contains(ip)))
+}
+
+/// Whether the request asks for the decision trace (`X-Portico-Debug: 1`) and may see it:
+/// it comes from loopback or from a trusted proxy.
+pub fn wants_trace(req: &RequestHeader, trusted_proxy: bool, client: Option<IpAddr>) -> bool {
+    req.headers.get(DEBUG_HEADER).is_some_and(|v| v == "1")
+        && (trusted_proxy || client.is_some_and(|ip| ip.is_loopback()))
 }
 
 /// A request id the client sent, if it is one we can safely pass on (1–200 visible ASCII).
@@ -57,54 +72,6 @@ fn valid_request_id(v: &str) -> bool {
     !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// `existing, ip` or just `ip` (the `X-Forwarded-For` rule), formatting IPv4 by hand.
-pub fn append_ip(existing: Option<&[u8]>, ip: IpAddr) -> Vec<u8> {
-    let mut v = Vec::with_capacity(existing.map_or(0, |e| e.len() + 2) + 39);
-    if let Some(e) = existing.filter(|e| !e.is_empty()) {
-        v.extend_from_slice(e);
-        v.extend_from_slice(b", ");
-    }
-    match ip {
-        IpAddr::V4(ip) => {
-            for (i, octet) in ip.octets().into_iter().enumerate() {
-                if i > 0 {
-                    v.push(b'.');
-                }
-                if octet >= 100 {
-                    v.push(b'0' + octet / 100);
-                }
-                if octet >= 10 {
-                    v.push(b'0' + octet / 10 % 10);
-                }
-                v.push(b'0' + octet % 10);
-            }
-        }
-        IpAddr::V6(_) => {
-            use std::io::Write;
-            let _ = write!(v, "{ip}");
-        }
-    }
-    v
-}
-
-/// `existing, addition` or just `addition`.
-pub fn append_list(existing: Option<&[u8]>, addition: &str) -> Vec<u8> {
-    match existing {
-        Some(e) if !e.is_empty() => {
-            let mut v = Vec::with_capacity(e.len() + 2 + addition.len());
-            v.extend_from_slice(e);
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(addition.as_bytes());
-            v
-        }
-        _ => addition.as_bytes().to_vec(),
-    }
-}
-
-/// Hop-by-hop headers that never go to the origin (RFC 9110 §7.6.1), besides `Connection` and
-/// whatever it names.
-const HOP_BY_HOP: [&str; 5] = ["keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
-
 /// Whether the request asks for a WebSocket upgrade (`Upgrade: websocket` and `Connection`
 /// naming `upgrade`), which keeps its `Upgrade` and `Connection: upgrade`.
 pub fn is_websocket_upgrade(req: &RequestHeader) -> bool {
@@ -114,7 +81,8 @@ pub fn is_websocket_upgrade(req: &RequestHeader) -> bool {
         && connection_tokens(req).any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
-fn connection_tokens(req: &RequestHeader) -> impl Iterator<Item = &str> {
+/// The tokens of the `Connection` header(s), trimmed, empty ones skipped.
+pub(crate) fn connection_tokens(req: &RequestHeader) -> impl Iterator<Item = &str> {
     req.headers
         .get_all(http::header::CONNECTION)
         .iter()
@@ -122,35 +90,6 @@ fn connection_tokens(req: &RequestHeader) -> impl Iterator<Item = &str> {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-}
-
-/// Removes the hop-by-hop headers from a request going to an origin: `Connection` and every
-/// header it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer` and `Upgrade` — except
-/// that a WebSocket upgrade keeps `Upgrade` and `Connection: upgrade`. Costs a few lookups
-/// when the client sent none of them.
-pub fn strip_hop_by_hop(req: &mut RequestHeader) {
-    let websocket = is_websocket_upgrade(req);
-    let named: Vec<String> = connection_tokens(req)
-        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
-        .map(|t| t.to_ascii_lowercase())
-        .collect();
-    for name in &named {
-        // `Connection: upgrade` names the Upgrade header a WebSocket keeps.
-        if !(websocket && name == "upgrade") {
-            let _ = req.remove_header(name.as_str());
-        }
-    }
-    for name in HOP_BY_HOP {
-        if !(websocket && name == "upgrade") {
-            let _ = req.remove_header(name);
-        }
-    }
-    if req.headers.contains_key(http::header::CONNECTION) {
-        let _ = req.remove_header("connection");
-        if websocket {
-            let _ = req.insert_header("Connection", "upgrade");
-        }
-    }
 }
 
 /// The request's host: the `Host` header (for an absolute-form target Pingora has already
@@ -258,35 +197,12 @@ pub fn header_refusal(req: &RequestHeader) -> Option<head_rules::Refusal> {
     head_rules::check(&head).err()
 }
 
-/// Turns the request going to an origin into origin form: an absolute-form target becomes
-/// its path and query (its authority is the `Host` by now); a request without a `Host` header
-/// gets its `:authority` (HTTP/2), else `fallback` (HTTP/1.0), since it goes on as HTTP/1.1.
-pub fn to_origin_form(upstream: &mut RequestHeader, fallback: &str) -> pingora_error::Result<()> {
-    if absolute_authority(upstream).is_some() {
-        let path = upstream
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".to_string());
-        upstream.set_raw_path(path.as_bytes())?;
-    }
-    if !upstream.headers.contains_key(http::header::HOST) {
-        // An HTTP/2 request names its host in `:authority` (the URI's authority).
-        let host = upstream
-            .uri
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .unwrap_or_else(|| fallback.to_string());
-        upstream.insert_header("Host", host)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+    /// A `GET /` with `headers`, for tests.
+    pub(crate) fn req(headers: &[(&str, &str)]) -> RequestHeader {
         let mut r = RequestHeader::build("GET", b"/", None).unwrap();
         for (k, v) in headers {
             r.append_header(k.to_string(), *v).unwrap();
@@ -311,6 +227,28 @@ mod tests {
         ));
         assert!(!via_names(&req(&[("Via", "portico-eu")]), "portico-eu"));
         assert!(!via_names(&req(&[]), "portico-eu"));
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_or_loopback_may_ask_for_the_trace() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let inside = Some("10.1.2.3".parse().unwrap());
+        let outside = Some("192.0.2.7".parse().unwrap());
+        let loopback = Some("127.0.0.1".parse().unwrap());
+        assert!(from_trusted_proxy(&trusted, inside));
+        assert!(!from_trusted_proxy(&trusted, outside));
+        assert!(!from_trusted_proxy(&trusted, None));
+        assert!(!from_trusted_proxy(&[], inside));
+        let asks = req(&[("X-Portico-Debug", "1")]);
+        assert!(wants_trace(&asks, true, inside));
+        assert!(wants_trace(&asks, false, loopback));
+        assert!(!wants_trace(&asks, false, outside));
+        assert!(!wants_trace(
+            &req(&[("X-Portico-Debug", "yes")]),
+            true,
+            loopback
+        ));
+        assert!(!wants_trace(&req(&[]), true, loopback));
     }
 
     #[test]
@@ -340,115 +278,5 @@ mod tests {
             b"0123456789abcdef0011223344556677"
         );
         assert_eq!(new_request_id().len(), 32);
-    }
-
-    #[test]
-    fn forwarded_for_appends_the_client_ip() {
-        for ip in [
-            "0.0.0.0",
-            "1.2.3.4",
-            "10.20.30.40",
-            "192.168.100.255",
-            "255.255.255.255",
-        ] {
-            let addr: IpAddr = ip.parse().unwrap();
-            assert_eq!(append_ip(None, addr), ip.as_bytes());
-        }
-        let v6: IpAddr = "::1".parse().unwrap();
-        assert_eq!(append_ip(Some(b"1.1.1.1"), v6), b"1.1.1.1, ::1");
-        assert_eq!(append_ip(Some(b""), v6), b"::1");
-    }
-
-    #[test]
-    fn hop_by_hop_headers_stay_on_their_hop() {
-        let mut r = req(&[
-            ("Connection", "close, X-Secret , keep-alive"),
-            ("X-Secret", "1"),
-            ("Keep-Alive", "timeout=5"),
-            ("Proxy-Connection", "keep-alive"),
-            ("TE", "trailers"),
-            ("Trailer", "Expires"),
-            ("Upgrade", "h2c"),
-            ("X-Kept", "yes"),
-        ]);
-        strip_hop_by_hop(&mut r);
-        let left: Vec<&str> = r.headers.keys().map(|k| k.as_str()).collect();
-        assert_eq!(left, vec!["x-kept"]);
-    }
-
-    #[test]
-    fn a_websocket_upgrade_keeps_its_upgrade() {
-        let mut r = req(&[
-            ("Connection", "Upgrade"),
-            ("Upgrade", "websocket"),
-            ("Sec-WebSocket-Key", "abc"),
-            ("Keep-Alive", "1"),
-        ]);
-        assert!(is_websocket_upgrade(&r));
-        strip_hop_by_hop(&mut r);
-        assert_eq!(
-            r.headers.get("upgrade").map(|v| v.as_bytes()),
-            Some(&b"websocket"[..])
-        );
-        assert_eq!(
-            r.headers.get("connection").map(|v| v.as_bytes()),
-            Some(&b"upgrade"[..])
-        );
-        assert!(r.headers.get("sec-websocket-key").is_some());
-        assert!(r.headers.get("keep-alive").is_none());
-        assert!(!is_websocket_upgrade(&req(&[("Upgrade", "websocket")])));
-    }
-
-    #[test]
-    fn absolute_form_names_the_host_and_becomes_origin_form() {
-        let mut r =
-            RequestHeader::build("GET", b"http://shop.example.com:8080/a?b=c", None).unwrap();
-        assert_eq!(
-            absolute_authority(&r).map(|a| a.to_string()),
-            Some("shop.example.com:8080".to_string())
-        );
-        assert!(lacks_required_host(&r));
-        host_from_target(&mut r).unwrap();
-        assert!(!lacks_required_host(&r));
-        assert_eq!(request_host(&r), Some("shop.example.com:8080"));
-        to_origin_form(&mut r, "10.0.0.1:80").unwrap();
-        assert_eq!(r.raw_path(), b"/a?b=c");
-        assert_eq!(
-            r.headers.get("host").map(|v| v.as_bytes()),
-            Some(&b"shop.example.com:8080"[..])
-        );
-        assert_eq!(absolute_authority(&req(&[])), None);
-    }
-
-    #[test]
-    fn http_1_1_needs_a_host_and_1_0_gets_one_forwarded() {
-        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
-        assert!(lacks_required_host(&r));
-        r.set_version(http::Version::HTTP_10);
-        assert!(!lacks_required_host(&r));
-        to_origin_form(&mut r, "10.0.0.1:80").unwrap();
-        assert_eq!(
-            r.headers.get("host").map(|v| v.as_bytes()),
-            Some(&b"10.0.0.1:80"[..])
-        );
-        let with_host = req(&[("Host", "a.example")]);
-        assert!(!lacks_required_host(&with_host));
-        // HTTP/2: the host is the :authority, which Pingora keeps as the URI's authority.
-        let mut h2 = RequestHeader::build("GET", b"/", None).unwrap();
-        h2.set_version(http::Version::HTTP_2);
-        h2.set_uri(http::Uri::from_static("https://shop.example.com/x"));
-        assert!(!lacks_required_host(&h2));
-        to_origin_form(&mut h2, "10.0.0.1:80").unwrap();
-        assert_eq!(
-            h2.headers.get("host").map(|v| v.as_bytes()),
-            Some(&b"shop.example.com"[..])
-        );
-    }
-
-    #[test]
-    fn lists_append() {
-        assert_eq!(append_list(None, "b"), b"b");
-        assert_eq!(append_list(Some(b"a"), "b"), b"a, b");
-        assert_eq!(append_list(Some(b""), "b"), b"b");
     }
 }

@@ -1,0 +1,8 @@
+//! The request path's own parts: the per-request state, what comes in, every edit of what
+//! goes out, the replies the node writes itself, and the decision trace.
+
+pub mod answers;
+pub mod ctx;
+pub mod inbound;
+pub mod outbound;
+pub mod trace;

@@ -1,0 +1,603 @@
+//! Every edit of what goes out: what a request carries to an origin (forwarding headers,
+//! `Via`, the request id, Host, hop-by-hop headers removed), what a health probe carries,
+//! and what a response carries to the client.
+
+use crate::live_pool::OriginPeer;
+use crate::request::inbound::{
+    absolute_authority, connection_tokens, is_websocket_upgrade, request_host,
+};
+use crate::request::trace::{DECISION_HEADER, Trace};
+use crate::snapshot::Snapshot;
+use bytes::Bytes;
+use http::HeaderValue;
+use pingora_error::{Error, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use portico_core::config::PoolConfig;
+use std::net::IpAddr;
+
+/// What the forwarding policy needs to know about the client side of one request.
+pub struct ClientSide<'a> {
+    /// The config the request runs on.
+    pub snapshot: &'a Snapshot,
+    /// The client's address.
+    pub client_ip: Option<IpAddr>,
+    /// Whether the client's connection is TLS.
+    pub tls: bool,
+    /// Whether the client is in `node.trusted_proxies` (its forwarding headers are kept).
+    pub trusted_proxy: bool,
+    /// `X-Request-Id`.
+    pub request_id: &'a HeaderValue,
+    /// The request as the client sent it.
+    pub original: &'a RequestHeader,
+}
+
+/// Rewrites `upstream` (a copy of the client's request) for `origin`.
+pub fn request_to_origin(
+    c: &ClientSide<'_>,
+    upstream: &mut RequestHeader,
+    origin: &OriginPeer,
+) -> Result<()> {
+    if let Some(ip) = c.client_ip {
+        let xff = append_ip(
+            upstream
+                .headers
+                .get("x-forwarded-for")
+                .map(|v| v.as_bytes()),
+            ip,
+        );
+        upstream.insert_header("X-Forwarded-For", xff)?;
+    }
+    strip_hop_by_hop(upstream);
+    // The health probe marker is Portico's own: a client may not pose as a probe.
+    upstream.remove_header("x-portico-health-probe");
+    // A trusted proxy's forwarding headers are kept; anyone else's are replaced.
+    let trusted = c.trusted_proxy;
+    if !(trusted && upstream.headers.contains_key("x-forwarded-proto")) {
+        let proto = if c.tls { "https" } else { "http" };
+        upstream.insert_header("X-Forwarded-Proto", HeaderValue::from_static(proto))?;
+    }
+    if !(trusted && upstream.headers.contains_key("x-forwarded-host")) {
+        let req = c.original;
+        // The Host header as sent (shared, not copied), else the URI's authority.
+        let host = match req.headers.get(http::header::HOST) {
+            Some(h) if h.to_str().is_ok() => Some(h.clone()),
+            _ => request_host(req)
+                .map(|h| Bytes::copy_from_slice(h.as_bytes()))
+                .and_then(|h| HeaderValue::from_maybe_shared(h).ok()),
+        };
+        if let Some(host) = host {
+            upstream.insert_header("X-Forwarded-Host", host)?;
+        }
+    }
+    let via = via_value(upstream, c.snapshot)?;
+    upstream.insert_header("Via", via)?;
+    if !(trusted && upstream.headers.contains_key("x-portico-region")) {
+        upstream.insert_header("X-Portico-Region", c.snapshot.region_value.clone())?;
+    }
+    upstream.insert_header("X-Request-Id", c.request_id.clone())?;
+    to_origin_form(upstream, &origin.address)?;
+    if let Some(host) = &origin.host_header {
+        upstream.insert_header("Host", host.as_str())?;
+    }
+    Ok(())
+}
+
+/// The `Via` header with this node appended to what the request carried.
+fn via_value(upstream: &RequestHeader, snapshot: &Snapshot) -> Result<HeaderValue> {
+    let mut via = upstream.headers.get_all("via").iter();
+    let joined = match (via.next(), via.next()) {
+        (None, _) => return Ok(snapshot.via_value.clone()),
+        (Some(one), None) => append_list(Some(one.as_bytes()), &snapshot.via_entry),
+        (Some(_), Some(_)) => {
+            let all: Vec<&[u8]> = upstream
+                .headers
+                .get_all("via")
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect();
+            append_list(Some(&all.join(&b", "[..])), &snapshot.via_entry)
+        }
+    };
+    HeaderValue::from_bytes(&joined)
+        .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "Via", e))
+}
+
+/// Adds Portico's response headers: the request id, the node's region, and the decision
+/// trace when one was asked for.
+pub fn response_to_client(
+    resp: &mut ResponseHeader,
+    snapshot: &Snapshot,
+    request_id: &HeaderValue,
+    trace: Option<&Trace>,
+) -> Result<()> {
+    resp.insert_header("X-Request-Id", request_id.clone())?;
+    resp.insert_header("X-Portico-Region", snapshot.region_value.clone())?;
+    if let Some(t) = trace {
+        resp.insert_header(DECISION_HEADER, t.header())?;
+    }
+    Ok(())
+}
+
+/// `existing, ip` or just `ip` (the `X-Forwarded-For` rule), formatting IPv4 by hand.
+pub fn append_ip(existing: Option<&[u8]>, ip: IpAddr) -> Vec<u8> {
+    let mut v = Vec::with_capacity(existing.map_or(0, |e| e.len() + 2) + 39);
+    if let Some(e) = existing.filter(|e| !e.is_empty()) {
+        v.extend_from_slice(e);
+        v.extend_from_slice(b", ");
+    }
+    match ip {
+        IpAddr::V4(ip) => {
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    v.push(b'.');
+                }
+                if octet >= 100 {
+                    v.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    v.push(b'0' + octet / 10 % 10);
+                }
+                v.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(_) => {
+            use std::io::Write;
+            let _ = write!(v, "{ip}");
+        }
+    }
+    v
+}
+
+/// `existing, addition` or just `addition`.
+pub fn append_list(existing: Option<&[u8]>, addition: &str) -> Vec<u8> {
+    match existing {
+        Some(e) if !e.is_empty() => {
+            let mut v = Vec::with_capacity(e.len() + 2 + addition.len());
+            v.extend_from_slice(e);
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(addition.as_bytes());
+            v
+        }
+        _ => addition.as_bytes().to_vec(),
+    }
+}
+
+/// Hop-by-hop headers that never go to the origin (RFC 9110 §7.6.1), besides `Connection` and
+/// whatever it names.
+const HOP_BY_HOP: [&str; 5] = ["keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
+
+/// Removes the hop-by-hop headers from a request going to an origin: `Connection` and every
+/// header it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer` and `Upgrade` — except
+/// that a WebSocket upgrade keeps `Upgrade` and `Connection: upgrade`. Costs a few lookups
+/// when the client sent none of them.
+pub fn strip_hop_by_hop(req: &mut RequestHeader) {
+    let websocket = is_websocket_upgrade(req);
+    let named: Vec<String> = connection_tokens(req)
+        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+        .map(|t| t.to_ascii_lowercase())
+        .collect();
+    for name in &named {
+        // `Connection: upgrade` names the Upgrade header a WebSocket keeps.
+        if !(websocket && name == "upgrade") {
+            let _ = req.remove_header(name.as_str());
+        }
+    }
+    for name in HOP_BY_HOP {
+        if !(websocket && name == "upgrade") {
+            let _ = req.remove_header(name);
+        }
+    }
+    if req.headers.contains_key(http::header::CONNECTION) {
+        let _ = req.remove_header("connection");
+        if websocket {
+            let _ = req.insert_header("Connection", "upgrade");
+        }
+    }
+}
+
+/// Turns the request going to an origin into origin form: an absolute-form target becomes
+/// its path and query (its authority is the `Host` by now); a request without a `Host` header
+/// gets its `:authority` (HTTP/2), else `fallback` (HTTP/1.0), since it goes on as HTTP/1.1.
+pub fn to_origin_form(upstream: &mut RequestHeader, fallback: &str) -> pingora_error::Result<()> {
+    if absolute_authority(upstream).is_some() {
+        let path = upstream
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".to_string());
+        upstream.set_raw_path(path.as_bytes())?;
+    }
+    if !upstream.headers.contains_key(http::header::HOST) {
+        // An HTTP/2 request names its host in `:authority` (the URI's authority).
+        let host = upstream
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_else(|| fallback.to_string());
+        upstream.insert_header("Host", host)?;
+    }
+    Ok(())
+}
+
+/// A probe request for `origin`, as `health_probe` describes it.
+pub fn probe_request(
+    config: &PoolConfig,
+    origin: &OriginPeer,
+    region: &str,
+) -> Result<RequestHeader> {
+    let method = config.probe.method.as_str();
+    let mut req = RequestHeader::build(method, config.probe.path.as_bytes(), None)?;
+    let host = origin
+        .host_header
+        .clone()
+        .unwrap_or_else(|| origin.addr.to_string());
+    req.insert_header("Host", host)?;
+    req.insert_header("User-Agent", "portico-health-probe")?;
+    req.insert_header("X-Portico-Health-Probe", "1")?;
+    req.insert_header("X-Portico-Region", region)?;
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::inbound::tests::req;
+    use crate::request::inbound::{host_from_target, lacks_required_host};
+
+    #[test]
+    fn forwarded_for_appends_the_client_ip() {
+        for ip in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.20.30.40",
+            "192.168.100.255",
+            "255.255.255.255",
+        ] {
+            let addr: IpAddr = ip.parse().unwrap();
+            assert_eq!(append_ip(None, addr), ip.as_bytes());
+        }
+        let v6: IpAddr = "::1".parse().unwrap();
+        assert_eq!(append_ip(Some(b"1.1.1.1"), v6), b"1.1.1.1, ::1");
+        assert_eq!(append_ip(Some(b""), v6), b"::1");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_stay_on_their_hop() {
+        let mut r = req(&[
+            ("Connection", "close, X-Secret , keep-alive"),
+            ("X-Secret", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Connection", "keep-alive"),
+            ("TE", "trailers"),
+            ("Trailer", "Expires"),
+            ("Upgrade", "h2c"),
+            ("X-Kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut r);
+        let left: Vec<&str> = r.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn a_websocket_upgrade_keeps_its_upgrade() {
+        let mut r = req(&[
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Key", "abc"),
+            ("Keep-Alive", "1"),
+        ]);
+        assert!(is_websocket_upgrade(&r));
+        strip_hop_by_hop(&mut r);
+        assert_eq!(
+            r.headers.get("upgrade").map(|v| v.as_bytes()),
+            Some(&b"websocket"[..])
+        );
+        assert_eq!(
+            r.headers.get("connection").map(|v| v.as_bytes()),
+            Some(&b"upgrade"[..])
+        );
+        assert!(r.headers.get("sec-websocket-key").is_some());
+        assert!(r.headers.get("keep-alive").is_none());
+        assert!(!is_websocket_upgrade(&req(&[("Upgrade", "websocket")])));
+    }
+
+    #[test]
+    fn absolute_form_names_the_host_and_becomes_origin_form() {
+        let mut r =
+            RequestHeader::build("GET", b"http://shop.example.com:8080/a?b=c", None).unwrap();
+        assert_eq!(
+            absolute_authority(&r).map(|a| a.to_string()),
+            Some("shop.example.com:8080".to_string())
+        );
+        assert!(lacks_required_host(&r));
+        host_from_target(&mut r).unwrap();
+        assert!(!lacks_required_host(&r));
+        assert_eq!(request_host(&r), Some("shop.example.com:8080"));
+        to_origin_form(&mut r, "10.0.0.1:80").unwrap();
+        assert_eq!(r.raw_path(), b"/a?b=c");
+        assert_eq!(
+            r.headers.get("host").map(|v| v.as_bytes()),
+            Some(&b"shop.example.com:8080"[..])
+        );
+        assert_eq!(absolute_authority(&req(&[])), None);
+    }
+
+    #[test]
+    fn http_1_1_needs_a_host_and_1_0_gets_one_forwarded() {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        assert!(lacks_required_host(&r));
+        r.set_version(http::Version::HTTP_10);
+        assert!(!lacks_required_host(&r));
+        to_origin_form(&mut r, "10.0.0.1:80").unwrap();
+        assert_eq!(
+            r.headers.get("host").map(|v| v.as_bytes()),
+            Some(&b"10.0.0.1:80"[..])
+        );
+        let with_host = req(&[("Host", "a.example")]);
+        assert!(!lacks_required_host(&with_host));
+        // HTTP/2: the host is the :authority, which Pingora keeps as the URI's authority.
+        let mut h2 = RequestHeader::build("GET", b"/", None).unwrap();
+        h2.set_version(http::Version::HTTP_2);
+        h2.set_uri(http::Uri::from_static("https://shop.example.com/x"));
+        assert!(!lacks_required_host(&h2));
+        to_origin_form(&mut h2, "10.0.0.1:80").unwrap();
+        assert_eq!(
+            h2.headers.get("host").map(|v| v.as_bytes()),
+            Some(&b"shop.example.com"[..])
+        );
+    }
+
+    #[test]
+    fn lists_append() {
+        assert_eq!(append_list(None, "b"), b"b");
+        assert_eq!(append_list(Some(b"a"), "b"), b"a, b");
+        assert_eq!(append_list(Some(b""), "b"), b"b");
+    }
+
+    /// A snapshot of region `eu-west` with one pool: origin `plain` (no `host_header`) and
+    /// origin `named` (`host_header: api.internal`), both on 10.0.0.1.
+    fn snapshot() -> Snapshot {
+        let text = r#"{"node":{"region":"eu-west"},
+            "pools":[{"name":"p","origins":[
+                {"name":"plain","address":"10.0.0.1:8080"},
+                {"name":"named","address":"10.0.0.1:8081","host_header":"api.internal"}]}],
+            "routes":[{"name":"r","pool":"p"}]}"#;
+        let config = portico_core::config::parse(text).unwrap();
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new("eu-west", "t"));
+        let addrs = vec![vec![
+            "10.0.0.1:8080".parse().unwrap(),
+            "10.0.0.1:8081".parse().unwrap(),
+        ]];
+        Snapshot::build(config, text.into(), &addrs, &[None], None, &metrics).0
+    }
+
+    /// Every header as `name: value`, names lower-case, sorted.
+    fn lines(headers: &http::HeaderMap) -> Vec<String> {
+        let mut v: Vec<String> = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The client's side of a request: from 192.0.2.7, id `rid-1`.
+    struct Client {
+        tls: bool,
+        trusted_proxy: bool,
+    }
+
+    /// `original` sent to origin `origin` of the snapshot's pool by `client`: every header
+    /// the origin gets, names lower-case, sorted, and the target.
+    fn sent(client: Client, original: &RequestHeader, origin: usize) -> (Vec<String>, Vec<u8>) {
+        let snapshot = snapshot();
+        let request_id = HeaderValue::from_static("rid-1");
+        let side = ClientSide {
+            snapshot: &snapshot,
+            client_ip: Some("192.0.2.7".parse().unwrap()),
+            tls: client.tls,
+            trusted_proxy: client.trusted_proxy,
+            request_id: &request_id,
+            original,
+        };
+        let mut upstream = original.clone();
+        request_to_origin(&side, &mut upstream, &snapshot.pools[0].origins[origin]).unwrap();
+        (lines(&upstream.headers), upstream.raw_path().to_vec())
+    }
+
+    const UNTRUSTED: Client = Client {
+        tls: false,
+        trusted_proxy: false,
+    };
+
+    #[test]
+    fn an_untrusted_client_gets_portico_s_forwarding_headers_and_loses_its_own() {
+        let original = req(&[
+            ("Host", "shop.example"),
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "evil.example"),
+            ("X-Portico-Region", "us-east"),
+            ("X-Portico-Health-Probe", "1"),
+            ("X-Request-Id", "from-client"),
+            ("Via", "1.0 corp"),
+            ("Connection", "keep-alive, X-Hop"),
+            ("X-Hop", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Accept", "*/*"),
+        ]);
+        let (headers, target) = sent(UNTRUSTED, &original, 0);
+        assert_eq!(
+            headers,
+            [
+                "accept: */*",
+                "host: shop.example",
+                "via: 1.0 corp, 1.1 portico-eu-west",
+                "x-forwarded-for: 6.6.6.6, 192.0.2.7",
+                "x-forwarded-host: shop.example",
+                "x-forwarded-proto: http",
+                "x-portico-region: eu-west",
+                "x-request-id: rid-1",
+            ]
+        );
+        assert_eq!(target, b"/");
+    }
+
+    #[test]
+    fn a_trusted_proxy_keeps_its_forwarding_headers_and_host_header_names_the_origin() {
+        let original = req(&[
+            ("Host", "shop.example"),
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "www.shop.example"),
+            ("X-Portico-Region", "us-east"),
+            ("Via", "1.1 cdn"),
+            ("Via", "1.1 lb"),
+        ]);
+        let trusted = Client {
+            tls: false,
+            trusted_proxy: true,
+        };
+        let (headers, _) = sent(trusted, &original, 1);
+        assert_eq!(
+            headers,
+            [
+                "host: api.internal",
+                "via: 1.1 cdn, 1.1 lb, 1.1 portico-eu-west",
+                "x-forwarded-for: 203.0.113.9, 192.0.2.7",
+                "x-forwarded-host: www.shop.example",
+                "x-forwarded-proto: https",
+                "x-portico-region: us-east",
+                "x-request-id: rid-1",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_without_forwarding_headers_gets_portico_s() {
+        let original = req(&[("Host", "shop.example")]);
+        let client = Client {
+            tls: true,
+            trusted_proxy: true,
+        };
+        let (headers, _) = sent(client, &original, 0);
+        assert_eq!(
+            headers,
+            [
+                "host: shop.example",
+                "via: 1.1 portico-eu-west",
+                "x-forwarded-for: 192.0.2.7",
+                "x-forwarded-host: shop.example",
+                "x-forwarded-proto: https",
+                "x-portico-region: eu-west",
+                "x-request-id: rid-1",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_absolute_form_target_goes_on_in_origin_form_with_its_authority_as_host() {
+        let mut original =
+            RequestHeader::build("GET", b"http://shop.example:8080/a?b=c", None).unwrap();
+        host_from_target(&mut original).unwrap();
+        let (headers, target) = sent(UNTRUSTED, &original, 0);
+        assert_eq!(
+            headers,
+            [
+                "host: shop.example:8080",
+                "via: 1.1 portico-eu-west",
+                "x-forwarded-for: 192.0.2.7",
+                "x-forwarded-host: shop.example:8080",
+                "x-forwarded-proto: http",
+                "x-portico-region: eu-west",
+                "x-request-id: rid-1",
+            ]
+        );
+        assert_eq!(target, b"/a?b=c");
+    }
+
+    #[test]
+    fn an_http_1_0_request_without_host_names_the_origin_s_address() {
+        let mut original = req(&[]);
+        original.set_version(http::Version::HTTP_10);
+        let (headers, _) = sent(UNTRUSTED, &original, 0);
+        assert_eq!(
+            headers,
+            [
+                "host: 10.0.0.1:8080",
+                "via: 1.1 portico-eu-west",
+                "x-forwarded-for: 192.0.2.7",
+                "x-forwarded-proto: http",
+                "x-portico-region: eu-west",
+                "x-request-id: rid-1",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_websocket_upgrade_goes_on_with_its_upgrade() {
+        let original = req(&[
+            ("Host", "shop.example"),
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Key", "abc"),
+        ]);
+        let (headers, _) = sent(UNTRUSTED, &original, 0);
+        assert_eq!(
+            headers,
+            [
+                "connection: upgrade",
+                "host: shop.example",
+                "sec-websocket-key: abc",
+                "upgrade: websocket",
+                "via: 1.1 portico-eu-west",
+                "x-forwarded-for: 192.0.2.7",
+                "x-forwarded-host: shop.example",
+                "x-forwarded-proto: http",
+                "x-portico-region: eu-west",
+                "x-request-id: rid-1",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_probe_carries_its_marker_and_the_origin_s_host() {
+        let snapshot = snapshot();
+        let pool = &snapshot.pools[0];
+        for (origin, host) in [(0, "10.0.0.1:8080"), (1, "api.internal")] {
+            let probe = probe_request(&pool.config, &pool.origins[origin], "eu-west").unwrap();
+            assert_eq!(
+                lines(&probe.headers),
+                [
+                    format!("host: {host}"),
+                    "user-agent: portico-health-probe".to_string(),
+                    "x-portico-health-probe: 1".to_string(),
+                    "x-portico-region: eu-west".to_string(),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn a_response_to_the_client_carries_the_id_the_region_and_an_asked_for_trace() {
+        let snapshot = snapshot();
+        let id = HeaderValue::from_static("rid-1");
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.insert_header("X-Portico-Region", "spoofed").unwrap();
+        response_to_client(&mut resp, &snapshot, &id, None).unwrap();
+        assert_eq!(
+            lines(&resp.headers),
+            ["x-portico-region: eu-west", "x-request-id: rid-1"]
+        );
+        let trace = Trace::default();
+        response_to_client(&mut resp, &snapshot, &id, Some(&trace)).unwrap();
+        assert_eq!(
+            lines(&resp.headers),
+            [
+                "x-portico-decision: route=none; pool=none; attempts=[]",
+                "x-portico-region: eu-west",
+                "x-request-id: rid-1",
+            ]
+        );
+    }
+}
