@@ -24,6 +24,7 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod state;
 pub mod tls;
+pub mod tls_accept;
 pub mod watchdog;
 
 pub use node::{Node, NodeOptions, RunningNode, StartError};
