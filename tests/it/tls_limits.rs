@@ -134,3 +134,114 @@ async fn the_first_head_over_tls_counts_from_accept_and_is_answered_408() {
     assert!(answer.is_empty(), "{answer:?}");
     still_serves(&node, &ca).await;
 }
+
+/// The HTTP/2 client preface and an empty SETTINGS frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// One HTTP/2 frame as read off the wire.
+#[derive(Debug)]
+struct Frame {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: Vec<u8>,
+}
+
+/// The frames in `bytes` (a trailing partial frame is dropped).
+fn frames(mut bytes: &[u8]) -> Vec<Frame> {
+    let mut out = Vec::new();
+    while bytes.len() >= 9 {
+        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
+        if bytes.len() < 9 + len {
+            break;
+        }
+        out.push(Frame {
+            kind: bytes[3],
+            flags: bytes[4],
+            stream: u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) & 0x7fff_ffff,
+            payload: bytes[9..9 + len].to_vec(),
+        });
+        bytes = &bytes[9 + len..];
+    }
+    out
+}
+
+/// The value of setting `id` in the server's first SETTINGS frame.
+fn setting(frames: &[Frame], id: u16) -> Option<u32> {
+    let settings = frames
+        .iter()
+        .find(|f| f.kind == 0x4 && f.flags & 0x1 == 0)?;
+    settings.payload.chunks_exact(6).find_map(|s| {
+        (u16::from_be_bytes([s[0], s[1]]) == id)
+            .then(|| u32::from_be_bytes([s[2], s[3], s[4], s[5]]))
+    })
+}
+
+/// The error code of the GOAWAY among `frames`, if one was sent.
+fn goaway_code(frames: &[Frame]) -> Option<u32> {
+    let g = frames.iter().find(|f| f.kind == 0x7)?;
+    Some(u32::from_be_bytes([
+        g.payload[4],
+        g.payload[5],
+        g.payload[6],
+        g.payload[7],
+    ]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_connection_without_a_first_request_gets_goaway_and_is_closed() {
+    let (node, ca, _o) = tls_node(r#""client_header_timeout_ms": 300, "h2_max_streams": 7"#).await;
+    let mut tls = tls_connect(node.tls, &ca, b"\x02h2").await;
+    tls.write_all(H2_PREFACE).await.expect("preface");
+    let bytes = until_closed(&mut tls).await.expect("closed in time");
+    let got = frames(&bytes);
+    assert_eq!(
+        setting(&got, 0x3),
+        Some(7),
+        "MAX_CONCURRENT_STREAMS: {got:?}"
+    );
+    assert_eq!(goaway_code(&got), Some(0), "GOAWAY NO_ERROR: {got:?}");
+    // The default cap is 100; the header list is capped at max_header_bytes (32768).
+    let (node, ca, _o) = tls_node(r#""client_header_timeout_ms": 300"#).await;
+    let mut tls = tls_connect(node.tls, &ca, b"\x02h2").await;
+    tls.write_all(H2_PREFACE).await.expect("preface");
+    let got = frames(&until_closed(&mut tls).await.expect("closed in time"));
+    assert_eq!(setting(&got, 0x3), Some(100), "{got:?}");
+    assert_eq!(setting(&got, 0x6), Some(32768), "{got:?}");
+    assert_eq!(goaway_code(&got), Some(0), "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_connection_idle_after_its_requests_gets_goaway_after_keepalive_timeout() {
+    // The first-request deadline is far off: what closes the connection is the idle one.
+    let (node, ca, _o) =
+        tls_node(r#""client_header_timeout_ms": 600000, "keepalive_timeout_ms": 300"#).await;
+    let mut tls = tls_connect(node.tls, &ca, b"\x02h2").await;
+    tls.write_all(H2_PREFACE).await.expect("preface");
+    // GET / on stream 1 (HPACK: :method GET, :scheme https, :path /, :authority literal),
+    // END_STREAM | END_HEADERS.
+    let mut block = vec![0x82, 0x87, 0x84, 0x41, 9];
+    block.extend_from_slice(b"site.test");
+    let mut headers = vec![0, 0, block.len() as u8, 0x1, 0x5, 0, 0, 0, 1];
+    headers.extend_from_slice(&block);
+    tls.write_all(&headers).await.expect("HEADERS");
+    let got = frames(&until_closed(&mut tls).await.expect("closed in time"));
+    let response = got
+        .iter()
+        .position(|f| f.kind == 0x1 && f.stream == 1)
+        .unwrap_or_else(|| panic!("a response on stream 1: {got:?}"));
+    let goaway = got
+        .iter()
+        .position(|f| f.kind == 0x7)
+        .unwrap_or_else(|| panic!("a GOAWAY: {got:?}"));
+    assert!(response < goaway, "{got:?}");
+    assert_eq!(goaway_code(&got), Some(0), "{got:?}");
+    // The GOAWAY says stream 1 was processed.
+    let last = u32::from_be_bytes([
+        got[goaway].payload[0],
+        got[goaway].payload[1],
+        got[goaway].payload[2],
+        got[goaway].payload[3],
+    ]);
+    assert_eq!(last, 1, "{got:?}");
+}

@@ -10,6 +10,7 @@ pub mod control;
 pub mod decision;
 pub mod error_page;
 pub mod forward;
+pub mod h2_conn;
 pub mod headers;
 pub mod hedged;
 pub mod limits;

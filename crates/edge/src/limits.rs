@@ -301,6 +301,12 @@ where
             stream.selected_alpn_proto(),
             Some(ALPN::H2) | Some(ALPN::Custom(_))
         ) && !options.is_some_and(|o| o.h2c || o.force_custom);
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            // HTTP/2 over TLS: our accept loop, with its deadlines and stream cap (h2_conn.rs).
+            let stream = LimitedStream::passthrough(stream, Some(slot));
+            crate::h2_conn::serve(&self.app, Box::new(stream), &limits, accepted, shutdown).await;
+            return None;
+        }
         if !plain_h1 {
             // HTTP/2 frames its own heads (and the h2 crate bounds them): only the slot here.
             let stream = LimitedStream::passthrough(stream, Some(slot));
