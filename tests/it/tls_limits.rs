@@ -1,6 +1,8 @@
-//! Client limits on the TLS listener (SPEC part 3, "TLS and HTTP/2, complete"):
-//! `client_header_timeout_ms` bounds the TLS handshake and the first request head, from raw
-//! sockets and a hand-driven TLS client.
+//! Client limits on the TLS listener (SPEC part 3, "TLS and HTTP/2, complete"), from raw
+//! sockets and hand-written HTTP/2 frames over a TLS client: `client_header_timeout_ms` bounds
+//! the TLS handshake and the first request head; an h2 connection with no open stream gets
+//! GOAWAY and is closed; SETTINGS carry `h2_max_streams` and `max_header_bytes`; rapid reset
+//! and CONTINUATION floods stay cut off (regressions).
 //!
 //! Before the handshake moved inside the client limits (`tls_accept.rs`), Pingora's listener
 //! held a connection that never finished its handshake for a fixed 60 s, so these tests,
@@ -244,4 +246,65 @@ async fn an_h2_connection_idle_after_its_requests_gets_goaway_after_keepalive_ti
         got[goaway].payload[3],
     ]);
     assert_eq!(last, 1, "{got:?}");
+}
+
+/// A frame header: `len` bytes of `kind` with `flags` on `stream`.
+fn frame_head(len: usize, kind: u8, flags: u8, stream: u32) -> Vec<u8> {
+    let mut head = (len as u32).to_be_bytes()[1..].to_vec();
+    head.extend_from_slice(&[kind, flags]);
+    head.extend_from_slice(&stream.to_be_bytes());
+    head
+}
+
+/// An HPACK block for GET https://site.test/.
+fn get_block() -> Vec<u8> {
+    let mut block = vec![0x82, 0x87, 0x84, 0x41, 9];
+    block.extend_from_slice(b"site.test");
+    block
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_reset_is_answered_goaway_enhance_your_calm() {
+    let (node, ca, _o) = tls_node("").await;
+    let mut tls = tls_connect(node.tls, &ca, b"\x02h2").await;
+    let mut burst = H2_PREFACE.to_vec();
+    let block = get_block();
+    // 700 streams, each opened and at once cancelled (RST_STREAM CANCEL).
+    for i in 0..700u32 {
+        let id = 1 + 2 * i;
+        burst.extend(frame_head(block.len(), 0x1, 0x5, id));
+        burst.extend_from_slice(&block);
+        burst.extend(frame_head(4, 0x3, 0, id));
+        burst.extend_from_slice(&8u32.to_be_bytes());
+    }
+    // The server may close before reading it all.
+    let _ = tls.write_all(&burst).await;
+    let got = frames(&until_closed(&mut tls).await.expect("closed in time"));
+    assert_eq!(goaway_code(&got), Some(0xb), "ENHANCE_YOUR_CALM: {got:?}");
+    still_serves(&node, &ca).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuation_flood_is_cut_off() {
+    let (node, ca, _o) = tls_node("").await;
+    let mut tls = tls_connect(node.tls, &ca, b"\x02h2").await;
+    tls.write_all(H2_PREFACE).await.expect("preface");
+    let block = get_block();
+    let mut start = frame_head(block.len(), 0x1, 0x1, 1); // END_STREAM, no END_HEADERS
+    start.extend_from_slice(&block);
+    tls.write_all(&start).await.expect("HEADERS");
+    // 2000 CONTINUATION frames of 16 KiB (32 MiB) that never end the header block: the
+    // server must stop reading long before the end.
+    let mut continuation = frame_head(16_384, 0x9, 0, 1);
+    continuation.extend_from_slice(&[0u8; 16_384]);
+    let mut sent = 0;
+    for _ in 0..2000 {
+        if tls.write_all(&continuation).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(sent < 2000, "all {sent} CONTINUATION frames were taken");
+    drop(tls);
+    still_serves(&node, &ca).await;
 }
