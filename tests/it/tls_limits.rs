@@ -308,3 +308,47 @@ async fn a_continuation_flood_is_cut_off() {
     drop(tls);
     still_serves(&node, &ca).await;
 }
+
+/// Reads frames until one satisfies `wanted` (returned) or the connection ends or
+/// [`PATIENCE`] passes (`None`, with what was read).
+async fn frame_where(
+    s: &mut (impl AsyncReadExt + Unpin),
+    wanted: impl Fn(&Frame) -> bool,
+) -> Result<Frame, Vec<Frame>> {
+    let deadline = Instant::now() + PATIENCE;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return Err(frames(&bytes));
+        };
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => bytes.extend_from_slice(&buf[..n]),
+            _ => return Err(frames(&bytes)),
+        }
+        let mut got = frames(&bytes);
+        if let Some(i) = got.iter().position(&wanted) {
+            return Ok(got.swap_remove(i));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_over_h2_max_streams_are_refused() {
+    let (node, ca, _o) = tls_node(r#""h2_max_streams": 3"#).await;
+    let mut tls = tls_connect(node.tls, &ca, b"\x02h2").await;
+    let mut burst = H2_PREFACE.to_vec();
+    // Four POSTs whose bodies never come: the first three stay open, the fourth is one too
+    // many. (HPACK: :method POST is static entry 3.)
+    let mut block = get_block();
+    block[0] = 0x83;
+    for id in [1u32, 3, 5, 7] {
+        burst.extend(frame_head(block.len(), 0x1, 0x4, id));
+        burst.extend_from_slice(&block);
+    }
+    tls.write_all(&burst).await.expect("write");
+    let refused = frame_where(&mut tls, |f| f.kind == 0x3 && f.stream == 7)
+        .await
+        .unwrap_or_else(|got| panic!("no RST_STREAM on stream 7: {got:?}"));
+    assert_eq!(refused.payload, 7u32.to_be_bytes(), "REFUSED_STREAM");
+}
