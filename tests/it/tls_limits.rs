@@ -352,3 +352,30 @@ async fn streams_over_h2_max_streams_are_refused() {
         .unwrap_or_else(|got| panic!("no RST_STREAM on stream 7: {got:?}"));
     assert_eq!(refused.payload, 7u32.to_be_bytes(), "REFUSED_STREAM");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_header_list_over_max_header_bytes_is_refused_before_the_origin() {
+    let (node, ca, o) = tls_node(r#""max_header_bytes": 1024"#).await;
+    let mut tls = tls_connect(node.tls, &ca, b"\x02h2").await;
+    // GET / with one header `x-big` of 2000 bytes (literal, new name; HPACK integers).
+    let mut block = get_block();
+    block.extend_from_slice(&[0x00, 5]);
+    block.extend_from_slice(b"x-big");
+    block.extend_from_slice(&[
+        0x7f,
+        0x80 | ((2000 - 127) & 0x7f) as u8,
+        ((2000 - 127) >> 7) as u8,
+    ]);
+    block.extend_from_slice(&[b'a'; 2000]);
+    let mut burst = H2_PREFACE.to_vec();
+    burst.extend(frame_head(block.len(), 0x1, 0x5, 1));
+    burst.extend_from_slice(&block);
+    tls.write_all(&burst).await.expect("write");
+    let answer = frame_where(&mut tls, |f| f.stream == 1 && matches!(f.kind, 0x1 | 0x3))
+        .await
+        .unwrap_or_else(|got| panic!("no answer on stream 1: {got:?}"));
+    // Either a 431 from the h2 layer or a reset; never the origin.
+    assert_eq!(o.stats().requests, 0, "{answer:?}");
+    still_serves(&node, &ca).await;
+    assert_eq!(o.stats().requests, 1, "the node still serves");
+}
