@@ -379,3 +379,47 @@ async fn an_h2_header_list_over_max_header_bytes_is_refused_before_the_origin() 
     still_serves(&node, &ca).await;
     assert_eq!(o.stats().requests, 1, "the node still serves");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_node_sends_goaway_and_finishes_the_h2_streams_in_flight() {
+    let (node, ca, o) = tls_node(r#""client_header_timeout_ms": 600000"#).await;
+    let mut tls = tls_connect(node.tls, &ca, b"\x02h2").await;
+    // GET / that the origin answers after 1 s.
+    let mut block = get_block();
+    block.extend_from_slice(&[0x00, 17]);
+    block.extend_from_slice(b"x-origin-delay-ms");
+    block.extend_from_slice(&[4]);
+    block.extend_from_slice(b"1000");
+    let mut burst = H2_PREFACE.to_vec();
+    burst.extend(frame_head(block.len(), 0x1, 0x5, 1));
+    burst.extend_from_slice(&block);
+    tls.write_all(&burst).await.expect("write");
+    eventually("the request at the origin", PATIENCE, || async {
+        o.stats().requests == 1
+    })
+    .await;
+    node.node.node.request_stop();
+    let bytes = until_closed(&mut tls).await.expect("closed in time");
+    let got = frames(&bytes);
+    let goaway = got.iter().position(|f| f.kind == 0x7);
+    let response = got.iter().position(|f| f.kind == 0x1 && f.stream == 1);
+    assert!(goaway.is_some(), "a GOAWAY: {got:?}");
+    let response = response.unwrap_or_else(|| panic!("the response on stream 1: {got:?}"));
+    // :status 200 is HPACK static entry 8.
+    assert_eq!(got[response].payload.first(), Some(&0x88), "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_first_h2_header_block_is_closed_at_client_header_timeout() {
+    let (node, ca, o) = tls_node(r#""client_header_timeout_ms": 300"#).await;
+    let mut tls = tls_connect(node.tls, &ca, b"\x02h2").await;
+    // HEADERS without END_HEADERS, and no CONTINUATION after it.
+    let block = get_block();
+    let mut burst = H2_PREFACE.to_vec();
+    burst.extend(frame_head(block.len(), 0x1, 0x1, 1));
+    burst.extend_from_slice(&block);
+    tls.write_all(&burst).await.expect("write");
+    let got = frames(&until_closed(&mut tls).await.expect("closed in time"));
+    assert!(got.iter().any(|f| f.kind == 0x7), "a GOAWAY: {got:?}");
+    assert_eq!(o.stats().requests, 0);
+}
