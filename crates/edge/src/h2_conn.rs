@@ -10,8 +10,10 @@
 //! - caps concurrent streams at `node.limits.h2_max_streams` and a request's header list at
 //!   `max_header_bytes` (SETTINGS, enforced by the `h2` crate);
 //! - keeps Pingora's per-connection budget for malformed streams (closed after
-//!   [`MAX_REJECTED`] rejected ones) and its graceful GOAWAY on shutdown.
+//!   [`MAX_REJECTED`] rejected ones) and its graceful GOAWAY on shutdown, sent as soon as the
+//!   node starts draining (its streams in flight then finish).
 
+use crate::state::NodeState;
 use bytes::Bytes;
 use pingora_core::apps::HttpServerApp;
 use pingora_core::protocols::http::ServerSession;
@@ -36,6 +38,7 @@ const GOAWAY_FLUSH: Duration = Duration::from_secs(1);
 /// Serves one HTTP/2 connection, accepted at `accepted`, with `app`.
 pub async fn serve<A>(
     app: &Arc<A>,
+    node: &NodeState,
     stream: Stream,
     limits: &LimitsConfig,
     accepted: Instant,
@@ -71,7 +74,8 @@ pub async fn serve<A>(
     let mut served = false;
     let mut rejected = 0usize;
     let mut shutdown_rx = shutdown.clone();
-    let mut shutting = *shutdown.borrow();
+    let mut changes = node.watch();
+    let mut shutting = *shutdown.borrow() || node.is_draining();
     if shutting {
         conn.graceful_shutdown();
     }
@@ -91,6 +95,15 @@ pub async fn serve<A>(
             _ = shutdown_rx.changed(), if !shutting => {
                 conn.graceful_shutdown();
                 shutting = true;
+                continue;
+            }
+            Ok(()) = changes.changed(), if !shutting => {
+                // A draining node closes its HTTP/1 connections after each response; an
+                // HTTP/2 one is told to go elsewhere (GOAWAY) and finishes its streams.
+                if node.is_draining() {
+                    conn.graceful_shutdown();
+                    shutting = true;
+                }
                 continue;
             }
             next = HttpSession::from_h2_conn(&mut conn, digest.clone()) => next,

@@ -304,7 +304,8 @@ where
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             // HTTP/2 over TLS: our accept loop, with its deadlines and stream cap (h2_conn.rs).
             let stream = LimitedStream::passthrough(stream, Some(slot));
-            crate::h2_conn::serve(&self.app, Box::new(stream), &limits, accepted, shutdown).await;
+            let stream = Box::new(stream);
+            crate::h2_conn::serve(&self.app, &node, stream, &limits, accepted, shutdown).await;
             return None;
         }
         if !plain_h1 {
