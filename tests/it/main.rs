@@ -18,4 +18,5 @@ mod status_page;
 mod stop;
 mod store;
 mod tls;
+mod tls_limits;
 mod websocket;

@@ -7,6 +7,7 @@ pub mod classify;
 pub mod config;
 pub mod config_api;
 pub mod control;
+pub mod h2_conn;
 pub mod hedged;
 pub mod limits;
 pub mod live_pool;
@@ -21,6 +22,7 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod state;
 pub mod tls;
+pub mod tls_accept;
 pub mod watchdog;
 
 pub use node::{Node, NodeOptions, RunningNode, StartError};

@@ -22,11 +22,15 @@
 //! is closed at accept (by the listener's connection filter, before any TLS handshake, or here
 //! for one that raced past it) and counted in `portico_connections_rejected_total`.
 //!
+//! On the TLS listener the handshake is done here too (see `tls_accept.rs`), so the first
+//! deadline, `client_header_timeout_ms` after accept, covers the handshake and the first head.
+//!
 //! Each connection is its own task and its deadlines are its own timers: a slow client holds
 //! its slot and its bounded buffer, nothing another client waits on.
 
 use crate::request::answers;
 use crate::state::NodeState;
+use crate::tls_accept::TlsPort;
 use async_trait::async_trait;
 use pingora_core::apps::{HttpServerApp, ServerApp};
 use pingora_core::listeners::ConnectionFilter;
@@ -243,14 +247,18 @@ impl ConnectionFilter for AcceptFilter {
 pub struct LimitedApp<A> {
     app: Arc<A>,
     connections: Arc<Connections>,
+    /// The TLS listener, whose connections are handshaken here (see `tls_accept.rs`).
+    tls: Option<TlsPort>,
 }
 
 impl<A> LimitedApp<A> {
-    /// Wraps `app`, counting connections in `connections`.
-    pub fn new(app: A, connections: Arc<Connections>) -> Self {
+    /// Wraps `app`, counting connections in `connections`; the connections `tls` accepted
+    /// are handshaken within `client_header_timeout_ms`.
+    pub fn new(app: A, connections: Arc<Connections>, tls: Option<TlsPort>) -> Self {
         LimitedApp {
             app: Arc::new(app),
             connections,
+            tls,
         }
     }
 }
@@ -262,24 +270,38 @@ where
 {
     async fn process_new(
         self: &Arc<Self>,
-        stream: Stream,
+        mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let slot = self.connections.take()?;
+        let accepted = Instant::now();
+        let node = self.connections.node.clone();
+        let limits = node.snapshot().config.node.limits;
+        if let Some(tls) = self.tls.as_ref().filter(|t| t.accepted(&stream)) {
+            // Pingora's handshake wants a concrete stream: the TCP one, wrapped bare.
+            let tcp = LimitedStream::passthrough(stream, None);
+            let deadline = accepted + limits.client_header_timeout;
+            stream = tls.handshake(tcp, deadline).await?;
+        }
         let options = self.app.server_options();
         let plain_h1 = !matches!(
             stream.selected_alpn_proto(),
             Some(ALPN::H2) | Some(ALPN::Custom(_))
         ) && !options.is_some_and(|o| o.h2c || o.force_custom);
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            // HTTP/2 over TLS: our accept loop, with its deadlines and stream cap (h2_conn.rs).
+            let stream = LimitedStream::passthrough(stream, Some(slot));
+            let stream = Box::new(stream);
+            crate::h2_conn::serve(&self.app, &node, stream, &limits, accepted, shutdown).await;
+            return None;
+        }
         if !plain_h1 {
             // HTTP/2 frames its own heads (and the h2 crate bounds them): only the slot here.
-            let stream = LimitedStream::passthrough(stream, slot);
+            let stream = LimitedStream::passthrough(stream, Some(slot));
             return <A as ServerApp>::process_new(&self.app, Box::new(stream), shutdown).await;
         }
-        let node = self.connections.node.clone();
-        let limits = node.snapshot().config.node.limits;
         let request_limit = options.and_then(|o| o.keepalive_request_limit);
-        let stream: Stream = Box::new(LimitedStream::new(stream, slot, limits, node));
+        let stream: Stream = Box::new(LimitedStream::new(stream, slot, limits, node, accepted));
         // What Pingora's own HTTP/1 loop does (`impl ServerApp for HttpServerApp`), with the
         // stream put back into its idle phase between requests.
         let mut session = ServerSession::new_http1(stream);
@@ -341,7 +363,8 @@ struct HeadGuard {
 /// A client connection under `node.limits` (see the module docs).
 pub struct LimitedStream {
     inner: Stream,
-    _slot: Slot,
+    /// `None` for the TCP connection under a TLS handshake (the slot is the TLS stream's).
+    _slot: Option<Slot>,
     /// `None` for HTTP/2: only the slot.
     guard: Option<Box<HeadGuard>>,
     /// Set by [`head_received`] once Pingora has parsed the head.
@@ -361,11 +384,18 @@ impl std::fmt::Debug for LimitedStream {
 }
 
 impl LimitedStream {
-    fn new(inner: Stream, slot: Slot, limits: LimitsConfig, node: Arc<NodeState>) -> Self {
-        let deadline = Instant::now() + limits.client_header_timeout;
+    /// The first head's deadline runs from `accepted` (before any TLS handshake).
+    fn new(
+        inner: Stream,
+        slot: Slot,
+        limits: LimitsConfig,
+        node: Arc<NodeState>,
+        accepted: Instant,
+    ) -> Self {
+        let deadline = accepted + limits.client_header_timeout;
         LimitedStream {
             inner,
-            _slot: slot,
+            _slot: Some(slot),
             guard: Some(Box::new(HeadGuard {
                 limits,
                 node,
@@ -379,7 +409,7 @@ impl LimitedStream {
         }
     }
 
-    fn passthrough(inner: Stream, slot: Slot) -> Self {
+    fn passthrough(inner: Stream, slot: Option<Slot>) -> Self {
         LimitedStream {
             inner,
             _slot: slot,

@@ -11,6 +11,7 @@ use crate::proxy::EdgeProxy;
 use crate::shutdown::{DrainingShutdown, Stopper};
 use crate::snapshot::Snapshot;
 use crate::state::{ConfigSource, NodeState};
+use crate::tls_accept::TlsPort;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server};
@@ -213,9 +214,26 @@ impl Node {
             pingora_proxy::HttpProxy::new(EdgeProxy::new(state.clone(), &server_conf), server_conf);
         http.handle_init_modules();
         let connections = Connections::new(state.clone());
+        // The TLS address is listened on as plain TCP: its handshakes are done inside the
+        // client limits, under `client_header_timeout_ms` (tls_accept.rs).
+        let tls_port = match &tls_listen {
+            Some(addr) => {
+                let tls_error = |e: String| {
+                    ConfigErrors(vec![portico_core::config::ConfigError::new(
+                        "node.tls_listen",
+                        format!("cannot set up TLS: {e}"),
+                    )])
+                };
+                let sock: std::net::SocketAddr = addr
+                    .parse()
+                    .map_err(|e| tls_error(format!("{addr}: {e}")))?;
+                Some(TlsPort::new(sock, state.certs.clone()).map_err(tls_error)?)
+            }
+            None => None,
+        };
         let mut proxy = Service::new(
             "portico proxy".to_string(),
-            LimitedApp::new(http, connections.clone()),
+            LimitedApp::new(http, connections.clone(), tls_port),
         );
         proxy.set_connection_filter(Arc::new(AcceptFilter(connections)));
         // No L4 read buffer on client connections: Pingora reads request headers into a
@@ -227,13 +245,7 @@ impl Node {
             ListenerConfig::tcp(listen.as_str()).l4_buffer(L4BufferSettings::default().read(0)),
         );
         if let Some(addr) = &tls_listen {
-            let settings = crate::tls::listener_settings(state.certs.clone()).map_err(|e| {
-                ConfigErrors(vec![portico_core::config::ConfigError::new(
-                    "node.tls_listen",
-                    format!("cannot set up TLS: {e}"),
-                )])
-            })?;
-            proxy.add_tls_with_settings(addr, None, settings);
+            proxy.add_listener(ListenerConfig::tcp(addr.as_str()));
         }
         let mut admin = Service::new(
             "portico admin".to_string(),

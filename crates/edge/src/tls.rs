@@ -5,10 +5,9 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use openssl::asn1::Asn1Time;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{NameType, SslVersion};
+use openssl::ssl::NameType;
 use openssl::x509::X509;
 use pingora_core::listeners::TlsAccept;
-use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::protocols::tls::{CaType, TlsRef};
 use pingora_core::tls::ext::{ssl_add_chain_cert, ssl_use_certificate, ssl_use_private_key};
 use portico_core::config::{Config, ConfigError, ConfigErrors, HostPattern};
@@ -204,23 +203,6 @@ impl TlsAccept for SniCertificates {
             log::warn!("TLS handshake: cannot use certificate {}: {e}", cert.name);
         }
     }
-}
-
-/// The listener's TLS settings: certificates by SNI from `store`, TLS 1.2 and 1.3 only, ALPN
-/// `h2` then `http/1.1`.
-pub fn listener_settings(store: Arc<ArcSwap<CertStore>>) -> pingora_error::Result<TlsSettings> {
-    let mut settings = TlsSettings::with_callbacks(Box::new(SniCertificates { store }))?;
-    settings.enable_h2();
-    settings
-        .set_min_proto_version(Some(SslVersion::TLS1_2))
-        .map_err(|e| {
-            pingora_error::Error::because(
-                pingora_error::ErrorType::InternalError,
-                "TLS minimum version",
-                e,
-            )
-        })?;
-    Ok(settings)
 }
 
 #[cfg(test)]

@@ -58,6 +58,8 @@ pub struct LimitsConfig {
     pub max_header_bytes: usize,
     /// Largest request body, in bytes (413 beyond); `None`: unlimited.
     pub max_body_bytes: Option<u64>,
+    /// Concurrent streams per client HTTP/2 connection.
+    pub h2_max_streams: u32,
 }
 
 impl Default for LimitsConfig {
@@ -68,6 +70,7 @@ impl Default for LimitsConfig {
             max_connections: 65_536,
             max_header_bytes: 32_768,
             max_body_bytes: None,
+            h2_max_streams: 100,
         }
     }
 }

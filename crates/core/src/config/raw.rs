@@ -187,6 +187,10 @@ pub struct RawLimits {
     /// (default null: unlimited).
     #[schemars(range(min = 0, max = 1_099_511_627_776_i64), extend("default" = null))]
     pub max_body_bytes: Option<i64>,
+    /// Concurrent streams a client's HTTP/2 connection may open (announced in SETTINGS;
+    /// streams beyond it are refused), 1–10000 (default 100).
+    #[schemars(range(min = 1, max = 10_000), extend("default" = 100))]
+    pub h2_max_streams: Option<i64>,
 }
 
 /// `pools[]`: a set of origins serving the same content.

@@ -378,12 +378,21 @@ fn validate_limits(c: &mut Collector, raw: Option<&RawLimits>) -> LimitsConfig {
         let checked = int(c, &p("max_body_bytes"), Some(v), -1, 0, 1_099_511_627_776);
         u64::try_from(checked).ok()
     });
+    let h2_max_streams = field(
+        c,
+        "h2_max_streams",
+        raw.and_then(|r| r.h2_max_streams),
+        d.h2_max_streams as usize,
+        1,
+        10_000,
+    );
     LimitsConfig {
         client_header_timeout: ms(header_ms),
         keepalive_timeout: ms(keepalive_ms),
         max_connections: max_connections as usize,
         max_header_bytes: max_header_bytes as usize,
         max_body_bytes,
+        h2_max_streams: h2_max_streams as u32,
     }
 }
 
