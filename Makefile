@@ -20,7 +20,7 @@ help:
 	@echo "make bench-hostile   slow clients, huge heads, smuggling shapes against Portico, nginx and HAProxy"
 	@echo "make soak            churn soak: faults, reloads and slow clients under load (SOAK_S=600 seconds)"
 	@echo "make fuzz            mutation fuzzing of a running node: crashes, hangs, refused requests forwarded (FUZZ_S=600 seconds)"
-	@echo "make bench-deps      install nginx, HAProxy, wrk and h2load from Debian's packages"
+	@echo "make bench-deps      install nginx, HAProxy, wrk, h2load and strace from Debian's packages"
 	@echo "make sim-netns       the simulation with real latency in network namespaces (root)"
 	@echo "make sim-clean       remove anything a crashed network-mode simulation left behind"
 	@echo "make screenshot      render the admin status page to docs/status-page.png (Chromium)"
@@ -110,7 +110,15 @@ test: deps test-deps
 fmt:
 	$(CARGO) fmt --all
 
-# Peers for the benchmarks, from Debian's packages.
+# Peers for the benchmarks, from Debian's packages (strace counts system calls per request
+# when perf cannot).
+# Debian's nginx and haproxy packages start their service on install; the benchmarks start
+# their own copies, so the ones the install started are stopped again, and nothing else: a
+# user's own nginx or HAProxy keeps running. With systemd, the unit of a package installed
+# here is stopped and disabled (`systemctl disable --now`), and only for a package that was
+# missing, so never a unit the user had. Without systemd (containers; the package's init
+# script starts the daemon), the nginx and haproxy processes running before the install are
+# recorded and only new ones are sent SIGTERM.
 bench-deps:
 	@missing=""; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
@@ -118,12 +126,23 @@ bench-deps:
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	command -v h2load >/dev/null 2>&1 || missing="$$missing nghttp2-client"; \
 	command -v taskset >/dev/null 2>&1 || missing="$$missing util-linux"; \
-	if [ -z "$$missing" ]; then echo "benchmark peers installed: nginx, haproxy, wrk, h2load, taskset"; \
+	command -v strace >/dev/null 2>&1 || missing="$$missing strace"; \
+	if [ -z "$$missing" ]; then echo "benchmark peers installed: nginx, haproxy, wrk, h2load, taskset, strace"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing:$$missing"; \
+	  before=" $$(pgrep -x 'nginx|haproxy' | tr '\n' ' ')"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  systemctl disable --now nginx haproxy >/dev/null 2>&1 || true; \
-	  pkill -x nginx >/dev/null 2>&1 || true; pkill -x haproxy >/dev/null 2>&1 || true; \
+	  units=""; \
+	  case "$$missing" in *nginx-light*) units="$$units nginx";; esac; \
+	  case "$$missing" in *haproxy*) units="$$units haproxy";; esac; \
+	  if [ -n "$$units" ] && [ -d /run/systemd/system ]; then \
+	    echo "stopping what the install started:$$units (systemctl disable --now)"; \
+	    systemctl disable --now $$units >/dev/null 2>&1 || true; \
+	  elif [ -n "$$units" ]; then \
+	    for pid in $$(pgrep -x 'nginx|haproxy'); do \
+	      case "$$before" in *" $$pid "*) ;; *) echo "stopping $$(cat /proc/$$pid/comm 2>/dev/null) $$pid, started by the install"; kill $$pid 2>/dev/null || true;; esac; \
+	    done; \
+	  fi; \
 	else echo "install the benchmark peers with:  sudo apt-get install -y$$missing"; exit 1; fi
 
 # Plain HTTP (about 8 minutes, ARGS go to it), then the TLS cases below (about 4 minutes).

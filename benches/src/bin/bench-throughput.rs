@@ -4,6 +4,7 @@
 use anyhow::{Result, bail};
 use clap::Parser;
 use portico_bench::throughput::peers::{OriginKind, PeerKind, Placement};
+use portico_bench::throughput::syscalls::Choice;
 use portico_bench::throughput::{CaseKind, Options, run};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,6 +70,15 @@ struct Args {
     /// floor Portico's own work sits on (default: this workspace's `pingora-minimal` binary).
     #[arg(long, value_name = "BIN")]
     pingora_minimal: Option<PathBuf>,
+    /// Seconds of the extra run per proxy and case that counts system calls per request (perf
+    /// stat on raw_syscalls:sys_enter, else strace -c -f); it comes after the measured rounds
+    /// and its req/s are not reported, since counting slows the proxy. 0: no counting.
+    #[arg(long, default_value_t = 3)]
+    syscall_sample: u64,
+    /// What counts the system calls: auto (perf when it works here, else strace), perf or
+    /// strace.
+    #[arg(long, default_value = "auto")]
+    syscall_counter: String,
     /// Directory for configs, logs and results.json (default: a new one under the temp dir).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -128,6 +138,14 @@ fn main() -> Result<()> {
             let built = portico_bench::procs::workspace_bin("pingora-minimal");
             built.is_file().then_some(built)
         }),
+        syscall_sample: Duration::from_secs(args.syscall_sample),
+        syscall_counter: match Choice::from_name(&args.syscall_counter) {
+            Some(c) => c,
+            None => bail!(
+                "unknown syscall counter {:?} (auto, perf, strace)",
+                args.syscall_counter
+            ),
+        },
         dir,
     };
     run(&opts)

@@ -4,6 +4,7 @@
 use anyhow::{Result, bail};
 use clap::Parser;
 use portico_bench::throughput::peers::Placement;
+use portico_bench::throughput::syscalls::Choice;
 use portico_bench::tls_bench::load::{HandshakeClient, to_line};
 use portico_bench::tls_bench::{Options, TlsCase, absolute, default_dir, run};
 use std::net::SocketAddr;
@@ -52,6 +53,15 @@ struct Args {
     /// Portico's node.threads.
     #[arg(long, default_value_t = 1)]
     portico_threads: usize,
+    /// Seconds of the extra run per proxy and case that counts system calls per request (perf
+    /// stat on raw_syscalls:sys_enter, else strace -c -f); it comes after the measured rounds
+    /// and its req/s are not reported, since counting slows the proxy. 0: no counting.
+    #[arg(long, default_value_t = 3)]
+    syscall_sample: u64,
+    /// What counts the system calls: auto (perf when it works here, else strace), perf or
+    /// strace.
+    #[arg(long, default_value = "auto")]
+    syscall_counter: String,
     /// Directory for certificates, configs, logs and results.json (default: a new one under
     /// the temp dir).
     #[arg(long)]
@@ -107,6 +117,14 @@ fn main() -> Result<()> {
             load_cpus: cpus(args.load_cpus),
         },
         portico_threads: args.portico_threads.max(1),
+        syscall_sample: Duration::from_secs(args.syscall_sample),
+        syscall_counter: match Choice::from_name(&args.syscall_counter) {
+            Some(c) => c,
+            None => bail!(
+                "unknown syscall counter {:?} (auto, perf, strace)",
+                args.syscall_counter
+            ),
+        },
         dir: absolute(&args.dir.unwrap_or_else(default_dir))?,
     };
     run(&opts)

@@ -4,15 +4,17 @@ pub mod accesslog;
 pub mod peers;
 pub mod procinfo;
 pub mod stats;
+pub mod syscalls;
 pub mod wrk;
 
 use crate::procs::{skip_line, which};
 use anyhow::{Context, Result, bail};
 use peers::{OriginKind, PeerKind, Placement, Running, http_get};
-use stats::{fmt_latency, fmt_percent, fmt_rate, fmt_ratio, median, ratio};
+use stats::{fmt_latency, fmt_percent, fmt_rate, fmt_ratio, fmt_us, median, ratio};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use syscalls::{SyscallSample, fmt_per_request};
 use wrk::{WrkReport, WrkRun};
 
 /// One workload.
@@ -127,6 +129,11 @@ pub struct Options {
     pub portico_threads: usize,
     /// A minimal Pingora proxy binary (`BIN LISTEN ORIGIN`) to compare with, if any.
     pub pingora_minimal: Option<PathBuf>,
+    /// Length of the extra, unreported run per proxy and case that counts system calls
+    /// (zero: none).
+    pub syscall_sample: Duration,
+    /// The counter to use for it.
+    pub syscall_counter: syscalls::Choice,
     /// Directory for configs, logs and `results.json`.
     pub dir: PathBuf,
 }
@@ -141,6 +148,10 @@ pub struct Sample {
     pub cpu: f64,
     /// Wall time the CPU was measured over, seconds.
     pub wall_s: f64,
+    /// Proxy user CPU time over the run, seconds (part of `cpu`).
+    pub user_s: f64,
+    /// Proxy system CPU time over the run, seconds (part of `cpu`).
+    pub sys_s: f64,
     /// Resident memory of the proxy near the end of the run, KiB.
     pub rss_kib: u64,
     /// How busy the proxy's CPU was over the run (when it is pinned to one CPU). Well above
@@ -158,8 +169,22 @@ impl Sample {
 
     /// Proxy CPU time per request wrk completed, µs.
     pub fn cpu_us_per_request(&self) -> Option<f64> {
+        self.per_request(self.cpu * self.wall_s)
+    }
+
+    /// Proxy user CPU time per request, µs: the proxy's own code.
+    pub fn user_us_per_request(&self) -> Option<f64> {
+        self.per_request(self.user_s)
+    }
+
+    /// Proxy system CPU time per request, µs: the kernel's work for it.
+    pub fn sys_us_per_request(&self) -> Option<f64> {
+        self.per_request(self.sys_s)
+    }
+
+    fn per_request(&self, seconds: f64) -> Option<f64> {
         (self.cpu > 0.05 && self.report.requests > 0)
-            .then(|| self.cpu * self.wall_s * 1e6 / self.report.requests as f64)
+            .then(|| seconds * 1e6 / self.report.requests as f64)
     }
 }
 
@@ -172,6 +197,8 @@ pub struct PeerResult {
     pub idle_rss_kib: u64,
     /// Measured runs in order.
     pub samples: Vec<Sample>,
+    /// The extra run that counted system calls, or why there is none.
+    pub syscalls: Result<SyscallSample, String>,
 }
 
 /// Medians over a proxy's runs.
@@ -189,6 +216,12 @@ pub struct Summary {
     pub per_core: Option<f64>,
     /// Proxy CPU time per request, µs.
     pub cpu_us_per_request: Option<f64>,
+    /// Proxy user CPU time per request, µs.
+    pub user_us_per_request: Option<f64>,
+    /// Proxy system CPU time per request, µs.
+    pub sys_us_per_request: Option<f64>,
+    /// System calls per request, from the extra counted run.
+    pub syscalls_per_request: Option<f64>,
     /// Errors over every run.
     pub errors: u64,
     /// Access log lines per run (peers with the log on).
@@ -216,6 +249,9 @@ impl PeerResult {
             cpu: pick(&|s| Some(s.cpu)),
             per_core: pick(&|s| s.per_core()),
             cpu_us_per_request: pick(&|s| s.cpu_us_per_request()),
+            user_us_per_request: pick(&|s| s.user_us_per_request()),
+            sys_us_per_request: pick(&|s| s.sys_us_per_request()),
+            syscalls_per_request: self.syscalls.as_ref().ok().and_then(|s| s.per_request()),
             errors: self.samples.iter().map(|s| s.report.errors()).sum(),
             log_lines: pick(&|s| s.log.as_ref().map(|l| l.lines as f64)),
             log_dropped: self
@@ -311,7 +347,7 @@ fn measure(
         duration,
         headers: &case.headers,
     };
-    let cpu_before = pid.map(procinfo::cpu_time);
+    let cpu_before = pid.map(procinfo::cpu_split);
     let proxy_cpu: Option<usize> = opts
         .placement
         .proxy_cpus
@@ -336,11 +372,9 @@ fn measure(
         }
         _ => None,
     };
-    let cpu = match (pid, cpu_before) {
-        (Some(pid), Some(before)) => {
-            (procinfo::cpu_time(pid).saturating_sub(before)).as_secs_f64() / wall
-        }
-        _ => 0.0,
+    let used = match (pid, cpu_before) {
+        (Some(pid), Some(before)) => procinfo::cpu_split(pid).since(before),
+        _ => procinfo::CpuSplit::default(),
     };
     let log = match proxy {
         Some(p) => accesslog::after(p, log_before, wall)?,
@@ -348,8 +382,10 @@ fn measure(
     };
     Ok(Sample {
         report,
-        cpu,
+        cpu: used.total().as_secs_f64() / wall,
         wall_s: wall,
+        user_s: used.user.as_secs_f64(),
+        sys_s: used.system.as_secs_f64(),
         rss_kib,
         core_busy,
         log,
@@ -391,14 +427,65 @@ pub fn log_note(s: &Sample) -> String {
     out
 }
 
+/// Why a proxy's system calls were not counted, when `tool` is missing or counting is off.
+fn not_counted(opts: &Options, tool: Option<&syscalls::Tool>) -> Option<String> {
+    if opts.syscall_sample.is_zero() {
+        Some("not counted (--syscall-sample 0)".into())
+    } else if tool.is_none() {
+        Some(format!(
+            "not counted: {} (make bench-deps installs strace)",
+            match opts.syscall_counter {
+                syscalls::Choice::Auto => "neither perf nor strace works here",
+                syscalls::Choice::Perf => "perf cannot count raw_syscalls:sys_enter here",
+                syscalls::Choice::Strace => "strace is not installed",
+            }
+        ))
+    } else {
+        None
+    }
+}
+
+/// The extra run that counts `p`'s system calls: `tool` attached to every process of the
+/// proxy, then wrk for `opts.syscall_sample`. Counting slows the proxy, so this run's req/s
+/// and CPU are reported nowhere; only the count per request is.
+fn count_syscalls(
+    wrk_bin: &Path,
+    opts: &Options,
+    case: &Case,
+    p: &Running,
+    tool: &syscalls::Tool,
+) -> Result<SyscallSample> {
+    let out = opts
+        .dir
+        .join(format!("syscalls-{}-{}.txt", p.name, case.kind.name()));
+    let counting = syscalls::start(tool, &procinfo::tree(p.proc.pid()), &out)?;
+    std::thread::sleep(syscalls::ATTACH_PAUSE);
+    let run = measure(wrk_bin, opts, case, p.addr, None, opts.syscall_sample);
+    // Detach before looking at the run, so a failed run never leaves the proxy traced.
+    let syscalls = counting.stop()?;
+    let report = run?.report;
+    if let Some(log) = &p.access_log {
+        accesslog::settle(log, Duration::from_secs(2));
+        accesslog::empty(log)?;
+    }
+    Ok(SyscallSample {
+        tool: tool.describe(),
+        syscalls,
+        requests: report.requests,
+        rps: report.rps,
+    })
+}
+
 /// Runs one case against every proxy: a ceiling run straight to the origin, a warm-up per
-/// proxy, then `rounds` rounds alternating between the proxies.
+/// proxy, `rounds` rounds alternating between the proxies, then one run per proxy counting
+/// its system calls (with `tool`, when there is one).
 fn run_case(
     wrk_bin: &Path,
     opts: &Options,
     case: &Case,
     origin: &Running,
     proxies: &mut [Running],
+    tool: Option<&syscalls::Tool>,
 ) -> Result<CaseResult> {
     println!("\n== {} ==", case.title());
     let direct = match measure(wrk_bin, opts, case, origin.addr, None, opts.duration) {
@@ -421,6 +508,7 @@ fn run_case(
             peer: p.name.clone(),
             idle_rss_kib: procinfo::rss_kib(p.proc.pid()),
             samples: Vec::new(),
+            syscalls: Err(not_counted(opts, tool).unwrap_or_default()),
         })
         .collect();
     for p in proxies.iter_mut() {
@@ -456,6 +544,28 @@ fn run_case(
             results[i].samples.push(s);
         }
     }
+    if let (Some(tool), None) = (tool, not_counted(opts, tool)) {
+        for (p, r) in proxies.iter_mut().zip(results.iter_mut()) {
+            p.proc.check_alive()?;
+            r.syscalls = count_syscalls(wrk_bin, opts, case, p, tool)
+                .map_err(|e| format!("counting failed: {e:#}"));
+            println!(
+                "  syscalls {:<17} {}",
+                p.name,
+                match &r.syscalls {
+                    Ok(s) => format!(
+                        "{} per request: {} calls over {} requests ({}; this run's {} req/s are slowed by the counting and reported nowhere else)",
+                        fmt_per_request(s.per_request()),
+                        fmt_rate(Some(s.syscalls as f64)),
+                        fmt_rate(Some(s.requests as f64)),
+                        s.tool,
+                        fmt_rate(Some(s.rps)),
+                    ),
+                    Err(e) => e.clone(),
+                }
+            );
+        }
+    }
     let result = CaseResult {
         case: case.clone(),
         direct,
@@ -481,24 +591,38 @@ pub fn case_table(r: &CaseResult) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "  {:<17} {:>9} {:>10} {:>10} {:>9} {:>14} {:>9} {:>7}",
-        "median of runs", "req/s", "p50", "p99", "proxy CPU", "req/s per core", "CPU/req", "errors"
+        "  {:<17} {:>9} {:>10} {:>10} {:>9} {:>14} {:>9} {:>9} {:>9} {:>12} {:>7}",
+        "median of runs",
+        "req/s",
+        "p50",
+        "p99",
+        "proxy CPU",
+        "req/s per core",
+        "CPU/req",
+        "user/req",
+        "sys/req",
+        "syscalls/req",
+        "errors"
     );
     for p in &r.peers {
         let s = p.summary();
         let _ = writeln!(
             out,
-            "  {:<17} {:>9} {:>10} {:>10} {:>9} {:>14} {:>9} {:>7}",
+            "  {:<17} {:>9} {:>10} {:>10} {:>9} {:>14} {:>9} {:>9} {:>9} {:>12} {:>7}",
             p.peer,
             fmt_rate(s.rps),
             fmt_latency(s.p50_us),
             fmt_latency(s.p99_us),
             fmt_percent(s.cpu),
             fmt_rate(s.per_core),
-            fmt_latency(s.cpu_us_per_request),
+            fmt_us(s.cpu_us_per_request),
+            fmt_us(s.user_us_per_request),
+            fmt_us(s.sys_us_per_request),
+            fmt_per_request(s.syscalls_per_request),
             s.errors
         );
     }
+    let _ = writeln!(out, "  {}", per_request_note(&r.peers));
     let shared = r
         .peers
         .iter()
@@ -532,11 +656,20 @@ pub fn case_table(r: &CaseResult) -> String {
             if let Some(other) = r.summary_of(peer) {
                 let _ = writeln!(
                     out,
-                    "  portico/{peer}: req/s {}, per core {}, p50 {}, p99 {}",
+                    "  portico/{peer}: req/s {}, per core {}, p50 {}, p99 {}, user/req {}, sys/req {}, syscalls/req {}",
                     fmt_ratio(ratio(portico.rps, other.rps)),
                     fmt_ratio(ratio(portico.per_core, other.per_core)),
                     fmt_ratio(ratio(portico.p50_us, other.p50_us)),
                     fmt_ratio(ratio(portico.p99_us, other.p99_us)),
+                    fmt_ratio(ratio(
+                        portico.user_us_per_request,
+                        other.user_us_per_request
+                    )),
+                    fmt_ratio(ratio(portico.sys_us_per_request, other.sys_us_per_request)),
+                    fmt_ratio(ratio(
+                        portico.syscalls_per_request,
+                        other.syscalls_per_request
+                    )),
                 );
             }
         }
@@ -558,6 +691,25 @@ pub fn case_table(r: &CaseResult) -> String {
         let _ = writeln!(out, "  {}: {}", p.peer, writer_line(p, &on));
     }
     out
+}
+
+/// What the per-request columns mean, and which tool counted the system calls (or why none).
+pub fn per_request_note(peers: &[PeerResult]) -> String {
+    let counted = peers.iter().find_map(|p| p.syscalls.as_ref().ok());
+    let syscalls = match (
+        counted,
+        peers.iter().find_map(|p| p.syscalls.as_ref().err()),
+    ) {
+        (Some(s), _) => format!(
+            "syscalls/req: counted by `{}` in one extra run per proxy, never in the runs above (counting slows the proxy)",
+            s.tool
+        ),
+        (None, Some(why)) => format!("syscalls/req: {why}"),
+        (None, None) => "syscalls/req: not counted".into(),
+    };
+    format!(
+        "CPU, user and sys per request: µs of proxy CPU time from /proc (10 ms ticks, summed over each whole run) over the requests wrk completed; {syscalls}"
+    )
 }
 
 fn off_name(peer: &str) -> &'static str {
@@ -612,9 +764,9 @@ pub fn markdown(results: &[CaseResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| Case | Proxy | req/s | p50 | p99 | proxy CPU | req/s per core |"
+        "| Case | Proxy | req/s | p50 | p99 | proxy CPU | req/s per core | user µs/req | sys µs/req | syscalls/req |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in results {
         let label = match r.case.kind {
             CaseKind::Small => "small, keep-alive".to_string(),
@@ -626,13 +778,16 @@ pub fn markdown(results: &[CaseResult]) -> String {
             let s = p.summary();
             let _ = writeln!(
                 out,
-                "| {label} | {} | {} | {} | {} | {} | {} |",
+                "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 p.peer,
                 fmt_rate(s.rps),
                 fmt_latency(s.p50_us),
                 fmt_latency(s.p99_us),
                 fmt_percent(s.cpu),
-                fmt_rate(s.per_core)
+                fmt_rate(s.per_core),
+                fmt_us(s.user_us_per_request),
+                fmt_us(s.sys_us_per_request),
+                fmt_per_request(s.syscalls_per_request)
             );
         }
     }
@@ -721,6 +876,26 @@ pub fn markdown(results: &[CaseResult]) -> String {
     out
 }
 
+/// One measured run as JSON.
+fn sample_json(x: &Sample) -> serde_json::Value {
+    serde_json::json!({
+        "rps": x.report.rps, "p50_us": x.report.p50_us, "p99_us": x.report.p99_us,
+        "requests": x.report.requests, "errors": x.report.errors(),
+        "cpu": x.cpu, "wall_s": x.wall_s, "rss_kib": x.rss_kib, "core_busy": x.core_busy,
+        "cpu_us_per_request": x.cpu_us_per_request(),
+        "user_s": x.user_s, "sys_s": x.sys_s,
+        "user_us_per_request": x.user_us_per_request(),
+        "sys_us_per_request": x.sys_us_per_request(),
+        "log": x.log.as_ref().map(|l| serde_json::json!({
+            "lines": l.lines, "bytes": l.bytes, "dropped": l.dropped,
+            "writer": l.writer.as_ref().map(|w| serde_json::json!({
+                "cpu": w.cpu, "last_cpu": w.last_cpu, "cpus_allowed": w.cpus_allowed,
+                "wakeups": w.wakeups, "write_calls": w.write_calls,
+            })),
+        })),
+    })
+}
+
 /// The results as JSON (every run), for later comparison.
 pub fn to_json(results: &[CaseResult]) -> serde_json::Value {
     let cases: Vec<serde_json::Value> = results
@@ -739,6 +914,13 @@ pub fn to_json(results: &[CaseResult]) -> serde_json::Value {
                         "median_cpu": s.cpu,
                         "median_rps_per_core": s.per_core,
                         "median_cpu_us_per_request": s.cpu_us_per_request,
+                        "median_user_us_per_request": s.user_us_per_request,
+                        "median_sys_us_per_request": s.sys_us_per_request,
+                        "syscalls_per_request": s.syscalls_per_request,
+                        "syscall_sample": match &p.syscalls {
+                            Ok(x) => x.to_json(),
+                            Err(why) => serde_json::json!({ "not_counted": why }),
+                        },
                         "errors": s.errors,
                         "access_log": p.samples.iter().any(|x| x.log.is_some()),
                         "median_log_lines": s.log_lines,
@@ -746,19 +928,7 @@ pub fn to_json(results: &[CaseResult]) -> serde_json::Value {
                         "median_writer_cpu": s.writer_cpu,
                         "idle_rss_kib": p.idle_rss_kib,
                         "rss_growth_kib": s.rss_growth_kib,
-                        "runs": p.samples.iter().map(|x| serde_json::json!({
-                            "rps": x.report.rps, "p50_us": x.report.p50_us, "p99_us": x.report.p99_us,
-                            "requests": x.report.requests, "errors": x.report.errors(),
-                            "cpu": x.cpu, "wall_s": x.wall_s, "rss_kib": x.rss_kib, "core_busy": x.core_busy,
-                            "cpu_us_per_request": x.cpu_us_per_request(),
-                            "log": x.log.as_ref().map(|l| serde_json::json!({
-                                "lines": l.lines, "bytes": l.bytes, "dropped": l.dropped,
-                                "writer": l.writer.as_ref().map(|w| serde_json::json!({
-                                    "cpu": w.cpu, "last_cpu": w.last_cpu, "cpus_allowed": w.cpus_allowed,
-                                    "wakeups": w.wakeups, "write_calls": w.write_calls,
-                                })),
-                            })),
-                        })).collect::<Vec<_>>(),
+                        "runs": p.samples.iter().map(sample_json).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
@@ -868,10 +1038,26 @@ pub fn run(opts: &Options) -> Result<()> {
         bail!("no proxy to measure");
     }
 
+    let tool = syscalls::Tool::detect(opts.syscall_counter);
+    match (&tool, not_counted(opts, tool.as_ref())) {
+        (Some(t), None) => println!(
+            "system calls per request: counted by `{}` in one extra {} s run per proxy and case after the measured rounds; never in the measured runs",
+            t.describe(),
+            opts.syscall_sample.as_secs()
+        ),
+        (_, why) => println!("system calls per request: {}", why.unwrap_or_default()),
+    }
     let mut results = Vec::new();
     for &kind in &opts.cases {
         let case = Case::new(kind, opts);
-        results.push(run_case(&wrk_bin, opts, &case, &origin, &mut proxies)?);
+        results.push(run_case(
+            &wrk_bin,
+            opts,
+            &case,
+            &origin,
+            &mut proxies,
+            tool.as_ref(),
+        )?);
     }
 
     println!("\n== Summary (medians; proxy on one pinned core) ==\n");
@@ -913,11 +1099,14 @@ mod tests {
                     report: report(rps, p99),
                     cpu,
                     wall_s: 10.0,
+                    user_s: cpu * 10.0 * 0.4,
+                    sys_s: cpu * 10.0 * 0.6,
                     rss_kib: 1000 + rps as u64 / 10,
                     core_busy: None,
                     log: None,
                 })
                 .collect(),
+            syscalls: Err("not counted".into()),
         }
     }
 
@@ -939,6 +1128,8 @@ mod tests {
             origin: None,
             portico_threads: 1,
             pingora_minimal: None,
+            syscall_sample: Duration::from_secs(3),
+            syscall_counter: syscalls::Choice::Auto,
             dir: "/tmp/x".into(),
         }
     }
@@ -1002,6 +1193,54 @@ mod tests {
             md.contains("| small | 0.50× | 0.50× | 2.00× | 2.00× |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn per_request_columns_split_user_and_system_time() {
+        let opts = options();
+        let mut portico = peer("portico", &[(100.0, 4.0, 1.0)]);
+        portico.syscalls = Ok(SyscallSample {
+            tool: "strace -c -f",
+            syscalls: 536,
+            requests: 100,
+            rps: 10.0,
+        });
+        let result = CaseResult {
+            case: Case::new(CaseKind::Small, &opts),
+            direct: None,
+            peers: vec![portico, peer("nginx", &[(200.0, 2.0, 1.0)])],
+        };
+        // One core for 10 s over 1,000 requests: 10 ms each, 40 % of it user time.
+        let s = result.summary_of("portico").unwrap();
+        let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-6;
+        assert!(close(s.user_us_per_request, 4_000.0), "{s:?}");
+        assert!(close(s.sys_us_per_request, 6_000.0), "{s:?}");
+        assert!(close(s.cpu_us_per_request, 10_000.0), "{s:?}");
+        assert_eq!(s.syscalls_per_request, Some(5.36));
+        let table = case_table(&result);
+        assert!(table.contains("user/req"), "{table}");
+        assert!(
+            table.contains("counted by `strace -c -f` in one extra run"),
+            "{table}"
+        );
+        assert!(
+            table.contains("user/req 2.00×, sys/req 2.00×, syscalls/req -"),
+            "{table}"
+        );
+        let md = markdown(&[result]);
+        assert!(
+            md.contains("| small, keep-alive | portico | 100 | 2 µs | 4 µs | 100% | 100 | 4.00 ms | 6.00 ms | 5.36 |"),
+            "{md}"
+        );
+        assert!(md.contains("| small, keep-alive | nginx | 200 |"), "{md}");
+        let json = to_json(&[CaseResult {
+            case: Case::new(CaseKind::Small, &opts),
+            direct: None,
+            peers: vec![peer("haproxy", &[(100.0, 4.0, 1.0)])],
+        }]);
+        let p = &json["cases"][0]["peers"][0];
+        assert_eq!(p["syscall_sample"]["not_counted"], "not counted");
+        assert!(p["median_user_us_per_request"].as_f64().is_some(), "{p}");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-/// Clock ticks per second of `/proc/PID/stat` times (`getconf CLK_TCK`; 100 on Linux).
+/// Clock ticks per second of `/proc/PID/stat` times (`getconf CLK_TCK`; 100 on Linux): CPU
+/// time reads in steps of 10 ms, so a per-request figure is only as good as the ticks behind
+/// it (an 8 s run at one busy core is 800 ticks, ±0.1 %).
 const CLK_TCK: f64 = 100.0;
 
 /// The fields of `/proc/PID/stat` this benchmark uses.
@@ -10,8 +12,17 @@ const CLK_TCK: f64 = 100.0;
 pub struct Stat {
     /// Parent process id.
     pub ppid: u32,
-    /// User plus system time, in clock ticks, of every thread of the process.
-    pub ticks: u64,
+    /// User time, in clock ticks, of every thread of the process.
+    pub utime: u64,
+    /// System (kernel) time, in clock ticks, of every thread of the process.
+    pub stime: u64,
+}
+
+impl Stat {
+    /// User plus system time, in clock ticks.
+    pub fn ticks(&self) -> u64 {
+        self.utime + self.stime
+    }
 }
 
 /// Parses the text of `/proc/PID/stat` (the command name may hold spaces and parentheses).
@@ -22,10 +33,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let ppid = fields.get(1)?.parse().ok()?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(Stat {
-        ppid,
-        ticks: utime + stime,
-    })
+    Some(Stat { ppid, utime, stime })
 }
 
 fn stat(pid: u32) -> Option<Stat> {
@@ -145,12 +153,46 @@ pub fn tree(pid: u32) -> Vec<u32> {
 
 /// CPU time (user + system) used so far by `pid` and its descendants.
 pub fn cpu_time(pid: u32) -> Duration {
-    let ticks: u64 = tree(pid)
+    cpu_split(pid).total()
+}
+
+/// CPU time of a process tree, split into user and system time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuSplit {
+    /// Time spent running the program's own code.
+    pub user: Duration,
+    /// Time the kernel spent on its behalf (system calls, and the network stack's work
+    /// charged to it).
+    pub system: Duration,
+}
+
+impl CpuSplit {
+    /// User plus system time.
+    pub fn total(&self) -> Duration {
+        self.user + self.system
+    }
+
+    /// What was used between `before` and `self`.
+    pub fn since(&self, before: CpuSplit) -> CpuSplit {
+        CpuSplit {
+            user: self.user.saturating_sub(before.user),
+            system: self.system.saturating_sub(before.system),
+        }
+    }
+}
+
+/// User and system time used so far by `pid` and its descendants. The kernel samples the
+/// split at each tick and scales it to the exact total, so over hundreds of ticks both parts
+/// are close to exact.
+pub fn cpu_split(pid: u32) -> CpuSplit {
+    let (user, system) = tree(pid)
         .into_iter()
         .filter_map(stat)
-        .map(|s| s.ticks)
-        .sum();
-    Duration::from_secs_f64(ticks as f64 / CLK_TCK)
+        .fold((0u64, 0u64), |(u, s), st| (u + st.utime, s + st.stime));
+    CpuSplit {
+        user: Duration::from_secs_f64(ticks_to_secs(user)),
+        system: Duration::from_secs_f64(ticks_to_secs(system)),
+    }
 }
 
 /// Resident memory, KiB, of `pid` and its descendants.
@@ -225,9 +267,11 @@ mod tests {
             parse_stat(text),
             Some(Stat {
                 ppid: 4241,
-                ticks: 175
+                utime: 150,
+                stime: 25
             })
         );
+        assert_eq!(parse_stat(text).map(|s| s.ticks()), Some(175));
         assert_eq!(parse_stat("garbage"), None);
     }
 
@@ -236,7 +280,20 @@ mod tests {
         let me = std::process::id();
         assert!(tree(me).contains(&me));
         assert!(rss_kib(me) > 0);
-        let _ = cpu_time(me);
+        let split = cpu_split(me);
+        // Read later, so never less (the test's threads keep running).
+        assert!(cpu_time(me) >= split.total());
+        let later = CpuSplit {
+            user: split.user + Duration::from_millis(30),
+            system: split.system + Duration::from_millis(10),
+        };
+        assert_eq!(
+            later.since(split),
+            CpuSplit {
+                user: Duration::from_millis(30),
+                system: Duration::from_millis(10)
+            }
+        );
     }
 
     #[test]

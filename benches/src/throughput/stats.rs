@@ -48,6 +48,15 @@ pub fn fmt_latency(us: Option<f64>) -> String {
     }
 }
 
+/// A per-request CPU time in microseconds: `9.9 µs` below 100 µs (tenths matter there),
+/// else as [`fmt_latency`].
+pub fn fmt_us(us: Option<f64>) -> String {
+    match us {
+        Some(us) if us < 100.0 => format!("{us:.1} µs"),
+        other => fmt_latency(other),
+    }
+}
+
 /// A ratio as `0.93×`.
 pub fn fmt_ratio(r: Option<f64>) -> String {
     r.map_or_else(|| "-".into(), |r| format!("{r:.2}×"))
@@ -88,6 +97,9 @@ mod tests {
         assert_eq!(fmt_latency(Some(812.0)), "812 µs");
         assert_eq!(fmt_latency(Some(1_400.0)), "1.40 ms");
         assert_eq!(fmt_latency(Some(2_100_000.0)), "2.10 s");
+        assert_eq!(fmt_us(Some(9.94)), "9.9 µs");
+        assert_eq!(fmt_us(Some(512.0)), "512 µs");
+        assert_eq!(fmt_us(None), "-");
         assert_eq!(fmt_ratio(Some(0.934)), "0.93×");
         assert_eq!(fmt_percent(Some(0.974)), "97%");
     }

@@ -6,7 +6,10 @@ pub mod peers;
 
 use crate::procs::{skip_line, which};
 use crate::throughput::peers::{OriginKind, Placement, Running, start_origin};
-use crate::throughput::stats::{fmt_latency, fmt_percent, fmt_rate, fmt_ratio, median, ratio};
+use crate::throughput::stats::{
+    fmt_latency, fmt_percent, fmt_rate, fmt_ratio, fmt_us, median, ratio,
+};
+use crate::throughput::syscalls::{self, SyscallSample, fmt_per_request};
 use crate::throughput::{procinfo, round_order, wrk};
 use anyhow::{Context, Result, bail};
 use load::{H2loadRun, HandshakeClient, LoadReport};
@@ -69,6 +72,11 @@ pub struct Options {
     pub placement: Placement,
     /// Portico's `node.threads`.
     pub portico_threads: usize,
+    /// Length of the extra, unreported run per proxy and case that counts system calls
+    /// (zero: none).
+    pub syscall_sample: Duration,
+    /// The counter to use for it.
+    pub syscall_counter: syscalls::Choice,
     /// Directory for certificates, configs, logs and `results.json`.
     pub dir: PathBuf,
 }
@@ -102,12 +110,31 @@ pub struct Sample {
     pub cpu: f64,
     /// Wall time, seconds.
     pub wall_s: f64,
+    /// Proxy user CPU time over the run, seconds (part of `cpu`).
+    pub user_s: f64,
+    /// Proxy system CPU time over the run, seconds (part of `cpu`).
+    pub sys_s: f64,
 }
 
 impl Sample {
     /// Requests per second per busy proxy core.
     pub fn per_core(&self) -> Option<f64> {
         (self.cpu > 0.05).then(|| self.report.rps / self.cpu)
+    }
+
+    /// Proxy user CPU time per request (handshake), µs.
+    pub fn user_us_per_request(&self) -> Option<f64> {
+        self.per_request(self.user_s)
+    }
+
+    /// Proxy system CPU time per request (handshake), µs.
+    pub fn sys_us_per_request(&self) -> Option<f64> {
+        self.per_request(self.sys_s)
+    }
+
+    fn per_request(&self, seconds: f64) -> Option<f64> {
+        (self.cpu > 0.05 && self.report.requests > 0)
+            .then(|| seconds * 1e6 / self.report.requests as f64)
     }
 }
 
@@ -126,6 +153,12 @@ pub struct Summary {
     pub mean_us: Option<f64>,
     /// Proxy CPU (cores).
     pub cpu: Option<f64>,
+    /// Proxy user CPU time per request, µs.
+    pub user_us_per_request: Option<f64>,
+    /// Proxy system CPU time per request, µs.
+    pub sys_us_per_request: Option<f64>,
+    /// System calls per request, from the extra counted run.
+    pub syscalls_per_request: Option<f64>,
     /// Errors over every run.
     pub errors: u64,
     /// Resumed handshakes over every run.
@@ -139,6 +172,8 @@ pub struct PeerResult {
     pub peer: String,
     /// Measured runs.
     pub samples: Vec<Sample>,
+    /// The extra run that counted system calls, or why there is none.
+    pub syscalls: Result<SyscallSample, String>,
 }
 
 impl PeerResult {
@@ -154,6 +189,9 @@ impl PeerResult {
             p99_us: pick(&|s| s.report.p99_us),
             mean_us: pick(&|s| s.report.mean_us),
             cpu: pick(&|s| Some(s.cpu)),
+            user_us_per_request: pick(&|s| s.user_us_per_request()),
+            sys_us_per_request: pick(&|s| s.sys_us_per_request()),
+            syscalls_per_request: self.syscalls.as_ref().ok().and_then(|s| s.per_request()),
             errors: self.samples.iter().map(|s| s.report.errors).sum(),
             resumed: self.samples.iter().map(|s| s.report.resumed).sum(),
         }
@@ -197,7 +235,7 @@ fn measure(
     let pid = proxy.proc.pid();
     let load = opts.placement.load_cpus.as_deref();
     let url = format!("https://127.0.0.1:{}/", proxy.addr.port());
-    let cpu_before = procinfo::cpu_time(pid);
+    let cpu_before = procinfo::cpu_split(pid);
     let start = Instant::now();
     let report = match case {
         TlsCase::Handshake => {
@@ -261,23 +299,67 @@ fn measure(
         }
     };
     let wall = start.elapsed().as_secs_f64();
-    let cpu = procinfo::cpu_time(pid)
-        .saturating_sub(cpu_before)
-        .as_secs_f64()
-        / wall;
+    let used = procinfo::cpu_split(pid).since(cpu_before);
     Ok(Sample {
         report,
-        cpu,
+        cpu: used.total().as_secs_f64() / wall,
         wall_s: wall,
+        user_s: used.user.as_secs_f64(),
+        sys_s: used.system.as_secs_f64(),
     })
 }
 
-/// A warm-up per proxy, then `rounds` rounds alternating between the proxies.
+/// Why system calls are not counted, when `tool` is missing or counting is off.
+fn not_counted(opts: &Options, tool: Option<&syscalls::Tool>) -> Option<String> {
+    if opts.syscall_sample.is_zero() {
+        Some("not counted (--syscall-sample 0)".into())
+    } else if tool.is_none() {
+        Some(format!(
+            "not counted: {} (make bench-deps installs strace)",
+            match opts.syscall_counter {
+                syscalls::Choice::Auto => "neither perf nor strace works here",
+                syscalls::Choice::Perf => "perf cannot count raw_syscalls:sys_enter here",
+                syscalls::Choice::Strace => "strace is not installed",
+            }
+        ))
+    } else {
+        None
+    }
+}
+
+/// The extra run that counts `proxy`'s system calls (its req/s, slowed by the counting, are
+/// reported nowhere).
+fn count_syscalls(
+    tools: &Tools,
+    opts: &Options,
+    case: TlsCase,
+    proxy: &Running,
+    tool: &syscalls::Tool,
+) -> Result<SyscallSample> {
+    let out = opts
+        .dir
+        .join(format!("syscalls-{}-{}.txt", proxy.name, case.name()));
+    let counting = syscalls::start(tool, &procinfo::tree(proxy.proc.pid()), &out)?;
+    std::thread::sleep(syscalls::ATTACH_PAUSE);
+    let run = measure(tools, opts, case, proxy, opts.syscall_sample);
+    let syscalls = counting.stop()?;
+    let report = run?.report;
+    Ok(SyscallSample {
+        tool: tool.describe(),
+        syscalls,
+        requests: report.requests,
+        rps: report.rps,
+    })
+}
+
+/// A warm-up per proxy, `rounds` rounds alternating between the proxies, then one run per
+/// proxy counting its system calls (with `tool`, when there is one).
 fn run_case(
     tools: &Tools,
     opts: &Options,
     case: TlsCase,
     proxies: &mut [Running],
+    tool: Option<&syscalls::Tool>,
 ) -> Result<CaseResult> {
     let title = opts.title(case);
     println!("\n== TLS: {title} ==");
@@ -293,6 +375,7 @@ fn run_case(
         .map(|p| PeerResult {
             peer: p.name.clone(),
             samples: Vec::new(),
+            syscalls: Err(not_counted(opts, tool).unwrap_or_default()),
         })
         .collect();
     for round in 0..opts.rounds {
@@ -317,6 +400,28 @@ fn run_case(
             results[i].samples.push(s);
         }
     }
+    if let (Some(tool), None) = (tool, not_counted(opts, tool)) {
+        for (p, r) in proxies.iter_mut().zip(results.iter_mut()) {
+            p.proc.check_alive()?;
+            r.syscalls = count_syscalls(tools, opts, case, p, tool)
+                .map_err(|e| format!("counting failed: {e:#}"));
+            println!(
+                "  syscalls {:<8} {}",
+                p.name,
+                match &r.syscalls {
+                    Ok(s) => format!(
+                        "{} per request: {} calls over {} requests ({}; this run's {} req/s are slowed by the counting and reported nowhere else)",
+                        fmt_per_request(s.per_request()),
+                        fmt_rate(Some(s.syscalls as f64)),
+                        fmt_rate(Some(s.requests as f64)),
+                        s.tool,
+                        fmt_rate(Some(s.rps)),
+                    ),
+                    Err(e) => e.clone(),
+                }
+            );
+        }
+    }
     let result = CaseResult {
         case,
         title,
@@ -331,14 +436,24 @@ pub fn case_table(r: &CaseResult) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "  {:<16} {:>9} {:>10} {:>10} {:>10} {:>9} {:>14} {:>7}",
-        "median of runs", "req/s", "p50", "p99", "mean", "proxy CPU", "req/s per core", "errors"
+        "  {:<16} {:>9} {:>10} {:>10} {:>10} {:>9} {:>14} {:>9} {:>9} {:>12} {:>7}",
+        "median of runs",
+        "req/s",
+        "p50",
+        "p99",
+        "mean",
+        "proxy CPU",
+        "req/s per core",
+        "user/req",
+        "sys/req",
+        "syscalls/req",
+        "errors"
     );
     for p in &r.peers {
         let s = p.summary();
         let _ = writeln!(
             out,
-            "  {:<16} {:>9} {:>10} {:>10} {:>10} {:>9} {:>14} {:>7}",
+            "  {:<16} {:>9} {:>10} {:>10} {:>10} {:>9} {:>14} {:>9} {:>9} {:>12} {:>7}",
             p.peer,
             fmt_rate(s.rps),
             fmt_latency(s.p50_us),
@@ -346,19 +461,45 @@ pub fn case_table(r: &CaseResult) -> String {
             fmt_latency(s.mean_us),
             fmt_percent(s.cpu),
             fmt_rate(s.per_core),
+            fmt_us(s.user_us_per_request),
+            fmt_us(s.sys_us_per_request),
+            fmt_per_request(s.syscalls_per_request),
             s.errors
         );
     }
+    let counted = r.peers.iter().find_map(|p| p.syscalls.as_ref().ok());
+    let why = r.peers.iter().find_map(|p| p.syscalls.as_ref().err());
+    let _ = writeln!(
+        out,
+        "  user and sys per request (per handshake in the handshake case): µs of proxy CPU time from /proc (10 ms ticks, summed over each whole run); syscalls/req: {}",
+        match (counted, why) {
+            (Some(s), _) => format!(
+                "counted by `{}` in one extra run per proxy, never in the runs above (counting slows the proxy)",
+                s.tool
+            ),
+            (None, Some(why)) => why.clone(),
+            (None, None) => "not counted".into(),
+        }
+    );
     if let Some(portico) = r.summary_of("portico") {
         for peer in ["nginx", "haproxy"] {
             if let Some(other) = r.summary_of(peer) {
                 let _ = writeln!(
                     out,
-                    "  portico/{peer}: req/s {}, per core {}, p99 {}, mean {}",
+                    "  portico/{peer}: req/s {}, per core {}, p99 {}, mean {}, user/req {}, sys/req {}, syscalls/req {}",
                     fmt_ratio(ratio(portico.rps, other.rps)),
                     fmt_ratio(ratio(portico.per_core, other.per_core)),
                     fmt_ratio(ratio(portico.p99_us, other.p99_us)),
                     fmt_ratio(ratio(portico.mean_us, other.mean_us)),
+                    fmt_ratio(ratio(
+                        portico.user_us_per_request,
+                        other.user_us_per_request
+                    )),
+                    fmt_ratio(ratio(portico.sys_us_per_request, other.sys_us_per_request)),
+                    fmt_ratio(ratio(
+                        portico.syscalls_per_request,
+                        other.syscalls_per_request
+                    )),
                 );
             }
         }
@@ -381,21 +522,24 @@ pub fn markdown(results: &[CaseResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| Case | Proxy | req/s | latency | proxy CPU | req/s per core | errors |"
+        "| Case | Proxy | req/s | latency | proxy CPU | req/s per core | user µs/req | sys µs/req | syscalls/req | errors |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in results {
         for p in &r.peers {
             let s = p.summary();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 label(r.case),
                 p.peer,
                 fmt_rate(s.rps),
                 lat(&s),
                 fmt_percent(s.cpu),
                 fmt_rate(s.per_core),
+                fmt_us(s.user_us_per_request),
+                fmt_us(s.sys_us_per_request),
+                fmt_per_request(s.syscalls_per_request),
                 s.errors
             );
         }
@@ -437,10 +581,20 @@ fn to_json(results: &[CaseResult]) -> serde_json::Value {
                 "peer": p.peer, "median_rps": s.rps, "median_rps_per_core": s.per_core,
                 "median_p50_us": s.p50_us, "median_p99_us": s.p99_us, "median_mean_us": s.mean_us,
                 "median_cpu": s.cpu, "errors": s.errors, "resumed": s.resumed,
+                "median_user_us_per_request": s.user_us_per_request,
+                "median_sys_us_per_request": s.sys_us_per_request,
+                "syscalls_per_request": s.syscalls_per_request,
+                "syscall_sample": match &p.syscalls {
+                    Ok(x) => x.to_json(),
+                    Err(why) => serde_json::json!({ "not_counted": why }),
+                },
                 "runs": p.samples.iter().map(|x| serde_json::json!({
                     "rps": x.report.rps, "requests": x.report.requests, "errors": x.report.errors,
                     "p50_us": x.report.p50_us, "p99_us": x.report.p99_us, "mean_us": x.report.mean_us,
                     "cpu": x.cpu, "wall_s": x.wall_s, "negotiated": x.report.negotiated,
+                    "user_s": x.user_s, "sys_s": x.sys_s,
+                    "user_us_per_request": x.user_us_per_request(),
+                    "sys_us_per_request": x.sys_us_per_request(),
                 })).collect::<Vec<_>>(),
             })
         }).collect::<Vec<_>>(),
@@ -520,9 +674,18 @@ pub fn run(opts: &Options) -> Result<()> {
     if proxies.is_empty() {
         bail!("no proxy to measure");
     }
+    let tool = syscalls::Tool::detect(opts.syscall_counter);
+    match (&tool, not_counted(opts, tool.as_ref())) {
+        (Some(t), None) => println!(
+            "system calls per request: counted by `{}` in one extra {} s run per proxy and case after the measured rounds; never in the measured runs",
+            t.describe(),
+            opts.syscall_sample.as_secs()
+        ),
+        (_, why) => println!("system calls per request: {}", why.unwrap_or_default()),
+    }
     let mut results = Vec::new();
     for &case in &cases {
-        results.push(run_case(&tools, opts, case, &mut proxies)?);
+        results.push(run_case(&tools, opts, case, &mut proxies, tool.as_ref())?);
     }
     println!("\n== TLS summary (medians; proxy on one pinned core) ==\n");
     print!("{}", markdown(&results));
@@ -562,6 +725,8 @@ mod tests {
             },
             cpu,
             wall_s: 1.0,
+            user_s: cpu * 0.25,
+            sys_s: cpu * 0.75,
         }
     }
 
@@ -573,14 +738,17 @@ mod tests {
             peers: vec![
                 PeerResult {
                     peer: "portico".into(),
+                    syscalls: Err("not counted".into()),
                     samples: vec![sample(3000.0, 1.0, Some(900.0), None)],
                 },
                 PeerResult {
                     peer: "nginx".into(),
+                    syscalls: Err("not counted".into()),
                     samples: vec![sample(6000.0, 1.0, Some(300.0), None)],
                 },
                 PeerResult {
                     peer: "haproxy".into(),
+                    syscalls: Err("not counted".into()),
                     samples: vec![sample(2000.0, 0.5, Some(300.0), None)],
                 },
             ],
@@ -615,6 +783,7 @@ mod tests {
             title: "t".into(),
             peers: vec![PeerResult {
                 peer: "portico".into(),
+                syscalls: Err("not counted".into()),
                 samples: vec![sample(10.0, 1.0, None, Some(1500.0))],
             }],
         };
