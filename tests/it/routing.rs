@@ -102,3 +102,48 @@ async fn no_route_is_a_short_404_not_a_hang_or_5xx() {
         3.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn among_ten_thousand_wildcard_routes_each_host_finds_its_own() {
+    let names = ["w0", "w1", "w2", "any"];
+    let mut origins = Vec::new();
+    for n in names {
+        origins.push(origin(n).await);
+    }
+    let pools: Vec<String> = names
+        .iter()
+        .zip(&origins)
+        .map(|(n, o)| {
+            format!(
+                r#"{{"name": "{n}", "origins": [{}]}}"#,
+                origin_json(n, o.addr(), "")
+            )
+        })
+        .collect();
+    let mut routes: Vec<String> = (0..10_000)
+        .map(|i| {
+            format!(
+                r#"{{"name": "r{i}", "hosts": ["*.s{i}.example.com"], "pool": "w{}"}}"#,
+                i % 3
+            )
+        })
+        .collect();
+    routes.push(r#"{"name": "any", "hosts": ["*"], "pool": "any"}"#.to_string());
+    let config = format!(
+        r#"{{"pools": [{}], "routes": [{}]}}"#,
+        pools.join(", "),
+        routes.join(", ")
+    );
+    let node = TestNode::start(&config).await;
+    for (host, want) in [
+        ("www.s0.example.com", "w0"),
+        ("a.b.S4.Example.com:8080", "w1"),
+        ("www.s9998.example.com.", "w2"),
+        ("www.s9999.example.com", "w0"),
+        ("s9999.example.com", "any"),
+        ("www.s10000.example.com", "any"),
+    ] {
+        let r = node.http.get_host(&format!("{}/x", node.url), host).await;
+        assert_eq!((r.status, r.served_by()), (200, want), "Host {host}");
+    }
+}

@@ -741,3 +741,117 @@ async fn a_reload_re_reads_the_pool_ca_file_even_for_the_same_document() {
     )
     .await;
 }
+
+/// A config of `plain` plain origins on `port` of as many loopback addresses (none
+/// listening) in pools of 50, the first with `weight`, and `tls` pools of TLS origins (each
+/// `(pool extra, origins)`), probed every 300 ms.
+fn many_origins(plain: usize, port: u16, tls: &[(String, Vec<String>)], weight: u32) -> String {
+    let probe = r#""health_probe": {"interval_ms": 300, "timeout_ms": 250}"#;
+    let mut pools: Vec<String> = (0..plain.div_ceil(50))
+        .map(|p| {
+            let origins: Vec<String> = (p * 50..plain.min(p * 50 + 50))
+                .map(|i| {
+                    let w = if i == 0 { weight } else { 100 };
+                    format!(
+                        r#"{{"name": "o{i}", "address": "127.0.{}.{}:{port}", "weight": {w}}}"#,
+                        1 + i / 200,
+                        1 + i % 200
+                    )
+                })
+                .collect();
+            format!(
+                r#"{{"name": "plain{p}", "origins": [{}], {probe}}}"#,
+                origins.join(", ")
+            )
+        })
+        .collect();
+    for (i, (extra, origins)) in tls.iter().enumerate() {
+        pools.push(format!(
+            r#"{{"name": "tls{i}", "origins": [{}], {probe}{extra}}}"#,
+            origins.join(", ")
+        ));
+    }
+    format!(
+        r#"{{"pools": [{}], "routes": [{{"name": "r", "pool": "plain0"}}]}}"#,
+        pools.join(", ")
+    )
+}
+
+/// Waits until the node's probes have opened `n` more connections than `since`.
+async fn probed(node: &TestNode, since: u64, n: u64) -> u64 {
+    let probes = &node.node.state().probes;
+    eventually(
+        &format!("{n} probe connections after {since}"),
+        Duration::from_secs(30),
+        || async { probes.connector.connections_opened() >= since + n },
+    )
+    .await;
+    probes.connector.connections_opened()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_build_no_tls_context_per_origin_nor_per_reload() {
+    let ca = TestCa::new("shared");
+    let other = TestCa::new("shared-other");
+    let a = https_origin("a", &ca.leaf("a", &["origin.test"])).await;
+    let b = https_origin("b", &ca.leaf("b", &["origin.test"])).await;
+    let c = https_origin("c", &other.leaf("c", &["origin.test"])).await;
+    let sni = r#", "sni": "origin.test""#;
+    let unchecked = format!(r#"{sni}, "tls_verify": false"#);
+    let ca_file = format!(
+        r#", "ca_file": {}"#,
+        serde_json::to_string(&ca.ca_file).expect("json")
+    );
+    // Three TLS settings: the pool's CA, the system roots (c fails its check), no check.
+    let tls = [
+        (
+            ca_file,
+            vec![
+                tls_origin_json("a", a.addr(), sni),
+                tls_origin_json("b", b.addr(), sni),
+            ],
+        ),
+        (String::new(), vec![tls_origin_json("c", c.addr(), sni)]),
+        (
+            String::new(),
+            vec![tls_origin_json("c2", c.addr(), &unchecked)],
+        ),
+    ];
+    let (plain, port) = (120, free_addr().port());
+    // Plain origins only: probing them builds no TLS context (no system roots loaded).
+    let node = TestNode::start(&many_origins(plain, port, &[], 100)).await;
+    let probes = &node.node.state().probes;
+    let seen = probed(&node, 0, plain as u64).await;
+    assert_eq!(probes.connector.tls_contexts_built(), 0);
+    assert_eq!(probes.tasks_started(), plain as u64);
+
+    // TLS origins join: one context serves all of them, whatever their settings.
+    let with_tls = many_origins(plain, port, &tls, 100);
+    node.node
+        .apply(&with_tls, ReloadSource::Admin)
+        .await
+        .expect("reload adding TLS origins");
+    let all = plain as u64 + 4;
+    let seen = probed(&node, seen, all).await;
+    eventually(
+        "a and c2 answer their probes, c fails its certificate check",
+        Duration::from_secs(15),
+        || async {
+            node.origin_status("tls0", "a").await["last_probe"] == "success"
+                && node.origin_status("tls1", "c").await["last_probe"] == "failure"
+                && node.origin_status("tls2", "c2").await["last_probe"] == "success"
+        },
+    )
+    .await;
+    assert_eq!(probes.connector.tls_contexts_built(), 1);
+    assert_eq!(probes.tasks_started(), all);
+
+    // A reload that changes one weight: no probe task restarts, no context is built.
+    node.node
+        .apply(&many_origins(plain, port, &tls, 7), ReloadSource::Admin)
+        .await
+        .expect("reload changing a weight");
+    probed(&node, seen, all).await;
+    assert_eq!(probes.connector.tls_contexts_built(), 1);
+    assert_eq!(probes.tasks_started(), all);
+}

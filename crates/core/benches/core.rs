@@ -1,4 +1,5 @@
-//! Micro-benchmarks of the per-request core: route matching and origin selection, 3 and 50 origins.
+//! Micro-benchmarks of the per-request core: route matching (3 and 50 routes, and 1 to 10,000
+//! wildcard hosts) and origin selection (3 and 50 origins).
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use portico_core::config::{Config, parse};
@@ -91,6 +92,44 @@ fn routing(c: &mut Criterion) {
     group.finish();
 }
 
+/// `n` routes, each a wildcard host of its own (`*.sI.example.com`), and a catch-all.
+fn wildcard_routes(n: usize) -> Config {
+    let mut routes: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"name":"w{i}","hosts":["*.s{i}.example.com"],"pool":"p"}}"#))
+        .collect();
+    routes.push(r#"{"name":"any","hosts":["*"],"pool":"p"}"#.into());
+    let text = format!(
+        r#"{{"pools":[{{"name":"p","origins":[{{"name":"o","address":"127.0.0.1:10000"}}]}}],"routes":[{}]}}"#,
+        routes.join(",")
+    );
+    parse(&text).expect("benchmark config is valid")
+}
+
+/// Wildcard hosts cost one hash lookup per label of the Host, however many routes there are.
+fn wildcard_routing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("route_lookup_wildcards");
+    for n in [1, 1_000, 10_000] {
+        let table = RouteTable::new(&wildcard_routes(n).routes);
+        let last = format!("www.s{}.example.com", n - 1);
+        let cases: [(&str, &str, Option<usize>); 3] = [
+            ("last_wildcard", last.as_str(), Some(n - 1)),
+            (
+                "deep_miss_to_catch_all",
+                "a.b.c.d.other.example.org",
+                Some(n),
+            ),
+            ("mixed_case_with_port", "WWW.S0.Example.COM:443", Some(0)),
+        ];
+        for (name, host, want) in cases {
+            assert_eq!(table.lookup(Some(host), "/"), want, "{name}");
+            group.bench_with_input(BenchmarkId::new(name, n), &host, |b, &h| {
+                b.iter(|| table.lookup(black_box(Some(h)), black_box("/index.html")))
+            });
+        }
+    }
+    group.finish();
+}
+
 fn selection(c: &mut Criterion) {
     let mut group = c.benchmark_group("origin_selection");
     for n in SIZES {
@@ -143,6 +182,6 @@ fn criterion() -> Criterion {
 criterion_group! {
     name = benches;
     config = criterion();
-    targets = routing, selection
+    targets = routing, wildcard_routing, selection
 }
 criterion_main!(benches);

@@ -1,4 +1,6 @@
 //! Route matching: Host (exact, then longest `*.suffix`, then `*`), then path (exact, then longest prefix).
+//! Hosts are hash lookups: exact by the whole name, wildcards by each suffix of the name that
+//! starts at a dot (one lookup per label, however many routes there are).
 
 use crate::config::{HostPattern, PathPattern, RouteConfig};
 use std::collections::HashMap;
@@ -20,10 +22,15 @@ impl PathTable {
             PathPattern::Prefix(p) => {
                 if !self.prefixes.iter().any(|(q, _)| q == p) {
                     self.prefixes.push((p.clone(), route));
-                    self.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
                 }
             }
         }
+    }
+
+    /// Orders the prefixes longest first, once all are in (two prefixes of one length
+    /// never both match a path, so their order does not matter).
+    fn finish(&mut self) {
+        self.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
     }
 
     fn lookup(&self, path: &str) -> Option<usize> {
@@ -41,8 +48,8 @@ impl PathTable {
 #[derive(Debug, Default, Clone)]
 pub struct RouteTable {
     exact: HashMap<String, PathTable>,
-    /// `(".example.com", table)`, longest suffix first.
-    suffixes: Vec<(String, PathTable)>,
+    /// By the suffix with its leading dot: `*.example.com` is under `".example.com"`.
+    suffixes: HashMap<String, PathTable>,
     any: Option<PathTable>,
 }
 
@@ -56,23 +63,17 @@ impl RouteTable {
                 let paths = match host {
                     HostPattern::Any => table.any.get_or_insert_with(PathTable::default),
                     HostPattern::Exact(h) => table.exact.entry(h.clone()).or_default(),
-                    HostPattern::Suffix(s) => {
-                        let pos = match table.suffixes.iter().position(|(q, _)| q == s) {
-                            Some(pos) => pos,
-                            None => {
-                                table.suffixes.push((s.clone(), PathTable::default()));
-                                table.suffixes.len() - 1
-                            }
-                        };
-                        &mut table.suffixes[pos].1
-                    }
+                    HostPattern::Suffix(s) => table.suffixes.entry(s.clone()).or_default(),
                 };
                 for path in &route.paths {
                     paths.insert(path, idx);
                 }
             }
         }
-        table.suffixes.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
+        let tables = table.exact.values_mut().chain(table.suffixes.values_mut());
+        for paths in tables.chain(table.any.as_mut()) {
+            paths.finish();
+        }
         table
     }
 
@@ -90,15 +91,25 @@ impl RouteTable {
             if let Some(t) = self.exact.get(host) {
                 return Some(t);
             }
-            if let Some((_, t)) = self
-                .suffixes
-                .iter()
-                .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
-            {
+            if let Some(t) = self.longest_suffix(host) {
                 return Some(t);
             }
         }
         self.any.as_ref()
+    }
+
+    /// The table of the longest `*.suffix` that `host` ends with, the host having at least
+    /// one byte before it: each dot after the first byte starts a candidate, left to right,
+    /// so the first one found is the longest.
+    fn longest_suffix(&self, host: &str) -> Option<&PathTable> {
+        if self.suffixes.is_empty() {
+            return None;
+        }
+        host.bytes()
+            .enumerate()
+            .skip(1)
+            .filter(|&(_, b)| b == b'.')
+            .find_map(|(i, _)| self.suffixes.get(&host[i..]))
     }
 }
 
@@ -197,6 +208,45 @@ mod tests {
         assert_eq!(t.lookup(Some("api.example.com"), "/v2"), None);
         // Prefix "/v1/*" does not match "/v1" itself.
         assert_eq!(t.lookup(Some("api.example.com"), "/v1"), None);
+    }
+
+    #[test]
+    fn longest_wildcard_wins_whatever_the_document_order() {
+        let t = RouteTable::new(&[
+            route("com", &["*.com"], &["/*"]),
+            route("deep", &["*.a.b.example.com"], &["/*"]),
+            route("example", &["*.example.com"], &["/*"]),
+            route("b", &["*.b.example.com"], &["/*"]),
+        ]);
+        assert_eq!(t.lookup(Some("x.a.b.example.com"), "/"), Some(1));
+        assert_eq!(t.lookup(Some("a.b.example.com"), "/"), Some(3));
+        assert_eq!(t.lookup(Some("b.example.com"), "/"), Some(2));
+        assert_eq!(t.lookup(Some("X.Y.B.Example.COM.:443"), "/"), Some(3));
+        assert_eq!(t.lookup(Some("example.com"), "/"), Some(0));
+        assert_eq!(t.lookup(Some("com"), "/"), None);
+        // A wildcard needs something before its dot; an empty label still counts as a label.
+        assert_eq!(t.lookup(Some(".com"), "/"), None);
+        assert_eq!(t.lookup(Some("a..example.com"), "/"), Some(2));
+    }
+
+    #[test]
+    fn ten_thousand_wildcards_each_find_their_own() {
+        let mut routes: Vec<RouteConfig> = (0..10_000)
+            .map(|i| {
+                let host = format!("*.s{i}.example.com");
+                route(&format!("w{i}"), &[host.as_str()], &["/*"])
+            })
+            .collect();
+        routes.push(route("any", &["*"], &["/*"]));
+        let t = RouteTable::new(&routes);
+        for i in (0..10_000).step_by(97).chain([9_999]) {
+            let host = format!("www.s{i}.example.com");
+            assert_eq!(t.lookup(Some(&host), "/x"), Some(i), "{host}");
+            let deeper = format!("a.b.S{i}.example.com:8080");
+            assert_eq!(t.lookup(Some(&deeper), "/x"), Some(i), "{deeper}");
+        }
+        assert_eq!(t.lookup(Some("s1.example.com"), "/"), Some(10_000));
+        assert_eq!(t.lookup(Some("www.s10000.example.com"), "/"), Some(10_000));
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The node's control loop, a Pingora background service: probe tasks, SIGHUP reloads, the
-//! listener watchdog and, with `--store`, following the store and registering the node.
+//! The node's control loop, a Pingora background service: SIGHUP reloads, the listener
+//! watchdog and, with `--store`, following the store and registering the node. Probes run
+//! in a service of their own ([`crate::probe::ProbeService`]): a reload applied here never
+//! waits behind them.
 
 use crate::reload::reload_file;
 use crate::state::NodeState;
@@ -24,7 +26,6 @@ pub struct Control {
 impl BackgroundService for Control {
     async fn start(&self, shutdown: ShutdownWatch) {
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(crate::probe::supervise(self.node.clone(), shutdown.clone()));
         if self.handle_signals {
             tasks.spawn(hangups(self.node.clone()));
             tasks.spawn(reopen_on_usr1(self.node.clone()));

@@ -18,6 +18,7 @@ pub mod live_pool;
 pub mod metrics;
 pub mod node;
 pub mod probe;
+pub mod probe_connector;
 pub mod proxy;
 pub mod reload;
 pub mod request;

@@ -105,7 +105,7 @@ fn print_errors(errors: &ConfigErrors) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(
-        "info,pingora_core=warn,pingora_proxy=warn,pingora_load_balancing=error,pingora=warn,h2=warn,tonic=warn,hyper=warn",
+        "info,pingora_core=warn,pingora_proxy=warn,pingora=warn,h2=warn,tonic=warn,hyper=warn",
     ))
     .format_timestamp_millis()
     .init();

@@ -1,5 +1,5 @@
-//! Building and running one edge node: the Pingora server with the proxy, the admin listener
-//! and the control loop (probes, reloads, the store).
+//! Building and running one edge node: the Pingora server with the proxy, the admin listener,
+//! the control loop (reloads, the store) and the probes, each service on its own runtime.
 
 use crate::admin::AdminApp;
 use crate::checks::{check_listeners, check_token_file, resolve_all};
@@ -177,9 +177,20 @@ impl Node {
             }),
         );
         control.threads = Some(1);
+        // Probes on a runtime of their own: however many origins they start probing at once,
+        // the control loop (SIGHUP, the store) and the admin listener (PUT /config) apply
+        // reloads on theirs without queueing behind them.
+        let mut probes = GenBackgroundService::new(
+            "portico probes".to_string(),
+            Arc::new(crate::probe::ProbeService {
+                node: state.clone(),
+            }),
+        );
+        probes.threads = Some(1);
         server.add_service(proxy);
         server.add_service(admin);
         server.add_service(control);
+        server.add_service(probes);
         Ok(Node {
             server,
             state,

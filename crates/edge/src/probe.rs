@@ -1,21 +1,57 @@
 //! Active health probes as Portico's own tasks, one per enabled origin, started and stopped
-//! as reloads add and remove origins. Each probe is Pingora's `HttpHealthCheck`, timed, and
-//! recorded in the pool that holds the origin in the running config.
+//! as reloads add and remove origins, on a runtime of their own (a Pingora background
+//! service) so that reloads, the admin listener and the proxy never wait behind them. Every
+//! probe goes through the node's one [`ProbeConnector`]; each is timed and recorded in the
+//! pool that holds the origin in the running config.
 
 use crate::live_pool::probe_request;
+use crate::probe_connector::ProbeConnector;
 use crate::snapshot::Snapshot;
 use crate::state::NodeState;
+use async_trait::async_trait;
 use pingora_core::protocols::tls::CaType;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
-use pingora_load_balancing::Backend;
-use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck};
+use pingora_http::RequestHeader;
 use portico_core::config::ProbeConfig;
 use portico_core::health::ProbeResult;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::task::JoinHandle;
+
+/// What all probes of a node share for the node's life (reloads included).
+#[derive(Default)]
+pub struct Probes {
+    /// Opens every probe connection.
+    pub connector: ProbeConnector,
+    tasks_started: AtomicU64,
+}
+
+impl Probes {
+    /// Probe tasks started since the node was built (one per origin, and one more each
+    /// time a reload changes what an origin's probe sends).
+    pub fn tasks_started(&self) -> u64 {
+        self.tasks_started.load(Ordering::Relaxed)
+    }
+}
+
+/// The probes as a Pingora background service: its own runtime (one thread).
+pub struct ProbeService {
+    /// The node.
+    pub node: Arc<NodeState>,
+}
+
+#[async_trait]
+impl BackgroundService for ProbeService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        supervise(self.node.clone(), shutdown).await;
+    }
+}
 
 /// An origin's identity across reloads: pool name, origin name, address as written.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -83,6 +119,7 @@ pub async fn supervise(node: Arc<NodeState>, mut stop: tokio::sync::watch::Recei
         });
         for (key, spec) in want {
             if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(key) {
+                node.probes.tasks_started.fetch_add(1, Ordering::Relaxed);
                 let task = tokio::spawn(probe_loop(node.clone(), slot.key().clone(), spec.clone()));
                 slot.insert((spec, task));
             }
@@ -99,8 +136,8 @@ pub async fn supervise(node: Arc<NodeState>, mut stop: tokio::sync::watch::Recei
 
 /// Probes one origin every `interval_ms`, the first time at once.
 async fn probe_loop(node: Arc<NodeState>, key: OriginKey, spec: ProbeSpec) {
-    let check = match health_check(&node.snapshot(), &key, &spec) {
-        Ok(c) => c,
+    let (peer, req) = match prepare(&node.snapshot(), &key, &spec) {
+        Ok(p) => p,
         Err(e) => {
             log::error!(
                 "pool {}: origin {}: cannot build its probe: {e}",
@@ -110,16 +147,11 @@ async fn probe_loop(node: Arc<NodeState>, key: OriginKey, spec: ProbeSpec) {
             return;
         }
     };
-    let backend = Backend {
-        addr: pingora_core::protocols::l4::socket::SocketAddr::Inet(spec.addr),
-        weight: 1,
-        ext: Default::default(),
-    };
     let mut tick = tokio::time::interval(spec.probe.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let (result, error) = probe_once(&check, &backend, &key, &spec).await;
+        let (result, error) = probe_once(&node.probes.connector, &peer, &req, &key, &spec).await;
         let snapshot = node.snapshot();
         let Some((p, o)) = snapshot.find_origin(&key.pool, &key.origin, &key.address) else {
             return;
@@ -129,59 +161,53 @@ async fn probe_loop(node: Arc<NodeState>, key: OriginKey, spec: ProbeSpec) {
     }
 }
 
-/// One probe with the pool's timeout, and why it failed.
+/// One probe with the pool's timeout, and why it failed. Its round-trip time runs from
+/// before the connection is opened until the response head is read.
 async fn probe_once(
-    check: &HttpHealthCheck,
-    backend: &Backend,
+    connector: &ProbeConnector,
+    peer: &HttpPeer,
+    req: &RequestHeader,
     key: &OriginKey,
     spec: &ProbeSpec,
 ) -> (ProbeResult, Option<String>) {
     let timeout = spec.probe.timeout;
     let start = Instant::now();
-    match tokio::time::timeout(timeout, check.check(backend)).await {
-        Ok(Ok(())) => (ProbeResult::Success(start.elapsed()), None),
-        Ok(Err(e)) => {
-            log::debug!("probe of {} in pool {} failed: {e}", key.origin, key.pool);
-            let text: String = e.to_string().chars().take(300).collect();
-            (ProbeResult::Failure, Some(text))
+    let outcome = match tokio::time::timeout(timeout, connector.status(peer, req)).await {
+        Ok(Ok(status)) if spec.probe.expected_status.contains(status) => {
+            return (ProbeResult::Success(start.elapsed()), None);
         }
-        Err(_) => {
-            let text = format!("timed out after {} ms", timeout.as_millis());
-            log::debug!("probe of {} in pool {} {text}", key.origin, key.pool);
-            (ProbeResult::Failure, Some(text))
-        }
-    }
+        Ok(Ok(status)) => Error::explain(
+            ErrorType::CustomCode("unexpected probe status", status),
+            format!("expected {}", spec.probe.expected_status),
+        )
+        .to_string(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("timed out after {} ms", timeout.as_millis()),
+    };
+    log::debug!(
+        "probe of {} in pool {} failed: {outcome}",
+        key.origin,
+        key.pool
+    );
+    let text: String = outcome.chars().take(300).collect();
+    (ProbeResult::Failure, Some(text))
 }
 
-/// Pingora's HTTP check with the probe's method, path, headers and timeout.
-fn health_check(
+/// The origin's own peer (over TLS with its SNI, verification and the pool's CA) with the
+/// probe's timeouts, and the probe request.
+fn prepare(
     snapshot: &Snapshot,
     key: &OriginKey,
     spec: &ProbeSpec,
-) -> pingora_error::Result<HttpHealthCheck> {
+) -> pingora_error::Result<(HttpPeer, RequestHeader)> {
     let Some((p, o)) = snapshot.find_origin(&key.pool, &key.origin, &key.address) else {
         return Error::e_explain(ErrorType::InternalError, "origin left the config");
     };
     let pool = &snapshot.pools[p];
-    let mut check = HttpHealthCheck::new("", false);
-    check.req = probe_request(&pool.config, &pool.origins[o], &spec.region)?;
-    // The origin's own peer: over TLS with its SNI, verification and the pool's CA.
-    check.peer_template = pool.origins[o].peer.clone();
-    check.peer_template.options.connection_timeout = Some(spec.probe.timeout);
-    check.peer_template.options.read_timeout = Some(spec.probe.timeout);
-    check.peer_template.options.write_timeout = Some(spec.probe.timeout);
-    check.reuse_connection = false;
-    let expected = spec.probe.expected_status.clone();
-    check.validator = Some(Box::new(move |resp| {
-        let status = resp.status.as_u16();
-        if expected.contains(status) {
-            Ok(())
-        } else {
-            Error::e_explain(
-                ErrorType::CustomCode("unexpected probe status", status),
-                format!("expected {expected}"),
-            )
-        }
-    }));
-    Ok(check)
+    let req = probe_request(&pool.config, &pool.origins[o], &spec.region)?;
+    let mut peer = pool.origins[o].peer.clone();
+    peer.options.connection_timeout = Some(spec.probe.timeout);
+    peer.options.read_timeout = Some(spec.probe.timeout);
+    peer.options.write_timeout = Some(spec.probe.timeout);
+    Ok((peer, req))
 }
