@@ -89,9 +89,6 @@ pub struct OriginRow {
     pub timeline: Vec<(f64, f64, f64, f64)>,
     /// Anything the reader should know.
     pub note: String,
-    /// The current stretch of ≥ 90 % demand (while settling).
-    #[serde(skip)]
-    stretch: f64,
 }
 
 impl OriginRow {
@@ -506,6 +503,8 @@ pub fn settle(w: Watched<'_>, row: &mut OriginRow, ph: &Phases) -> Result<()> {
     let mut next_check = Duration::ZERO;
     let sample = Duration::from_millis(250);
     let back = (FLAT_WINDOW.as_millis() / sample.as_millis()) as usize;
+    // The current stretch of ≥ 90 % of a core wanted, s.
+    let mut stretch = 0.0;
     loop {
         let now = w.started.elapsed();
         if row.serving_ms.is_none() {
@@ -523,12 +522,12 @@ pub fn settle(w: Watched<'_>, row: &mut OriginRow, ph: &Phases) -> Result<()> {
             row.timeline.push((now.as_secs_f64(), cpu, rss, demand));
             if let [.., (t0, _, _, d0), _] = row.timeline.as_slice() {
                 let t1 = now.as_secs_f64();
-                row.stretch = if (demand - d0) / (t1 - t0) >= 0.9 {
-                    row.stretch + (t1 - t0)
+                stretch = if (demand - d0) / (t1 - t0) >= 0.9 {
+                    stretch + (t1 - t0)
                 } else {
                     0.0
                 };
-                row.pegged_s = row.pegged_s.max(row.stretch);
+                row.pegged_s = row.pegged_s.max(stretch);
             }
             row.rss_peak_mib = row.rss_peak_mib.max(rss);
             next_sample += sample;
