@@ -6,7 +6,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help deps test-deps screenshot build build-demo run run-single sim-netns sim-clean test fmt bench bench-micro bench-failover bench-config bench-deps clean
+.PHONY: help deps test-deps screenshot build build-demo run run-single sim-netns sim-clean test fmt bench bench-micro bench-failover bench-config bench-scale bench-deps clean
 
 help:
 	@echo "make run             build and start the demo: three regions on this machine (README: the tour; docs/regions.md)"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-micro     criterion micro-benchmarks of route matching and selection"
 	@echo "make bench-failover  failover benchmark against nginx, HAProxy and Front Door-style probing"
 	@echo "make bench-config    config propagation to three regions through etcd, and errors during reloads"
+	@echo "make bench-scale     cost per origin and per route: CPU, memory, reloads at 10 to 5,000 origins, beside HAProxy and nginx"
 	@echo "make bench-hostile   slow clients, huge heads, smuggling shapes against Portico, nginx and HAProxy"
 	@echo "make soak            churn soak: faults, reloads and slow clients under load (SOAK_S=600 seconds)"
 	@echo "make fuzz            mutation fuzzing of a running node: crashes, hangs, refused requests forwarded (FUZZ_S=600 seconds)"
@@ -165,6 +166,12 @@ bench-failover: build
 
 bench-config: build
 	$(CARGO) run --release -q -p portico-bench --bin bench-config -- $(ARGS)
+
+# One node at 10 to 5,000 origins (probes every 5 s and 1 s, plain and TLS) and 1 to 10,000
+# routes, beside HAProxy (same servers and checks) and nginx (memory, reloads): a table with
+# issue 19's targets, PASS/FAIL, and target/bench-scale/results.json (about 6 minutes).
+bench-scale: build bench-deps
+	$(CARGO) run --release -q -p portico-bench --bin bench-scale -- $(ARGS)
 
 # The same attacks against Portico, nginx and HAProxy (a few minutes): a table and every config.
 .PHONY: bench-hostile
