@@ -31,6 +31,20 @@ async fn wait_hedges(node: &TestNode, result: &str, ok: impl Fn(f64) -> bool) {
     .await;
 }
 
+/// Sends `n` GETs one after the other, checks each was a 200 from `origin`, and returns the
+/// slowest answer's time.
+async fn sequential_gets_served_by(node: &TestNode, n: usize, origin: &str) -> Duration {
+    let mut slowest = Duration::ZERO;
+    for _ in 0..n {
+        let sent = Instant::now();
+        let r = node.http.get(&format!("{}/", node.url)).await;
+        slowest = slowest.max(sent.elapsed());
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.served_by(), origin);
+    }
+    slowest
+}
+
 /// Client requests the origin answered (probes left out).
 fn requests(o: &OriginHandle) -> usize {
     o.log().iter().filter(|r| !r.probe).count()
@@ -48,14 +62,7 @@ async fn a_hanging_origin_is_hidden_by_hedges_well_inside_the_response_timeout()
         assert_eq!(node.http.get(&format!("{}/", node.url)).await.status, 200);
     }
     a.set_fault(Fault::Hang);
-    let mut slowest = Duration::ZERO;
-    for _ in 0..40 {
-        let sent = Instant::now();
-        let r = node.http.get(&format!("{}/", node.url)).await;
-        slowest = slowest.max(sent.elapsed());
-        assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(r.served_by(), "b");
-    }
+    let slowest = sequential_gets_served_by(&node, 40, "b").await;
     // Relative to the response timeout, not a wall-clock bound: without hedging, every
     // request that met the hang would have waited all of it.
     assert!(
@@ -86,14 +93,7 @@ async fn a_hang_in_a_quiet_pool_costs_a_hedge_delay_not_a_timeout() {
     ))
     .await;
     a.set_fault(Fault::Hang);
-    let mut slowest = Duration::ZERO;
-    for _ in 0..40 {
-        let sent = Instant::now();
-        let r = node.http.get(&format!("{}/", node.url)).await;
-        slowest = slowest.max(sent.elapsed());
-        assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(r.served_by(), "b");
-    }
+    let slowest = sequential_gets_served_by(&node, 40, "b").await;
     assert!(
         slowest < Duration::from_millis(RESPONSE_MS / 2),
         "slowest answer took {slowest:?}"
