@@ -181,6 +181,7 @@ fn main() -> Result<()> {
         }
     }
     let mut rows: Vec<OriginRow> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
     for (kind, bin, e) in &plan {
         let mut phases = ph.clone();
         phases.idle = phases
@@ -193,11 +194,22 @@ fn main() -> Result<()> {
             if e.tls { ", TLS" } else { "" },
             kind.name()
         );
-        let row = origins::run_row(*kind, e, bin, &work, &phases)
-            .with_context(|| format!("{} with {} origins", kind.name(), e.origins))?;
-        eprintln!("{}", summary(&row));
+        // One proxy failing one row (its processes are killed) does not lose the others.
+        match origins::run_row(*kind, e, bin, &work, &phases) {
+            Ok(row) => {
+                eprintln!("{}", summary(&row));
+                rows.push(row);
+            }
+            Err(err) => {
+                eprintln!("        FAILED: {err:#}");
+                failures.push(format!(
+                    "{} with {} origins: {err:#}",
+                    kind.name(),
+                    e.origins
+                ));
+            }
+        }
         origin_nginx.check_alive()?;
-        rows.push(row);
     }
     if !args.store_sizes.is_empty() && bins.iter().any(|(k, _)| *k == Kind::Portico) {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -250,6 +262,9 @@ fn main() -> Result<()> {
         &load_after,
     )?;
     println!("{text}");
+    for f in &failures {
+        println!("FAILED row: {f}");
+    }
     std::fs::write(args.out.join("results.md"), &text)?;
     let json = serde_json::json!({
         "args": format!("{args:?}"),
@@ -259,6 +274,7 @@ fn main() -> Result<()> {
         "origins": rows,
         "routes": route_rows,
         "targets": targets,
+        "failed_rows": failures,
     });
     std::fs::write(
         args.out.join("results.json"),

@@ -172,7 +172,8 @@ pub fn haproxy(e: &Estate, listen: SocketAddr, dir: &Path) -> (String, String) {
 # HTTP checks every {inter} ms (configuration.txt 5.2 `check`, `inter`; 4.2 `option httpchk`).
 global
     nbthread 1
-    maxconn 8000
+    # 5,000 servers count against the FD limit too (maxconn 8000 wanted 21,026 FDs here).
+    maxconn 4000
     stats socket {d}/haproxy.sock mode 600 level admin
     hard-stop-after 10s
 defaults

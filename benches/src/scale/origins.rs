@@ -416,7 +416,8 @@ pub fn run_row(
             }
             Err(e) => row.note.push_str(&format!(" latency: {e:#}")),
         }
-        let n = if row.settle_s.is_some() {
+        // A node still starting gets 3 (each may wait the whole timeout); nginx has no checks.
+        let n = if row.settle_s.is_some() || kind == Kind::Nginx {
             ph.reloads
         } else {
             ph.reloads.min(3)
