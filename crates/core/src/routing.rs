@@ -50,6 +50,8 @@ pub struct RouteTable {
     exact: HashMap<String, PathTable>,
     /// By the suffix with its leading dot: `*.example.com` is under `".example.com"`.
     suffixes: HashMap<String, PathTable>,
+    /// The longest key of `suffixes`, in bytes: no dot farther from the end can start one.
+    longest_suffix: usize,
     any: Option<PathTable>,
 }
 
@@ -70,6 +72,7 @@ impl RouteTable {
                 }
             }
         }
+        table.longest_suffix = table.suffixes.keys().map(String::len).max().unwrap_or(0);
         let tables = table.exact.values_mut().chain(table.suffixes.values_mut());
         for paths in tables.chain(table.any.as_mut()) {
             paths.finish();
@@ -100,14 +103,17 @@ impl RouteTable {
 
     /// The table of the longest `*.suffix` that `host` ends with, the host having at least
     /// one byte before it: each dot after the first byte starts a candidate, left to right,
-    /// so the first one found is the longest.
+    /// so the first one found is the longest. Only the last `longest_suffix` bytes can hold
+    /// one, so a long Host (a client may send up to `max_header_bytes`) costs a bounded number
+    /// of lookups, not one per dot.
     fn longest_suffix(&self, host: &str) -> Option<&PathTable> {
         if self.suffixes.is_empty() {
             return None;
         }
+        let from = host.len().saturating_sub(self.longest_suffix).max(1);
         host.bytes()
             .enumerate()
-            .skip(1)
+            .skip(from)
             .filter(|&(_, b)| b == b'.')
             .find_map(|(i, _)| self.suffixes.get(&host[i..]))
     }
@@ -156,6 +162,24 @@ mod tests {
             pool: 0,
             https_redirect: false,
         }
+    }
+
+    /// A Host as long as a head may carry, all dots, still finds its wildcard and looks up at
+    /// most as many suffixes as the longest one has bytes (a lookup per dot was quadratic in
+    /// the Host's length).
+    #[test]
+    fn a_very_long_host_costs_a_bounded_number_of_lookups() {
+        let table = RouteTable::new(&[
+            route("w", &["*.example.com"], &["/*"]),
+            route("any", &["*"], &["/*"]),
+        ]);
+        assert_eq!(table.longest_suffix, ".example.com".len());
+        let host = format!("{}example.com", "a.".repeat(16_000));
+        assert_eq!(table.lookup(Some(&host), "/"), Some(0));
+        let other = format!("{}example.org", "a.".repeat(16_000));
+        assert_eq!(table.lookup(Some(&other), "/"), Some(1));
+        // The suffix exactly: no byte before it, not a match.
+        assert_eq!(table.lookup(Some(".example.com"), "/"), Some(1));
     }
 
     fn table() -> RouteTable {
