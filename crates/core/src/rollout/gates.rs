@@ -359,11 +359,17 @@ pub fn sum(figures: impl Iterator<Item = Figures>) -> Figures {
     })
 }
 
+/// Whether `target` exceeds `baseline` by more than `increase` — exactly `increase` more is
+/// not more, whatever the rounding of the two ratios (18 → 28 errors in 1000 is +1 point).
+fn exceeds(target: f64, baseline: f64, increase: f64) -> bool {
+    target > baseline + increase + 1e-9
+}
+
 /// Gate 3 for a wave's members.
 pub fn error_gate(members: &[Judged<'_>], target: &str, s: &Settings) -> Option<GateFailure> {
     let t = sum(on_target(members, target).map(|(_, t, _)| t));
     let b = sum(on_target(members, target).map(|(_, _, b)| b));
-    (t.errors >= s.min_errors && t.ratio() > b.ratio() + s.max_error_increase).then_some(
+    (t.errors >= s.min_errors && exceeds(t.ratio(), b.ratio(), s.max_error_increase)).then_some(
         GateFailure::ErrorRatio {
             target: t,
             baseline: b,
@@ -460,5 +466,20 @@ pub fn wave_gate(p: &Progress, s: &Settings) -> WaveVerdict {
         WaveVerdict::Passes
     } else {
         WaveVerdict::Baking
+    }
+}
+
+#[cfg(test)]
+mod exceeds_tests {
+    use super::exceeds;
+
+    #[test]
+    fn exactly_the_increase_is_not_more_whatever_the_rounding() {
+        // 18 → 28 in 1000 and 6 → 7 in 100 are exactly one point: plain `>` said more.
+        assert!(!exceeds(28.0 / 1000.0, 18.0 / 1000.0, 0.01));
+        assert!(!exceeds(7.0 / 100.0, 6.0 / 100.0, 0.01));
+        assert!(exceeds(29.0 / 1000.0, 18.0 / 1000.0, 0.01));
+        assert!(!exceeds(0.0, 0.0, 0.0));
+        assert!(exceeds(0.001, 0.0, 0.0));
     }
 }
