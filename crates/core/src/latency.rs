@@ -347,6 +347,14 @@ mod tests {
     }
 
     #[test]
+    fn overdue_is_later_than_predicted_by_more_than_the_slack() {
+        assert!(!overdue(MS * 20, MS * 40));
+        assert!(!overdue(MS * 41, MS * 40));
+        assert!(overdue(MS * 41 + Duration::from_micros(1), MS * 40));
+        assert!(overdue(MS * 5, Duration::ZERO));
+    }
+
+    #[test]
     fn common_offset_is_the_lower_median_floored_at_zero() {
         assert_eq!(common_offset(&mut []), Duration::ZERO);
         // Two origins: the better one's excess (a hanging one does not move it).

@@ -674,6 +674,34 @@ mod tests {
         assert_eq!(s.band(0), 0b11);
     }
 
+    /// A far origin losing a race before its own probes say it would answer is not held
+    /// against it; losing past that (overdue), five times in a row, is.
+    #[test]
+    fn only_overdue_lost_races_count_against_an_origin() {
+        let t = Instant::now();
+        let mut s = PoolState::new(&two(""), t);
+        s.record_probe(t, 0, ProbeResult::Success(MS));
+        s.record_probe(t, 1, ProbeResult::Success(MS * 40));
+        s.record_head(t, 0, MS);
+        s.record_head(t, 1, MS * 40);
+        for _ in 0..10 {
+            assert_eq!(s.record_lost(t, 1, MS * 20), LossVerdict::Neutral);
+        }
+        s.refresh_at(t);
+        let b = s.origin(1).unwrap();
+        assert_eq!(b.live_latency, Some(MS * 40), "an early loss is no sample");
+        assert_eq!(b.selection_latency, Some(MS * 40), "and no penalty");
+        assert_eq!(s.band(0), 0b11);
+        // Overdue: 45 ms against the 40 ms its probes predict.
+        for _ in 0..4 {
+            assert_eq!(s.record_lost(t, 1, MS * 45), LossVerdict::Neutral);
+        }
+        assert_eq!(s.record_lost(t, 1, MS * 45), LossVerdict::Slow);
+        s.refresh_at(t);
+        assert_eq!(s.origin(1).unwrap().live_latency, Some(s.response));
+        assert_eq!(s.band(0), 0b01);
+    }
+
     #[test]
     fn live_latency_can_be_turned_off() {
         let t = Instant::now();

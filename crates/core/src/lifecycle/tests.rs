@@ -260,7 +260,7 @@ fn an_origin_that_keeps_losing_leaves_the_band() {
         r#","failover":{"hedging":{"delay_ms":5,"max_percent":100}}"#,
         t,
     );
-    // A pool median to compare against.
+    // Origin 1's answers: the pool's hedge delay has samples (origin 0's probes predict 1 ms).
     for _ in 0..50 {
         p.record_head(t, 1, MS);
     }
