@@ -107,7 +107,9 @@ pub async fn serve<A>(
                 continue;
             }
             next = HttpSession::from_h2_conn(&mut conn, digest.clone()) => next,
-            () = idle, if !shutting => {
+            // Also while shutting: a graceful GOAWAY closes an idle connection only once the
+            // client answers its PING, and one that never does must not keep its slot.
+            () = idle => {
                 log::debug!("h2 connection without an open stream past its deadline: GOAWAY");
                 go_away(&mut conn, h2::Reason::NO_ERROR).await;
                 return;

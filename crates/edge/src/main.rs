@@ -339,7 +339,12 @@ async fn push(
 /// One line per node; 0 when every node runs the stored version (waiting up to `wait`
 /// seconds for it), 3 otherwise.
 async fn status(store: &Store, wait: Option<f64>) -> anyhow::Result<ExitCode> {
-    let deadline = Instant::now() + Duration::from_secs_f64(wait.unwrap_or(0.0).max(0.0));
+    // `--wait inf` (or any huge value) waits for as long as a deadline can be, never panics.
+    let wait = Duration::try_from_secs_f64(wait.unwrap_or(0.0).max(0.0)).unwrap_or(Duration::MAX);
+    let far = Duration::from_secs(100 * 365 * 24 * 3600);
+    let deadline = Instant::now()
+        .checked_add(wait)
+        .unwrap_or_else(|| Instant::now() + far);
     loop {
         let stored = store.get_config().await?.map(|d| fingerprint(&d.text));
         let nodes = store.nodes().await?;

@@ -139,20 +139,23 @@ pub async fn startup(
     let cache_name = cache
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "(no --cache given)".to_string());
-    let cached = match cache.and_then(|p| std::fs::read_to_string(p).ok()) {
-        Some(text) => prepare(&text, overrides, None).await.ok(),
-        None => None,
+    let cached = match cache.map(std::fs::read_to_string) {
+        Some(Ok(text)) => prepare(&text, overrides, None)
+            .await
+            .map_err(|e| format!("the cache {cache_name} cannot be used: {e}")),
+        Some(Err(e)) => Err(format!("the cache {cache_name} cannot be read: {e}")),
+        None => Err("no --cache given".to_string()),
     };
     match cached {
-        Some(prepared) => {
+        Ok(prepared) => {
             log::warn!("{why}; starting from the cache {cache_name}");
             Ok(Startup {
                 prepared,
                 from_cache: true,
             })
         }
-        None => Err(format!(
-            "{why}, and there is no usable cache ({cache_name}): nothing to start from"
+        Err(reason) => Err(format!(
+            "{why}, and there is no usable cache ({reason}): nothing to start from"
         )),
     }
 }
