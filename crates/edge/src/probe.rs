@@ -20,25 +20,8 @@ use portico_core::health::ProbeResult;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::task::JoinHandle;
-
-/// What all probes of a node share for the node's life (reloads included).
-#[derive(Default)]
-pub struct Probes {
-    /// Opens every probe connection.
-    pub connector: ProbeConnector,
-    tasks_started: AtomicU64,
-}
-
-impl Probes {
-    /// Probe tasks started since the node was built (one per origin, and one more each
-    /// time a reload changes what an origin's probe sends).
-    pub fn tasks_started(&self) -> u64 {
-        self.tasks_started.load(Ordering::Relaxed)
-    }
-}
 
 /// The probes as a Pingora background service: its own runtime (one thread).
 pub struct ProbeService {
@@ -119,7 +102,7 @@ pub async fn supervise(node: Arc<NodeState>, mut stop: tokio::sync::watch::Recei
         });
         for (key, spec) in want {
             if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(key) {
-                node.probes.tasks_started.fetch_add(1, Ordering::Relaxed);
+                node.probes.task_started();
                 let task = tokio::spawn(probe_loop(node.clone(), slot.key().clone(), spec.clone()));
                 slot.insert((spec, task));
             }

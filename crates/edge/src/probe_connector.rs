@@ -84,3 +84,25 @@ impl ProbeConnector {
         }
     }
 }
+
+/// What all probes of a node share for the node's life (reloads included): held by the
+/// node's state, used by the probe tasks.
+#[derive(Default)]
+pub struct Probes {
+    /// Opens every probe connection.
+    pub connector: ProbeConnector,
+    tasks_started: AtomicU64,
+}
+
+impl Probes {
+    /// Probe tasks started since the node was built (one per origin, and one more each
+    /// time a reload changes what an origin's probe sends).
+    pub fn tasks_started(&self) -> u64 {
+        self.tasks_started.load(Ordering::Relaxed)
+    }
+
+    /// Counts a probe task started.
+    pub(crate) fn task_started(&self) {
+        self.tasks_started.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -123,7 +123,7 @@ pub struct NodeState {
     /// Why the node stopped on its own (a listener gone), if it did.
     failure: Mutex<Option<String>>,
     /// What the probes share: their connector, built once for the node's life.
-    pub probes: crate::probe::Probes,
+    pub probes: crate::probe_connector::Probes,
 }
 
 /// Counts a request as in flight until dropped (held in the request's context).
@@ -162,7 +162,7 @@ impl NodeState {
             draining: AtomicBool::new(false),
             in_flight: Arc::new(AtomicUsize::new(0)),
             failure: Mutex::new(None),
-            probes: crate::probe::Probes::default(),
+            probes: crate::probe_connector::Probes::default(),
         }
     }
 
