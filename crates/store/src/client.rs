@@ -262,6 +262,24 @@ impl Store {
         &self.endpoints
     }
 
+    /// Grants a lease of `ttl_secs`: its id and the TTL etcd granted (etcd may round it).
+    /// A grant etcd answered with an error (id 0 or no TTL) is [`StoreError::Lease`].
+    pub(crate) async fn grant_lease(&self, ttl_secs: i64) -> Result<(i64, Duration), StoreError> {
+        let granted = self
+            .request("lease grant", |mut c| async move {
+                c.lease_grant(ttl_secs, None).await
+            })
+            .await?;
+        let lease = granted.id();
+        if lease == 0 || granted.ttl() <= 0 {
+            return Err(StoreError::Lease {
+                id: lease,
+                reason: format!("not granted: {}", granted.error()),
+            });
+        }
+        Ok((lease, Duration::from_secs(granted.ttl().unsigned_abs())))
+    }
+
     /// Runs one request, retrying transient failures (a dead endpoint, no leader yet) until the
     /// store's timeout. `what` names the request in a [`StoreError::Timeout`].
     pub(crate) async fn request<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, StoreError>

@@ -196,20 +196,7 @@ impl Campaign {
             store = Store::connect(&self.url, self.request_timeout()) => store?,
             _ = &mut self.stop => return Err(End::Stopped),
         };
-        let ttl_secs = self.ttl_secs;
-        let granted = store
-            .request("lease grant", |mut c| async move {
-                c.lease_grant(ttl_secs, None).await
-            })
-            .await?;
-        let lease = granted.id();
-        if lease == 0 || granted.ttl() <= 0 {
-            return Err(End::Failed(StoreError::Lease {
-                id: lease,
-                reason: format!("not granted: {}", granted.error()),
-            }));
-        }
-        let ttl = Duration::from_secs(granted.ttl().unsigned_abs());
+        let (lease, ttl) = store.grant_lease(self.ttl_secs).await?;
         let result = self.hold(&store, lease, ttl, backoff).await;
         // Stopped, or failed (a broken watch, a lost keep-alive): give the key up at once
         // rather than when the lease expires, so that a new session (or another node) need not

@@ -112,20 +112,7 @@ impl<R: Registered> Registration<R> {
             return Err(End::SenderGone);
         }
         let store = Store::connect(&self.url, self.request_timeout()).await?;
-        let ttl_secs = self.ttl_secs;
-        let granted = store
-            .request("lease grant", |mut c| async move {
-                c.lease_grant(ttl_secs, None).await
-            })
-            .await?;
-        let lease = granted.id();
-        if lease == 0 || granted.ttl() <= 0 {
-            return Err(End::Failed(StoreError::Lease {
-                id: lease,
-                reason: format!("not granted: {}", granted.error()),
-            }));
-        }
-        let granted_ttl = Duration::from_secs(granted.ttl().unsigned_abs());
+        let (lease, granted_ttl) = store.grant_lease(self.ttl_secs).await?;
         let result = self.keep(&store, lease, granted_ttl, backoff).await;
         if let Err(End::SenderGone) = result {
             revoke(&store, lease).await;
