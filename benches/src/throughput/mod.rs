@@ -427,22 +427,9 @@ pub fn log_note(s: &Sample) -> String {
     out
 }
 
-/// Why a proxy's system calls were not counted, when `tool` is missing or counting is off.
+/// Why a proxy's system calls were not counted (see [`syscalls::not_counted`]).
 fn not_counted(opts: &Options, tool: Option<&syscalls::Tool>) -> Option<String> {
-    if opts.syscall_sample.is_zero() {
-        Some("not counted (--syscall-sample 0)".into())
-    } else if tool.is_none() {
-        Some(format!(
-            "not counted: {} (make bench-deps installs strace)",
-            match opts.syscall_counter {
-                syscalls::Choice::Auto => "neither perf nor strace works here",
-                syscalls::Choice::Perf => "perf cannot count raw_syscalls:sys_enter here",
-                syscalls::Choice::Strace => "strace is not installed",
-            }
-        ))
-    } else {
-        None
-    }
+    syscalls::not_counted(opts.syscall_sample, opts.syscall_counter, tool)
 }
 
 /// The extra run that counts `p`'s system calls: `tool` attached to every process of the

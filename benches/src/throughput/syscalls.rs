@@ -221,6 +221,29 @@ pub fn fmt_per_request(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.2}"))
 }
 
+/// Why system calls were not counted, when `tool` is missing or counting is off (`sample`
+/// zero); `None` when they are.
+pub fn not_counted(
+    sample: std::time::Duration,
+    choice: Choice,
+    tool: Option<&Tool>,
+) -> Option<String> {
+    if sample.is_zero() {
+        Some("not counted (--syscall-sample 0)".into())
+    } else if tool.is_none() {
+        Some(format!(
+            "not counted: {} (make bench-deps installs strace)",
+            match choice {
+                Choice::Auto => "neither perf nor strace works here",
+                Choice::Perf => "perf cannot count raw_syscalls:sys_enter here",
+                Choice::Strace => "strace is not installed",
+            }
+        ))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
