@@ -93,7 +93,7 @@ fn push_and_status_through_the_printed_url_and_a_region_down_and_up_from_the_com
     eventually(
         "the runner prints its table and the operator's loop",
         Duration::from_secs(60),
-        || read_out().contains("config status --wait 5 --store"),
+        || read_out().contains("config rollout --wait 120 --store"),
     );
     assert!(
         runner.child.try_wait().expect("try_wait").is_none(),
@@ -104,13 +104,17 @@ fn push_and_status_through_the_printed_url_and_a_region_down_and_up_from_the_com
     let printed = read_out();
     let config_file = work.join("portico.json");
     for want in [
-        "| config |".to_string(),
+        "| version | wave |".to_string(),
         format!(
-            "{} config push {} --store {url}",
+            "{} config push {} --bake 10 --store {url}",
             portico.display(),
             config_file.display()
         ),
-        format!("{} config status --wait 5 --store {url}", portico.display()),
+        format!(
+            "{} config rollout --wait 120 --store {url}",
+            portico.display()
+        ),
+        "bad-push".to_string(),
         "region-down ap-south".to_string(),
     ] {
         assert!(printed.contains(&want), "{want:?} not in:\n{printed}");
