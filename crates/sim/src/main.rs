@@ -424,14 +424,16 @@ fn intro(sim: &mut Simulation, options: &SimOptions, control: &ControlServer, ra
     };
     let operator = match sim.store_url() {
         Some(url) => format!(
-            "Change the config of every region (edit {config}, e.g. an origin's weight, then):\n  \
-             {portico} config push {config} --bake 10 --store {url}   # rolls out in waves: the canary, its region, the rest\n  \
-             {portico} config rollout --wait 120 --store {url}   # each node's wave and version, every verdict, until promoted\n\
-             Push a document that validates but is wrong (a route sent to a dead port) and watch the canary's errors roll it back:\n  \
-             {sim_bin} bad-push{work_arg}\n\
+            "Change the config of every region (edit {config}, e.g. an origin's weight, then push it: it rolls out\n\
+             in waves, canary first, each wave judged by health gates; a bad document is rolled back):\n  \
+             {portico} config push {config} --bake 10 --store {url}\n  \
+             {portico} config rollout --wait 300 --store {url}   # waves, gates, verdicts; 0 once promoted\n  \
+             {portico} config status --wait 5 --store {url}   # every node's running version\n\
              Take a whole region down (its edge node, origin and etcd member) and back:\n  \
              {sim_bin} region-down {last}{work_arg}   # or: curl -X POST http://{ctl}/region/{last}/down\n  \
-             {sim_bin} region-up {last}{work_arg}\n",
+             {sim_bin} region-up {last}{work_arg}\n\
+             See a rollback: push a document that validates but is wrong (a route sent to a dead port); the canary's errors roll it back:\n  \
+             {sim_bin} bad-push{work_arg}\n",
             ctl = control.addr
         ),
         None => format!(
@@ -620,12 +622,10 @@ fn bad_push(sim: &Simulation, options: &SimOptions) -> Result<String> {
     );
     Ok(format!(
         "bad-push: {what} ({})\n$ {} config push {} --store {url}\n{printed}\
-         The canary runs it first; its errors fail the error gate and every node returns to the stable version. Follow it with:\n  \
-         {} config rollout --wait 60 --store {url}\n",
+         The canary runs it first: its clients' errors fail the error gate and every node returns to the stable version (watch the table).\n",
         shown(&file),
         shown(&portico),
         shown(&file),
-        shown(&portico),
     ))
 }
 

@@ -93,7 +93,7 @@ fn push_and_status_through_the_printed_url_and_a_region_down_and_up_from_the_com
     eventually(
         "the runner prints its table and the operator's loop",
         Duration::from_secs(60),
-        || read_out().contains("config rollout --wait 120 --store"),
+        || read_out().contains("config status --wait 5 --store"),
     );
     assert!(
         runner.child.try_wait().expect("try_wait").is_none(),
@@ -111,11 +111,12 @@ fn push_and_status_through_the_printed_url_and_a_region_down_and_up_from_the_com
             config_file.display()
         ),
         format!(
-            "{} config rollout --wait 120 --store {url}",
+            "{} config rollout --wait 300 --store {url}",
             portico.display()
         ),
-        "bad-push".to_string(),
+        format!("{} config status --wait 5 --store {url}", portico.display()),
         "region-down ap-south".to_string(),
+        "bad-push".to_string(),
     ] {
         assert!(printed.contains(&want), "{want:?} not in:\n{printed}");
     }
