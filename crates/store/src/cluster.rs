@@ -1,6 +1,6 @@
 //! A real local etcd cluster (child processes) for tests, the simulation and benchmarks.
 
-use crate::ports::free_loopback_addrs;
+use crate::free_ports::free_loopback_addrs;
 use crate::url::StoreUrl;
 use etcd_client::{Client, ConnectOptions, GetOptions};
 use std::ffi::OsString;

@@ -24,9 +24,9 @@ mod conductor;
 mod doc;
 mod error;
 mod follow;
-mod node;
 #[cfg(feature = "local-etcd")]
-mod ports;
+mod free_ports;
+mod node;
 mod register;
 mod rollouts;
 mod url;
@@ -41,9 +41,9 @@ pub use error::{ETCD_DEFAULT_MAX_REQUEST_BYTES, LimitSide, StoreError, UrlError}
 pub use follow::{
     FOLLOW_TIMEOUT, PROGRESS_INTERVAL, StoreEvent, WATCH_SILENCE_LIMIT, follow, follow_rollout,
 };
-pub use node::{NodeRecord, NodeStatus, Registered, now_rfc3339, unix_millis};
 #[cfg(feature = "local-etcd")]
-pub use ports::free_loopback_addrs;
+pub use free_ports::free_loopback_addrs;
+pub use node::{NodeRecord, NodeStatus, Registered, now_rfc3339, unix_millis};
 pub use register::{MIN_PUT_INTERVAL, REVOKE_TIMEOUT, register};
 pub use rollouts::StoredRollout;
 pub use url::StoreUrl;
