@@ -3,6 +3,7 @@
 //! time passed in.
 
 pub mod cidr;
+pub mod compression;
 pub mod config;
 pub mod ejection;
 pub mod head_rules;
