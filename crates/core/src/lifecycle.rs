@@ -126,6 +126,11 @@ impl Lifecycle {
         self.pinned = origin;
     }
 
+    /// The origin the request is pinned to, if any.
+    pub fn pinned(&self) -> Option<usize> {
+        self.pinned
+    }
+
     /// Draws and picks an origin not tried yet, the pin first.
     fn pick(&mut self, pool: &mut PoolState, now: Instant) -> Option<usize> {
         let r = self.draw();
