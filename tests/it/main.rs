@@ -2,6 +2,8 @@
 
 mod access_log;
 mod admin;
+mod affinity;
+mod compression;
 mod decision;
 mod failover;
 mod hedging;
