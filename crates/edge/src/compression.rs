@@ -280,6 +280,21 @@ mod tests {
             c.body(&mut b, true);
             assert_eq!(b.as_deref(), Some(&b"as is"[..]));
         }
+        // Left as is because the client accepted nothing, a compressible response still
+        // varies on Accept-Encoding; an encoded one does not.
+        for (accept, pairs, varies) in [
+            (None, text.to_vec(), true),
+            (
+                Some("gzip"),
+                vec![text[0], ("content-encoding", "br")],
+                false,
+            ),
+        ] {
+            let mut c = Compressor::for_request(&routes[1], &request(accept)).unwrap();
+            let mut resp = response(&pairs);
+            c.head(cfg, &mut resp, false, false);
+            assert_eq!(resp.headers.contains_key("vary"), varies, "{accept:?}");
+        }
         // A 100 Continue leaves the decision to the final head.
         let mut c = Compressor::for_request(&routes[1], &request(Some("gzip"))).unwrap();
         let mut cont = ResponseHeader::build(100, None).unwrap();
