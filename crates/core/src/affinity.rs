@@ -114,6 +114,30 @@ mod tests {
         assert_eq!(pinned_origin(&pool(false), &cookies(&["stick=eu-1"])), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_cookie_header_pins_at_most_an_origin_it_names(
+            lines in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..40), 0..4),
+            names in proptest::collection::vec("(stick|x|eu-1|eu-2|=|;| |\"|\t)", 0..12),
+        ) {
+            let p = pool(true);
+            let mut h = HeaderMap::new();
+            for l in lines.iter().map(|l| l.as_slice()).chain([names.concat().as_bytes()]) {
+                if let Ok(v) = HeaderValue::from_bytes(l) {
+                    h.append(http::header::COOKIE, v);
+                }
+            }
+            if let Some(i) = pinned_origin(&p, &h) {
+                let text: Vec<String> = h
+                    .get_all(http::header::COOKIE)
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .collect();
+                proptest::prop_assert!(text.concat().contains(&p.origins[i].name));
+            }
+        }
+    }
+
     #[test]
     fn a_cookie_is_set_only_when_it_would_change() {
         let a = SessionAffinityConfig {

@@ -37,9 +37,13 @@ pub struct Compressor {
 
 impl Compressor {
     /// The compressor of a request on `route`: `None` (nothing made) when the route does not
-    /// compress.
+    /// compress, or for an HTTP/1.0 client (which cannot take a chunked body; nginx's
+    /// `gzip_http_version 1.1` makes the same choice).
     pub fn for_request(route: &RouteConfig, req: &RequestHeader) -> Option<Box<Compressor>> {
         route.compression.as_ref()?;
+        if req.version < http::Version::HTTP_11 {
+            return None;
+        }
         let mut engine = ResponseCompressionCtx::new(GZIP_LEVEL, false, false);
         engine.adjust_algorithm_level(Algorithm::Brotli, BROTLI_LEVEL);
         engine.adjust_algorithm_level(Algorithm::Zstd, ZSTD_LEVEL);
@@ -160,6 +164,9 @@ mod tests {
         let routes = routes();
         assert!(Compressor::for_request(&routes[0], &request(Some("gzip"))).is_none());
         assert!(Compressor::for_request(&routes[1], &request(Some("gzip"))).is_some());
+        let mut old = request(Some("gzip"));
+        old.set_version(http::Version::HTTP_10);
+        assert!(Compressor::for_request(&routes[1], &old).is_none());
     }
 
     #[test]
