@@ -162,6 +162,7 @@ bench-tls: build
 
 bench-micro: deps
 	$(CARGO) bench -p portico-core
+	$(CARGO) bench -p portico --bench compression
 
 bench-failover: build
 	$(CARGO) run --release -q -p portico-bench --bin bench-failover -- $(ARGS)

@@ -10,6 +10,8 @@ mod support {
 
 mod access_log;
 mod admin;
+mod affinity;
+mod compression;
 mod decision;
 mod failover;
 mod hedging;

@@ -2,7 +2,9 @@
 //! selection, passive ejection, retry policy and health-gated rollout. Pure code: no sockets,
 //! time passed in.
 
+pub mod affinity;
 pub mod cidr;
+pub mod compression;
 pub mod config;
 pub mod ejection;
 pub mod head_rules;

@@ -97,6 +97,8 @@ pub struct Lifecycle {
     delivered: Option<usize>,
     hedge: Option<HedgeResult>,
     rand: u64,
+    /// The origin session affinity pins the request to (step 0 of selection).
+    pinned: Option<usize>,
     /// The last ejection caused by this request, for logging.
     ejection: Option<(usize, EjectionEvent)>,
 }
@@ -112,8 +114,27 @@ impl Lifecycle {
             delivered: None,
             hedge: None,
             rand,
+            pinned: None,
             ejection: None,
         }
+    }
+
+    /// Pins the request to `origin` (its session-affinity cookie named it): every pick goes
+    /// there while the origin holds its pin ([`crate::selection::pin_holds`]; an origin tried
+    /// already never does, so retries and hedges go elsewhere).
+    pub fn pin(&mut self, origin: Option<usize>) {
+        self.pinned = origin;
+    }
+
+    /// The origin the request is pinned to, if any.
+    pub fn pinned(&self) -> Option<usize> {
+        self.pinned
+    }
+
+    /// Draws and picks an origin not tried yet, the pin first.
+    fn pick(&mut self, pool: &mut PoolState, now: Instant) -> Option<usize> {
+        let r = self.draw();
+        pool.select_pinned(now, self.tried, self.pinned, r)
     }
 
     /// The attempts so far.
@@ -181,8 +202,7 @@ impl Lifecycle {
         if !self.attempts.is_empty() {
             return Next::Wait;
         }
-        let r = self.draw();
-        match pool.select(now, self.tried, r) {
+        match self.pick(pool, now) {
             Some(origin) => self.send(origin, now, None, false),
             None => Next::GiveUp {
                 reason: None,
@@ -212,8 +232,7 @@ impl Lifecycle {
             Some(due) if due <= now => {}
             _ => return Next::Wait,
         }
-        let r = self.draw();
-        let Some(origin) = pool.select(now, self.tried, r) else {
+        let Some(origin) = self.pick(pool, now) else {
             self.hedge = Some(HedgeResult::Denied);
             return Next::Wait;
         };
@@ -309,13 +328,10 @@ impl Lifecycle {
         }
         if may_retry(reason, self.kind.idempotent, replayable)
             && self.attempts.len() < self.max_attempts
+            && let Some(origin) = self.pick(pool, now)
+            && pool.try_retry(now)
         {
-            let r = self.draw();
-            if let Some(origin) = pool.select(now, self.tried, r)
-                && pool.try_retry(now)
-            {
-                return self.send(origin, now, Some(reason), false);
-            }
+            return self.send(origin, now, Some(reason), false);
         }
         Next::GiveUp {
             reason: Some(reason),

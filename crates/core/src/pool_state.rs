@@ -85,7 +85,7 @@ pub enum LossVerdict {
 impl PoolState {
     /// Fresh state for a pool: every origin healthy, no latency known, nothing ejected.
     pub fn new(pool: &PoolConfig, now: Instant) -> Self {
-        let lb = pool.load_balancing;
+        let lb = &pool.load_balancing;
         let candidates: Vec<Candidate> = pool
             .origins
             .iter()
@@ -136,7 +136,7 @@ impl PoolState {
         now: Instant,
     ) -> Self {
         let mut state = Self::new(pool, now);
-        let lb = pool.load_balancing;
+        let lb = &pool.load_balancing;
         let Some((old, old_config)) = old else {
             for w in &mut state.windows {
                 *w = HealthWindow::awaiting_first_success(
@@ -205,6 +205,19 @@ impl PoolState {
     pub fn select(&mut self, now: Instant, exclude: u64, rand: u64) -> Option<usize> {
         self.refresh_at(now);
         selection::select(&self.candidates, self.sensitivity, exclude, rand)
+    }
+
+    /// [`Self::select`] with step 0 of selection: `pinned` (session affinity) while it holds
+    /// its pin; see [`selection::pin_holds`].
+    pub fn select_pinned(
+        &mut self,
+        now: Instant,
+        exclude: u64,
+        pinned: Option<usize>,
+        rand: u64,
+    ) -> Option<usize> {
+        self.refresh_at(now);
+        selection::select_pinned(&self.candidates, self.sensitivity, exclude, pinned, rand)
     }
 
     /// The origins [`Self::select`] chose among at its last call (or since the last probe).

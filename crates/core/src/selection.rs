@@ -1,4 +1,10 @@
 //! Origin selection: healthy first, then lowest priority, then the latency band, then weight.
+//!
+//! Step 0, for pools with session affinity: a request pinned to an origin (by its affinity
+//! cookie) goes there while the origin [holds its pin](pin_holds) — enabled, healthy, not
+//! ejected, not tried yet by this request, and of the best priority present; the latency band
+//! and the weights do not apply to it. Otherwise the steps below run as usual and the caller
+//! re-pins the client to whichever origin answers ([`select_pinned`]).
 
 use std::time::Duration;
 
@@ -109,6 +115,40 @@ pub fn select(
         point -= w;
     }
     None
+}
+
+/// Step 0: whether a request pinned to origin `pinned` goes there. It does while the origin
+/// is not in `exclude`, enabled, healthy, not ejected, and of the lowest priority value among
+/// the origins that are all of those (a better-priority origin coming back takes the pinned
+/// clients of a failover origin home). Latency and weight do not move a pin. An index out of
+/// range (a pin to an origin since removed) never holds.
+pub fn pin_holds(candidates: &[Candidate], pinned: usize, exclude: u64) -> bool {
+    let usable = |i: usize, c: &Candidate| {
+        i < 64 && exclude & (1 << i) == 0 && c.enabled && c.healthy && !c.ejected
+    };
+    let Some(pin) = candidates.get(pinned).filter(|c| usable(pinned, c)) else {
+        return false;
+    };
+    candidates
+        .iter()
+        .enumerate()
+        .take(64)
+        .all(|(i, c)| !usable(i, c) || c.priority >= pin.priority)
+}
+
+/// [`select`] with step 0: `pinned` when it [holds](pin_holds), else the weighted pick of the
+/// band (to which the caller re-pins the client).
+pub fn select_pinned(
+    candidates: &[Candidate],
+    sensitivity: Duration,
+    exclude: u64,
+    pinned: Option<usize>,
+    rand: u64,
+) -> Option<usize> {
+    match pinned {
+        Some(p) if pin_holds(candidates, p, exclude) => Some(p),
+        _ => select(candidates, sensitivity, exclude, rand),
+    }
 }
 
 /// A new uniform value derived from `x` (SplitMix64 step), for drawing several picks from one seed.
@@ -292,6 +332,105 @@ mod tests {
             let s = MS * sensitivity as u32;
             for ex in [0, exclude] {
                 proptest::prop_assert_eq!(band(&cands, s, ex), band_by_the_rules(&cands, s, ex));
+            }
+        }
+    }
+
+    #[test]
+    fn a_pin_holds_outside_the_latency_band_and_against_weight() {
+        // The pinned origin is slow and light: selection alone would never pick it.
+        let cands = [c(1, 1000, Some(1)), c(1, 1, Some(500))];
+        assert_eq!(band(&cands, MS * 10, 0), 0b01);
+        assert!(pin_holds(&cands, 1, 0));
+        for r in [0, 1, 999, u64::MAX] {
+            assert_eq!(select_pinned(&cands, MS * 10, 0, Some(1), r), Some(1));
+        }
+    }
+
+    #[test]
+    fn a_pin_breaks_when_its_origin_is_down_or_tried_or_outranked_or_gone() {
+        let base = [c(1, 50, Some(1)), c(1, 50, Some(1)), c(2, 50, Some(1))];
+        let broken = |f: &dyn Fn(&mut [Candidate; 3]), pinned: usize, exclude: u64| {
+            let mut cands = base;
+            f(&mut cands);
+            !pin_holds(&cands, pinned, exclude)
+        };
+        assert!(!broken(&|_| {}, 1, 0));
+        assert!(broken(&|x| x[1].ejected = true, 1, 0));
+        assert!(broken(&|x| x[1].healthy = false, 1, 0));
+        assert!(broken(&|x| x[1].enabled = false, 1, 0));
+        assert!(broken(&|_| {}, 1, 0b010), "tried by this request");
+        assert!(broken(&|_| {}, 2, 0), "a better priority is present");
+        assert!(broken(&|_| {}, 3, 0), "the origin was removed");
+        // The failover origin holds its pin while the better ones are down.
+        assert!(!broken(
+            &|x| {
+                x[0].healthy = false;
+                x[1].ejected = true
+            },
+            2,
+            0
+        ));
+        // A broken pin falls back to plain selection.
+        let mut cands = base;
+        cands[1].ejected = true;
+        assert_eq!(select_pinned(&cands, MS, 0, Some(1), 7), Some(0));
+        assert_eq!(
+            select_pinned(&cands, MS, 0, None, 7),
+            select(&cands, MS, 0, 7)
+        );
+    }
+
+    #[test]
+    fn no_pin_holds_in_a_pool_without_a_healthy_origin() {
+        let mut cands = [c(1, 50, Some(1)), c(1, 50, Some(1))];
+        cands[0].healthy = false;
+        cands[1].healthy = false;
+        assert!(!pin_holds(&cands, 0, 0));
+        // Selection still answers (the pool is never emptied by its probes alone).
+        assert!(select_pinned(&cands, MS, 0, Some(0), 3).is_some());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_pin_is_step_zero_of_selection(
+            raw in proptest::collection::vec(
+                (1u8..=3, 1u32..=5, proptest::option::of(0u64..=40), proptest::bool::weighted(0.9),
+                 proptest::bool::weighted(0.7), proptest::bool::weighted(0.1)),
+                0..70,
+            ),
+            pinned in proptest::option::of(0usize..80),
+            exclude in proptest::num::u64::ANY,
+            rand in proptest::num::u64::ANY,
+        ) {
+            let cands: Vec<Candidate> = raw
+                .iter()
+                .map(|&(priority, weight, latency, enabled, healthy, ejected)| Candidate {
+                    priority,
+                    weight,
+                    share: 1000,
+                    latency: latency.map(Duration::from_millis),
+                    enabled,
+                    healthy,
+                    ejected,
+                })
+                .collect();
+            for ex in [0, exclude] {
+                let got = select_pinned(&cands, MS * 10, ex, pinned, rand);
+                match pinned.filter(|&p| pin_holds(&cands, p, ex)) {
+                    Some(p) => {
+                        // The pin holds: that origin, which the rules allow (healthy, usable,
+                        // of the priority the band is drawn from).
+                        proptest::prop_assert_eq!(got, Some(p));
+                        let c = cands[p];
+                        proptest::prop_assert!(c.enabled && c.healthy && !c.ejected);
+                        proptest::prop_assert!(ex & (1 << p) == 0);
+                        let b = band(&cands, MS * 10, ex);
+                        proptest::prop_assert!(bits(b).all(|i| cands[i].priority == c.priority));
+                    }
+                    // Broken or absent: exactly what selection alone picks.
+                    None => proptest::prop_assert_eq!(got, select(&cands, MS * 10, ex, rand)),
+                }
             }
         }
     }

@@ -6,8 +6,9 @@ use crate::classify::{connect_reason, proxy_reason, status_for_reason};
 use crate::live_pool::LivePool;
 use crate::metrics::Metrics;
 use crate::request::answers::{error_body, respond};
-use crate::request::ctx::RequestCtx;
+use crate::request::ctx::{RequestCtx, over_tls};
 use crate::request::outbound::request_to_origin;
+use crate::response_options;
 use pingora_core::connectors::http::Connector;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::{HttpPeer, Peer};
@@ -238,13 +239,30 @@ async fn deliver(
     }
     ctx.prepare_response(&mut resp, session, shell.draining)?;
     ctx.status = status;
+    let tls = over_tls(session);
+    response_options::origin_head(
+        ctx,
+        &mut resp,
+        shell.metrics,
+        head_only,
+        tls,
+        no_body || done,
+    )?;
     session
         .write_response_header(Box::new(resp), no_body || done)
         .await?;
     if !no_body && !done {
         loop {
             match up.read_response_body().await {
-                Ok(Some(chunk)) => session.write_response_body(Some(chunk), false).await?,
+                Ok(Some(chunk)) => {
+                    let mut piece = Some(chunk);
+                    response_options::origin_body(ctx, &mut piece, false);
+                    // A compressor may hold a piece back; an empty write would end a
+                    // chunked body.
+                    if let Some(piece) = piece.filter(|p| !p.is_empty()) {
+                        session.write_response_body(Some(piece), false).await?;
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => {
                     session.set_keepalive(None);
@@ -255,7 +273,9 @@ async fn deliver(
                 break;
             }
         }
-        session.write_response_body(None, true).await?;
+        let mut last = None;
+        response_options::origin_body(ctx, &mut last, true);
+        session.write_response_body(last, true).await?;
     }
     if up.response_done() {
         shell

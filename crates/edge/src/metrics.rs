@@ -71,6 +71,10 @@ pub struct Metrics {
     /// their connections closed (`header_timeout`, `request_line_too_long`,
     /// `header_too_large`).
     pub client_refused: IntCounterVec,
+    /// `portico_compression_responses_total{route,encoding}`: origin responses on routes with
+    /// `compression`, by the coding sent (`br`, `gzip`, `zstd`, or `identity` when left as
+    /// is); no series for a route without it.
+    pub compression: IntCounterVec,
     /// The labels `portico_node_info` carries now.
     info_labels: Mutex<(String, String)>,
 }
@@ -278,7 +282,14 @@ impl Metrics {
         ] {
             client_refused.with_label_values(&[reason]);
         }
+        let compression = counter(
+            &registry,
+            "portico_compression_responses_total",
+            "Origin responses on routes with compression, by the coding sent (br, gzip, zstd, or identity when left as is).",
+            &["route", "encoding"],
+        );
         Self {
+            compression,
             client_connections,
             connections_rejected,
             client_refused,

@@ -2,6 +2,7 @@
 //! lifecycle where each attempt goes and what each outcome means, and carries it out.
 
 use crate::classify::{connect_reason, proxy_reason, status_for_error};
+use crate::compression::Compressor;
 use crate::hedged;
 use crate::request::answers::{self, error_body, https_location, respond};
 use crate::request::ctx::{RequestCtx, client_ip, over_tls};
@@ -10,6 +11,7 @@ use crate::request::inbound::{
     request_id_value, via_names, wants_trace,
 };
 use crate::request::outbound::request_to_origin;
+use crate::response_options;
 use crate::state::NodeState;
 use async_trait::async_trait;
 use http::HeaderValue;
@@ -21,6 +23,7 @@ use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
+use portico_core::affinity::pinned_origin;
 use portico_core::lifecycle::{Lifecycle, Next, RequestKind};
 use portico_core::retry::RetryReason;
 use std::sync::Arc;
@@ -103,6 +106,7 @@ impl ProxyHttp for EdgeProxy {
             trace: None,
             trusted_proxy: false,
             status: 0,
+            compression: None,
         }
     }
 
@@ -167,11 +171,13 @@ impl ProxyHttp for EdgeProxy {
                 let pool = snapshot.route_pool(route);
                 let kind = RequestKind::new(req.method.as_str(), has_body);
                 let upgrade = is_websocket_upgrade(session.req_header());
-                let lc = Lifecycle::new(
+                let mut lc = Lifecycle::new(
                     kind,
                     pool.config.failover.retries.max_attempts,
                     fastrand::u64(..),
                 );
+                lc.pin(pinned_origin(&pool.config, &req.headers));
+                ctx.compression = Compressor::for_request(&snapshot.config.routes[route], req);
                 let hedge = kind.hedgeable && !upgrade && pool.config.failover.hedging.enabled;
                 pool.state().record_request(Instant::now());
                 ctx.lifecycle = Some(lc);
@@ -327,7 +333,24 @@ impl ProxyHttp for EdgeProxy {
     ) -> Result<()> {
         ctx.prepare_response(resp, session, self.draining())?;
         ctx.status = resp.status.as_u16();
+        if ctx.answered {
+            let head_request = session.req_header().method == http::Method::HEAD;
+            let metrics = &self.node.metrics;
+            let tls = over_tls(session);
+            response_options::origin_head(ctx, resp, metrics, head_request, tls, false)?;
+        }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        response_options::origin_body(ctx, body, end_of_stream);
+        Ok(None)
     }
 
     fn fail_to_connect(

@@ -127,11 +127,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answe
         .strip_prefix("/bytes/")
         .and_then(|n| n.parse::<u64>().ok())
     {
-        let chunked = parts
-            .uri
-            .query()
-            .is_some_and(|q| q.split('&').any(|kv| kv == "chunked=1"));
-        return Ok(respond(
+        let query = parts.uri.query().unwrap_or("");
+        let param = |key: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        };
+        let chunked = param("chunked") == Some("1");
+        let mut r = respond(
             &shared,
             StatusCode::OK,
             OriginBody::Pattern {
@@ -139,7 +142,17 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answe
                 len: n,
                 chunked,
             },
-        ));
+        );
+        // `type=` and `encoding=` label the body (for compression tests): it stays the pattern.
+        if let Some(t) = param("type") {
+            r.headers_mut()
+                .insert(http::header::CONTENT_TYPE, header(t));
+        }
+        if let Some(e) = param("encoding") {
+            r.headers_mut()
+                .insert(http::header::CONTENT_ENCODING, header(e));
+        }
+        return Ok(r);
     }
     if let Some(code) = path
         .strip_prefix("/status/")

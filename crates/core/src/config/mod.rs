@@ -1,5 +1,6 @@
 //! Configuration in three stages: raw serde structs, validation with JSON paths, typed model.
 
+mod edge_options;
 mod error;
 mod model;
 mod patterns;
@@ -9,6 +10,7 @@ mod schema;
 mod validate;
 mod warnings;
 
+pub(crate) use edge_options::is_token_byte;
 pub(crate) use error::{Collector, join};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;

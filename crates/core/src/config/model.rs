@@ -150,7 +150,7 @@ pub struct ProbeConfig {
 }
 
 /// `pools[].load_balancing`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadBalancingConfig {
     /// Size of the health window, in probes.
     pub sample_size: usize,
@@ -162,6 +162,24 @@ pub struct LoadBalancingConfig {
     pub slow_start: Duration,
     /// Whether live latency adds its penalty to the probe latency in selection.
     pub live_latency: bool,
+    /// Sticky sessions, when on.
+    pub session_affinity: Option<SessionAffinityConfig>,
+}
+
+/// `pools[].load_balancing.session_affinity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionAffinityConfig {
+    /// Name of the cookie that names the origin a client is pinned to.
+    pub cookie: String,
+}
+
+/// `routes[].compression`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompressionConfig {
+    /// The `Content-Type`s compressed.
+    pub types: Vec<crate::compression::MediaRange>,
+    /// Responses with a smaller `Content-Length` are not compressed.
+    pub min_bytes: u64,
 }
 
 /// `pools[].timeouts`.
@@ -357,6 +375,8 @@ pub struct RouteConfig {
     pub pool: usize,
     /// Whether plain-HTTP requests are answered with a 308 to `https://`.
     pub https_redirect: bool,
+    /// Response compression, when on.
+    pub compression: Option<CompressionConfig>,
 }
 
 impl Config {

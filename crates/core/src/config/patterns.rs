@@ -77,6 +77,14 @@ pub(crate) const CERT_HOST_PATTERN: &str = concat!(r"^(\*\.)?", dns_name!(), r"\
 /// A DNS name (an origin's `sni`).
 pub(crate) const DNS_NAME_PATTERN: &str = concat!("^", dns_name!(), "$");
 
+/// A cookie name (an RFC 9110 token without the backtick):
+/// `pools[].load_balancing.session_affinity.cookie`.
+pub(crate) const COOKIE_NAME_PATTERN: &str = r"^[!#$%&'*+.^_|~0-9A-Za-z-]+$";
+
+/// A media range of `routes[].compression.types`: `type/subtype` or `type/*` (tokens).
+pub(crate) const MEDIA_RANGE_PATTERN: &str =
+    r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+/(\*|[!#$%&'*+.^_`|~0-9A-Za-z-]+)$";
+
 /// A Host header value: no spaces or control characters.
 pub(crate) const HOST_HEADER_PATTERN: &str = r"^[^\x00-\x20\x7F]+$";
 

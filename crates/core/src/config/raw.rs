@@ -5,9 +5,9 @@
 //! and unknown key, not just the first.
 
 use super::patterns::{
-    CERT_HOST_PATTERN, DNS_NAME_PATTERN, ExpectedStatus, HOST_HEADER_PATTERN, HOST_PATTERN_PATTERN,
-    HOST_PORT_PATTERN, LISTEN_PATTERN, NAME_PATTERN, NOT_BLANK_PATTERN, PATH_PATTERN_PATTERN,
-    PROBE_PATH_PATTERN,
+    CERT_HOST_PATTERN, COOKIE_NAME_PATTERN, DNS_NAME_PATTERN, ExpectedStatus, HOST_HEADER_PATTERN,
+    HOST_PATTERN_PATTERN, HOST_PORT_PATTERN, LISTEN_PATTERN, MEDIA_RANGE_PATTERN, NAME_PATTERN,
+    NOT_BLANK_PATTERN, PATH_PATTERN_PATTERN, PROBE_PATH_PATTERN,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -268,6 +268,39 @@ pub struct RawLoadBalancing {
     /// by (default true); false ranks by probe latency alone, as Front Door does.
     #[schemars(extend("default" = true))]
     pub live_latency: Option<bool>,
+    /// Sticky sessions: a client keeps going to the origin that answered it first, by a
+    /// cookie naming that origin (default: none).
+    pub session_affinity: Option<RawSessionAffinity>,
+}
+
+/// `pools[].load_balancing.session_affinity`: which cookie pins a client to an origin.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "SessionAffinity")]
+pub struct RawSessionAffinity {
+    /// Name of the cookie Portico sets to the name of the origin that answered: letters,
+    /// digits and `!#$%&'*+.^_|~-` (e.g. `portico_origin`).
+    #[schemars(required, pattern(COOKIE_NAME_PATTERN), length(max = 64))]
+    pub cookie: Option<String>,
+}
+
+/// `routes[].compression`: compress origin responses for clients that accept it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Compression")]
+pub struct RawCompression {
+    /// Media ranges of the `Content-Type`s to compress: `type/subtype` or `type/*`
+    /// (default `["text/*", "application/json"]`).
+    #[schemars(
+        length(min = 1),
+        inner(pattern(MEDIA_RANGE_PATTERN)),
+        extend("default" = ["text/*", "application/json"])
+    )]
+    pub types: Option<Vec<String>>,
+    /// Responses whose `Content-Length` is below this many bytes stay as they are,
+    /// 0–1073741824 (default 1024); a body of unknown length is compressed.
+    #[schemars(range(min = 0, max = 1_073_741_824), extend("default" = 1024))]
+    pub min_bytes: Option<i64>,
 }
 
 /// `pools[].timeouts`: how long to wait for origins.
@@ -422,4 +455,7 @@ pub struct RawRoute {
     /// (default false).
     #[schemars(extend("default" = false))]
     pub https_redirect: Option<bool>,
+    /// Compress origin responses with brotli, gzip or zstd as the client's
+    /// `Accept-Encoding` prefers (default: off).
+    pub compression: Option<RawCompression>,
 }

@@ -625,6 +625,11 @@ fn validate_lb(
         latency_sensitivity: ms(sensitivity),
         slow_start: ms(slow_start),
         live_latency: raw.and_then(|r| r.live_latency).unwrap_or(true),
+        session_affinity: super::edge_options::session_affinity(
+            c,
+            &base,
+            raw.and_then(|r| r.session_affinity.as_ref()),
+        ),
     }
 }
 
@@ -959,6 +964,8 @@ fn validate_routes(
                 }
             }
         }
+        let compression =
+            super::edge_options::compression(c, &p("compression"), r.compression.as_ref());
         if let (Some(name), Some(pool)) = (route_name, pool) {
             routes.push(RouteConfig {
                 name,
@@ -966,6 +973,7 @@ fn validate_routes(
                 paths,
                 pool,
                 https_redirect: r.https_redirect.unwrap_or(false),
+                compression,
             });
         }
     }

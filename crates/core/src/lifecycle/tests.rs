@@ -436,3 +436,30 @@ proptest::proptest! {
         proptest::prop_assert!(retries < max_attempts);
     }
 }
+
+#[test]
+fn a_pinned_request_goes_to_its_origin_until_a_failure_ejects_it() {
+    let t = Instant::now();
+    let extra = r#","failover":{"ejection":{"consecutive_failures":1}}"#;
+    let mut p = state(3, extra, t);
+    for seed in 0..20 {
+        let mut lc = Lifecycle::new(get(), 3, seed);
+        lc.pin(Some(2));
+        let (a, o) = sent(lc.start(&mut p, t));
+        assert_eq!(o, 2, "seed {seed}");
+        lc.on_head(&mut p, a, 200, true, t);
+    }
+    // The pinned origin fails: the retry goes elsewhere, and the failure ejects it.
+    let mut lc = Lifecycle::new(get(), 3, 5);
+    lc.pin(Some(2));
+    let (a, o) = sent(lc.start(&mut p, t));
+    assert_eq!(o, 2);
+    let (_, retry) = sent(lc.on_failure(&mut p, a, RetryReason::ConnectRefused, true, false, t));
+    assert_ne!(retry, 2);
+    assert!(p.origin(2).unwrap().ejected);
+    // While ejected, the next pinned request is chosen anew.
+    let mut lc = Lifecycle::new(get(), 3, 5);
+    lc.pin(Some(2));
+    let (_, o) = sent(lc.start(&mut p, t));
+    assert_ne!(o, 2);
+}

@@ -39,6 +39,8 @@ pub struct RequestCtx {
     pub(crate) trusted_proxy: bool,
     /// Status sent to the client (0 if none).
     pub(crate) status: u16,
+    /// The response compressor, only on a route with `compression`.
+    pub(crate) compression: Option<Box<crate::compression::Compressor>>,
 }
 
 impl RequestCtx {
