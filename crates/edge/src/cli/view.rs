@@ -142,7 +142,7 @@ pub fn plan_lines(plan: &[(Selector, Vec<String>)]) -> Vec<String> {
         .enumerate()
         .map(|(i, (sel, nodes))| {
             let nodes = if nodes.is_empty() {
-                "(no node: skipped)".to_string()
+                "(no node now: skipped if none when its turn comes)".to_string()
             } else {
                 nodes.join(", ")
             };
