@@ -2,7 +2,7 @@
 //! serving without it, start from their cache, and resume when it returns.
 
 use http::Method;
-use portico::config::follow::push_document;
+use portico::store_link::push_document;
 use portico_store::{Expect, Store, StoreUrl};
 use portico_tests::*;
 use std::time::Duration;

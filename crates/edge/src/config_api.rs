@@ -2,9 +2,9 @@
 //! (bearer token, `If-Match`, every error by path), on the admin listener.
 
 use crate::admin_reply::reply;
-use crate::config::follow::{PushError, StoreLink};
 use crate::config::reload::{ApplyError, apply_if};
 use crate::state::{ErrorEntry, NodeState, ReloadSource};
+use crate::store_link::{PushError, StoreLink};
 use http::{Response, StatusCode};
 use pingora_core::protocols::http::ServerSession;
 use portico_core::config::ConfigErrors;
