@@ -71,31 +71,3 @@ pub async fn push_document(
         Err(e) => Err(PushError::Store(e.to_string())),
     }
 }
-
-impl super::StoreLink {
-    /// Writes `text` to the store from `PUT /config`, then waits (up to 5 s) until this
-    /// node runs it, so the answer means "applied here" in the common case.
-    pub async fn push(
-        &self,
-        node: &crate::state::NodeState,
-        text: &str,
-        if_version: Option<&str>,
-    ) -> Result<String, PushError> {
-        let store = self
-            .connect()
-            .await
-            .map_err(|e| PushError::Store(e.to_string()))?;
-        let version = push_document(&store, text, if_version).await?;
-        let mut changes = node.watch();
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        while node.snapshot().config.version != version {
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        Ok(version)
-    }
-}

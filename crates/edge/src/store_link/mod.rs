@@ -7,11 +7,13 @@
 //! - [`counters`]: the request path's per-version counters;
 //! - [`report`]: the registration with the rollout report;
 //! - [`status`]: the `rollout` object of `/status`;
+//! - `put`: `PUT /config` starts a rollout;
 //! - [`direct`]: writing `config` directly, with no rollout.
 
 pub mod counters;
 pub mod direct;
 mod follow;
+mod put;
 mod report;
 pub mod startup;
 pub mod status;
