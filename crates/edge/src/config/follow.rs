@@ -221,6 +221,12 @@ impl StoreLink {
             drop(records);
             let _ = registration.await;
         });
+        let conductor = crate::store_link::conductor::run(
+            self.url.clone(),
+            self.name.clone(),
+            node.metrics.clone(),
+        );
+        tasks.spawn(conductor);
         tasks.spawn(follow_store(node, self.url.clone(), self.cache.clone()));
     }
 
