@@ -4,12 +4,14 @@
 //!
 //! - [`startup`]: the document a node starts from;
 //! - [`follow`]: which version this node runs, applied through the one pipeline;
+//! - [`conductor`]: the election and the judgement of the rollout (one node at a time);
 //! - [`counters`]: the request path's per-version counters;
 //! - [`report`]: the registration with the rollout report;
 //! - [`status`]: the `rollout` object of `/status`;
 //! - `put`: `PUT /config` starts a rollout;
 //! - [`direct`]: writing `config` directly, with no rollout.
 
+pub mod conductor;
 pub mod counters;
 pub mod direct;
 mod follow;
@@ -129,6 +131,11 @@ impl StoreLink {
         let running = node.snapshot().config.version.clone();
         let _ = node.rollout_counters.set(RolloutCounters::new(&running));
         tasks.spawn(report::publish(self.clone(), node.clone()));
+        tasks.spawn(conductor::run(
+            self.url.clone(),
+            self.name.clone(),
+            node.metrics.clone(),
+        ));
         tasks.spawn(follow::follow(self.clone(), node));
     }
 }
