@@ -348,6 +348,65 @@ async fn a_target_the_canary_cannot_build_is_reported_rejected_while_it_keeps_se
     assert_eq!(st["last_reload"]["version"], v2.as_str());
     assert_eq!(st["rollout"]["node_wave"], 1);
     assert_eq!(st["rollout"]["version"], v1.as_str());
+    // The nodes' conductor reads the rejection and rolls the rollout back (gate 1).
+    for n in &nodes {
+        eventually("rolled back by gate 1", WAIT, || async {
+            n.status().await["rollout"]["state"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("rolled back: gate 1"))
+        })
+        .await;
+        assert_eq!(n.version().await, v1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_at_once_with_no_bake_is_promoted_by_the_nodes_conductor_and_cached() {
+    let (etcd, dir) = etcd(1);
+    let url = etcd.url("portico");
+    let s = store(&url).await;
+    let (a, b) = (origin("a").await, origin("b").await);
+    let stable = config(&a, &[], "");
+    push_document(&s, &stable, None).await.expect("push v1");
+    let nodes = start(
+        &url,
+        dir.path(),
+        &[("edge-a", "us-east"), ("edge-b", "eu-west")],
+    )
+    .await;
+    registered(&s, 2).await;
+    // `config push --waves rest --bake 0 --min-requests 0`: what needs every node at once.
+    let target = config(&b, &[], "");
+    let opts = portico::config::push::PushOptions {
+        waves: Some(vec!["rest".into()]),
+        bake_secs: Some(0.0),
+        min_requests: Some(0),
+        author: "tests".into(),
+        ..Default::default()
+    };
+    let started = portico::config::push::start_push(&s, &target, &opts, &Default::default())
+        .await
+        .expect("push");
+    let v2 = started.version;
+    for n in &nodes {
+        wait_rollout(n, &v2, "promoted").await;
+        wait_version(n, &v2).await;
+        assert_eq!(n.get("/").await.served_by(), "b");
+    }
+    assert_eq!(
+        s.get_config().await.expect("get").expect("stable").text,
+        target
+    );
+    // Promoted: the target is now the stable document, and each node caches it.
+    for name in ["edge-a", "edge-b"] {
+        let cache = dir.path().join(format!("{name}.json"));
+        eventually(
+            &format!("{name} caches the promoted target"),
+            WAIT,
+            || async { std::fs::read_to_string(&cache).is_ok_and(|t| t == target) },
+        )
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
