@@ -9,7 +9,8 @@
 //! - [`follow`]: a task that emits every new revision of the document, across outages;
 //!   [`follow_rollout`] the same for the rollout.
 //! - [`register`]: a task that keeps a node's [`NodeRecord`] (or [`NodeStatus`], with its
-//!   rollout report) in the store under a lease, writing at most once a second.
+//!   rollout report) in the store under a lease, writing at most once a second;
+//!   [`Store::registration_leases`] tells how recently each renewed its lease.
 //! - [`Conductorship`]: the election of the node that conducts rollouts (a lease-held key).
 //! - [`LocalEtcd`]: starts a real etcd cluster of child processes (tests, simulation, benches).
 
@@ -22,6 +23,7 @@ mod conductor;
 mod doc;
 mod error;
 mod follow;
+mod liveness;
 mod node;
 mod register;
 mod rollouts;
@@ -36,6 +38,7 @@ pub use error::{ETCD_DEFAULT_MAX_REQUEST_BYTES, LimitSide, StoreError, UrlError}
 pub use follow::{
     FOLLOW_TIMEOUT, PROGRESS_INTERVAL, StoreEvent, WATCH_SILENCE_LIMIT, follow, follow_rollout,
 };
+pub use liveness::LeaseLife;
 pub use node::{NodeRecord, NodeStatus, Registered, now_rfc3339, unix_millis};
 pub use register::{MIN_PUT_INTERVAL, REVOKE_TIMEOUT, register};
 pub use rollouts::StoredRollout;
