@@ -21,10 +21,7 @@ pub mod request_log;
 pub mod shutdown;
 pub mod snapshot;
 pub mod state;
-/// The node's side of the store: the conductor (following the store is `config::follow`).
-pub mod store_link {
-    pub mod conductor;
-}
+pub mod store_link;
 pub mod tls;
 pub mod tls_accept;
 pub mod watchdog;

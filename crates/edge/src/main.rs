@@ -4,10 +4,10 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use portico::config::follow::{STORE_TIMEOUT, push_document};
 use portico::config::prepare::prepare;
 use portico::node::{Node, NodeOptions, StartError};
 use portico::state::ConfigSource;
+use portico::store_link::{STORE_TIMEOUT, push_document};
 use portico_core::config::{ConfigErrors, Overrides, fingerprint};
 use portico_store::{Store, StoreUrl};
 use std::io::Write;
@@ -317,12 +317,12 @@ async fn push(
             sayln!("pushed version {version} to {url} ({})", url.config_key())?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(portico::config::follow::PushError::Invalid(errors)) => {
+        Err(portico::store_link::PushError::Invalid(errors)) => {
             eprintln!("{}: invalid, nothing written:", file.display());
             print_errors(&errors);
             Ok(ExitCode::from(1))
         }
-        Err(e @ portico::config::follow::PushError::CasLost { .. }) => {
+        Err(e @ portico::store_link::PushError::CasLost { .. }) => {
             eprintln!(
                 "{e} (not {}); nothing written",
                 if_version.unwrap_or("the expected one")

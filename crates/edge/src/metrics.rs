@@ -75,6 +75,9 @@ pub struct Metrics {
     /// their connections closed (`header_timeout`, `request_line_too_long`,
     /// `header_too_large`).
     pub client_refused: IntCounterVec,
+    /// `portico_rollout_in_progress`: 1 while the store's rollout is in progress or paused
+    /// (0 on a node that follows no store).
+    pub rollout_in_progress: IntGauge,
     /// The labels `portico_node_info` carries now.
     info_labels: Mutex<(String, String)>,
 }
@@ -291,7 +294,16 @@ impl Metrics {
         ] {
             client_refused.with_label_values(&[reason]);
         }
+        let rollout_in_progress = IntGauge::new(
+            "portico_rollout_in_progress",
+            "1 while the store's rollout of a config version is in progress or paused, else 0.",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(rollout_in_progress.clone()))
+            .expect("metric registered once");
         Self {
+            rollout_in_progress,
             client_connections,
             connections_rejected,
             client_refused,
@@ -336,6 +348,11 @@ impl Metrics {
             .with_label_values(&[region, version, BUILD])
             .set(1);
         *labels = (region.to_string(), version.to_string());
+    }
+
+    /// Sets `portico_rollout_in_progress`.
+    pub fn set_rollout_in_progress(&self, in_progress: bool) {
+        self.rollout_in_progress.set(i64::from(in_progress));
     }
 
     /// Counts a reload and, when applied, stamps its time.
