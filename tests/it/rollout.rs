@@ -170,6 +170,24 @@ async fn a_canary_runs_the_target_while_the_others_and_a_newcomer_keep_stable_an
         assert_eq!(n.version().await, v1, "outside the started wave: stable");
         assert_eq!(n.get("/ok/x").await.served_by(), "a");
     }
+    // The canary's status page shows the rollout, rendered by a real browser.
+    let chromium = crate::status_page::chromium();
+    let page = format!("{}/", nodes[0].admin);
+    let dom = tokio::task::spawn_blocking(move || crate::status_page::dump_dom(&chromium, &page))
+        .await
+        .expect("chromium thread");
+    let at = dom.find(r#"id="rollout""#).expect("a Rollout fact");
+    let fact = &dom[at..at + dom[at..].find("</dd>").expect("its end")];
+    for shown in [
+        r#"id="rollout-state">in progress</span>"#,
+        &format!("target <code>{v2}</code>"),
+        &format!("from stable <code>{v1}</code>"),
+        "wave 1 of 2",
+        &format!("this node: wave 1 · runs <code>{v2}</code>"),
+    ] {
+        assert!(fact.contains(shown), "{shown} in {fact}");
+    }
+
     for n in &nodes {
         eventually("portico_rollout_in_progress is 1", WAIT, || async {
             n.metrics().await.sum("portico_rollout_in_progress", &[]) == 1.0
@@ -218,6 +236,14 @@ async fn a_canary_runs_the_target_while_the_others_and_a_newcomer_keep_stable_an
         (baseline.figures.requests, baseline.figures.errors),
         (30, 0)
     );
+    // An idle node reports every second all the same.
+    let last = status_of(&s, "edge-c").await.expect("edge-c").updated_at_ms;
+    eventually("edge-c reports again", WAIT, || async {
+        status_of(&s, "edge-c")
+            .await
+            .is_some_and(|st| st.updated_at_ms > last)
+    })
+    .await;
     eventually("edge-b reports its own answers only", WAIT, || async {
         status_of(&s, "edge-b").await.is_some_and(|st| {
             let r = st.report();

@@ -4,6 +4,7 @@
 //!
 //! - [`startup`]: the document a node starts from;
 //! - [`follow`]: which version this node runs, applied through the one pipeline;
+//! - [`conductor`]: the election and the judgement of the rollout (one node at a time);
 //! - [`counters`]: the request path's per-version counters;
 //! - [`report`]: the registration with the rollout report;
 //! - [`status`]: the `rollout` object of `/status`;

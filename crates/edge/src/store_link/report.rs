@@ -1,7 +1,7 @@
 //! The node's registration with its rollout report ([`NodeStatus`]): the version it runs,
 //! the target it rejected (with the errors), its figures per version and the baseline frozen
 //! at its last switch, its start time. Published when the node changes (a switch, a drain, a
-//! rejection) and every second while a rollout is in progress or paused;
+//! rejection) and every second while a rollout is in progress or paused, changed or not;
 //! [`portico_store::register`] writes at most once a second.
 
 use super::{REGISTRATION_TTL, StoreLink};
@@ -25,6 +25,9 @@ pub(super) async fn publish(link: Arc<StoreLink>, node: Arc<NodeState>) {
     let mut tick = tokio::time::interval(PUBLISH_EVERY);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
+        // Every second of a rollout the status is sent even when unchanged (no traffic), so
+        // the registration's `updated_at_ms` says the node still reports.
+        let mut every_second = false;
         tokio::select! {
             changed = node_changes.changed() => {
                 if changed.is_err() {
@@ -37,13 +40,16 @@ pub(super) async fn publish(link: Arc<StoreLink>, node: Arc<NodeState>) {
             changed = link_changes.changed() => if changed.is_err() {
                 break;
             },
-            _ = tick.tick() => if !link.rollout_in_progress() {
-                continue;
-            },
+            _ = tick.tick() => {
+                if !link.rollout_in_progress() {
+                    continue;
+                }
+                every_second = true;
+            }
         }
         let next = status(&link, &node);
         statuses.send_if_modified(|s| {
-            let changed = *s != next;
+            let changed = every_second || *s != next;
             *s = next;
             changed
         });
