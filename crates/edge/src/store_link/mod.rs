@@ -9,8 +9,7 @@
 //! - [`report`]: the registration with the rollout report;
 //! - [`status`]: the `rollout` object of `/status`;
 //! - `put`: `PUT /config` starts a rollout;
-//! - [`direct`]: writing `config` directly, with no rollout;
-//! - [`conductor`]: campaigning to conduct rollouts, and judging them while elected.
+//! - [`direct`]: writing `config` directly, with no rollout.
 
 pub mod conductor;
 pub mod counters;
