@@ -608,6 +608,7 @@ fn free_addr() -> SocketAddr {
 
 /// A `portico` node following the store, killed when dropped.
 struct NodeProc {
+    name: String,
     child: Child,
     log: PathBuf,
 }
@@ -625,7 +626,11 @@ impl NodeProc {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start portico");
-        NodeProc { child, log }
+        NodeProc {
+            name: name.to_string(),
+            child,
+            log,
+        }
     }
 
     fn sigkill(&mut self) {
@@ -725,4 +730,151 @@ async fn sigkill_of_the_conducting_process_mid_wave_and_the_rollout_still_ends()
     assert_eq!(stable_text(&store).await, stable_doc());
     let log = procs[1 - dead].log();
     assert!(log.contains("conductor: rollout of"), "{log}");
+}
+
+/// Polls `check` every 50 ms until it answers `Some`, or panics after [`DEADLINE`] with `what`
+/// and the logs of `procs`.
+async fn poll<T, F, Fut>(what: &str, procs: &[NodeProc], mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            let logs: Vec<String> = procs.iter().map(NodeProc::log).collect();
+            panic!(
+                "timed out waiting for {what}; logs:\n{}",
+                logs.join("\n---\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The version each registered node says it runs, by name.
+async fn running(store: &Store) -> Vec<(String, String)> {
+    store
+        .nodes()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| (n.name, n.version))
+        .collect()
+}
+
+/// Real nodes this time: three `portico` processes follow the store; the one that conducts is
+/// SIGKILLed while the two others roll the target out wave by wave; the next conductor resumes
+/// and promotes it, and both survivors end on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_nodes_finish_a_rollout_whose_conductor_was_sigkilled() {
+    let (dir, etcd) = cluster();
+    let url = etcd.url("real");
+    let store = connect(&url).await;
+    store.put_config(&stable_doc(), Expect::Any).await.unwrap();
+    let (stable, target) = (fingerprint(&stable_doc()), fingerprint(&target_doc()));
+    let mut procs = [
+        NodeProc::spawn(&url, "p1", dir.path()),
+        NodeProc::spawn(&url, "p2", dir.path()),
+        NodeProc::spawn(&url, "p3", dir.path()),
+    ];
+    let leader = poll("three nodes on stable and a conductor", &procs, || async {
+        let nodes = running(&store).await;
+        let all = nodes.len() == 3 && nodes.iter().all(|(_, v)| *v == stable);
+        if all {
+            store.conductor().await.ok().flatten()
+        } else {
+            None
+        }
+    })
+    .await;
+    let dead = procs
+        .iter()
+        .position(|p| p.name == leader)
+        .expect("the conductor is one of the nodes");
+    let others: Vec<String> = procs
+        .iter()
+        .filter(|p| p.name != leader)
+        .map(|p| p.name.clone())
+        .collect();
+
+    // The two others, one wave each; bakes long enough that the rollout is mid-wave when the
+    // conductor dies.
+    let reports: Vec<NodeReport> = store
+        .node_statuses()
+        .await
+        .unwrap()
+        .iter()
+        .map(NodeStatus::report)
+        .collect();
+    let push = Push {
+        target: target.clone(),
+        stable: Some(stable.clone()),
+        waves: Some(others.iter().map(|n| Selector::Node(n.clone())).collect()),
+        canary: None,
+        settings: Settings {
+            bake_ms: 5000,
+            min_requests: 0,
+            ..Settings::default()
+        },
+        author: "test@conductor".into(),
+    };
+    let (rollout, _) = Rollout::start(push, &reports, now_ms()).unwrap();
+    store
+        .start_rollout(&rollout, &target_doc(), "real nodes", Expect::Any)
+        .await
+        .unwrap();
+    let first = others[0].clone();
+    poll(
+        "the first wave's node to run the target",
+        &procs,
+        || async {
+            let stored = store.get_rollout().await.ok().flatten()?;
+            stored
+                .rollout
+                .member(&first)
+                .is_some_and(|m| m.baseline.is_some())
+                .then_some(())
+        },
+    )
+    .await;
+    let before = store.get_rollout().await.unwrap().unwrap().rollout;
+    assert!(
+        !before.state.is_over(),
+        "over before the kill: {}",
+        before.state
+    );
+
+    procs[dead].sigkill();
+    let killed = Instant::now();
+    let r = poll("the rollout to end", &procs, || async {
+        let r = store.get_rollout().await.ok().flatten()?.rollout;
+        r.state.is_over().then_some(r)
+    })
+    .await;
+    let ended = killed.elapsed();
+    assert_eq!(r.state, State::Promoted, "{:?}", r.log);
+    let conductor = store.conductor().await.unwrap().unwrap_or_default();
+    assert!(others.contains(&conductor), "{conductor} conducts");
+    poll("both survivors on the target", &procs, || async {
+        let nodes = running(&store).await;
+        others
+            .iter()
+            .all(|o| nodes.iter().any(|(n, v)| n == o && *v == target))
+            .then_some(())
+    })
+    .await;
+    println!(
+        "SIGKILL of the conductor {leader} mid-wave ({} when killed) → {conductor} promoted the \
+         rollout {} ms later (bakes of {} ms; lease TTL {} s); both survivors run it {} ms after the kill",
+        before.state,
+        ended.as_millis(),
+        r.settings.bake_ms,
+        CONDUCTOR_TTL.as_secs(),
+        killed.elapsed().as_millis()
+    );
+    assert_eq!(stable_text(&store).await, target_doc());
 }
