@@ -18,7 +18,7 @@ use portico_store::{
     CONDUCTOR_TTL, Conductorship, Expect, LocalEtcd, NodeRecord, NodeStatus, Role, Store,
     StoreError, StoreUrl, register,
 };
-use std::net::{SocketAddr, TcpListener};
+use portico_test_support::{free_addrs, poll};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::Arc;
@@ -66,11 +66,8 @@ fn settings() -> Settings {
 }
 
 fn cluster() -> (TempDir, LocalEtcd) {
-    let dir = tempfile::tempdir().expect("temporary dir");
-    match LocalEtcd::start_local(1, dir.path()) {
-        Ok(etcd) => (dir, etcd),
-        Err(e) => panic!("{e}"),
-    }
+    let (etcd, dir) = portico_test_support::etcd(1);
+    (dir, etcd)
 }
 
 async fn connect(url: &StoreUrl) -> Store {
@@ -147,24 +144,17 @@ impl Fleet {
             .iter()
             .map(|n| n.status.record.name.clone())
             .collect();
-        let deadline = Instant::now() + DEADLINE;
-        loop {
+        poll(&format!("{want:?} registered"), DEADLINE, || async {
             let names: Vec<String> = store
                 .node_statuses()
                 .await
-                .unwrap_or_default()
+                .ok()?
                 .into_iter()
                 .map(|s| s.record.name)
                 .collect();
-            if want.iter().all(|n| names.contains(n)) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not registered: {want:?} in {names:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            want.iter().all(|n| names.contains(n)).then_some(())
+        })
+        .await
     }
 
     /// Stops renewing `name`'s registration, as a node that died: it goes when its lease
@@ -544,15 +534,11 @@ async fn two_conductors_one_judges_and_the_other_takes_over_when_it_dies_mid_wav
     let (mut a, a_task, a_metrics) = candidate(&url, "a").await;
     tokio::time::timeout(DEADLINE, a.elected()).await.unwrap();
     let (b, b_task, b_metrics) = candidate(&url, "b").await;
-    let deadline = Instant::now() + DEADLINE;
-    while b.role() != (Role::Following { leader: "a".into() }) {
-        assert!(
-            Instant::now() < deadline,
-            "b does not follow a: {:?}",
-            b.role()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let following_a = Role::Following { leader: "a".into() };
+    poll("b to follow a", DEADLINE, || async {
+        (b.role() == following_a).then_some(())
+    })
+    .await;
 
     // a conducts the first wave through; the second starts, then traffic stops: mid-wave.
     fleet.serving = true;
@@ -599,14 +585,8 @@ async fn two_conductors_one_judges_and_the_other_takes_over_when_it_dies_mid_wav
 
 const BIN: &str = env!("CARGO_BIN_EXE_portico");
 
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// A `portico` node following the store, killed when dropped.
+/// A `portico` node following the store, killed when dropped (its log printed then if the
+/// test failed).
 struct NodeProc {
     name: String,
     child: Child,
@@ -616,7 +596,8 @@ struct NodeProc {
 impl NodeProc {
     fn spawn(url: &StoreUrl, name: &str, dir: &Path) -> NodeProc {
         let log = dir.join(format!("{name}.log"));
-        let (listen, admin) = (free_addr().to_string(), free_addr().to_string());
+        let addrs = free_addrs(2);
+        let (listen, admin) = (addrs[0].to_string(), addrs[1].to_string());
         let child = std::process::Command::new(BIN)
             .args(["--store", &url.to_string(), "--name", name])
             .args(["--listen", &listen, "--admin-listen", &admin])
@@ -651,6 +632,9 @@ impl Drop for NodeProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- log of {}:\n{}", self.name, self.log());
+        }
     }
 }
 
@@ -667,29 +651,16 @@ async fn sigkill_of_the_conducting_process_mid_wave_and_the_rollout_still_ends()
     // The waves take the fake nodes only: the processes conduct, they are not judged.
     let mut fleet = Fleet::start(&url, &[("fake-a", "eu"), ("fake-b", "us")]);
     fleet.registered(&store).await;
-    let deadline = Instant::now() + DEADLINE;
-    let leader = loop {
-        let names: Vec<String> = store
-            .nodes()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
-        let leader = store.conductor().await.unwrap();
-        if names.iter().any(|n| n == "p1") && names.iter().any(|n| n == "p2") {
-            if let Some(leader) = leader {
-                break leader;
-            }
+    let leader = poll("p1 and p2 registered, one conducting", DEADLINE, || async {
+        let names: Vec<String> = running(&store).await.into_iter().map(|(n, _)| n).collect();
+        let both = names.iter().any(|n| n == "p1") && names.iter().any(|n| n == "p2");
+        if both {
+            store.conductor().await.ok().flatten()
+        } else {
+            None
         }
-        assert!(
-            Instant::now() < deadline,
-            "no conductor among p1, p2 ({names:?}):\n{}\n{}",
-            procs[0].log(),
-            procs[1].log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     let (dead, other) = if leader == "p1" { (0, "p2") } else { (1, "p1") };
 
     let waves = vec![
@@ -732,29 +703,6 @@ async fn sigkill_of_the_conducting_process_mid_wave_and_the_rollout_still_ends()
     assert!(log.contains("conductor: rollout of"), "{log}");
 }
 
-/// Polls `check` every 50 ms until it answers `Some`, or panics after [`DEADLINE`] with `what`
-/// and the logs of `procs`.
-async fn poll<T, F, Fut>(what: &str, procs: &[NodeProc], mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            let logs: Vec<String> = procs.iter().map(NodeProc::log).collect();
-            panic!(
-                "timed out waiting for {what}; logs:\n{}",
-                logs.join("\n---\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The version each registered node says it runs, by name.
 async fn running(store: &Store) -> Vec<(String, String)> {
     store
@@ -781,15 +729,19 @@ async fn real_nodes_finish_a_rollout_whose_conductor_was_sigkilled() {
         NodeProc::spawn(&url, "p2", dir.path()),
         NodeProc::spawn(&url, "p3", dir.path()),
     ];
-    let leader = poll("three nodes on stable and a conductor", &procs, || async {
-        let nodes = running(&store).await;
-        let all = nodes.len() == 3 && nodes.iter().all(|(_, v)| *v == stable);
-        if all {
-            store.conductor().await.ok().flatten()
-        } else {
-            None
-        }
-    })
+    let leader = poll(
+        "three nodes on stable and a conductor",
+        DEADLINE,
+        || async {
+            let nodes = running(&store).await;
+            let all = nodes.len() == 3 && nodes.iter().all(|(_, v)| *v == stable);
+            if all {
+                store.conductor().await.ok().flatten()
+            } else {
+                None
+            }
+        },
+    )
     .await;
     let dead = procs
         .iter()
@@ -830,7 +782,7 @@ async fn real_nodes_finish_a_rollout_whose_conductor_was_sigkilled() {
     let first = others[0].clone();
     poll(
         "the first wave's node to run the target",
-        &procs,
+        DEADLINE,
         || async {
             let stored = store.get_rollout().await.ok().flatten()?;
             stored
@@ -850,7 +802,7 @@ async fn real_nodes_finish_a_rollout_whose_conductor_was_sigkilled() {
 
     procs[dead].sigkill();
     let killed = Instant::now();
-    let r = poll("the rollout to end", &procs, || async {
+    let r = poll("the rollout to end", DEADLINE, || async {
         let r = store.get_rollout().await.ok().flatten()?.rollout;
         r.state.is_over().then_some(r)
     })
@@ -859,7 +811,7 @@ async fn real_nodes_finish_a_rollout_whose_conductor_was_sigkilled() {
     assert_eq!(r.state, State::Promoted, "{:?}", r.log);
     let conductor = store.conductor().await.unwrap().unwrap_or_default();
     assert!(others.contains(&conductor), "{conductor} conducts");
-    poll("both survivors on the target", &procs, || async {
+    poll("both survivors on the target", DEADLINE, || async {
         let nodes = running(&store).await;
         others
             .iter()
