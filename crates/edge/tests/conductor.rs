@@ -2,8 +2,9 @@
 //! writes itself (`register` with `NodeStatus` reports of chosen figures), so that it depends
 //! on nothing of the node's side: a fleet of fake nodes does what a real node does with the
 //! stored rollout (runs what it is assigned, freezes its baseline at a switch, counts
-//! requests). Last, a process-level test: the `portico` process that conducts is SIGKILLed
-//! mid-wave and another takes over.
+//! requests); one test stops an etcd member of three mid-rollout. Last, process-level tests:
+//! the `portico` process that conducts is SIGKILLed mid-wave and another takes over, with
+//! fake wave members, then with real nodes following the rollout.
 //!
 //! Every wait is a poll with a deadline; no test asserts how long anything took.
 
@@ -94,8 +95,14 @@ struct Fleet {
 }
 
 impl Fleet {
-    /// Registers `nodes` (name, region), each running the stable version.
+    /// Registers `nodes` (name, region), each running the stable version, under leases of
+    /// [`NODE_TTL`].
     fn start(url: &StoreUrl, nodes: &[(&str, &str)]) -> Fleet {
+        Fleet::start_with(url, nodes, NODE_TTL)
+    }
+
+    /// The same with leases of `ttl`.
+    fn start_with(url: &StoreUrl, nodes: &[(&str, &str)], ttl: Duration) -> Fleet {
         let stable = fingerprint(&stable_doc());
         let nodes = nodes
             .iter()
@@ -111,7 +118,7 @@ impl Fleet {
                 status.started_at_ms = now_ms();
                 status.versions.insert(stable.clone(), Figures::default());
                 let (records, rx) = watch::channel(status.clone());
-                let task = register(url.clone(), name.to_string(), NODE_TTL, rx);
+                let task = register(url.clone(), name.to_string(), ttl, rx);
                 FakeNode {
                     status,
                     records,
@@ -579,6 +586,49 @@ async fn two_conductors_one_judges_and_the_other_takes_over_when_it_dies_mid_wav
     assert_eq!(counted(&b_metrics, "promoted"), 1);
     assert_eq!(counted(&a_metrics, "promoted"), 0);
     b_task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_etcd_member_of_three_down_mid_rollout_the_rollout_completes() {
+    let (etcd, _dir) = portico_test_support::etcd(3);
+    let mut etcd = etcd;
+    let url = etcd.url("member-down");
+    let store = connect(&url).await;
+    // Registrations under a node's real lease (10 s): a node whose member died starts a new
+    // session before its record could expire.
+    let mut fleet = Fleet::start_with(
+        &url,
+        &[
+            ("eu-a", "eu"),
+            ("eu-b", "eu"),
+            ("us-a", "us"),
+            ("sg-a", "ap"),
+        ],
+        Duration::from_secs(10),
+    );
+    fleet.registered(&store).await;
+    let m = metrics();
+    let conductor = spawn_conductor(url.clone(), "c1".into(), m.clone());
+
+    fleet.serving = true;
+    push(&store, &fleet, None).await;
+    drive(&store, &mut fleet, "wave 2 to start", |r| {
+        r.current == Some(1)
+    })
+    .await;
+    // The first endpoint, the one clients try first.
+    etcd.stop_member(0);
+    let stopped = Instant::now();
+    let r = drive(&store, &mut fleet, "the rollout to end", over).await;
+    println!(
+        "etcd member 0 of 3 stopped mid-rollout → {} {} ms later",
+        r.state,
+        stopped.elapsed().as_millis()
+    );
+    assert_eq!(r.state, State::Promoted, "{:?}", r.log);
+    assert_eq!(stable_text(&store).await, target_doc());
+    assert_eq!(counted(&m, "promoted"), 1);
+    conductor.abort();
 }
 
 // --- process level --------------------------------------------------------------------------
