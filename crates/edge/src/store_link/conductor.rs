@@ -177,3 +177,59 @@ fn log_decisions(rollout: &Rollout, decisions: &[Decision]) {
         log::info!("conductor: rollout of {} {}", rollout.target, rollout.state);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unreachable() -> StoreUrl {
+        "etcd://127.0.0.1:1/conductor".parse().unwrap()
+    }
+
+    /// A campaign that ends (its task killed) ends the conductor, even while it was leading:
+    /// a stale `Leading` never keeps it judging.
+    #[tokio::test]
+    async fn the_conductor_ends_with_its_campaign_even_while_leading() {
+        let metrics = Metrics::new("eu", "v1");
+        let url = unreachable();
+        for last in [Role::Leading, Role::Candidate] {
+            let (role, rx) = watch::channel(Role::Leading);
+            let ended = async {
+                conduct(&url, "n1", rx, &metrics).await;
+            };
+            let stop = async {
+                tokio::task::yield_now().await;
+                role.send_replace(last.clone());
+                drop(role);
+            };
+            let (done, ()) =
+                tokio::join!(tokio::time::timeout(Duration::from_secs(30), ended), stop);
+            assert!(
+                done.is_ok(),
+                "still conducting after the campaign ended ({last:?})"
+            );
+        }
+        assert_eq!(
+            metrics.rollouts.with_label_values(&["rolled_back"]).get(),
+            0
+        );
+    }
+
+    /// Outcomes other than an end are not counted.
+    #[test]
+    fn only_ends_are_counted() {
+        let metrics = Metrics::new("eu", "v1");
+        metrics.count_rollout(portico_core::rollout::Outcome::InProgress);
+        metrics.count_rollout(portico_core::rollout::Outcome::RolledBack);
+        let text = String::from_utf8(metrics.encode()).unwrap();
+        assert!(
+            text.contains("portico_rollouts_total{outcome=\"rolled_back\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("portico_rollouts_total{outcome=\"promoted\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("outcome=\"in_progress\""), "{text}");
+    }
+}
