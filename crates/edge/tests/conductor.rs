@@ -2,8 +2,9 @@
 //! writes itself (`register` with `NodeStatus` reports of chosen figures), so that it depends
 //! on nothing of the node's side: a fleet of fake nodes does what a real node does with the
 //! stored rollout (runs what it is assigned, freezes its baseline at a switch, counts
-//! requests). Last, a process-level test: the `portico` process that conducts is SIGKILLed
-//! mid-wave and another takes over.
+//! requests); one test stops an etcd member of three mid-rollout. Last, process-level tests:
+//! the `portico` process that conducts is SIGKILLed mid-wave and another takes over, with
+//! fake wave members, then with real nodes following the rollout.
 //!
 //! Every wait is a poll with a deadline; no test asserts how long anything took.
 
@@ -18,7 +19,7 @@ use portico_store::{
     CONDUCTOR_TTL, Conductorship, Expect, LocalEtcd, NodeRecord, NodeStatus, Role, Store,
     StoreError, StoreUrl, register,
 };
-use std::net::{SocketAddr, TcpListener};
+use portico_test_support::{free_addrs, poll};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::Arc;
@@ -66,11 +67,8 @@ fn settings() -> Settings {
 }
 
 fn cluster() -> (TempDir, LocalEtcd) {
-    let dir = tempfile::tempdir().expect("temporary dir");
-    match LocalEtcd::start_local(1, dir.path()) {
-        Ok(etcd) => (dir, etcd),
-        Err(e) => panic!("{e}"),
-    }
+    let (etcd, dir) = portico_test_support::etcd(1);
+    (dir, etcd)
 }
 
 async fn connect(url: &StoreUrl) -> Store {
@@ -97,8 +95,14 @@ struct Fleet {
 }
 
 impl Fleet {
-    /// Registers `nodes` (name, region), each running the stable version.
+    /// Registers `nodes` (name, region), each running the stable version, under leases of
+    /// [`NODE_TTL`].
     fn start(url: &StoreUrl, nodes: &[(&str, &str)]) -> Fleet {
+        Fleet::start_with(url, nodes, NODE_TTL)
+    }
+
+    /// The same with leases of `ttl`.
+    fn start_with(url: &StoreUrl, nodes: &[(&str, &str)], ttl: Duration) -> Fleet {
         let stable = fingerprint(&stable_doc());
         let nodes = nodes
             .iter()
@@ -114,7 +118,7 @@ impl Fleet {
                 status.started_at_ms = now_ms();
                 status.versions.insert(stable.clone(), Figures::default());
                 let (records, rx) = watch::channel(status.clone());
-                let task = register(url.clone(), name.to_string(), NODE_TTL, rx);
+                let task = register(url.clone(), name.to_string(), ttl, rx);
                 FakeNode {
                     status,
                     records,
@@ -147,24 +151,17 @@ impl Fleet {
             .iter()
             .map(|n| n.status.record.name.clone())
             .collect();
-        let deadline = Instant::now() + DEADLINE;
-        loop {
+        poll(&format!("{want:?} registered"), DEADLINE, || async {
             let names: Vec<String> = store
                 .node_statuses()
                 .await
-                .unwrap_or_default()
+                .ok()?
                 .into_iter()
                 .map(|s| s.record.name)
                 .collect();
-            if want.iter().all(|n| names.contains(n)) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not registered: {want:?} in {names:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            want.iter().all(|n| names.contains(n)).then_some(())
+        })
+        .await
     }
 
     /// Stops renewing `name`'s registration, as a node that died: it goes when its lease
@@ -544,15 +541,11 @@ async fn two_conductors_one_judges_and_the_other_takes_over_when_it_dies_mid_wav
     let (mut a, a_task, a_metrics) = candidate(&url, "a").await;
     tokio::time::timeout(DEADLINE, a.elected()).await.unwrap();
     let (b, b_task, b_metrics) = candidate(&url, "b").await;
-    let deadline = Instant::now() + DEADLINE;
-    while b.role() != (Role::Following { leader: "a".into() }) {
-        assert!(
-            Instant::now() < deadline,
-            "b does not follow a: {:?}",
-            b.role()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let following_a = Role::Following { leader: "a".into() };
+    poll("b to follow a", DEADLINE, || async {
+        (b.role() == following_a).then_some(())
+    })
+    .await;
 
     // a conducts the first wave through; the second starts, then traffic stops: mid-wave.
     fleet.serving = true;
@@ -595,19 +588,57 @@ async fn two_conductors_one_judges_and_the_other_takes_over_when_it_dies_mid_wav
     b_task.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_etcd_member_of_three_down_mid_rollout_the_rollout_completes() {
+    let (etcd, _dir) = portico_test_support::etcd(3);
+    let mut etcd = etcd;
+    let url = etcd.url("member-down");
+    let store = connect(&url).await;
+    // Registrations under a node's real lease (10 s): a node whose member died starts a new
+    // session before its record could expire.
+    let mut fleet = Fleet::start_with(
+        &url,
+        &[
+            ("eu-a", "eu"),
+            ("eu-b", "eu"),
+            ("us-a", "us"),
+            ("sg-a", "ap"),
+        ],
+        Duration::from_secs(10),
+    );
+    fleet.registered(&store).await;
+    let m = metrics();
+    let conductor = spawn_conductor(url.clone(), "c1".into(), m.clone());
+
+    fleet.serving = true;
+    push(&store, &fleet, None).await;
+    drive(&store, &mut fleet, "wave 2 to start", |r| {
+        r.current == Some(1)
+    })
+    .await;
+    // The first endpoint, the one clients try first.
+    etcd.stop_member(0);
+    let stopped = Instant::now();
+    let r = drive(&store, &mut fleet, "the rollout to end", over).await;
+    println!(
+        "etcd member 0 of 3 stopped mid-rollout → {} {} ms later",
+        r.state,
+        stopped.elapsed().as_millis()
+    );
+    assert_eq!(r.state, State::Promoted, "{:?}", r.log);
+    assert_eq!(stable_text(&store).await, target_doc());
+    assert_eq!(counted(&m, "promoted"), 1);
+    conductor.abort();
+}
+
 // --- process level --------------------------------------------------------------------------
 
 const BIN: &str = env!("CARGO_BIN_EXE_portico");
 
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// A `portico` node following the store, killed when dropped.
+/// A `portico` node following the store, killed when dropped (its log printed then if the
+/// test failed).
 struct NodeProc {
+    name: String,
     child: Child,
     log: PathBuf,
 }
@@ -615,7 +646,8 @@ struct NodeProc {
 impl NodeProc {
     fn spawn(url: &StoreUrl, name: &str, dir: &Path) -> NodeProc {
         let log = dir.join(format!("{name}.log"));
-        let (listen, admin) = (free_addr().to_string(), free_addr().to_string());
+        let addrs = free_addrs(2);
+        let (listen, admin) = (addrs[0].to_string(), addrs[1].to_string());
         let child = std::process::Command::new(BIN)
             .args(["--store", &url.to_string(), "--name", name])
             .args(["--listen", &listen, "--admin-listen", &admin])
@@ -625,7 +657,11 @@ impl NodeProc {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start portico");
-        NodeProc { child, log }
+        NodeProc {
+            name: name.to_string(),
+            child,
+            log,
+        }
     }
 
     fn sigkill(&mut self) {
@@ -646,6 +682,9 @@ impl Drop for NodeProc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- log of {}:\n{}", self.name, self.log());
+        }
     }
 }
 
@@ -662,29 +701,16 @@ async fn sigkill_of_the_conducting_process_mid_wave_and_the_rollout_still_ends()
     // The waves take the fake nodes only: the processes conduct, they are not judged.
     let mut fleet = Fleet::start(&url, &[("fake-a", "eu"), ("fake-b", "us")]);
     fleet.registered(&store).await;
-    let deadline = Instant::now() + DEADLINE;
-    let leader = loop {
-        let names: Vec<String> = store
-            .nodes()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
-        let leader = store.conductor().await.unwrap();
-        if names.iter().any(|n| n == "p1") && names.iter().any(|n| n == "p2") {
-            if let Some(leader) = leader {
-                break leader;
-            }
+    let leader = poll("p1 and p2 registered, one conducting", DEADLINE, || async {
+        let names: Vec<String> = running(&store).await.into_iter().map(|(n, _)| n).collect();
+        let both = names.iter().any(|n| n == "p1") && names.iter().any(|n| n == "p2");
+        if both {
+            store.conductor().await.ok().flatten()
+        } else {
+            None
         }
-        assert!(
-            Instant::now() < deadline,
-            "no conductor among p1, p2 ({names:?}):\n{}\n{}",
-            procs[0].log(),
-            procs[1].log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     let (dead, other) = if leader == "p1" { (0, "p2") } else { (1, "p1") };
 
     let waves = vec![
@@ -725,4 +751,132 @@ async fn sigkill_of_the_conducting_process_mid_wave_and_the_rollout_still_ends()
     assert_eq!(stable_text(&store).await, stable_doc());
     let log = procs[1 - dead].log();
     assert!(log.contains("conductor: rollout of"), "{log}");
+}
+
+/// The version each registered node says it runs, by name.
+async fn running(store: &Store) -> Vec<(String, String)> {
+    store
+        .nodes()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| (n.name, n.version))
+        .collect()
+}
+
+/// Real nodes this time: three `portico` processes follow the store; the one that conducts is
+/// SIGKILLed while the two others roll the target out wave by wave; the next conductor resumes
+/// and promotes it, and both survivors end on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_nodes_finish_a_rollout_whose_conductor_was_sigkilled() {
+    let (dir, etcd) = cluster();
+    let url = etcd.url("real");
+    let store = connect(&url).await;
+    store.put_config(&stable_doc(), Expect::Any).await.unwrap();
+    let (stable, target) = (fingerprint(&stable_doc()), fingerprint(&target_doc()));
+    let mut procs = [
+        NodeProc::spawn(&url, "p1", dir.path()),
+        NodeProc::spawn(&url, "p2", dir.path()),
+        NodeProc::spawn(&url, "p3", dir.path()),
+    ];
+    let leader = poll(
+        "three nodes on stable and a conductor",
+        DEADLINE,
+        || async {
+            let nodes = running(&store).await;
+            let all = nodes.len() == 3 && nodes.iter().all(|(_, v)| *v == stable);
+            if all {
+                store.conductor().await.ok().flatten()
+            } else {
+                None
+            }
+        },
+    )
+    .await;
+    let dead = procs
+        .iter()
+        .position(|p| p.name == leader)
+        .expect("the conductor is one of the nodes");
+    let others: Vec<String> = procs
+        .iter()
+        .filter(|p| p.name != leader)
+        .map(|p| p.name.clone())
+        .collect();
+
+    // The two others, one wave each; bakes long enough that the rollout is mid-wave when the
+    // conductor dies.
+    let reports: Vec<NodeReport> = store
+        .node_statuses()
+        .await
+        .unwrap()
+        .iter()
+        .map(NodeStatus::report)
+        .collect();
+    let push = Push {
+        target: target.clone(),
+        stable: Some(stable.clone()),
+        waves: Some(others.iter().map(|n| Selector::Node(n.clone())).collect()),
+        canary: None,
+        settings: Settings {
+            bake_ms: 5000,
+            min_requests: 0,
+            ..Settings::default()
+        },
+        author: "test@conductor".into(),
+    };
+    let (rollout, _) = Rollout::start(push, &reports, now_ms()).unwrap();
+    store
+        .start_rollout(&rollout, &target_doc(), "real nodes", Expect::Any)
+        .await
+        .unwrap();
+    let first = others[0].clone();
+    poll(
+        "the first wave's node to run the target",
+        DEADLINE,
+        || async {
+            let stored = store.get_rollout().await.ok().flatten()?;
+            stored
+                .rollout
+                .member(&first)
+                .is_some_and(|m| m.baseline.is_some())
+                .then_some(())
+        },
+    )
+    .await;
+    let before = store.get_rollout().await.unwrap().unwrap().rollout;
+    assert!(
+        !before.state.is_over(),
+        "over before the kill: {}",
+        before.state
+    );
+
+    procs[dead].sigkill();
+    let killed = Instant::now();
+    let r = poll("the rollout to end", DEADLINE, || async {
+        let r = store.get_rollout().await.ok().flatten()?.rollout;
+        r.state.is_over().then_some(r)
+    })
+    .await;
+    let ended = killed.elapsed();
+    assert_eq!(r.state, State::Promoted, "{:?}", r.log);
+    let conductor = store.conductor().await.unwrap().unwrap_or_default();
+    assert!(others.contains(&conductor), "{conductor} conducts");
+    poll("both survivors on the target", DEADLINE, || async {
+        let nodes = running(&store).await;
+        others
+            .iter()
+            .all(|o| nodes.iter().any(|(n, v)| n == o && *v == target))
+            .then_some(())
+    })
+    .await;
+    println!(
+        "SIGKILL of the conductor {leader} mid-wave ({} when killed) → {conductor} promoted the \
+         rollout {} ms later (bakes of {} ms; lease TTL {} s); both survivors run it {} ms after the kill",
+        before.state,
+        ended.as_millis(),
+        r.settings.bake_ms,
+        CONDUCTOR_TTL.as_secs(),
+        killed.elapsed().as_millis()
+    );
+    assert_eq!(stable_text(&store).await, target_doc());
 }

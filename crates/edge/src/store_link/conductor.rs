@@ -86,19 +86,6 @@ pub async fn conduct(
     }
 }
 
-/// What one judgement did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Tick {
-    /// No rollout in progress or paused.
-    Idle,
-    /// Judged; nothing changed.
-    Unchanged,
-    /// Saved a changed rollout.
-    Saved,
-    /// The stored rollout changed since it was read: judged again at the next tick.
-    Changed,
-}
-
 /// The elected conductor's judgements.
 struct Judge<'a> {
     url: &'a StoreUrl,
@@ -117,7 +104,7 @@ impl Judge<'_> {
         loop {
             ticker.tick().await;
             match self.tick().await {
-                Ok(_) => {
+                Ok(()) => {
                     if self.last_failure.take().is_some() {
                         log::info!("conductor: the store at {} answers again", self.url);
                     }
@@ -133,8 +120,9 @@ impl Judge<'_> {
         }
     }
 
-    /// One judgement: reads the rollout and the registrations, judges, saves a change.
-    async fn tick(&mut self) -> Result<Tick, StoreError> {
+    /// One judgement: reads the rollout and the registrations, judges, saves a change. A
+    /// stored rollout that changed since it was read is left for the next tick.
+    async fn tick(&mut self) -> Result<(), StoreError> {
         let store = match &self.store {
             Some(store) => store,
             None => self
@@ -142,10 +130,10 @@ impl Judge<'_> {
                 .insert(Store::connect(self.url, REQUEST_TIMEOUT).await?),
         };
         let Some(stored) = store.get_rollout().await? else {
-            return Ok(Tick::Idle);
+            return Ok(());
         };
         if stored.rollout.state.is_over() {
-            return Ok(Tick::Idle);
+            return Ok(());
         }
         let reports: Vec<NodeReport> = store
             .node_statuses()
@@ -155,7 +143,7 @@ impl Judge<'_> {
             .collect();
         let now = portico_store::unix_millis(SystemTime::now());
         let Some((next, decisions)) = stored.rollout.judged(&reports, now) else {
-            return Ok(Tick::Unchanged);
+            return Ok(());
         };
         match store
             .save_rollout(&next, Expect::ModRevision(stored.mod_revision))
@@ -167,7 +155,7 @@ impl Judge<'_> {
                     "conductor: the rollout of {} changed while it was judged; judging it again",
                     next.target
                 );
-                return Ok(Tick::Changed);
+                return Ok(());
             }
             Err(e) => return Err(e),
         }
@@ -175,7 +163,7 @@ impl Judge<'_> {
         if next.state.is_over() {
             self.metrics.count_rollout(next.state.outcome());
         }
-        Ok(Tick::Saved)
+        Ok(())
     }
 }
 
@@ -187,5 +175,61 @@ fn log_decisions(rollout: &Rollout, decisions: &[Decision]) {
     }
     if rollout.state.is_over() {
         log::info!("conductor: rollout of {} {}", rollout.target, rollout.state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unreachable() -> StoreUrl {
+        "etcd://127.0.0.1:1/conductor".parse().unwrap()
+    }
+
+    /// A campaign that ends (its task killed) ends the conductor, even while it was leading:
+    /// a stale `Leading` never keeps it judging.
+    #[tokio::test]
+    async fn the_conductor_ends_with_its_campaign_even_while_leading() {
+        let metrics = Metrics::new("eu", "v1");
+        let url = unreachable();
+        for last in [Role::Leading, Role::Candidate] {
+            let (role, rx) = watch::channel(Role::Leading);
+            let ended = async {
+                conduct(&url, "n1", rx, &metrics).await;
+            };
+            let stop = async {
+                tokio::task::yield_now().await;
+                role.send_replace(last.clone());
+                drop(role);
+            };
+            let (done, ()) =
+                tokio::join!(tokio::time::timeout(Duration::from_secs(30), ended), stop);
+            assert!(
+                done.is_ok(),
+                "still conducting after the campaign ended ({last:?})"
+            );
+        }
+        assert_eq!(
+            metrics.rollouts.with_label_values(&["rolled_back"]).get(),
+            0
+        );
+    }
+
+    /// Outcomes other than an end are not counted.
+    #[test]
+    fn only_ends_are_counted() {
+        let metrics = Metrics::new("eu", "v1");
+        metrics.count_rollout(portico_core::rollout::Outcome::InProgress);
+        metrics.count_rollout(portico_core::rollout::Outcome::RolledBack);
+        let text = String::from_utf8(metrics.encode()).unwrap();
+        assert!(
+            text.contains("portico_rollouts_total{outcome=\"rolled_back\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("portico_rollouts_total{outcome=\"promoted\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("outcome=\"in_progress\""), "{text}");
     }
 }
