@@ -766,7 +766,7 @@ fn expect(args: &[&str], code: i32, lines: usize) -> (String, String) {
 #[test]
 fn rollout_commands_happy_paths_refusals_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let etcd = LocalEtcd::start_local(1, &dir.path().join("etcd")).expect("start etcd");
+    let etcd = etcd_in(1, &dir.path().join("etcd"));
     let url = etcd.url("portico-rollout").to_string();
     let backend = origin("o");
     let st = ["--store", url.as_str()];
@@ -1054,7 +1054,7 @@ fn rollout_commands_happy_paths_refusals_and_exit_codes() {
 #[test]
 fn store_errors_are_one_line_with_exit_1() {
     let dir = tempfile::tempdir().unwrap();
-    let etcd = LocalEtcd::start_local(1, &dir.path().join("etcd")).expect("start etcd");
+    let etcd = etcd_in(1, &dir.path().join("etcd"));
     let url = etcd.url("portico-errors").to_string();
     let backend = origin("o");
 
