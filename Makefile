@@ -5,6 +5,9 @@
 
 CARGO ?= cargo
 SHELL := /bin/bash
+# Where cargo puts what it builds, as cargo itself says (`target`, or $CARGO_TARGET_DIR, or a
+# cargo config's build.target-dir); `target` when cargo cannot answer (not installed yet).
+TARGET_DIR := $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),target)
 
 .PHONY: help deps test-deps screenshot build build-demo run run-single sim-netns sim-clean test fmt bench bench-micro bench-failover bench-config bench-scale bench-deps clean
 
@@ -63,18 +66,18 @@ build-demo: deps
 	$(CARGO) build --profile demo -p portico -p portico-origin -p portico-sim
 
 run-single: build-demo
-	@deploy/local/run.sh
+	@BIN_DIR=$(TARGET_DIR)/demo deploy/local/run.sh
 
 # The main demo: three regions, an edge node and origins in each, anycast-style entries.
 run: build-demo
-	target/demo/portico-sim --topology deploy/sim/topology.json
+	$(TARGET_DIR)/demo/portico-sim --topology deploy/sim/topology.json
 
 sim-netns: build-demo
-	target/demo/portico-sim --topology deploy/sim/topology.json --netns
+	$(TARGET_DIR)/demo/portico-sim --topology deploy/sim/topology.json --netns
 
 sim-clean:
-	@if [ -x target/demo/portico-sim ]; then target/demo/portico-sim clean; \
-	elif [ -x target/release/portico-sim ]; then target/release/portico-sim clean; \
+	@if [ -x $(TARGET_DIR)/demo/portico-sim ]; then $(TARGET_DIR)/demo/portico-sim clean; \
+	elif [ -x $(TARGET_DIR)/release/portico-sim ]; then $(TARGET_DIR)/release/portico-sim clean; \
 	else $(CARGO) run --profile demo -q -p portico-sim -- clean; fi
 
 # Real tools the tests drive: Prometheus (promtool and the server), BIRD 2 (config check and
@@ -162,7 +165,7 @@ bench-micro: deps
 
 bench-failover: build
 	$(CARGO) run --release -q -p portico-bench --bin bench-failover -- $(ARGS)
-	target/release/portico-sim bench-edge-loss --topology deploy/sim/topology.json
+	$(TARGET_DIR)/release/portico-sim bench-edge-loss --topology deploy/sim/topology.json
 
 bench-config: build
 	$(CARGO) run --release -q -p portico-bench --bin bench-config -- $(ARGS)
@@ -184,12 +187,12 @@ bench-hostile: build bench-deps
 SOAK_S ?= 600
 .PHONY: soak test-soak
 soak: build
-	target/release/soak --seconds $(SOAK_S) $(ARGS)
+	$(TARGET_DIR)/release/soak --seconds $(SOAK_S) $(ARGS)
 
 # `make test`'s 60 s soak, on the debug binaries the test target builds anyway.
 test-soak: deps
 	$(CARGO) build -q -p portico -p portico-bench --bin portico --bin soak
-	PORTICO_BIN_DIR=target/debug target/debug/soak --seconds 60 --out target/soak-test
+	PORTICO_BIN_DIR=$(TARGET_DIR)/debug $(TARGET_DIR)/debug/soak --seconds 60 --out $(TARGET_DIR)/soak-test
 
 # Black-box mutation fuzzing of a running node for FUZZ_S seconds (default 600): mutated heads
 # and bodies (byte flips, duplicate headers, CL/TE shapes, long lines, bad chunking,
@@ -199,7 +202,7 @@ FUZZ_S ?= 600
 .PHONY: fuzz test-fuzz
 fuzz: deps
 	$(CARGO) build -q -p portico -p portico-bench --bin portico --bin fuzz
-	target/debug/fuzz --seconds $(FUZZ_S) $(ARGS)
+	$(TARGET_DIR)/debug/fuzz --seconds $(FUZZ_S) $(ARGS)
 
 # `make test`'s 20 s fuzz.
 test-fuzz:

@@ -2,15 +2,17 @@
 # Renders the admin status page to docs/status-page.png with headless Chromium: one edge node
 # on conf/local.json (ports moved to free ones, probes every 500 ms) and its three demo
 # origins, web-2 slow (outside the latency band) and web-backup answering 503 (down).
-# Uses target/release binaries when both are built, else target/debug; BIN_DIR=... overrides.
+# Uses target/release binaries when both are built, else target/debug (under $CARGO_TARGET_DIR
+# when set); BIN_DIR=... overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 out=${OUT:-$root/docs/status-page.png}
 
 if [ -z "${BIN_DIR:-}" ]; then
-  BIN_DIR=target/debug
-  [ -x target/release/portico ] && [ -x target/release/portico-origin ] && BIN_DIR=target/release
+  target=${CARGO_TARGET_DIR:-target}
+  BIN_DIR=$target/debug
+  [ -x "$target/release/portico" ] && [ -x "$target/release/portico-origin" ] && BIN_DIR=$target/release
 fi
 for b in portico portico-origin; do
   [ -x "$BIN_DIR/$b" ] || { echo "no $BIN_DIR/$b: build it with  cargo build --release -p portico -p portico-origin" >&2; exit 1; }

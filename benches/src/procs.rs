@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,19 +25,24 @@ pub fn skip_line(peer: &str, package: &str) -> String {
     format!("skipped {peer}: not installed (`make bench-deps`, or `apt-get install {package}`)")
 }
 
-/// A binary built from this workspace (`target/release/NAME`, or `$PORTICO_BIN_DIR/NAME`).
+/// A binary built from this workspace: `$PORTICO_BIN_DIR/NAME`, else `NAME` beside the running
+/// benchmark (cargo puts every binary of a profile in one directory, `target/release` or under
+/// `$CARGO_TARGET_DIR`).
 pub fn workspace_bin(name: &str) -> PathBuf {
     if let Some(dir) = std::env::var_os("PORTICO_BIN_DIR") {
         return PathBuf::from(dir).join(name);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/release")
-        .join(name)
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// A free loopback port (released for the child to bind).
+/// A free loopback port for a child to bind: below the ephemeral range, so that no client
+/// binding port 0 takes it first (`portico_store::free_loopback_addrs`).
 pub fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    let addrs = portico_store::free_loopback_addrs(1).map_err(io::Error::other)?;
+    Ok(addrs[0].port())
 }
 
 /// Waits until `addr` accepts TCP connections.

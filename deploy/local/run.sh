@@ -4,7 +4,7 @@
 # at exit, never in the repository) for the TLS listener on 127.0.0.1:8443.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bin=${BIN_DIR:-target/demo}
+bin=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/demo}
 pids=()
 tls=$(mktemp -d "${TMPDIR:-/tmp}/portico-run-single.XXXXXX")
 cleanup() {

@@ -1,5 +1,13 @@
 //! Portico's integration tests: real nodes and origins in this process, on ports chosen at run time.
 
+// The helpers (tests/support) under the name these tests have always used for them, and as
+// `crate::support`.
+extern crate portico_test_support as portico_tests;
+#[allow(unused_imports)]
+mod support {
+    pub use portico_test_support::*;
+}
+
 mod access_log;
 mod admin;
 mod decision;
@@ -11,6 +19,7 @@ mod probes;
 mod proxying;
 mod reload;
 mod request_rules;
+mod rollout;
 mod routing;
 mod selection;
 mod smuggling;

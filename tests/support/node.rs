@@ -2,31 +2,16 @@
 
 use crate::client::Http;
 use crate::metrics::Scrape;
+use crate::port::free_addr;
 use crate::wait::eventually;
 use portico::{Node, NodeOptions, RunningNode};
 use portico_core::config::{Overrides, parse_with};
 use portico_origin::{OriginConfig, OriginHandle};
 use portico_store::StoreUrl;
 use serde_json::Value;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
-
-/// A free loopback address for a node to bind: a random port below the kernel's ephemeral
-/// range (32768 and up), checked free and released. Origins and clients bind port 0, which the
-/// kernel serves from the ephemeral range only, so they can never take a node's port between
-/// this check and the node's bind.
-pub fn free_addr() -> SocketAddr {
-    for _ in 0..1000 {
-        let port = fastrand::u16(20_000..32_000);
-        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
-            return l.local_addr().expect("a bound listener has an address");
-        }
-    }
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-}
 
 /// Starts a demo origin named `name` on a free port.
 pub async fn origin(name: &str) -> OriginHandle {

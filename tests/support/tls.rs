@@ -1,7 +1,8 @@
 //! TLS for tests: a private CA and leaf certificates (ECDSA P-256, from `rcgen`) written to
 //! a temporary directory, nodes with a TLS listener, and Debian's `curl` as the client.
 
-use crate::node::{TestNode, free_addr};
+use crate::node::TestNode;
+use crate::port::free_addr;
 use portico_core::config::Overrides;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,

@@ -21,6 +21,7 @@ pub mod request_log;
 pub mod shutdown;
 pub mod snapshot;
 pub mod state;
+pub mod store_link;
 pub mod tls;
 pub mod tls_accept;
 pub mod watchdog;

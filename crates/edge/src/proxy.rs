@@ -103,6 +103,7 @@ impl ProxyHttp for EdgeProxy {
             trace: None,
             trusted_proxy: false,
             status: 0,
+            refused: false,
         }
     }
 
@@ -192,6 +193,7 @@ impl ProxyHttp for EdgeProxy {
             None => {
                 let body = answers::no_route(host.unwrap_or(""), path);
                 ctx.status = 404;
+                ctx.refused = true;
                 respond(session, ctx, self.draining(), 404, body).await?;
                 Ok(true)
             }

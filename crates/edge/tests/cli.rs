@@ -1,11 +1,12 @@
 //! The `portico` binary: `--check` on good and bad configs, start-up errors, SIGTERM, and
 //! `portico schema [--markdown]`.
 
+use portico_test_support::{eventually_blocking as poll, free_addr, poll_blocking};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portico");
 
@@ -39,13 +40,6 @@ fn fastrand_name() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 const GOOD: &str = r#"{
@@ -305,14 +299,6 @@ fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     buf.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn poll(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn sigterm_drains_then_stops_the_node() {
     let listen = free_addr();
@@ -345,17 +331,11 @@ fn sigterm_drains_then_stops_the_node() {
         Duration::from_secs(2),
         || http_status(admin, "/healthz") == Some(503),
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "portico did not stop after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = poll_blocking(
+        "portico to stop after SIGTERM",
+        Duration::from_secs(15),
+        || child.try_wait().unwrap(),
+    );
     let mut err = String::new();
     child
         .stderr

@@ -10,9 +10,10 @@ mod mutate;
 use portico::config::prepare::prepare;
 use portico::{Node, NodeOptions};
 use portico_core::config::{Config, ConfigErrors, Overrides, parse_with};
+use portico_test_support::free_addr;
 use proptest::prelude::*;
 use serde_json::Value;
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -21,11 +22,9 @@ fn configs() -> &'static [(String, Value)] {
     SHIPPED.get_or_init(mutate::shipped)
 }
 
+/// A free loopback address for a node to bind, as text.
 fn free() -> String {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.to_string())
-        .unwrap_or_else(|e| panic!("bind: {e}"))
+    free_addr().to_string()
 }
 
 /// Whether every origin names this machine by address or as `localhost`: resolving anything

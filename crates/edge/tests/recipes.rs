@@ -3,13 +3,14 @@
 //! config, and the health check driving a real BIRD). A missing tool fails the test with the
 //! Debian package to install (`make test-deps` installs them all); nothing is skipped.
 
+use portico_test_support::eventually_blocking;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The drain the anycast recipe recommends (deploy/anycast/README.md), in seconds.
 const RECOMMENDED_DRAIN_S: u64 = 5;
@@ -109,6 +110,7 @@ fn every_alert_has_a_firing_and_a_quiet_unit_test() {
         "PorticoConfigReloadRejected",
         "PorticoNodeDraining",
         "PorticoHighLatencyP99",
+        "PorticoRolloutRolledBack",
     ] {
         assert!(names.contains(&required), "no alert {required}");
     }
@@ -405,11 +407,9 @@ fn start_bird() -> Bird {
         .stderr(Stdio::null())
         .spawn()
         .expect("start bird");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "bird did not open {socket:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually_blocking("bird to open its socket", Duration::from_secs(10), || {
+        socket.exists()
+    });
     Bird {
         child,
         socket,
@@ -493,12 +493,7 @@ fn healthcheck_announces_a_healthy_node_and_withdraws_a_draining_or_dead_one() {
     assert!(healthcheck_once(&bird, &url).status.success());
     assert_eq!(protocol_state(&bird), "up");
     // A dead node: nothing listens on its admin port.
-    let dead = format!(
-        "http://{}/healthz",
-        TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-    );
+    let dead = format!("http://{}/healthz", portico_test_support::free_addr());
     assert!(healthcheck_once(&bird, &dead).status.success());
     assert_eq!(protocol_state(&bird), "down", "dead: withdrawn");
 }

@@ -6,7 +6,7 @@
 //! fails; every port is chosen at run time; every wait is a poll with a deadline.
 
 use portico_core::config::fingerprint;
-use portico_store::LocalEtcd;
+use portico_test_support::{etcd_in, free_addr, poll_blocking as poll};
 use serde_json::Value;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -19,28 +19,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_portico");
 
 /// How long a node may take to start serving.
 const START: Duration = Duration::from_secs(15);
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// Polls `f` every 20 ms until it returns `Some`, for at most `timeout`.
-fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A tiny origin: answers every request (HEAD probes included) with 200 and
 /// `x-served-by: NAME`, then closes the connection. Runs until the test process ends.
@@ -428,7 +406,7 @@ fn sighup_reloads_the_file_and_an_invalid_file_changes_nothing() {
 #[test]
 fn config_push_get_and_status_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let etcd = LocalEtcd::start_local(1, &dir.path().join("etcd")).expect("start etcd");
+    let etcd = etcd_in(1, &dir.path().join("etcd"));
     let url = etcd.url("portico-cli").to_string();
     let backend = origin("first");
 
@@ -570,7 +548,7 @@ fn config_push_get_and_status_exit_codes() {
 #[test]
 fn a_store_node_starts_from_its_cache_when_etcd_is_down_and_exits_1_with_neither() {
     let dir = tempfile::tempdir().unwrap();
-    let mut etcd = LocalEtcd::start_local(1, &dir.path().join("etcd")).expect("start etcd");
+    let mut etcd = etcd_in(1, &dir.path().join("etcd"));
     let url = etcd.url("portico-cache").to_string();
     let backend = origin("cached");
     let first_text = doc(r#""region": "eu-west""#, backend, "r1");
@@ -788,7 +766,7 @@ fn expect(args: &[&str], code: i32, lines: usize) -> (String, String) {
 #[test]
 fn rollout_commands_happy_paths_refusals_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let etcd = LocalEtcd::start_local(1, &dir.path().join("etcd")).expect("start etcd");
+    let etcd = etcd_in(1, &dir.path().join("etcd"));
     let url = etcd.url("portico-rollout").to_string();
     let backend = origin("o");
     let st = ["--store", url.as_str()];
@@ -1076,7 +1054,7 @@ fn rollout_commands_happy_paths_refusals_and_exit_codes() {
 #[test]
 fn store_errors_are_one_line_with_exit_1() {
     let dir = tempfile::tempdir().unwrap();
-    let etcd = LocalEtcd::start_local(1, &dir.path().join("etcd")).expect("start etcd");
+    let etcd = etcd_in(1, &dir.path().join("etcd"));
     let url = etcd.url("portico-errors").to_string();
     let backend = origin("o");
 

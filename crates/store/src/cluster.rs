@@ -1,11 +1,12 @@
 //! A real local etcd cluster (child processes) for tests, the simulation and benchmarks.
 
+use crate::free_ports::free_loopback_addrs;
 use crate::url::StoreUrl;
 use etcd_client::{Client, ConnectOptions, GetOptions};
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -130,7 +131,7 @@ impl LocalEtcd {
     /// Starts a cluster of `members` members on free loopback ports, with data dirs
     /// `dir/m0`, `dir/m1`, ...
     pub fn start_local(members: usize, dir: &Path) -> Result<LocalEtcd, String> {
-        let ports = free_loopback_ports(members * 2)?;
+        let ports = free_loopback_addrs(members * 2)?;
         let specs = (0..members)
             .map(|i| MemberSpec {
                 name: format!("m{i}"),
@@ -430,19 +431,6 @@ fn probe(endpoints: &[String], kind: Probe) -> Result<(), String> {
         .map_err(|_| "the readiness check panicked".to_string())?
 }
 
-/// `n` distinct free loopback addresses (all bound at once, then released).
-fn free_loopback_ports(n: usize) -> Result<Vec<SocketAddr>, String> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("cannot bind a loopback port: {e}"))?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("cannot read a bound address: {e}"))
-}
-
 /// Creates `dir` (and its parents) and makes it mode 0700, as etcd requires of its data dir.
 fn create_private_dir(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
@@ -481,16 +469,6 @@ fn tail(path: &Path, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn free_ports_are_distinct_loopback_addresses() {
-        let ports = free_loopback_ports(6).unwrap();
-        let mut seen: Vec<u16> = ports.iter().map(|a| a.port()).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        assert_eq!(seen.len(), 6);
-        assert!(ports.iter().all(|a| a.ip().is_loopback()));
-    }
 
     #[test]
     fn proc_state_of_this_process_is_running_or_sleeping() {

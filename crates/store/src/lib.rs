@@ -12,17 +12,21 @@
 //!   rollout report) in the store under a lease, writing at most once a second;
 //!   [`Store::registration_leases`] tells how recently each renewed its lease.
 //! - [`Conductorship`]: the election of the node that conducts rollouts (a lease-held key).
-//! - [`LocalEtcd`]: starts a real etcd cluster of child processes (tests, simulation, benches).
+//! - `LocalEtcd` (feature `local-etcd`): starts a real etcd cluster of child processes, on
+//!   ports from `free_loopback_addrs` (tests, the simulation, benches; not the edge).
 
 #![warn(missing_docs)]
 
 mod backoff;
 mod client;
+#[cfg(feature = "local-etcd")]
 mod cluster;
 mod conductor;
 mod doc;
 mod error;
 mod follow;
+#[cfg(feature = "local-etcd")]
+mod free_ports;
 mod liveness;
 mod node;
 mod register;
@@ -32,12 +36,15 @@ mod versions;
 
 pub use backoff::{BACKOFF_MAX, BACKOFF_MIN};
 pub use client::{Expect, MAX_MESSAGE_BYTES, Store, StoredDoc};
+#[cfg(feature = "local-etcd")]
 pub use cluster::{LOG_FILE, LocalEtcd, MemberSpec, START_DEADLINE, etcd_binary};
 pub use conductor::{CONDUCTOR_TTL, Conductorship, Role};
 pub use error::{ETCD_DEFAULT_MAX_REQUEST_BYTES, LimitSide, StoreError, UrlError};
 pub use follow::{
     FOLLOW_TIMEOUT, PROGRESS_INTERVAL, StoreEvent, WATCH_SILENCE_LIMIT, follow, follow_rollout,
 };
+#[cfg(feature = "local-etcd")]
+pub use free_ports::free_loopback_addrs;
 pub use liveness::LeaseLife;
 pub use node::{NodeRecord, NodeStatus, Registered, now_rfc3339, unix_millis};
 pub use register::{MIN_PUT_INTERVAL, REVOKE_TIMEOUT, register};

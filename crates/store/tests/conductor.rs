@@ -1,29 +1,16 @@
 //! The conductor election against a real etcd, started by each test through `LocalEtcd`.
 
 use portico_store::{Conductorship, Role};
-use std::future::Future;
 use std::time::Duration;
 
 mod common;
 use common::{cluster, connect};
+use portico_test_support::eventually as poll;
 
 /// The lease TTL the campaigners ask for.
 const TTL: Duration = Duration::from_secs(2);
 /// What a takeover may take beyond the TTL on a loaded machine (noticing, backoff, requests).
 const MARGIN: Duration = Duration::from_secs(15);
-
-/// Polls `check` until it holds, or panics after `within` naming `what`.
-async fn poll<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    common::poll(what, within, || {
-        let holds = check();
-        async move { holds.await.then_some(()) }
-    })
-    .await
-}
 
 async fn elected(c: &mut Conductorship, who: &str) {
     if tokio::time::timeout(TTL + MARGIN, c.elected())

@@ -3,47 +3,13 @@
 use portico_store::{
     Expect, LocalEtcd, NodeRecord, Store, StoreError, StoreEvent, StoreUrl, follow, register,
 };
-use std::future::Future;
 use std::time::Duration;
 use tempfile::TempDir;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-/// Generous bound for anything that should happen "soon".
-const DEADLINE: Duration = Duration::from_secs(30);
-const TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Starts a cluster of `members` members; fails (never skips) when etcd is missing.
-fn cluster(members: usize) -> (TempDir, LocalEtcd) {
-    let dir = tempfile::tempdir().expect("temporary dir");
-    match LocalEtcd::start_local(members, dir.path()) {
-        Ok(etcd) => (dir, etcd),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-async fn connect(url: &StoreUrl) -> Store {
-    match Store::connect(url, TIMEOUT).await {
-        Ok(store) => store,
-        Err(e) => panic!("connect to {url}: {e}"),
-    }
-}
-
-/// Polls `check` until it returns `Some`, or panics after [`DEADLINE`] naming `what`.
-async fn poll<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+mod common;
+use common::{DEADLINE, cluster, connect, poll};
 
 /// The next event, or a panic after [`DEADLINE`].
 async fn next(rx: &mut mpsc::Receiver<StoreEvent>, what: &str) -> StoreEvent {
@@ -356,7 +322,7 @@ async fn register_updates_and_revokes() {
     // A long TTL: the record must go because it is revoked, not because it expired.
     let task = register(url.clone(), "eu-a".to_string(), Duration::from_secs(30), rx);
 
-    let nodes = poll("the registration", || async {
+    let nodes = poll("the registration", DEADLINE, || async {
         store.nodes().await.ok().filter(|n| !n.is_empty())
     })
     .await;
@@ -373,7 +339,7 @@ async fn register_updates_and_revokes() {
         r.version = "v2".to_string();
         r.healthy = false;
     });
-    let nodes = poll("the updated record", || async {
+    let nodes = poll("the updated record", DEADLINE, || async {
         store
             .nodes()
             .await
@@ -406,7 +372,7 @@ async fn a_registration_that_stops_keeping_alive_expires() {
     let task_a = register(url.clone(), "a".to_string(), ttl, rx_a);
     let _task_b = register(url.clone(), "b".to_string(), ttl, rx_b);
 
-    let names = poll("both registrations", || async {
+    let names = poll("both registrations", DEADLINE, || async {
         let nodes = store.nodes().await.ok()?;
         (nodes.len() == 2).then(|| nodes.into_iter().map(|n| n.name).collect::<Vec<_>>())
     })
@@ -417,7 +383,7 @@ async fn a_registration_that_stops_keeping_alive_expires() {
     task_a.abort();
     let _ = task_a.await;
     drop(tx_a);
-    let names = poll("a's lease to expire", || async {
+    let names = poll("a's lease to expire", DEADLINE, || async {
         let nodes = store.nodes().await.ok()?;
         (nodes.len() == 1).then(|| nodes.into_iter().map(|n| n.name).collect::<Vec<_>>())
     })
@@ -433,7 +399,7 @@ async fn a_registration_survives_an_outage() {
     let (tx, rx) = watch::channel(record("eu-a", "v1"));
     let _task = register(url.clone(), "eu-a".to_string(), Duration::from_secs(2), rx);
     let store = connect(&url).await;
-    poll("the registration", || async {
+    poll("the registration", DEADLINE, || async {
         store.nodes().await.ok().filter(|n| n.len() == 1)
     })
     .await;
@@ -443,7 +409,7 @@ async fn a_registration_survives_an_outage() {
     tx.send_modify(|r| r.version = "v2".to_string());
     etcd.start_member(0).unwrap();
     let store = connect(&url).await;
-    poll("the registration after the restart", || async {
+    poll("the registration after the restart", DEADLINE, || async {
         store
             .nodes()
             .await
@@ -490,10 +456,7 @@ async fn nodes_skips_values_that_are_not_records() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_to_a_closed_port_is_unreachable_within_the_timeout() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = portico_test_support::free_addr().port();
     let url: StoreUrl = format!("etcd://127.0.0.1:{port}/portico").parse().unwrap();
     let timeout = Duration::from_millis(800);
     let started = Instant::now();
@@ -558,15 +521,13 @@ fn a_member_that_cannot_start_is_reported_with_its_log() {
     // Its client port is taken: etcd exits at once, and the error shows why.
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let spec = portico_store::MemberSpec {
         name: "m0".to_string(),
         client: taken.local_addr().unwrap(),
-        peer: peer.local_addr().unwrap(),
+        peer: portico_test_support::free_addr(),
         data_dir: dir.path().join("m0"),
         command_prefix: Vec::new(),
     };
-    drop(peer);
     let started = std::time::Instant::now();
     let e = match LocalEtcd::start(vec![spec]) {
         Err(e) => e,

@@ -1,8 +1,7 @@
 //! Config documents on a node: the pipeline that prepares one (origin names resolved in one
-//! place), applying it to the running node, starting a push's rollout, following the store,
-//! and the `--check` summary.
+//! place), applying it to the running node, starting a push's rollout, and the `--check`
+//! summary.
 
-pub mod follow;
 pub mod prepare;
 pub mod push;
 pub mod reload;

@@ -39,6 +39,9 @@ pub struct RequestCtx {
     pub(crate) trusted_proxy: bool,
     /// Status sent to the client (0 if none).
     pub(crate) status: u16,
+    /// Whether Portico refused the request itself for a route or rule reason (no route
+    /// matched): an error for the rollout gates whatever its status class.
+    pub(crate) refused: bool,
 }
 
 impl RequestCtx {

@@ -7,7 +7,7 @@
 use portico_sim::{Launch, SimOptions, Simulation, Topology};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const TOPOLOGY: &str = r#"{
   "withdraw_ms": 300,
@@ -79,13 +79,8 @@ pub fn with_weight(config: &str, origin: &str, weight: u32) -> String {
     serde_json::to_string_pretty(&doc).expect("serializes") + "\n"
 }
 
-pub fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+/// Polls until a condition holds, panicking after a deadline (portico-test-support's).
+pub use portico_test_support::eventually_blocking as eventually;
 
 pub fn prefers(sim: &Simulation, node: usize) -> Vec<String> {
     sim.choice(node).map(|c| c.0).unwrap_or_default()
