@@ -717,6 +717,18 @@ fn fake_node(
     region: &str,
     version: &str,
 ) -> FakeNode {
+    fake_node_ttl(rt, url, name, region, version, Duration::from_secs(10))
+}
+
+/// [`fake_node`] with a lease of `ttl`.
+fn fake_node_ttl(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    name: &str,
+    region: &str,
+    version: &str,
+    ttl: Duration,
+) -> FakeNode {
     let status = portico_store::NodeStatus::new(portico_store::NodeRecord {
         name: name.into(),
         region: region.into(),
@@ -729,7 +741,7 @@ fn fake_node(
     let url: portico_store::StoreUrl = url.parse().unwrap();
     let task = {
         let _guard = rt.enter();
-        portico_store::register(url, name.into(), Duration::from_secs(10), rx)
+        portico_store::register(url, name.into(), ttl, rx)
     };
     FakeNode { _records: tx, task }
 }
@@ -1022,8 +1034,19 @@ fn rollout_commands_happy_paths_refusals_and_exit_codes() {
     assert_eq!(exit.code(), Some(0), "{said}\n{}", waiting.log());
     assert!(said.contains(": promoted"), "{said}");
 
-    // A node killed without revoking its lease reads stale long before the lease expires.
+    // A node killed without revoking its lease reads stale long before the lease expires
+    // (us-a: 10 s, as a node's), and a push leaves it out of the plan (ap-a: a 30 s lease, so
+    // that it is still registered when the push comes).
+    let ap = fake_node_ttl(&rt, &url, "ap-a", "ap", &v2, Duration::from_secs(30));
+    poll("ap-a's registration", Duration::from_secs(10), || {
+        let (_, out, _) = cli(&with(&["config", "status"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>());
+        node_line(&out, "ap-a").map(|_| ())
+    });
     us.task.abort();
+    ap.task.abort();
     poll("us-a to read stale", Duration::from_secs(9), || {
         let (_, out, _) = cli(&with(&["config", "status"])
             .iter()
@@ -1033,6 +1056,29 @@ fn rollout_commands_happy_paths_refusals_and_exit_codes() {
             .is_some_and(|l| l.contains("STALE"))
             .then_some(())
     });
+    poll("ap-a to read stale", Duration::from_secs(25), || {
+        let (_, out, _) = cli(&with(&["config", "status"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>());
+        node_line(&out, "ap-a")
+            .is_some_and(|l| l.contains("STALE"))
+            .then_some(())
+    });
+    let (f5, _) = file("v5.json", "r5");
+    let (out, _) = run(&["config", "push", s(&f5)], 0);
+    let left_out = out
+        .lines()
+        .find(|l| l.starts_with("left out"))
+        .unwrap_or_else(|| panic!("no left-out line: {out}"));
+    assert!(left_out.contains("ap-a"), "{out}");
+    let plan: Vec<&str> = out.lines().filter(|l| l.starts_with("  wave")).collect();
+    assert!(
+        plan.iter()
+            .all(|l| !l.contains("ap-a") && !l.contains("us-a")),
+        "{out}"
+    );
+    run(&["config", "abort"], 0);
     // (The fake nodes do not follow the store: they still run v2, hence exit 3.)
     let (out, _) = run(&["config", "status"], 3);
     assert!(
