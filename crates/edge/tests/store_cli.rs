@@ -537,6 +537,26 @@ fn config_push_get_and_status_exit_codes() {
         (served_by(listen)? == "second").then_some(())
     });
 
+    // Rollback (default: the version promoted before): every node back on it at once.
+    let (code, out, err) = cli(&["config", "rollback", "--store", &url]);
+    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
+    assert!(
+        out.contains(&format!("version {v2} is the stable version again")),
+        "{out}"
+    );
+    let (code, out, err) = cli(&["config", "status", "--wait", "15", "--store", &url]);
+    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().next() == Some("n1") && l.contains(&v2)),
+        "{out}"
+    );
+    poll(
+        "the first origin to serve again",
+        Duration::from_secs(10),
+        || (served_by(listen)? == "first").then_some(()),
+    );
+
     // A store that does not answer.
     let closed = free_addr();
     let closed_url = format!("etcd://{closed}/portico-cli");
