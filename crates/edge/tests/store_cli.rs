@@ -557,6 +557,43 @@ fn config_push_get_and_status_exit_codes() {
         || (served_by(listen)? == "first").then_some(()),
     );
 
+    // A document the node rejects (a token file it lacks): --wait follows the conductor's
+    // rollback (gate 1) and exits 4; the node stays on the stable version.
+    let rejected_text = doc(
+        r#""admin_token_file": "/nonexistent/portico-token""#,
+        other,
+        "r9",
+    );
+    let rejected = dir.path().join("rejected.json");
+    write(&rejected, &rejected_text);
+    let (code, out, err) = cli(&[
+        "config",
+        "push",
+        s(&rejected),
+        "--waves",
+        "rest",
+        "--bake",
+        "0",
+        "--min-requests",
+        "0",
+        "--wait",
+        "--store",
+        &url,
+    ]);
+    assert_eq!(code, 4, "stdout {out}\nstderr {err}");
+    assert!(
+        out.contains("failed gate 1") && out.contains("rolled back"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/nonexistent/portico-token"),
+        "the node's error: {out}"
+    );
+    let (code, out, err) = cli(&["config", "rollout", "--store", &url]);
+    assert_eq!(code, 4, "stdout {out}\nstderr {err}");
+    assert!(out.contains("rolled back: gate 1"), "{out}");
+    assert_eq!(config_version(admin).as_deref(), Some(v2.as_str()));
+
     // A store that does not answer.
     let closed = free_addr();
     let closed_url = format!("etcd://{closed}/portico-cli");
