@@ -21,6 +21,7 @@ mod probes;
 mod proxying;
 mod reload;
 mod request_rules;
+mod rollout;
 mod routing;
 mod selection;
 mod smuggling;

@@ -13,7 +13,7 @@ const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Debian's Chromium, or the first `chromium` on `PATH`. Panics with the install command when
 /// there is none: this test never skips.
-fn chromium() -> PathBuf {
+pub(crate) fn chromium() -> PathBuf {
     let debian = PathBuf::from("/usr/bin/chromium");
     if debian.is_file() {
         return debian;
@@ -38,7 +38,7 @@ impl Drop for Browser {
 
 /// Loads `url` in headless Chromium with a fresh profile, lets its scripts run (virtual time,
 /// so the page's timers do not slow the test down) and returns the rendered DOM.
-fn dump_dom(chromium: &Path, url: &str) -> String {
+pub(crate) fn dump_dom(chromium: &Path, url: &str) -> String {
     let profile = tempfile::tempdir().expect("tempdir");
     let dom_path = profile.path().join("dom.html");
     let log_path = profile.path().join("chromium.log");
@@ -166,6 +166,10 @@ async fn the_status_page_renders_pools_origins_and_health_in_chromium() {
         dom.matches(r#"data-origin=""#).count(),
         3,
         "one row per origin:\n{dom}"
+    );
+    assert!(
+        !dom.contains(r#"id="rollout""#),
+        "no rollout without a store:\n{dom}"
     );
     let row_a = origin_row(&dom, "p", "a");
     assert!(row_a.contains("<strong>a</strong>"), "{row_a}");

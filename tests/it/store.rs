@@ -2,7 +2,7 @@
 //! serving without it, start from their cache, and resume when it returns.
 
 use http::Method;
-use portico::config::follow::push_document;
+use portico::store_link::push_document;
 use portico_store::{Expect, Store, StoreUrl};
 use portico_tests::*;
 use std::time::Duration;
@@ -207,8 +207,35 @@ async fn with_one_member_of_three_down_a_push_from_another_region_reaches_every_
     }
 }
 
+/// Promotes the stored rollout wave by wave (`config promote`) until it is over.
+async fn promote_all(s: &Store) {
+    loop {
+        let stored = s.get_rollout().await.expect("get").expect("a rollout");
+        if stored.rollout.state.is_over() {
+            return;
+        }
+        let reports: Vec<_> = s
+            .node_statuses()
+            .await
+            .expect("statuses")
+            .iter()
+            .map(|st| st.report())
+            .collect();
+        let mut rollout = stored.rollout;
+        let now = portico_store::unix_millis(std::time::SystemTime::now());
+        let promote = portico_core::rollout::Command::Promote {
+            author: "tests".into(),
+        };
+        rollout.command(promote, &reports, now).expect("promote");
+        // A lost compare-and-swap (a conductor saved first) is read again.
+        let _ = s
+            .save_rollout(&rollout, Expect::ModRevision(stored.mod_revision))
+            .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn put_config_on_a_store_node_writes_the_store_for_every_node() {
+async fn put_config_on_a_store_node_starts_a_rollout_that_reaches_every_node_once_promoted() {
     let (etcd, dir) = etcd(1);
     let url = etcd.url("portico");
     let s = store(&url).await;
@@ -252,10 +279,16 @@ async fn put_config_on_a_store_node_writes_the_store_for_every_node() {
         stale.text()
     );
     let ok = put(format!("\"{v1}\"")).await;
-    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.status, 202, "{}", ok.text());
     let body: serde_json::Value = serde_json::from_slice(&ok.body).expect("JSON");
     let v2 = body["version"].as_str().expect("version").to_string();
+    assert_eq!(
+        s.get_document(&v2).await.expect("get"),
+        Some(with_token(&b))
+    );
+    // PUT /config starts a rollout in waves (SPEC part 3): promote it by hand, wave by wave.
+    promote_all(&s).await;
     let stored = s.get_config().await.expect("get").expect("stored");
-    assert_eq!(stored.text, with_token(&b), "PUT /config wrote the store");
+    assert_eq!(stored.text, with_token(&b), "promoted: the stable document");
     wait_version(&nodes, &v2).await;
 }

@@ -4,6 +4,7 @@
 use crate::admin_reply::reply;
 use crate::config_api;
 use crate::state::NodeState;
+use crate::store_link::StoreLink;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora_core::apps::http_app::ServeHttp;
@@ -18,15 +19,15 @@ pub struct AdminApp {
     /// Shared node state.
     pub node: Arc<NodeState>,
     /// The store `PUT /config` writes to, when the node follows one.
-    pub store: Option<Arc<crate::config::follow::StoreLink>>,
+    pub store: Option<Arc<StoreLink>>,
 }
 
 fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// The `/status` document.
-pub fn status_json(node: &NodeState) -> Value {
+/// The `/status` document (`rollout` from `store`, the node's link when it follows one).
+pub fn status_json(node: &NodeState, store: Option<&StoreLink>) -> Value {
     let now = Instant::now();
     let snapshot = node.snapshot();
     let pools: Vec<Value> = snapshot
@@ -103,6 +104,7 @@ pub fn status_json(node: &NodeState) -> Value {
         "config_source": node.source.describe(),
         "started_from_cache": node.started_from_cache.load(std::sync::atomic::Ordering::Relaxed),
         "last_reload": node.last_reload(),
+        "rollout": store.map_or(Value::Null, |link| link.rollout_json(&snapshot.config.version)),
         "version": env!("CARGO_PKG_VERSION"),
         "draining": node.is_draining(),
         "uptime_s": node.started.elapsed().as_secs(),
@@ -144,7 +146,8 @@ impl ServeHttp for AdminApp {
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/status" => {
                 let mut body =
-                    serde_json::to_vec_pretty(&status_json(&self.node)).unwrap_or_default();
+                    serde_json::to_vec_pretty(&status_json(&self.node, self.store.as_deref()))
+                        .unwrap_or_default();
                 body.push(b'\n');
                 reply(StatusCode::OK, "application/json", body)
             }

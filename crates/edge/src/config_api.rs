@@ -2,12 +2,14 @@
 //! (bearer token, `If-Match`, every error by path), on the admin listener.
 
 use crate::admin_reply::reply;
-use crate::config::follow::{PushError, StoreLink};
+use crate::config::push::{PushError, Started};
 use crate::config::reload::{ApplyError, apply_if};
 use crate::state::{ErrorEntry, NodeState, ReloadSource};
+use crate::store_link::StoreLink;
 use http::{Response, StatusCode};
 use pingora_core::protocols::http::ServerSession;
 use portico_core::config::ConfigErrors;
+use portico_store::StoreError;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
@@ -145,17 +147,9 @@ async fn put(
         return message(StatusCode::BAD_REQUEST, "the body is not UTF-8 text");
     };
     if let Some(store) = store {
-        return match store.push(node, &text, expected.as_deref()).await {
-            Ok(version) => json_reply(StatusCode::OK, json!({ "version": version })),
-            Err(PushError::Invalid(errors)) => errors_reply(StatusCode::BAD_REQUEST, &errors),
-            Err(PushError::CasLost { stored }) => message(
-                StatusCode::PRECONDITION_FAILED,
-                &format!(
-                    "the stored version is {}",
-                    stored.as_deref().unwrap_or("(none)")
-                ),
-            ),
-            Err(PushError::Store(e)) => message(StatusCode::SERVICE_UNAVAILABLE, &e),
+        return match store.push(node, &text, expected).await {
+            Ok(started) => json_reply(StatusCode::ACCEPTED, started_json(&started)),
+            Err(e) => push_error_reply(&e),
         };
     }
     match apply_if(node, &text, ReloadSource::Admin, expected.as_deref()).await {
@@ -165,6 +159,49 @@ async fn put(
             StatusCode::PRECONDITION_FAILED,
             &format!("the running version is {running}, not the If-Match version"),
         ),
+    }
+}
+
+/// The 202 answer: the version, the rollout's state and its plan, wave by wave (1-based).
+fn started_json(started: &Started) -> serde_json::Value {
+    let plan: Vec<serde_json::Value> = started
+        .plan
+        .iter()
+        .enumerate()
+        .map(|(i, (selector, nodes))| {
+            json!({ "wave": i + 1, "selector": selector.to_string(), "nodes": nodes })
+        })
+        .collect();
+    json!({
+        "version": started.version,
+        "state": started.rollout.state.to_string(),
+        "plan": plan,
+    })
+}
+
+/// A push not started: 400 invalid, 412 `If-Match` lost, 409 a rollout in progress (or the
+/// version already stable or promoted before, or a plan with no node), 413 too large for the
+/// store, 503 store unreachable.
+fn push_error_reply(e: &PushError) -> Response<Vec<u8>> {
+    match e {
+        PushError::Invalid(errors) => errors_reply(StatusCode::BAD_REQUEST, errors),
+        PushError::BadOption(_) => message(StatusCode::BAD_REQUEST, &e.to_string()),
+        PushError::CasLost { stored } => message(
+            StatusCode::PRECONDITION_FAILED,
+            &format!(
+                "the stored version is {}",
+                stored.as_deref().unwrap_or("(none)")
+            ),
+        ),
+        PushError::InProgress { .. }
+        | PushError::Refused(_)
+        | PushError::Store(StoreError::VersionExists { .. }) => {
+            message(StatusCode::CONFLICT, &e.to_string())
+        }
+        PushError::Store(StoreError::TooLarge { .. }) => {
+            message(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string())
+        }
+        PushError::Store(_) => message(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
 

@@ -17,7 +17,7 @@ pub struct Control {
     /// Whether to listen for SIGHUP (the binary does; in-process nodes are reloaded by call).
     pub handle_signals: bool,
     /// The store follower, when the config comes from a store.
-    pub store: Option<Arc<crate::config::follow::StoreLink>>,
+    pub store: Option<Arc<crate::store_link::StoreLink>>,
     /// Stops the node when its proxy listener is gone (see [`crate::watchdog`]).
     pub stopper: crate::shutdown::Stopper,
 }

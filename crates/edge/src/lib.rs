@@ -23,6 +23,7 @@ pub(crate) mod response_options;
 pub mod shutdown;
 pub mod snapshot;
 pub mod state;
+pub mod store_link;
 pub mod tls;
 pub mod tls_accept;
 pub mod watchdog;

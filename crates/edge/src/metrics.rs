@@ -2,6 +2,7 @@
 
 use portico_core::hedge::HedgeResult;
 use portico_core::retry::RetryReason;
+use portico_core::rollout::Outcome;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -58,6 +59,9 @@ pub struct Metrics {
     pub draining: IntGaugeVec,
     /// `portico_config_reloads_total{source,result}`.
     pub config_reloads: IntCounterVec,
+    /// `portico_rollouts_total{outcome}`: rollouts this node's conductor ended
+    /// (`promoted`, `rolled_back`, `aborted`).
+    pub rollouts: IntCounterVec,
     /// `portico_config_last_reload_success_timestamp_seconds`.
     pub config_last_success: Gauge,
     /// `portico_access_log_dropped_total`: lines dropped because the writer fell behind.
@@ -75,6 +79,9 @@ pub struct Metrics {
     /// `compression`, by the coding sent (`br`, `gzip`, `zstd`, or `identity` when left as
     /// is); no series for a route without it.
     pub compression: IntCounterVec,
+    /// `portico_rollout_in_progress`: 1 while the store's rollout is in progress or paused
+    /// (0 on a node that follows no store).
+    pub rollout_in_progress: IntGauge,
     /// The labels `portico_node_info` carries now.
     info_labels: Mutex<(String, String)>,
 }
@@ -237,6 +244,15 @@ impl Metrics {
                 config_reloads.with_label_values(&[source, result]);
             }
         }
+        let rollouts = counter(
+            &registry,
+            "portico_rollouts_total",
+            "Config rollouts this node ended while it conducted, by outcome (promoted, rolled_back, aborted).",
+            &["outcome"],
+        );
+        for outcome in [Outcome::Promoted, Outcome::RolledBack, Outcome::Aborted] {
+            rollouts.with_label_values(&[&outcome.to_string()]);
+        }
         let config_last_success = Gauge::new(
             "portico_config_last_reload_success_timestamp_seconds",
             "Unix time of the last config applied (start-up included).",
@@ -288,8 +304,17 @@ impl Metrics {
             "Origin responses on routes with compression, by the coding sent (br, gzip, zstd, or identity when left as is).",
             &["route", "encoding"],
         );
+        let rollout_in_progress = IntGauge::new(
+            "portico_rollout_in_progress",
+            "1 while the store's rollout of a config version is in progress or paused, else 0.",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(rollout_in_progress.clone()))
+            .expect("metric registered once");
         Self {
             compression,
+            rollout_in_progress,
             client_connections,
             connections_rejected,
             client_refused,
@@ -312,6 +337,7 @@ impl Metrics {
             failover_served,
             draining,
             config_reloads,
+            rollouts,
             config_last_success,
             info_labels: Mutex::new((region.to_string(), version.to_string())),
         }
@@ -335,6 +361,11 @@ impl Metrics {
         *labels = (region.to_string(), version.to_string());
     }
 
+    /// Sets `portico_rollout_in_progress`.
+    pub fn set_rollout_in_progress(&self, in_progress: bool) {
+        self.rollout_in_progress.set(i64::from(in_progress));
+    }
+
     /// Counts a reload and, when applied, stamps its time.
     pub fn count_reload(&self, source: &str, applied: bool) {
         let result = if applied { "applied" } else { "rejected" };
@@ -343,6 +374,16 @@ impl Metrics {
             .inc();
         if applied {
             self.stamp_success();
+        }
+    }
+
+    /// Counts a rollout this node's conductor ended with `outcome` (`in_progress` is not an
+    /// end: not counted).
+    pub fn count_rollout(&self, outcome: Outcome) {
+        if outcome != Outcome::InProgress {
+            self.rollouts
+                .with_label_values(&[&outcome.to_string()])
+                .inc();
         }
     }
 

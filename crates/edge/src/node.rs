@@ -2,7 +2,6 @@
 //! the control loop (reloads, the store) and the probes, each service on its own runtime.
 
 use crate::admin::AdminApp;
-use crate::config::follow::{Startup, StoreLink, startup, write_cache};
 use crate::config::prepare::{Prepared, check_listeners, prepare};
 use crate::control::Control;
 use crate::limits::{AcceptFilter, Connections, LimitedApp};
@@ -11,6 +10,7 @@ use crate::proxy::EdgeProxy;
 use crate::shutdown::{DrainingShutdown, Stopper};
 use crate::snapshot::Snapshot;
 use crate::state::{ConfigSource, NodeState};
+use crate::store_link::{Startup, StoreLink, startup, write_cache};
 use crate::tls_accept::TlsPort;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::ServerConf;
@@ -130,12 +130,12 @@ impl Node {
                 log::warn!("cannot write the config cache {}: {e}", path.display());
             }
         }
-        let link = StoreLink {
-            url: url.clone(),
-            name: name.clone(),
-            cache: cache.map(Path::to_path_buf),
-            admin_url: format!("http://{}", prepared.config.node.admin_listen),
-        };
+        let link = StoreLink::new(
+            url.clone(),
+            name.clone(),
+            cache.map(Path::to_path_buf),
+            format!("http://{}", prepared.config.node.admin_listen),
+        );
         let options = NodeOptions {
             source: ConfigSource::Store {
                 url: url.to_string(),

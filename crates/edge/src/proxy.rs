@@ -107,6 +107,7 @@ impl ProxyHttp for EdgeProxy {
             trusted_proxy: false,
             status: 0,
             compression: None,
+            refused: false,
         }
     }
 
@@ -198,6 +199,7 @@ impl ProxyHttp for EdgeProxy {
             None => {
                 let body = answers::no_route(host.unwrap_or(""), path);
                 ctx.status = 404;
+                ctx.refused = true;
                 respond(session, ctx, self.draining(), 404, body).await?;
                 Ok(true)
             }

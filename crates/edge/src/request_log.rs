@@ -41,6 +41,9 @@ pub fn record(node: &NodeState, session: &Session, ctx: &RequestCtx) {
         }
     }
     let elapsed = ctx.start.elapsed();
+    if let Some(counters) = node.rollout_counters.get() {
+        counters.record(&ctx.snapshot.config.version, code, ctx.refused, elapsed);
+    }
     if node.access_log.is_on() {
         let req = session.req_header();
         let client = session

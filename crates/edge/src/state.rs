@@ -124,6 +124,9 @@ pub struct NodeState {
     failure: Mutex<Option<String>>,
     /// What the probes share: their connector, built once for the node's life.
     pub probes: crate::probe_connector::Probes,
+    /// Answers counted per config version for the rollout gates (set when the node follows
+    /// a store).
+    pub rollout_counters: std::sync::OnceLock<crate::store_link::counters::RolloutCounters>,
 }
 
 /// Counts a request as in flight until dropped (held in the request's context).
@@ -163,6 +166,7 @@ impl NodeState {
             in_flight: Arc::new(AtomicUsize::new(0)),
             failure: Mutex::new(None),
             probes: crate::probe_connector::Probes::default(),
+            rollout_counters: std::sync::OnceLock::new(),
         }
     }
 

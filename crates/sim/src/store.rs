@@ -183,7 +183,7 @@ impl SimStore {
     /// returns its version.
     pub fn push(&self, rt: &Runtime, text: &str) -> Result<String> {
         self.request(rt, |store| async move {
-            portico::config::follow::push_document(&store, text, None)
+            portico::store_link::push_document(&store, text, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("push to {}: {e}", self.url))
         })

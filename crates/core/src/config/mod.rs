@@ -1,6 +1,7 @@
 //! Configuration in three stages: raw serde structs, validation with JSON paths, typed model.
 
 mod edge_options;
+mod diff;
 mod error;
 mod model;
 mod patterns;
@@ -11,6 +12,7 @@ mod validate;
 mod warnings;
 
 pub(crate) use edge_options::is_token_byte;
+pub use diff::{Change, diff};
 pub(crate) use error::{Collector, join};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;

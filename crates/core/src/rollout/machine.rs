@@ -6,8 +6,8 @@
 //! The conductor calls [`Rollout::start`] on a push, [`Rollout::judge`] at least once a second
 //! with every registered node's [`NodeReport`], and [`Rollout::command`] for `config promote`
 //! and `config abort`; each answers the [`Decision`]s taken (also appended to
-//! [`Rollout::log`]). Whenever the state changed (a decision, or a baseline captured: compare
-//! with the stored copy) the conductor stores it, then carries the decisions out:
+//! [`Rollout::log`]). Whenever the state changed (a decision, or a baseline captured:
+//! [`Rollout::judged`] compares with the stored copy) the conductor stores it, then carries the decisions out:
 //! [`Decision::Promote`] writes the target as `config` and the version's outcome
 //! ([`State::outcome`]), [`Decision::RollBack`] and [`Decision::Abort`] set the outcome. Nodes
 //! call [`Rollout::assignment`] to know what to run: the state alone decides, so a node that
@@ -457,6 +457,19 @@ impl Rollout {
             }
         }
         out
+    }
+
+    /// What the conductor stores after judging the stored rollout at `now`: the judged copy and
+    /// its decisions when anything changed (a decision, or a member's baseline captured), else
+    /// `None` (nothing to write). `nodes` as for [`Rollout::judge`]: the complete set read.
+    pub fn judged(
+        &self,
+        nodes: &[NodeReport],
+        now: UnixMillis,
+    ) -> Option<(Rollout, Vec<Decision>)> {
+        let mut next = self.clone();
+        let decisions = next.judge(nodes, now);
+        (next != *self).then_some((next, decisions))
     }
 
     /// Carries out `config promote` or `config abort` at `now`, `nodes` the registered nodes

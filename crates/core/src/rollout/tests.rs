@@ -870,6 +870,40 @@ fn a_resumed_rollout_counts_the_bake_already_spent_and_keeps_its_baselines() {
 }
 
 #[test]
+fn judged_answers_a_copy_to_store_only_when_something_changed() {
+    let mut f = Fleet::four();
+    f.serve("eu-a", 1000, 0, Some(10.0));
+    let (r, _) = start(&f, push(Settings::default()));
+    // The canary has not switched: nothing to write, tick after tick.
+    assert_eq!(r.judged(&f.0, T0 + 500), None);
+    assert_eq!(r.judged(&f.0, T0 + SEC), None);
+    // It switched: its baseline is captured, a change without a decision.
+    f.follow(&r);
+    let (r, d) = r.judged(&f.0, T0 + 2 * SEC).unwrap();
+    assert_eq!(d, vec![]);
+    assert_eq!(
+        r.member("eu-a").unwrap().baseline,
+        Some(figures(1000, 0, Some(10.0)))
+    );
+    // Baking: nothing changes, so nothing is written.
+    f.serve("eu-a", 100, 0, Some(11.0));
+    assert_eq!(r.judged(&f.0, T0 + 30 * SEC), None);
+    // The bake is over: the decisions come with the copy, and the original is untouched.
+    let (next, d) = r.judged(&f.0, T0 + 60 * SEC).unwrap();
+    assert_eq!(d, vec![passed(0, 100, 60 * SEC), started(1, &["eu-b"])]);
+    assert_eq!(r.current, Some(0));
+    assert_eq!(next.current, Some(1));
+    // A gate failing is a change; an ended rollout never changes again.
+    f.remove("eu-a");
+    let (over, d) = next.judged(&f.0, T0 + 61 * SEC).unwrap();
+    assert!(
+        matches!(d[..], [Decision::RollBack { wave: 0, .. }]),
+        "{d:?}"
+    );
+    assert_eq!(over.judged(&f.0, T0 + 62 * SEC), None);
+}
+
+#[test]
 fn the_stored_form_is_plain_json() {
     let (f, mut r) = on_canary(Settings::default());
     r.judge(&f.0, T0 + 1);

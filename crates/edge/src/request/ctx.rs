@@ -41,6 +41,9 @@ pub struct RequestCtx {
     pub(crate) status: u16,
     /// The response compressor, only on a route with `compression`.
     pub(crate) compression: Option<Box<crate::compression::Compressor>>,
+    /// Whether Portico refused the request itself for a route or rule reason (no route
+    /// matched): an error for the rollout gates whatever its status class.
+    pub(crate) refused: bool,
 }
 
 impl RequestCtx {

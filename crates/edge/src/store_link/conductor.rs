@@ -1,0 +1,235 @@
+//! The conductor: every node following a store campaigns to conduct rollouts; the one elected
+//! judges the stored rollout at least once a second and saves what changed.
+//!
+//! Nothing lives only in memory: each judgement reads the rollout and every registration from
+//! the store, judges with [`Rollout::judged`] and saves a changed copy by compare-and-swap, in
+//! the one transaction that also writes the version's outcome (and `config` on promotion). So
+//! a conductor that dies is replaced by whichever node is elected next, which resumes from the
+//! store (bake time already spent counts: waves carry their start times). A lost
+//! compare-and-swap (`config promote` or `config abort` meanwhile, or a conductor that was
+//! deposed) is judged again from the store at the next tick. A failed read of the
+//! registrations skips the judgement: an empty list would read as every node gone (gate 2).
+//!
+//! [`Rollout::judged`]: portico_core::rollout::Rollout::judged
+
+use crate::metrics::Metrics;
+use portico_core::rollout::{Decision, NodeReport, Rollout};
+use portico_store::{
+    CONDUCTOR_TTL, Conductorship, Expect, NodeStatus, Role, Store, StoreError, StoreUrl,
+};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+/// How often the conductor judges the rollout (the SPEC: at least once a second; half a
+/// second leaves room for a slow store request).
+pub const JUDGE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The time allowed to each store request of the conductor (below the conductor's lease TTL,
+/// so a stuck request does not outlive the term by much).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Starts campaigning as `name` in the store of `url`, and conducting while elected, on a task
+/// of the current tokio runtime. Counts the outcomes it saves in `metrics`
+/// (`portico_rollouts_total`). Aborting the task drops the campaign, which revokes its lease
+/// so another node takes over at once.
+///
+/// # Panics
+///
+/// When called outside a tokio runtime.
+pub fn spawn_conductor(url: StoreUrl, name: String, metrics: Arc<Metrics>) -> JoinHandle<()> {
+    tokio::spawn(run(url, name, metrics))
+}
+
+/// The conductor task of [`spawn_conductor`], for a `JoinSet`: campaigns with
+/// [`CONDUCTOR_TTL`] and conducts while elected, until dropped.
+pub async fn run(url: StoreUrl, name: String, metrics: Arc<Metrics>) {
+    let campaign = Conductorship::campaign(url.clone(), name.clone(), CONDUCTOR_TTL);
+    conduct(&url, &name, campaign.subscribe(), &metrics).await;
+    // Only when the campaign's task ended; dropping it resigns.
+    drop(campaign);
+}
+
+/// Conducts while `role` says [`Role::Leading`]: judges the rollout of `url` every
+/// [`JUDGE_INTERVAL`], stops at once when the role changes (the lease is lost or about to be),
+/// and starts again when elected again. Returns when the campaign behind `role` ends.
+/// `name` names this node in the log.
+pub async fn conduct(
+    url: &StoreUrl,
+    name: &str,
+    mut role: watch::Receiver<Role>,
+    metrics: &Metrics,
+) {
+    let mut judge = Judge {
+        url,
+        store: None,
+        metrics,
+        last_failure: None,
+    };
+    loop {
+        if role.wait_for(|r| *r == Role::Leading).await.is_err() {
+            return;
+        }
+        log::info!("conductor {name}: elected, judging rollouts at {url}");
+        tokio::select! {
+            biased;
+            lost = role.wait_for(|r| *r != Role::Leading) => {
+                if lost.is_err() {
+                    return;
+                }
+                log::info!("conductor {name}: no longer elected, stopped judging");
+            }
+            never = judge.lead() => match never {},
+        }
+    }
+}
+
+/// The elected conductor's judgements.
+struct Judge<'a> {
+    url: &'a StoreUrl,
+    /// The connection, made at the first judgement and kept.
+    store: Option<Store>,
+    metrics: &'a Metrics,
+    /// The last failure logged (a failure repeated every tick is logged once).
+    last_failure: Option<String>,
+}
+
+impl Judge<'_> {
+    /// Judges every [`JUDGE_INTERVAL`], for ever (the caller drops it when the term ends).
+    async fn lead(&mut self) -> std::convert::Infallible {
+        let mut ticker = tokio::time::interval(JUDGE_INTERVAL);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match self.tick().await {
+                Ok(()) => {
+                    if self.last_failure.take().is_some() {
+                        log::info!("conductor: the store at {} answers again", self.url);
+                    }
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    if self.last_failure.as_deref() != Some(e.as_str()) {
+                        log::warn!("conductor: judgement skipped: {e}");
+                        self.last_failure = Some(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One judgement: reads the rollout and the registrations, judges, saves a change. A
+    /// stored rollout that changed since it was read is left for the next tick.
+    async fn tick(&mut self) -> Result<(), StoreError> {
+        let store = match &self.store {
+            Some(store) => store,
+            None => self
+                .store
+                .insert(Store::connect(self.url, REQUEST_TIMEOUT).await?),
+        };
+        let Some(stored) = store.get_rollout().await? else {
+            return Ok(());
+        };
+        if stored.rollout.state.is_over() {
+            return Ok(());
+        }
+        let reports: Vec<NodeReport> = store
+            .node_statuses()
+            .await?
+            .iter()
+            .map(NodeStatus::report)
+            .collect();
+        let now = portico_store::unix_millis(SystemTime::now());
+        let Some((next, decisions)) = stored.rollout.judged(&reports, now) else {
+            return Ok(());
+        };
+        match store
+            .save_rollout(&next, Expect::ModRevision(stored.mod_revision))
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::RolloutChanged { .. }) => {
+                log::info!(
+                    "conductor: the rollout of {} changed while it was judged; judging it again",
+                    next.target
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        log_decisions(&next, &decisions);
+        if next.state.is_over() {
+            self.metrics.count_rollout(next.state.outcome());
+        }
+        Ok(())
+    }
+}
+
+/// Logs each decision saved, and the state once the rollout ended.
+fn log_decisions(rollout: &Rollout, decisions: &[Decision]) {
+    for d in decisions {
+        let what = serde_json::to_string(d).unwrap_or_else(|_| format!("{d:?}"));
+        log::info!("conductor: rollout of {}: {what}", rollout.target);
+    }
+    if rollout.state.is_over() {
+        log::info!("conductor: rollout of {} {}", rollout.target, rollout.state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unreachable() -> StoreUrl {
+        "etcd://127.0.0.1:1/conductor".parse().unwrap()
+    }
+
+    /// A campaign that ends (its task killed) ends the conductor, even while it was leading:
+    /// a stale `Leading` never keeps it judging.
+    #[tokio::test]
+    async fn the_conductor_ends_with_its_campaign_even_while_leading() {
+        let metrics = Metrics::new("eu", "v1");
+        let url = unreachable();
+        for last in [Role::Leading, Role::Candidate] {
+            let (role, rx) = watch::channel(Role::Leading);
+            let ended = async {
+                conduct(&url, "n1", rx, &metrics).await;
+            };
+            let stop = async {
+                tokio::task::yield_now().await;
+                role.send_replace(last.clone());
+                drop(role);
+            };
+            let (done, ()) =
+                tokio::join!(tokio::time::timeout(Duration::from_secs(30), ended), stop);
+            assert!(
+                done.is_ok(),
+                "still conducting after the campaign ended ({last:?})"
+            );
+        }
+        assert_eq!(
+            metrics.rollouts.with_label_values(&["rolled_back"]).get(),
+            0
+        );
+    }
+
+    /// Outcomes other than an end are not counted.
+    #[test]
+    fn only_ends_are_counted() {
+        let metrics = Metrics::new("eu", "v1");
+        metrics.count_rollout(portico_core::rollout::Outcome::InProgress);
+        metrics.count_rollout(portico_core::rollout::Outcome::RolledBack);
+        let text = String::from_utf8(metrics.encode()).unwrap();
+        assert!(
+            text.contains("portico_rollouts_total{outcome=\"rolled_back\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("portico_rollouts_total{outcome=\"promoted\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("outcome=\"in_progress\""), "{text}");
+    }
+}
