@@ -695,22 +695,12 @@ fn a_store_node_starts_from_its_cache_when_etcd_is_down_and_exits_1_with_neither
     drop(from_cache);
 }
 
-/// Ends the rollout a `--waves rest --bake 0 --min-requests 0` push started: the nodes'
-/// conductor promotes it once every node runs it; where none did within 10 s (a build whose
-/// nodes do not conduct), it is promoted by hand, as an operator would.
+/// Waits for the rollout a `--waves rest --bake 0 --min-requests 0` push started to be
+/// promoted: the nodes' conductor promotes it once every node runs it.
 fn finish_rollout(url: &str) {
-    let (code, out, err) = cli(&["config", "rollout", "--wait", "10", "--store", url]);
-    if code == 3 {
-        let (code, out, err) = cli(&["config", "promote", "--store", url]);
-        assert!(
-            code == 0 || err.contains("is over (promoted)"),
-            "stdout {out}\nstderr {err}"
-        );
-    } else {
-        assert_eq!(code, 0, "stdout {out}\nstderr {err}");
-    }
-    let (code, out, err) = cli(&["config", "rollout", "--store", url]);
+    let (code, out, err) = cli(&["config", "rollout", "--wait", "30", "--store", url]);
     assert_eq!(code, 0, "promoted: stdout {out}\nstderr {err}");
+    assert!(out.contains(": promoted"), "{out}");
 }
 
 /// A registration like a node's, kept by `portico_store::register` on `rt` until the sender
@@ -727,6 +717,18 @@ fn fake_node(
     region: &str,
     version: &str,
 ) -> FakeNode {
+    fake_node_ttl(rt, url, name, region, version, Duration::from_secs(10))
+}
+
+/// [`fake_node`] with a lease of `ttl`.
+fn fake_node_ttl(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    name: &str,
+    region: &str,
+    version: &str,
+    ttl: Duration,
+) -> FakeNode {
     let status = portico_store::NodeStatus::new(portico_store::NodeRecord {
         name: name.into(),
         region: region.into(),
@@ -739,7 +741,7 @@ fn fake_node(
     let url: portico_store::StoreUrl = url.parse().unwrap();
     let task = {
         let _guard = rt.enter();
-        portico_store::register(url, name.into(), Duration::from_secs(10), rx)
+        portico_store::register(url, name.into(), ttl, rx)
     };
     FakeNode { _records: tx, task }
 }
@@ -1032,8 +1034,19 @@ fn rollout_commands_happy_paths_refusals_and_exit_codes() {
     assert_eq!(exit.code(), Some(0), "{said}\n{}", waiting.log());
     assert!(said.contains(": promoted"), "{said}");
 
-    // A node killed without revoking its lease reads stale long before the lease expires.
+    // A node killed without revoking its lease reads stale long before the lease expires
+    // (us-a: 10 s, as a node's), and a push leaves it out of the plan (ap-a: a 30 s lease, so
+    // that it is still registered when the push comes).
+    let ap = fake_node_ttl(&rt, &url, "ap-a", "ap", &v2, Duration::from_secs(30));
+    poll("ap-a's registration", Duration::from_secs(10), || {
+        let (_, out, _) = cli(&with(&["config", "status"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>());
+        node_line(&out, "ap-a").map(|_| ())
+    });
     us.task.abort();
+    ap.task.abort();
     poll("us-a to read stale", Duration::from_secs(9), || {
         let (_, out, _) = cli(&with(&["config", "status"])
             .iter()
@@ -1043,6 +1056,29 @@ fn rollout_commands_happy_paths_refusals_and_exit_codes() {
             .is_some_and(|l| l.contains("STALE"))
             .then_some(())
     });
+    poll("ap-a to read stale", Duration::from_secs(25), || {
+        let (_, out, _) = cli(&with(&["config", "status"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>());
+        node_line(&out, "ap-a")
+            .is_some_and(|l| l.contains("STALE"))
+            .then_some(())
+    });
+    let (f5, _) = file("v5.json", "r5");
+    let (out, _) = run(&["config", "push", s(&f5)], 0);
+    let left_out = out
+        .lines()
+        .find(|l| l.starts_with("left out"))
+        .unwrap_or_else(|| panic!("no left-out line: {out}"));
+    assert!(left_out.contains("ap-a"), "{out}");
+    let plan: Vec<&str> = out.lines().filter(|l| l.starts_with("  wave")).collect();
+    assert!(
+        plan.iter()
+            .all(|l| !l.contains("ap-a") && !l.contains("us-a")),
+        "{out}"
+    );
+    run(&["config", "abort"], 0);
     // (The fake nodes do not follow the store: they still run v2, hence exit 3.)
     let (out, _) = run(&["config", "status"], 3);
     assert!(

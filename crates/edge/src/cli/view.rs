@@ -142,7 +142,7 @@ pub fn plan_lines(plan: &[(Selector, Vec<String>)]) -> Vec<String> {
         .enumerate()
         .map(|(i, (sel, nodes))| {
             let nodes = if nodes.is_empty() {
-                "(no node: skipped)".to_string()
+                "(no node now: skipped if none when its turn comes)".to_string()
             } else {
                 nodes.join(", ")
             };
@@ -226,7 +226,7 @@ pub fn node_lines(
     now: UnixMillis,
 ) -> Vec<String> {
     let mut lines = vec![format!(
-        "  {:<20} {:<10} {:<5} {:<25} {:<11} {:<7} {:<34} baseline",
+        "  {:<20} {:<10} {:<5} {:<25} {:<11} {:<7} {:<40} baseline",
         "node", "region", "wave", "version", "last seen", "healthy", "on the target"
     )];
     for s in statuses {
@@ -253,7 +253,7 @@ pub fn node_lines(
             .and_then(|m| m.baseline.as_ref())
             .map_or_else(|| "-".to_string(), figures);
         lines.push(format!(
-            "  {:<20} {:<10} {:<5} {:<25} {:<11} {:<7} {:<34} {baseline}",
+            "  {:<20} {:<10} {:<5} {:<25} {:<11} {:<7} {:<40} {baseline}",
             name,
             s.record.region,
             wave,

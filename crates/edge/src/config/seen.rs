@@ -36,7 +36,10 @@ fn reported_at(s: &NodeStatus) -> Option<UnixMillis> {
 pub fn seen(status: &NodeStatus, lease: Option<&LeaseLife>, now: UnixMillis) -> Seen {
     let report = reported_at(status).map(|at| now.saturating_sub(at));
     let renewal = lease.map(|l| u64::try_from(l.since_renewal.as_millis()).unwrap_or(u64::MAX));
+    // A recent report is the precise figure; else the lease renewal (whole seconds) may be
+    // newer.
     let age_ms = match (report, renewal) {
+        (Some(a), _) if a <= STALE_REPORT_MS => Some(a),
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
