@@ -311,8 +311,15 @@ async fn a_good_rollout_is_promoted_wave_by_wave_across_bakes() {
     let conductor = spawn_conductor(url.clone(), "c1".into(), m.clone());
 
     fleet.serving = true;
+    let pushed = Instant::now();
     push(&store, &fleet, None).await;
     let r = drive(&store, &mut fleet, "the rollout to end", over).await;
+    println!(
+        "push → {} after {} ms (three waves, bakes of {} ms)",
+        r.state,
+        pushed.elapsed().as_millis(),
+        settings().bake_ms
+    );
 
     assert_eq!(r.state, State::Promoted, "{:?}", r.log);
     let kinds: Vec<String> = decisions(&r)
@@ -368,8 +375,14 @@ async fn a_rejected_target_is_rolled_back_at_once() {
     let m = metrics();
     let conductor = spawn_conductor(url.clone(), "c1".into(), m.clone());
 
+    let pushed = Instant::now();
     push(&store, &fleet, None).await;
     let r = drive(&store, &mut fleet, "the rollout to end", over).await;
+    println!(
+        "push → {} after {} ms",
+        r.state,
+        pushed.elapsed().as_millis()
+    );
 
     let State::RolledBack(GateFailure::Rejected { node, errors }) = &r.state else {
         panic!("not rolled back by gate 1: {}", r.state);
