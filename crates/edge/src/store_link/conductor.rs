@@ -63,7 +63,7 @@ pub async fn conduct(
     mut role: watch::Receiver<Role>,
     metrics: &Metrics,
 ) {
-    let mut judge = Judge {
+    let mut conductor = Conductor {
         url,
         store: None,
         metrics,
@@ -82,13 +82,13 @@ pub async fn conduct(
                 }
                 log::info!("conductor {name}: no longer elected, stopped judging");
             }
-            never = judge.lead() => match never {},
+            never = conductor.lead() => match never {},
         }
     }
 }
 
-/// The elected conductor's judgements.
-struct Judge<'a> {
+/// The conductor's state across its terms: the store connection and what it last logged.
+struct Conductor<'a> {
     url: &'a StoreUrl,
     /// The connection, made at the first judgement and kept.
     store: Option<Store>,
@@ -97,7 +97,7 @@ struct Judge<'a> {
     last_failure: Option<String>,
 }
 
-impl Judge<'_> {
+impl Conductor<'_> {
     /// Judges every [`JUDGE_INTERVAL`], for ever (the caller drops it when the term ends).
     async fn lead(&mut self) -> std::convert::Infallible {
         let mut ticker = tokio::time::interval(JUDGE_INTERVAL);
