@@ -529,6 +529,66 @@ async fn promote_by_compare_and_swap_while_the_conductor_judges() {
     conductor.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wave_without_traffic_is_paused_then_promoted_by_hand() {
+    let (_dir, etcd) = cluster();
+    let url = etcd.url("paused");
+    let store = connect(&url).await;
+    let mut fleet = four(&url);
+    fleet.registered(&store).await;
+    let m = metrics();
+    let conductor = spawn_conductor(url.clone(), "c1".into(), m.clone());
+
+    // No traffic: the canary's wave is paused once 3 bakes (at least 30 s) have passed.
+    push(&store, &fleet, None).await;
+    let paused = drive(&store, &mut fleet, "the pause", |r| {
+        matches!(r.state, State::Paused(_))
+    })
+    .await;
+    assert_eq!(paused.state.to_string(), "paused: insufficient traffic");
+    assert_eq!(paused.current, Some(0));
+    let stored = store.get_rollout().await.unwrap().unwrap();
+    assert_eq!(
+        stored.rollout, paused,
+        "the conductor judges a pause again without change"
+    );
+
+    // Promoted by hand: the next wave starts, and with traffic the rest pass by the gates.
+    let mut r = stored.rollout.clone();
+    let by_hand = Command::Promote {
+        author: "ops@test".into(),
+    };
+    r.command(by_hand, &fleet.reports(), now_ms()).unwrap();
+    store
+        .save_rollout(&r, Expect::ModRevision(stored.mod_revision))
+        .await
+        .unwrap();
+    fleet.serving = true;
+    let r = drive(&store, &mut fleet, "the rollout to end", over).await;
+
+    assert_eq!(r.state, State::Promoted, "{:?}", r.log);
+    let passes: Vec<&PassedBy> = decisions(&r)
+        .iter()
+        .filter_map(|d| match d {
+            Decision::PassWave { by, .. } => Some(by),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(
+            passes[..],
+            [
+                PassedBy::Hand { .. },
+                PassedBy::Gates { .. },
+                PassedBy::Gates { .. }
+            ]
+        ),
+        "{passes:?}"
+    );
+    assert_eq!(counted(&m, "promoted"), 1);
+    conductor.abort();
+}
+
 /// Campaigns as `name` and conducts on a task of its own.
 async fn candidate(url: &StoreUrl, name: &str) -> (Conductorship, JoinHandle<()>, Arc<Metrics>) {
     let campaign = Conductorship::campaign(url.clone(), name.into(), CONDUCTOR_TTL);
