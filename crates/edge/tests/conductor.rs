@@ -548,10 +548,7 @@ async fn a_wave_without_traffic_is_paused_then_promoted_by_hand() {
     assert_eq!(paused.state.to_string(), "paused: insufficient traffic");
     assert_eq!(paused.current, Some(0));
     let stored = store.get_rollout().await.unwrap().unwrap();
-    assert_eq!(
-        stored.rollout, paused,
-        "the conductor judges a pause again without change"
-    );
+    assert_eq!(stored.rollout, paused, "a paused rollout stays paused");
 
     // Promoted by hand: the next wave starts, and with traffic the rest pass by the gates.
     let mut r = stored.rollout.clone();
