@@ -7,7 +7,7 @@
 use http::Method;
 use portico::store_link::push_document;
 use portico_core::config::fingerprint;
-use portico_core::rollout::{Command, Push, Rollout, Settings, parse_waves};
+use portico_core::rollout::{Command, GateFailure, Push, Rollout, Settings, State, parse_waves};
 use portico_store::{Expect, NodeStatus, Store, StoreUrl};
 use portico_tests::*;
 use serde_json::{Value, json};
@@ -320,25 +320,27 @@ async fn a_target_the_canary_cannot_build_is_reported_rejected_while_it_keeps_se
     );
     let v2 = fingerprint(&target);
     start_rollout(&s, &stable, &target, "node:edge-a,rest", 2).await;
-    eventually("the canary reports the rejection", WAIT, || async {
-        status_of(&s, "edge-a")
-            .await
-            .and_then(|st| st.rejected)
-            .is_some_and(|r| r.version == v2)
+    // The node reports the rejection while the rollout lasts; the nodes' conductor rolls the
+    // rollout back on it at once (gate 1), keeping the node's errors in its verdict.
+    eventually("rolled back", WAIT, || async {
+        nodes[0].status().await["rollout"]["state"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("rolled back: gate 1"))
     })
     .await;
-    let rejected = status_of(&s, "edge-a")
-        .await
-        .and_then(|st| st.rejected)
-        .expect("rejected");
-    assert!(
-        rejected
-            .errors
-            .iter()
-            .any(|e| e.contains("node.admin_token_file") && e.contains("no-such-token")),
-        "{:?}",
-        rejected.errors
-    );
+    let stored = s.get_rollout().await.expect("get").expect("stored").rollout;
+    match &stored.state {
+        State::RolledBack(GateFailure::Rejected { node, errors }) => {
+            assert_eq!(node, "edge-a");
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.contains("node.admin_token_file") && e.contains("no-such-token")),
+                "{errors:?}"
+            );
+        }
+        other => panic!("rolled back by gate 1, not {other:?}"),
+    }
     for n in &nodes {
         assert_eq!(n.version().await, v1, "stable stays");
         assert_eq!(n.get("/").await.served_by(), "a");
@@ -348,6 +350,82 @@ async fn a_target_the_canary_cannot_build_is_reported_rejected_while_it_keeps_se
     assert_eq!(st["last_reload"]["version"], v2.as_str());
     assert_eq!(st["rollout"]["node_wave"], 1);
     assert_eq!(st["rollout"]["version"], v1.as_str());
+    // Over: the rejection is no longer reported (the verdict keeps it).
+    eventually(
+        "the rejection is dropped once the rollout is over",
+        WAIT,
+        || async {
+            status_of(&s, "edge-a")
+                .await
+                .is_some_and(|st| st.rejected.is_none())
+        },
+    )
+    .await;
+
+    // Pushed again once the file is there: a new rollout, tried again, and no stale rejection.
+    std::fs::write(&missing, "t0ken").expect("token");
+    start_rollout(&s, &stable, &target, "node:edge-a,rest", 2).await;
+    wait_version(&nodes[0], &v2).await;
+    eventually("the canary reports it runs the target", WAIT, || async {
+        status_of(&s, "edge-a")
+            .await
+            .is_some_and(|st| st.record.version == v2 && st.rejected.is_none())
+    })
+    .await;
+    assert_eq!(
+        wait_rollout(&nodes[0], &v2, "in progress").await["node_wave"],
+        1
+    );
+    assert_eq!(nodes[1].version().await, v1, "its wave has not started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_at_once_with_no_bake_is_promoted_by_the_nodes_conductor_and_cached() {
+    let (etcd, dir) = etcd(1);
+    let url = etcd.url("portico");
+    let s = store(&url).await;
+    let (a, b) = (origin("a").await, origin("b").await);
+    let stable = config(&a, &[], "");
+    push_document(&s, &stable, None).await.expect("push v1");
+    let nodes = start(
+        &url,
+        dir.path(),
+        &[("edge-a", "us-east"), ("edge-b", "eu-west")],
+    )
+    .await;
+    registered(&s, 2).await;
+    // `config push --waves rest --bake 0 --min-requests 0`: what needs every node at once.
+    let target = config(&b, &[], "");
+    let opts = portico::config::push::PushOptions {
+        waves: Some(vec!["rest".into()]),
+        bake_secs: Some(0.0),
+        min_requests: Some(0),
+        author: "tests".into(),
+        ..Default::default()
+    };
+    let started = portico::config::push::start_push(&s, &target, &opts, &Default::default())
+        .await
+        .expect("push");
+    let v2 = started.version;
+    for n in &nodes {
+        wait_rollout(n, &v2, "promoted").await;
+        wait_version(n, &v2).await;
+        assert_eq!(n.get("/").await.served_by(), "b");
+    }
+    assert_eq!(
+        s.get_config().await.expect("get").expect("stable").text,
+        target
+    );
+    // Promoted: the target is now the stable document, and each node caches it.
+    for name in ["edge-a", "edge-b"] {
+        let cache = dir.path().join(format!("{name}.json"));
+        eventually(
+            &format!("{name} caches the promoted target"),
+            WAIT,
+            || async { std::fs::read_to_string(&cache).is_ok_and(|t| t == target) },
+        )
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,13 +17,15 @@ use std::time::{Duration, Instant};
 pub enum Trigger {
     /// `Store::put_config(text, Expect::Any)` from this process: one etcd put, no validation.
     Store(Box<Store>),
-    /// `portico config push FILE --store URL`: a new process that connects, validates, writes.
+    /// `portico config push FILE --waves rest --bake 0 --min-requests 0 --store URL`: a new
+    /// process that connects, validates, writes the version and starts its rollout to every
+    /// node at once (SPEC part 3; the nodes' conductor promotes it once every node runs it).
     Cli {
         /// The `portico` binary.
         bin: PathBuf,
         /// `--store`.
         url: String,
-        /// The document of each variant, as a file (A, B).
+        /// Where each variant's document is written before it is pushed (A, B).
         files: [PathBuf; 2],
     },
     /// The node's `--config` file is replaced (write + rename), then `kill -HUP PID`.
@@ -43,10 +45,54 @@ impl Trigger {
                 "in-process etcd put (Store::put_config), clock started just before it"
             }
             Trigger::Cli { .. } => {
-                "`portico config push FILE --store URL` (process start, connect, validate, put), clock started just before the spawn"
+                "`portico config push FILE --waves rest --bake 0 --min-requests 0 --store URL` (process start, connect, validate, start the rollout to every node at once), clock started just before the spawn"
             }
             Trigger::Sighup { .. } => {
                 "file replaced (write + rename), then `kill -HUP` (a kill(1) process), clock started just before the write"
+            }
+        }
+    }
+
+    /// The text change `index` pushes of `doc`. A version promoted before cannot be pushed
+    /// again (`config rollback` makes it stable), so through the CLI each change's document
+    /// gets its own version: the same JSON, `index + 1` newlines after it.
+    fn text(&self, doc: &str, index: usize) -> String {
+        match self {
+            Trigger::Cli { .. } => format!("{doc}{}", "\n".repeat(index + 1)),
+            Trigger::Store(_) | Trigger::Sighup { .. } => doc.to_string(),
+        }
+    }
+
+    /// Before a change through the CLI: waits (up to `timeout`) until the previous change's
+    /// rollout has ended (its conductor promotes it once every node runs it), since a push
+    /// while one is in progress is refused.
+    async fn settle(&self, timeout: Duration) -> Result<()> {
+        let Trigger::Cli { url, .. } = self else {
+            return Ok(());
+        };
+        let url: portico_store::StoreUrl = url.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let store = Store::connect(&url, Duration::from_secs(3))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let stored = store
+                .get_rollout()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            match stored {
+                Some(r) if !r.rollout.state.is_over() => {
+                    if Instant::now() >= deadline {
+                        bail!(
+                            "the rollout of {} did not end within {} s ({})",
+                            r.rollout.target,
+                            timeout.as_secs(),
+                            r.rollout.state
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                _ => return Ok(()),
             }
         }
     }
@@ -60,10 +106,14 @@ impl Trigger {
                     .map_err(|e| anyhow::anyhow!("put: {e}"))?;
             }
             Trigger::Cli { bin, url, files } => {
+                let file = &files[variant.preferred()];
+                std::fs::write(file, text)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
                 let mut cmd = Command::new(bin);
                 cmd.arg("config")
                     .arg("push")
-                    .arg(&files[variant.preferred()])
+                    .arg(file)
+                    .args(["--waves", "rest", "--bake", "0", "--min-requests", "0"])
                     .arg("--store")
                     .arg(url)
                     .env("RUST_LOG", "warn");
@@ -162,7 +212,9 @@ impl Series<'_> {
     /// Makes one change and waits until every node runs it (or the timeout).
     pub async fn change(&self, index: usize, status: &StatusClient) -> Result<Change> {
         let variant = self.start.nth_change(index);
-        let text = self.docs[variant.preferred()];
+        self.trigger.settle(self.timeout).await?;
+        let text = self.trigger.text(self.docs[variant.preferred()], index);
+        let text = text.as_str();
         let version = portico_core::config::fingerprint(text);
         let t0 = Instant::now();
         // The pollers start with the write, so the last answer with the old version bounds

@@ -1,5 +1,6 @@
 //! The `portico` binary with live configuration: SIGHUP reloads of `--config FILE`, and a
-//! real etcd store (`--store`, `--cache`, `portico config push | get | status`).
+//! real etcd store (`--store`, `--cache`, `portico config push | rollout | promote | abort |
+//! rollback | history | diff | get | status`).
 //!
 //! Every process (nodes, etcd members) is killed when its guard drops, even when a test
 //! fails; every port is chosen at run time; every wait is a poll with a deadline.
@@ -157,6 +158,24 @@ impl Proc {
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("start portico");
+        Proc {
+            child,
+            log,
+            what: format!("portico {}", args.join(" ")),
+        }
+    }
+
+    /// Like [`Proc::spawn`], stdout kept in `out`.
+    fn spawn_out(args: &[&str], out: PathBuf, log: PathBuf) -> Proc {
+        let err = File::create(&log).unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(File::create(&out).unwrap())
             .stderr(err)
             .spawn()
             .expect("start portico");
@@ -484,10 +503,25 @@ fn config_push_get_and_status_exit_codes() {
     let third_text = doc("", other, "r2");
     let third = dir.path().join("third.json");
     write(&third, &third_text);
-    let (code, out, err) = cli(&["config", "push", s(&third), "--store", &url]);
+    // Every node at once (SPEC part 3: still gated while it lasts).
+    let (code, out, err) = cli(&[
+        "config",
+        "push",
+        s(&third),
+        "--waves",
+        "rest",
+        "--bake",
+        "0",
+        "--min-requests",
+        "0",
+        "--store",
+        &url,
+    ]);
     assert_eq!(code, 0, "stdout {out}\nstderr {err}");
     let v3 = pushed_version(&out);
     assert_ne!(v3, v2);
+    assert!(out.contains("wave 1  rest") && out.contains("n1"), "{out}");
+    finish_rollout(&url);
     let (code, out, err) = cli(&["config", "status", "--wait", "15", "--store", &url]);
     assert_eq!(code, 0, "stdout {out}\nstderr {err}");
     assert!(
@@ -624,11 +658,24 @@ fn a_store_node_starts_from_its_cache_when_etcd_is_down_and_exits_1_with_neither
         "a push to the restarted store",
         Duration::from_secs(20),
         || {
-            let (code, out, _) = cli(&["config", "push", s(&second), "--store", &url]);
+            let (code, out, _) = cli(&[
+                "config",
+                "push",
+                s(&second),
+                "--waves",
+                "rest",
+                "--bake",
+                "0",
+                "--min-requests",
+                "0",
+                "--store",
+                &url,
+            ]);
             (code == 0).then(|| pushed_version(&out))
         },
     );
     assert_ne!(v2, v1);
+    finish_rollout(&url);
     poll(
         "the node to apply the new version",
         Duration::from_secs(30),
@@ -646,4 +693,441 @@ fn a_store_node_starts_from_its_cache_when_etcd_is_down_and_exits_1_with_neither
         },
     );
     drop(from_cache);
+}
+
+/// Ends the rollout a `--waves rest --bake 0 --min-requests 0` push started: the nodes'
+/// conductor promotes it once every node runs it; where none did within 10 s (a build whose
+/// nodes do not conduct), it is promoted by hand, as an operator would.
+fn finish_rollout(url: &str) {
+    let (code, out, err) = cli(&["config", "rollout", "--wait", "10", "--store", url]);
+    if code == 3 {
+        let (code, out, err) = cli(&["config", "promote", "--store", url]);
+        assert!(
+            code == 0 || err.contains("is over (promoted)"),
+            "stdout {out}\nstderr {err}"
+        );
+    } else {
+        assert_eq!(code, 0, "stdout {out}\nstderr {err}");
+    }
+    let (code, out, err) = cli(&["config", "rollout", "--store", url]);
+    assert_eq!(code, 0, "promoted: stdout {out}\nstderr {err}");
+}
+
+/// A registration like a node's, kept by `portico_store::register` on `rt` until the sender
+/// is dropped (lease revoked) or the task aborted (lease left to expire).
+struct FakeNode {
+    _records: tokio::sync::watch::Sender<portico_store::NodeStatus>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn fake_node(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    name: &str,
+    region: &str,
+    version: &str,
+) -> FakeNode {
+    let status = portico_store::NodeStatus::new(portico_store::NodeRecord {
+        name: name.into(),
+        region: region.into(),
+        version: version.into(),
+        healthy: true,
+        admin: "http://127.0.0.1:1".into(),
+        updated_at: portico_store::now_rfc3339(),
+    });
+    let (tx, rx) = tokio::sync::watch::channel(status);
+    let url: portico_store::StoreUrl = url.parse().unwrap();
+    let task = {
+        let _guard = rt.enter();
+        portico_store::register(url, name.into(), Duration::from_secs(10), rx)
+    };
+    FakeNode { _records: tx, task }
+}
+
+/// The line of `config status` (or `config rollout`) for `node`.
+fn node_line<'a>(out: &'a str, node: &str) -> Option<&'a str> {
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(node))
+}
+
+/// Runs `portico ARGS` and checks the exit code and that stderr is at most `lines` lines,
+/// none a panic; returns stdout and stderr.
+fn expect(args: &[&str], code: i32, lines: usize) -> (String, String) {
+    let (got, out, err) = cli(args);
+    assert_eq!(got, code, "{args:?}\nstdout {out}\nstderr {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.lines().count() <= lines,
+        "{args:?}: more than {lines} lines on stderr:\n{err}"
+    );
+    (out, err)
+}
+
+#[test]
+fn rollout_commands_happy_paths_refusals_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = etcd_in(1, &dir.path().join("etcd"));
+    let url = etcd.url("portico-rollout").to_string();
+    let backend = origin("o");
+    let st = ["--store", url.as_str()];
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .chain(st.iter())
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let run = |args: &[&str], code: i32| -> (String, String) {
+        let all = with(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        expect(&all, code, 1)
+    };
+    let file = |name: &str, route: &str| -> (PathBuf, String) {
+        let text = doc("", backend, route);
+        let path = dir.path().join(name);
+        write(&path, &text);
+        (path, text)
+    };
+
+    // An empty store.
+    let (out, _) = run(&["config", "rollout"], 0);
+    assert!(out.contains("none"), "{out}");
+    let (out, _) = run(&["config", "history"], 0);
+    assert!(out.contains("no version"), "{out}");
+    let (_, err) = run(&["config", "diff"], 1);
+    assert!(err.contains("no stable config"), "{err}");
+    let (_, err) = run(&["config", "rollback"], 1);
+    assert!(err.contains("no earlier promoted version"), "{err}");
+
+    // No node registered: each push is stable at once.
+    let (f1, t1) = file("v1.json", "r1");
+    let (out, _) = run(
+        &[
+            "config",
+            "push",
+            s(&f1),
+            "--message",
+            "first",
+            "--author",
+            "alice",
+        ],
+        0,
+    );
+    let v1 = pushed_version(&out);
+    assert!(out.contains("promoted at once"), "{out}");
+    let (f2, t2) = file("v2.json", "r2");
+    let (out, _) = run(&["config", "push", s(&f2), "--message", "second"], 0);
+    let v2 = pushed_version(&out);
+    let (out, _) = run(&["config", "get"], 0);
+    assert_eq!(out.trim_end(), t2.trim_end());
+    let (out, _) = run(&["config", "rollout"], 0);
+    assert!(out.contains(&format!("rollout of {v2}")), "{out}");
+
+    // History: newest first, with author, outcome and message.
+    let (out, _) = run(&["config", "history"], 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with(&v2) && lines[0].ends_with("second"),
+        "{out}"
+    );
+    assert!(lines[0].contains("promoted"), "{out}");
+    assert!(
+        lines[1].starts_with(&v1) && lines[1].contains("alice"),
+        "{out}"
+    );
+    assert!(lines[1].ends_with("first"), "{out}");
+    let (out, _) = run(&["config", "history", "--limit", "1"], 0);
+    assert_eq!(out.lines().count(), 1, "{out}");
+
+    // Diff: the previous version → stable by default; one line per path (routes are matched
+    // by name: a renamed route is one removed and one added).
+    let (out, _) = run(&["config", "diff"], 0);
+    let route =
+        |name: &str| format!(r#"{{"name":"{name}","hosts":["*"],"paths":["/*"],"pool":"api"}}"#);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec![
+            format!("{v1} -> {v2}: 2 changes"),
+            format!("- routes[0]: {}", route("r1")),
+            format!("+ routes[0]: {}", route("r2")),
+        ],
+        "{out}"
+    );
+    let (out, _) = run(&["config", "diff", &v2, &v1], 0);
+    assert!(
+        out.contains(&format!("+ routes[0]: {}", route("r1"))),
+        "{out}"
+    );
+    let (_, err) = run(&["config", "diff", "0123456789abcdef"], 1);
+    assert!(err.contains("no version 0123456789abcdef"), "{err}");
+
+    // Get a version.
+    let (out, _) = run(&["config", "get", "--version", &v1], 0);
+    assert_eq!(out.trim_end(), t1.trim_end());
+    let (_, err) = run(&["config", "get", "--version", "0123456789abcdef"], 1);
+    assert!(err.contains("no version 0123456789abcdef"), "{err}");
+
+    // Rollback to a promoted version, then back by default.
+    let (out, _) = run(&["config", "rollback", &v1], 0);
+    assert!(
+        out.contains(&format!("version {v1} is the stable version again")),
+        "{out}"
+    );
+    let (out, _) = run(&["config", "get"], 0);
+    assert_eq!(out.trim_end(), t1.trim_end());
+    let (out, _) = run(&["config", "rollback"], 0);
+    assert!(
+        out.contains(&format!("version {v2} is the stable version again")),
+        "{out}"
+    );
+    let (_, err) = run(&["config", "rollback", "0123456789abcdef"], 1);
+    assert!(err.contains("no version 0123456789abcdef"), "{err}");
+
+    // Two nodes register: a push rolls out in waves.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _eu = fake_node(&rt, &url, "eu-a", "eu", &v2);
+    let us = fake_node(&rt, &url, "us-a", "us", &v2);
+    poll("both registrations", Duration::from_secs(10), || {
+        let (_, out, _) = cli(&with(&["config", "status"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>());
+        (node_line(&out, "eu-a").is_some() && node_line(&out, "us-a").is_some()).then_some(())
+    });
+    let (out, _) = run(&["config", "status"], 0);
+    assert!(out.contains("rollout of"), "the rollout line: {out}");
+    let eu = node_line(&out, "eu-a").unwrap();
+    assert!(eu.contains(" ago") && eu.contains("yes"), "{eu}");
+
+    let (f3, t3) = file("v3.json", "r3");
+    let (out, _) = run(&["config", "push", s(&f3), "--bake", "30"], 0);
+    let v3 = pushed_version(&out);
+    for want in [
+        "plan:",
+        "wave 1  node:eu-a",
+        "wave 3  rest",
+        "us-a",
+        "bake 30 s",
+    ] {
+        assert!(out.contains(want), "{want:?} not in {out}");
+    }
+    let (out, _) = run(&["config", "get"], 0);
+    assert_eq!(
+        out.trim_end(),
+        t2.trim_end(),
+        "config stays stable while it rolls out"
+    );
+    let (out, _) = run(&["config", "rollout"], 3);
+    for want in [
+        "in progress, wave 1 (node:eu-a) of 3",
+        "wave 1 (node:eu-a) started: eu-a",
+        "not started (would take us-a)",
+        "verdicts:",
+    ] {
+        assert!(out.contains(want), "{want:?} not in {out}");
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("eu-a") && l.contains(&v2)),
+        "eu-a's line: {out}"
+    );
+    let (out, _) = run(&["config", "status"], 0);
+    assert!(out.contains(&format!("rollout of {v3}")), "{out}");
+    // Diff while it lasts: stable → target.
+    let (out, _) = run(&["config", "diff"], 0);
+    assert!(
+        out.starts_with(&format!("{v2} -> {v3}: 2 changes")),
+        "{out}"
+    );
+
+    // Refusals while it lasts: another push (named), a rollback.
+    let (f4, _) = file("v4.json", "r4");
+    let (_, err) = run(&["config", "push", s(&f4)], 1);
+    assert!(
+        err.contains("rollout is in progress") && err.contains(&v3),
+        "{err}"
+    );
+    let (out, _) = run(&["config", "history"], 0);
+    assert!(
+        !out.contains(&fingerprint(&doc("", backend, "r4"))),
+        "nothing written: {out}"
+    );
+    let (_, err) = run(&["config", "rollback", &v1], 1);
+    assert!(err.contains("rollout is in progress"), "{err}");
+
+    // Abort: rolled back, exit 4; its version cannot be rolled back to.
+    let (out, _) = run(&["config", "abort", "--author", "bob"], 0);
+    assert!(out.contains("aborted by bob"), "{out}");
+    let (out, _) = run(&["config", "rollout"], 4);
+    assert!(
+        out.contains(": aborted") && out.contains("aborted by bob"),
+        "{out}"
+    );
+    let (_, err) = run(&["config", "abort"], 1);
+    assert!(err.contains("is over (aborted)"), "{err}");
+    let (_, err) = run(&["config", "rollback", &v3], 1);
+    assert!(err.contains("only a promoted version"), "{err}");
+    let (out, _) = run(&["config", "history"], 0);
+    assert!(
+        node_line(&out, &v3).is_some_and(|l| l.contains("aborted")),
+        "{out}"
+    );
+
+    // Pushed again (after an abort it may be), promoted by hand wave by wave.
+    let (out, _) = run(&["config", "push", s(&f3)], 0);
+    assert_eq!(pushed_version(&out), v3);
+    let (out, _) = run(&["config", "promote", "--author", "carol"], 0);
+    for want in [
+        "wave 1 (node:eu-a) passed: promoted by carol",
+        "wave 2 (region:eu) skipped: no node",
+        "wave 3 (rest) started: us-a",
+    ] {
+        assert!(out.contains(want), "{want:?} not in {out}");
+    }
+    let (out, _) = run(&["config", "promote"], 0);
+    assert!(
+        out.contains(&format!("promoted: {v3} is the stable version")),
+        "{out}"
+    );
+    let (out, _) = run(&["config", "rollout"], 0);
+    assert!(out.contains(": promoted"), "{out}");
+    let (out, _) = run(&["config", "get"], 0);
+    assert_eq!(out.trim_end(), t3.trim_end());
+    let (_, err) = run(&["config", "promote"], 1);
+    assert!(err.contains("is over (promoted)"), "{err}");
+
+    // --wait follows a push to its end: 4 when aborted, 0 when promoted.
+    let follow = |file: &Path| -> Proc {
+        let args = with(&["config", "push", s(file), "--wait"]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Proc::spawn_out(
+            &args,
+            dir.path().join("wait.out"),
+            dir.path().join("wait.log"),
+        )
+    };
+    let started = |v: &str| {
+        poll("the rollout to start", Duration::from_secs(10), || {
+            let (code, out, _) = cli(&with(&["config", "rollout"])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>());
+            (code == 3 && out.contains(&format!("rollout of {v}"))).then_some(())
+        })
+    };
+    let v4 = fingerprint(&doc("", backend, "r4"));
+    let mut waiting = follow(&f4);
+    started(&v4);
+    run(&["config", "abort"], 0);
+    let exit = waiting.wait_exit(Duration::from_secs(15));
+    let said = std::fs::read_to_string(dir.path().join("wait.out")).unwrap();
+    assert_eq!(exit.code(), Some(4), "{said}\n{}", waiting.log());
+    assert!(said.contains("aborted by"), "{said}");
+    let mut waiting = follow(&f4);
+    started(&v4);
+    run(&["config", "promote"], 0);
+    run(&["config", "promote"], 0);
+    let exit = waiting.wait_exit(Duration::from_secs(15));
+    let said = std::fs::read_to_string(dir.path().join("wait.out")).unwrap();
+    assert_eq!(exit.code(), Some(0), "{said}\n{}", waiting.log());
+    assert!(said.contains(": promoted"), "{said}");
+
+    // A node killed without revoking its lease reads stale long before the lease expires.
+    us.task.abort();
+    poll("us-a to read stale", Duration::from_secs(9), || {
+        let (_, out, _) = cli(&with(&["config", "status"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>());
+        node_line(&out, "us-a")
+            .is_some_and(|l| l.contains("STALE"))
+            .then_some(())
+    });
+    // (The fake nodes do not follow the store: they still run v2, hence exit 3.)
+    let (out, _) = run(&["config", "status"], 3);
+    assert!(
+        node_line(&out, "eu-a").is_some_and(|l| l.contains(" yes ")),
+        "{out}"
+    );
+}
+
+#[test]
+fn store_errors_are_one_line_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = etcd_in(1, &dir.path().join("etcd"));
+    let url = etcd.url("portico-errors").to_string();
+    let backend = origin("o");
+
+    // Unreachable: every command names the endpoint.
+    let closed = free_addr();
+    let closed_url = format!("etcd://{closed}/portico-errors");
+    for cmd in [
+        &["config", "push", "nowhere.json"][..],
+        &["config", "rollout"],
+        &["config", "promote"],
+        &["config", "abort"],
+        &["config", "rollback"],
+        &["config", "history"],
+        &["config", "diff"],
+        &["config", "get"],
+        &["config", "status"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(["--store", closed_url.as_str()]);
+        let (_, err) = expect(&args, 1, 1);
+        assert!(
+            err.contains(&closed.to_string()) && err.contains("unreachable"),
+            "{cmd:?}: {err}"
+        );
+    }
+
+    // A document larger than etcd takes: the size, the limit, the flags to raise it.
+    let big = doc("", backend, "r").replacen(
+        "{\n",
+        &format!("{{\n  \"$schema\": \"{}\",\n", "x".repeat(3_000_000)),
+        1,
+    );
+    let path = dir.path().join("big.json");
+    write(&path, &big);
+    let (_, err) = expect(&["config", "push", s(&path), "--store", &url], 1, 1);
+    for want in [
+        "bytes",
+        "--max-request-bytes",
+        "MAX_MESSAGE_BYTES",
+        "nothing written",
+    ] {
+        assert!(err.contains(want), "{want:?} not in {err}");
+    }
+    let (_, out, _) = cli(&["config", "history", "--store", &url]);
+    assert!(out.contains("no version"), "nothing written: {out}");
+
+    // A file that cannot be read, a bad plan, a bad flag value: refused before anything.
+    let (_, err) = expect(
+        &["config", "push", "/nonexistent/x.json", "--store", &url],
+        1,
+        1,
+    );
+    assert!(err.contains("cannot read /nonexistent/x.json"), "{err}");
+    let good = dir.path().join("good.json");
+    write(&good, &doc("", backend, "r"));
+    let (_, err) = expect(
+        &[
+            "config",
+            "push",
+            s(&good),
+            "--waves",
+            "rest,node:a",
+            "--store",
+            &url,
+        ],
+        1,
+        1,
+    );
+    assert!(err.contains("follows `rest`"), "{err}");
+    let (_, err) = expect(
+        &["config", "push", s(&good), "--bake=-1", "--store", &url],
+        1,
+        1,
+    );
+    assert!(err.contains("--bake"), "{err}");
 }

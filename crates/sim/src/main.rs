@@ -412,8 +412,10 @@ fn intro(sim: &mut Simulation, options: &SimOptions, control: &ControlServer) ->
     };
     let operator = match sim.store_url() {
         Some(url) => format!(
-            "Change the config of every region at once (edit {config}, e.g. an origin's weight, then):\n  \
-             {portico} config push {config} --store {url}\n  \
+            "Change the config of every region (edit {config}, e.g. an origin's weight, then push it: it rolls out\n\
+             in waves, canary first, each wave judged by health gates; a bad document is rolled back):\n  \
+             {portico} config push {config} --bake 10 --store {url}\n  \
+             {portico} config rollout --wait 300 --store {url}   # waves, gates, verdicts; 0 once promoted\n  \
              {portico} config status --wait 5 --store {url}   # every node's running version\n\
              Take a whole region down (its edge node, origin and etcd member) and back:\n  \
              {sim_bin} region-down {last}{work_arg}   # or: curl -X POST http://{ctl}/region/{last}/down\n  \

@@ -106,9 +106,13 @@ fn push_and_status_through_the_printed_url_and_a_region_down_and_up_from_the_com
     for want in [
         "| config |".to_string(),
         format!(
-            "{} config push {} --store {url}",
+            "{} config push {} --bake 10 --store {url}",
             portico.display(),
             config_file.display()
+        ),
+        format!(
+            "{} config rollout --wait 300 --store {url}",
+            portico.display()
         ),
         format!("{} config status --wait 5 --store {url}", portico.display()),
         "region-down ap-south".to_string(),
@@ -162,12 +166,31 @@ fn push_and_status_through_the_printed_url_and_a_region_down_and_up_from_the_com
     );
     std::fs::write(&config_file, &edited).expect("edited");
     let version = portico_core::config::fingerprint(&edited);
+    // The SIGKILLed node keeps its registration until its lease expires; once it reads stale,
+    // a push leaves it out of the plan (it would fail gate 2 when its lease expires).
+    eventually(
+        "edge-ap stale or gone in config status",
+        Duration::from_secs(15),
+        || {
+            let s = run(&portico, &["config", "status", "--store", &url]);
+            let s = String::from_utf8_lossy(&s.stdout).to_string();
+            !s.lines()
+                .any(|l| l.starts_with("edge-ap") && !l.contains("STALE"))
+        },
+    );
+    // Every node at once (SPEC part 3: still gated while it lasts).
     let push = run(
         &portico,
         &[
             "config",
             "push",
             config_file.to_str().expect("UTF-8"),
+            "--waves",
+            "rest",
+            "--bake",
+            "0",
+            "--min-requests",
+            "0",
             "--store",
             &url,
         ],
@@ -178,6 +201,22 @@ fn push_and_status_through_the_printed_url_and_a_region_down_and_up_from_the_com
         "{}",
         text(&push)
     );
+    // The nodes' conductor promotes it once every node of the wave runs it; a build whose
+    // nodes do not conduct gets it promoted by hand, as an operator would.
+    let waited = run(
+        &portico,
+        &["config", "rollout", "--wait", "10", "--store", &url],
+    );
+    if waited.status.code() == Some(3) {
+        let promote = run(&portico, &["config", "promote", "--store", &url]);
+        assert!(
+            promote.status.success() || text(&promote).contains("is over (promoted)"),
+            "{}",
+            text(&promote)
+        );
+    } else {
+        assert!(waited.status.success(), "{}", text(&waited));
+    }
     eventually(
         "edge-us and edge-eu report the new version in the store",
         Duration::from_secs(15),

@@ -172,8 +172,10 @@ fn too_large_message(side: LimitSide, size: Option<u64>, limit: Option<u64>) -> 
             "the request is {}, more than etcd takes ({limit_text}): to store larger documents, \
              start every etcd member with a larger --max-request-bytes (default 1.5 MiB; etcd's \
              gRPC limit is that plus 512 KiB) and a --quota-backend-bytes that holds 100 \
-             versions of them",
-            bytes(size)
+             versions of them; this client reads answers up to {} bytes (MAX_MESSAGE_BYTES in \
+             portico-store's client.rs)",
+            bytes(size),
+            crate::client::MAX_MESSAGE_BYTES
         ),
         LimitSide::Client => format!(
             "etcd's answer is {}, more than this client takes ({}): the client's max decoding \

@@ -9,7 +9,8 @@
 //! - [`follow`]: a task that emits every new revision of the document, across outages;
 //!   [`follow_rollout`] the same for the rollout.
 //! - [`register`]: a task that keeps a node's [`NodeRecord`] (or [`NodeStatus`], with its
-//!   rollout report) in the store under a lease, writing at most once a second.
+//!   rollout report) in the store under a lease, writing at most once a second;
+//!   [`Store::registration_leases`] tells how recently each renewed its lease.
 //! - [`Conductorship`]: the election of the node that conducts rollouts (a lease-held key).
 //! - `LocalEtcd` (feature `local-etcd`): starts a real etcd cluster of child processes, on
 //!   ports from `free_loopback_addrs` (tests, the simulation, benches; not the edge).
@@ -26,6 +27,7 @@ mod error;
 mod follow;
 #[cfg(feature = "local-etcd")]
 mod free_ports;
+mod liveness;
 mod node;
 mod register;
 mod rollouts;
@@ -43,6 +45,7 @@ pub use follow::{
 };
 #[cfg(feature = "local-etcd")]
 pub use free_ports::free_loopback_addrs;
+pub use liveness::LeaseLife;
 pub use node::{NodeRecord, NodeStatus, Registered, now_rfc3339, unix_millis};
 pub use register::{MIN_PUT_INTERVAL, REVOKE_TIMEOUT, register};
 pub use rollouts::StoredRollout;

@@ -1,5 +1,6 @@
 //! Configuration in three stages: raw serde structs, validation with JSON paths, typed model.
 
+mod diff;
 mod error;
 mod model;
 mod patterns;
@@ -9,6 +10,7 @@ mod schema;
 mod validate;
 mod warnings;
 
+pub use diff::{Change, diff};
 pub(crate) use error::{Collector, join};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;

@@ -6,4 +6,5 @@ pub mod prepare;
 pub mod push;
 pub mod reload;
 pub mod resolve;
+pub mod seen;
 pub mod summary;

@@ -9,9 +9,14 @@
 //!   before the rollout is written (a promotion or a `config rollback` racing the push) the
 //!   push is planned again (a few times), unless `--if-version` asked for that exact version;
 //! - a push of the stable version is refused (nothing to roll out); a push of an older
-//!   promoted version is refused with a pointer to `config rollback`.
+//!   promoted version is refused with a pointer to `config rollback`;
+//! - a registered node that looks dead ([`seen`]: no report for 3 s and its lease renewal
+//!   overdue) is left out of the plan: killed without revoking its lease, it would fail gate 2
+//!   when the lease expires and roll back a good document. If it comes back during the
+//!   rollout it runs stable, as any node that joins.
 
 use crate::config::prepare::document;
+use crate::config::seen::seen;
 use portico_core::config::{ConfigErrors, Overrides, fingerprint};
 use portico_core::rollout::plan::check_waves;
 use portico_core::rollout::{Push, Rollout, RolloutError, Selector, Settings};
@@ -97,6 +102,8 @@ pub struct Started {
     /// The plan: each wave's selector and its nodes (members once started, else the nodes it
     /// would take now; a skipped wave has none).
     pub plan: Vec<(Selector, Vec<String>)>,
+    /// Registered nodes left out of the plan because they look dead (see the module doc).
+    pub left_out: Vec<String>,
 }
 
 /// Why a push was not started. Nothing was written in any case.
@@ -204,12 +211,13 @@ pub async fn start_push(
             Some(doc) => Expect::ModRevision(doc.mod_revision),
             None => Expect::Absent,
         };
-        let reports: Vec<_> = store
-            .node_statuses()
-            .await?
+        let statuses = store.node_statuses().await?;
+        let leases = store.registration_leases().await?;
+        let now = portico_store::unix_millis(SystemTime::now());
+        let (live, dead): (Vec<_>, Vec<_>) = statuses
             .iter()
-            .map(|s| s.report())
-            .collect();
+            .partition(|s| !seen(s, leases.get(&s.record.name), now).stale);
+        let reports: Vec<_> = live.iter().map(|s| s.report()).collect();
         let push = Push {
             target: version.clone(),
             stable: stable.clone(),
@@ -218,7 +226,6 @@ pub async fn start_push(
             settings,
             author: opts.author.clone(),
         };
-        let now = portico_store::unix_millis(SystemTime::now());
         let (rollout, _) = Rollout::start(push, &reports, now)?;
         match store
             .start_rollout(&rollout, text, &opts.message, expect)
@@ -230,6 +237,7 @@ pub async fn start_push(
                     version,
                     rollout,
                     plan,
+                    left_out: dead.iter().map(|s| s.record.name.clone()).collect(),
                 });
             }
             Err(StoreError::CasLost { current }) => {

@@ -6,8 +6,9 @@
 //! - The target's document is read from `PREFIX/documents/<version>` when the node is
 //!   assigned it; a read that fails (store unreachable) is tried again every second.
 //! - A target that does not prepare or apply here is **rejected**: the node keeps running the
-//!   stable document and reports the rejection with its errors (gate 1 rolls back). It is not
-//!   tried again within the same rollout; a later rollout of the same version tries again.
+//!   stable document and reports the rejection with its errors (gate 1 rolls back) while that
+//!   rollout lasts. It is not tried again within the same rollout; a later rollout of the same
+//!   version tries again.
 //! - A stable revision that does not prepare here is logged and shown in `/status` as before
 //!   rollouts; the node keeps what it runs and tries the next revision.
 //! - **The cache** (`--cache`) holds the last *stable* document this node ran, written when
@@ -141,10 +142,30 @@ pub(super) async fn follow(link: Arc<StoreLink>, node: Arc<NodeState>) {
 }
 
 impl Follower {
+    /// A new revision of the rollout. A rejection is reported only while the rollout it
+    /// belongs to lasts: once that rollout is over (its verdict keeps the errors) or another
+    /// one started, the report drops it, so a version pushed again (the missing file now
+    /// installed) is judged on this node's new attempt, not on the old rejection.
     fn set_rollout(&mut self, rollout: Option<Rollout>) {
         let in_progress = rollout.as_ref().is_some_and(|r| !r.state.is_over());
         self.node.metrics.set_rollout_in_progress(in_progress);
-        self.link.update(|f| f.rollout = rollout.clone());
+        let stale = self.rejected.is_some()
+            && match &rollout {
+                None => true,
+                Some(r) => {
+                    r.state.is_over()
+                        || self.rejected.as_ref() != Some(&(r.target.clone(), r.started_at_ms))
+                }
+            };
+        if stale {
+            self.rejected = None;
+        }
+        self.link.update(|f| {
+            f.rollout = rollout.clone();
+            if stale {
+                f.rejected = None;
+            }
+        });
         self.rollout = rollout;
     }
 
