@@ -4,7 +4,7 @@
 
 use portico_origin::OriginHandle;
 use portico_tests::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -34,17 +34,8 @@ async fn connect(node: &TestNode) -> TcpStream {
 /// Reads until the server closes the connection (end of stream or reset); `None` when it is
 /// still open after [`PATIENCE`].
 async fn until_closed(s: &mut (impl AsyncReadExt + Unpin)) -> Option<String> {
-    let deadline = Instant::now() + PATIENCE;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 16384];
-    loop {
-        let left = deadline.checked_duration_since(Instant::now())?;
-        match tokio::time::timeout(left, s.read(&mut buf)).await {
-            Err(_) => return None,
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(String::from_utf8_lossy(&out).into_owned()),
-            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-        }
-    }
+    let bytes = portico_tests::until_closed(s, PATIENCE).await?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Reads one response with a `Content-Length` body; the connection stays open.

@@ -37,17 +37,7 @@ async fn tls_node(limits: &str) -> (TlsNode, TestCa, portico_origin::OriginHandl
 /// Reads until the server closes the connection (end of stream or reset); `None` when it is
 /// still open after [`PATIENCE`].
 async fn until_closed(s: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
-    let deadline = Instant::now() + PATIENCE;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 16384];
-    loop {
-        let left = deadline.checked_duration_since(Instant::now())?;
-        match tokio::time::timeout(left, s.read(&mut buf)).await {
-            Err(_) => return None,
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(out),
-            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-        }
-    }
+    portico_tests::until_closed(s, PATIENCE).await
 }
 
 /// A TLS client connection to `site.test` offering `alpn` (wire format).

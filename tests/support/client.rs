@@ -127,3 +127,22 @@ pub async fn raw(addr: &str, request: &[u8]) -> String {
     let _ = read.await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Reads `s` until the server closes the connection (end of stream or reset): what was read,
+/// or `None` when it is still open after `patience`.
+pub async fn until_closed(
+    s: &mut (impl tokio::io::AsyncReadExt + Unpin),
+    patience: std::time::Duration,
+) -> Option<Vec<u8>> {
+    let deadline = std::time::Instant::now() + patience;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(out),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}

@@ -22,7 +22,7 @@ pub use port::{free_addr, free_addrs};
 pub use wait::{eventually, eventually_blocking, poll, poll_blocking};
 
 #[cfg(feature = "node")]
-pub use client::{Http, Resp, raw};
+pub use client::{Http, Resp, raw, until_closed};
 #[cfg(feature = "node")]
 pub use metrics::Scrape;
 #[cfg(feature = "node")]

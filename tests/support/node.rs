@@ -2,7 +2,8 @@
 
 use crate::client::Http;
 use crate::metrics::Scrape;
-use crate::port::free_addr;
+/// Where it lived before `port.rs`; helpers written against `crate::node::free_addr` still find it.
+pub use crate::port::free_addr;
 use crate::wait::eventually;
 use portico::{Node, NodeOptions, RunningNode};
 use portico_core::config::{Overrides, parse_with};

@@ -59,7 +59,9 @@ pub struct EdgeLoss {
     pub after_ms: (f64, f64),
 }
 
-async fn one(entry: SocketAddr, timeout: Duration) -> (u16, Option<String>) {
+/// One `GET /` through `entry` on a new connection: the status (0: no answer within `timeout`)
+/// and the `X-Portico-Region` of the node that answered.
+pub(crate) async fn one(entry: SocketAddr, timeout: Duration) -> (u16, Option<String>) {
     let r = tokio::time::timeout(timeout, async {
         let mut s = tokio::net::TcpStream::connect(entry).await?;
         s.write_all(b"GET / HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n")

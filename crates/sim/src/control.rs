@@ -1,4 +1,4 @@
-//! The runner's control listener (loopback HTTP): `POST /region/NAME/down` and `/up`, used by `portico-sim region-down|region-up` through the address in `WORK_DIR/control`.
+//! The runner's control listener (loopback HTTP): `POST /region/NAME/down` and `/up`, and `POST /bad-push`, used by `portico-sim region-down|region-up|bad-push` through the address in `WORK_DIR/control`.
 //!
 //! The listener only parses and queues; the runner's main loop executes each command on the
 //! simulation and the answer goes back as the response body.
@@ -27,11 +27,17 @@ pub enum Command {
     RegionDown(String),
     /// Bring a region back: etcd member, origins, then nodes (from the store and their cache).
     RegionUp(String),
+    /// Push a valid but wrong document with `portico config push` (default rollout): the
+    /// canary's errors roll it back.
+    BadPush,
 }
 
 impl Command {
-    /// `POST /region/NAME/down|up`.
+    /// `POST /region/NAME/down|up`, `POST /bad-push`.
     fn parse(method: &str, path: &str) -> Option<Command> {
+        if (method, path) == ("POST", "/bad-push") {
+            return Some(Command::BadPush);
+        }
         let rest = path.strip_prefix("/region/")?;
         let (name, what) = rest.split_once('/')?;
         match (method, what) {
@@ -46,6 +52,7 @@ impl Command {
         match self {
             Command::RegionDown(r) => format!("/region/{r}/down"),
             Command::RegionUp(r) => format!("/region/{r}/up"),
+            Command::BadPush => "/bad-push".to_string(),
         }
     }
 }
@@ -209,6 +216,7 @@ mod tests {
         for c in [
             Command::RegionDown("ap-south".into()),
             Command::RegionUp("us-east".into()),
+            Command::BadPush,
         ] {
             assert_eq!(Command::parse("POST", &c.path()), Some(c));
         }

@@ -8,6 +8,7 @@ use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::upstreams::peer::BasicPeer;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,27 @@ impl Board {
         let a = self.lock();
         order.iter().copied().find(|&i| a[i].announced(now))
     }
+
+    /// Where new connection number `n` goes at `now`: among the announced nodes of `order` as
+    /// near as the nearest one (`rtt` per node), the `n`th modulo their number — equal-cost
+    /// paths share the connections, as a router's ECMP does.
+    pub fn spread_at(
+        &self,
+        order: &[usize],
+        rtt: &[Duration],
+        n: usize,
+        now: Instant,
+    ) -> Option<usize> {
+        let a = self.lock();
+        let announced: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&i| a[i].announced(now))
+            .collect();
+        let nearest = rtt[*announced.first()?];
+        let tied = announced.iter().take_while(|&&i| rtt[i] == nearest).count();
+        Some(announced[n % tied])
+    }
 }
 
 /// The entry of one client region, for one of the nodes' listeners (plain or TLS: it
@@ -70,6 +92,8 @@ pub struct Entry {
     pub board: Arc<Board>,
     /// Pingora's L4 connector.
     pub connector: TransportConnector,
+    /// Connections so far: spreads them over equally near nodes.
+    pub connections: AtomicUsize,
 }
 
 #[async_trait]
@@ -79,7 +103,10 @@ impl ServerApp for Entry {
         mut client: Stream,
         _shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let node = self.board.pick(&self.order)?;
+        let n = self.connections.fetch_add(1, Ordering::Relaxed);
+        let node = self
+            .board
+            .spread_at(&self.order, &self.rtt, n, Instant::now())?;
         let rtt = self.rtt[node];
         if !rtt.is_zero() {
             tokio::time::sleep(rtt).await;
@@ -188,5 +215,33 @@ mod tests {
         assert_eq!(board.pick_at(&order, ms(3200)), None, "none left");
         assert_eq!(board.record(1, ms(3300), true), Some(true));
         assert_eq!(board.pick_at(&order, ms(3300)), Some(1), "back at once");
+    }
+
+    #[test]
+    fn equally_near_nodes_share_the_connections() {
+        let board = Board::new(4, Duration::ZERO);
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // Nodes 2 and 3 are in the client's region (2 ms), 0 and 1 farther away.
+        let order = [2, 3, 0, 1];
+        let rtt = [ms(75), ms(120), ms(2), ms(2)];
+        let picks: Vec<_> = (0..4)
+            .map(|n| board.spread_at(&order, &rtt, n, t0))
+            .collect();
+        assert_eq!(picks, [Some(2), Some(3), Some(2), Some(3)]);
+        board.record(3, t0, false);
+        let picks: Vec<_> = (0..2)
+            .map(|n| board.spread_at(&order, &rtt, n, t0))
+            .collect();
+        assert_eq!(picks, [Some(2), Some(2)], "a withdrawn node gets none");
+        board.record(2, t0, false);
+        assert_eq!(
+            board.spread_at(&order, &rtt, 1, t0),
+            Some(0),
+            "next nearest"
+        );
+        board.record(0, t0, false);
+        board.record(1, t0, false);
+        assert_eq!(board.spread_at(&order, &rtt, 0, t0), None);
     }
 }

@@ -197,7 +197,11 @@ mod tests {
             .chain(&l.tls_nodes)
             .map(|a| a.port())
             .collect();
-        assert_eq!(tls, [8180, 8181, 8182, 8190, 8191, 8192]);
+        assert_eq!(
+            tls,
+            [8180, 8181, 8182, 8190, 8191, 8192, 8193],
+            "four nodes"
+        );
         let n = Layout::netns(&t);
         assert_eq!(n.etcd[2].0, SocketAddr::from((netns::home(2), 2379)));
     }

@@ -1,8 +1,10 @@
 //! `portico-sim`: several regions on one machine — per-region round trips, one etcd member per region holding the config every edge node follows, anycast-style entries, whole regions taken down and back.
 
 pub mod announce;
+pub mod bad_push;
 pub mod bench;
 pub mod bird;
+pub mod clients;
 pub mod control;
 pub mod entry;
 pub mod http;
@@ -11,6 +13,7 @@ mod layout;
 pub mod netns;
 mod options;
 mod procs;
+pub mod rollout_view;
 pub mod sim;
 pub mod store;
 pub mod supervise;

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use portico_sim::clients::Clients;
 use portico_sim::control::{self, ControlServer};
 use portico_sim::{Launch, SimOptions, Simulation, Topology, bench, launch, netns, supervise};
 use std::net::SocketAddr;
@@ -45,6 +46,10 @@ struct Args {
     /// that file and a SIGHUP to every node) instead of following the store.
     #[arg(long, global = true)]
     no_store: bool,
+    /// Requests per second that each region's clients send through their entry while the demo
+    /// runs (a new connection each), so that a rollout's gates have traffic to judge; 0: none.
+    #[arg(long, default_value_t = 30)]
+    clients: u32,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -81,6 +86,11 @@ enum Cmd {
         /// The region, e.g. ap-south.
         region: String,
     },
+    /// Push a document that validates but is wrong to the running simulation (of --work-dir):
+    /// its first route sent to a pool whose only origin is a dead port, with `portico config
+    /// push` and the default rollout. The canary's errors fail its gate and every node goes
+    /// back to the stable version: watch the table.
+    BadPush,
     /// Kill children a SIGKILLed runner left behind (by the pid file) and delete the
     /// `portico-sim-*` network namespaces of runners that are gone.
     Clean,
@@ -138,6 +148,7 @@ fn main() -> Result<()> {
         Some(Cmd::RegionUp { region }) => {
             command(&args.work_dir, control::Command::RegionUp(region))
         }
+        Some(Cmd::BadPush) => command(&args.work_dir, control::Command::BadPush),
         Some(Cmd::Clean) => {
             clean(&args.work_dir);
             Ok(())
@@ -254,7 +265,8 @@ fn main() -> Result<()> {
                 log::warn!("{e:#}; the control listener takes a free port instead");
                 ControlServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), Some(&file))
             })?;
-            run_demo(&mut sim, &options, &control)
+            let clients = Clients::start(sim.entries.clone(), args.clients)?;
+            run_demo(&mut sim, &options, &control, &clients, args.clients)
         }
     }
 }
@@ -354,7 +366,7 @@ fn shown(path: &Path) -> String {
 }
 
 /// What the demo prints before its first table: what runs where, and what to try.
-fn intro(sim: &mut Simulation, options: &SimOptions, control: &ControlServer) -> String {
+fn intro(sim: &mut Simulation, options: &SimOptions, control: &ControlServer, rate: u32) -> String {
     let first = &sim.topology.regions[0].name;
     let last = &sim.topology.regions[sim.topology.regions.len() - 1].name;
     let work = options.work_dir.as_deref().unwrap_or(Path::new("."));
@@ -419,7 +431,9 @@ fn intro(sim: &mut Simulation, options: &SimOptions, control: &ControlServer) ->
              {portico} config status --wait 5 --store {url}   # every node's running version\n\
              Take a whole region down (its edge node, origin and etcd member) and back:\n  \
              {sim_bin} region-down {last}{work_arg}   # or: curl -X POST http://{ctl}/region/{last}/down\n  \
-             {sim_bin} region-up {last}{work_arg}\n",
+             {sim_bin} region-up {last}{work_arg}\n\
+             See a rollback: push a document that validates but is wrong (a route sent to a dead port); the canary's errors roll it back:\n  \
+             {sim_bin} bad-push{work_arg}\n",
             ctl = control.addr
         ),
         None => format!(
@@ -461,9 +475,17 @@ fn intro(sim: &mut Simulation, options: &SimOptions, control: &ControlServer) ->
         ),
         None => String::new(),
     };
+    let load = if rate == 0 {
+        "No clients run (--clients 0): a rollout's waves pause for insufficient traffic."
+            .to_string()
+    } else {
+        format!(
+            "Clients of every region send {rate} req/s through their entry (--clients), equally near nodes sharing them; errors are printed as they happen."
+        )
+    };
     format!(
         "\nPortico multi-region simulation: {} regions, {network}, {mode}.\n\
-         {source} Ctrl-C stops everything.\n\n{}\n\
+         {source} {load} Ctrl-C stops everything.\n\n{}\n\
          {operator}\
          Try:\n  curl -si http://{}/ | grep -i -e x-served-by -e x-portico-region    # a {first} client, through its entry\n  \
          curl -si --cacert {ca} https://{}/ | grep -i x-served-by   # the same over TLS (this run's throwaway CA)\n  \
@@ -483,9 +505,15 @@ fn intro(sim: &mut Simulation, options: &SimOptions, control: &ControlServer) ->
     )
 }
 
-fn run_demo(sim: &mut Simulation, options: &SimOptions, control: &ControlServer) -> Result<()> {
+fn run_demo(
+    sim: &mut Simulation,
+    options: &SimOptions,
+    control: &ControlServer,
+    clients: &Clients,
+    rate: u32,
+) -> Result<()> {
     wait_for_latencies(sim);
-    println!("{}", intro(sim, options, control));
+    println!("{}", intro(sim, options, control, rate));
     // Reprint when an announcement, a route, a choice or a config version changes, not on
     // every millisecond of jitter in the measured latencies.
     let key = |t: &str| {
@@ -502,6 +530,7 @@ fn run_demo(sim: &mut Simulation, options: &SimOptions, control: &ControlServer)
                 let result = match &request.command {
                     control::Command::RegionDown(r) => sim.region_down(r),
                     control::Command::RegionUp(r) => sim.region_up(r),
+                    control::Command::BadPush => bad_push(sim, options),
                 };
                 match &result {
                     Ok(text) => print!("\n{text}"),
@@ -521,6 +550,9 @@ fn run_demo(sim: &mut Simulation, options: &SimOptions, control: &ControlServer)
             continue;
         }
         tick = std::time::Instant::now();
+        if let Some(line) = client_errors(sim, &clients.take()) {
+            println!("{line}");
+        }
         for (name, status, tail) in sim.exited() {
             if reported.insert(name.clone()) {
                 println!("!! {name} exited ({status}); last lines of its log:\n{tail}");
@@ -537,4 +569,80 @@ fn run_demo(sim: &mut Simulation, options: &SimOptions, control: &ControlServer)
         sim.topology.drain.as_millis()
     );
     Ok(())
+}
+
+/// The `portico` binary the operator uses: beside the nodes' binaries, or beside this one.
+fn portico_bin(options: &SimOptions) -> PathBuf {
+    match &options.launch {
+        Launch::Subprocess { bin_dir } => bin_dir.join("portico"),
+        Launch::InProcess => std::env::current_exe()
+            .ok()
+            .and_then(|me| me.parent().map(|d| d.join("portico")))
+            .unwrap_or_else(|| PathBuf::from("portico")),
+    }
+}
+
+/// `portico-sim bad-push`: writes the wrong document beside the shared config and pushes it
+/// with `portico config push` (the default rollout); answers with what the command printed.
+fn bad_push(sim: &Simulation, options: &SimOptions) -> Result<String> {
+    let url = sim
+        .store_url()
+        .context("this simulation runs without a store (--no-store): nothing to roll out")?;
+    let (text, what) = portico_sim::bad_push::wrong_document(&sim.config)?;
+    let dir = options
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
+    let file = dir.join("bad-push.json");
+    std::fs::write(&file, text).with_context(|| format!("cannot write {}", file.display()))?;
+    let portico = portico_bin(options);
+    let mut cmd = portico_sim::bad_push::push_command(
+        &portico,
+        &file,
+        url,
+        &format!("portico-sim bad-push: {what}"),
+    );
+    let out = cmd.output().with_context(|| {
+        format!(
+            "cannot run {} (build it: cargo build --profile demo -p portico)",
+            portico.display()
+        )
+    })?;
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    anyhow::ensure!(
+        out.status.success(),
+        "{} config push {} failed ({}):\n{printed}",
+        shown(&portico),
+        shown(&file),
+        out.status
+    );
+    Ok(format!(
+        "bad-push: {what} ({})\n$ {} config push {} --store {url}\n{printed}\
+         The canary runs it first: its clients' errors fail the error gate and every node returns to the stable version (watch the table).\n",
+        shown(&file),
+        shown(&portico),
+        shown(&file),
+    ))
+}
+
+/// A line naming the regions whose clients saw errors in the last second, if any did.
+fn client_errors(sim: &Simulation, tallies: &[portico_sim::clients::Tally]) -> Option<String> {
+    let failing: Vec<String> = sim
+        .topology
+        .regions
+        .iter()
+        .zip(tallies)
+        .filter(|(_, t)| t.errors > 0)
+        .map(|(r, t)| format!("{} {} of {}", r.name, t.errors, t.requests))
+        .collect();
+    (!failing.is_empty()).then(|| {
+        format!(
+            "!! client errors in the last second: {}",
+            failing.join(" · ")
+        )
+    })
 }

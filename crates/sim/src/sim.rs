@@ -8,6 +8,7 @@ pub use crate::layout::OriginInfo;
 use crate::netns::{self, Netns};
 pub use crate::options::SimOptions;
 use crate::procs::{Launcher, NodeSource, Proc};
+use crate::rollout_view::{self, NodeRollout};
 use crate::store::SimStore;
 use crate::supervise;
 use crate::topology::Topology;
@@ -20,7 +21,7 @@ use portico_store::StoreUrl;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -260,6 +261,7 @@ fn start_entries(
                 rtt: edge.iter().map(|(nr, _)| topology.rtt(r, *nr)).collect(),
                 board: board.clone(),
                 connector: TransportConnector::new(None),
+                connections: AtomicUsize::new(0),
             };
             let mut svc = Service::new(format!("{kind} {}", region.name), app);
             svc.add_tcp(&at.to_string());
@@ -1026,13 +1028,16 @@ impl Simulation {
     }
 
     /// The table of regions: entries, where its clients go, each node with its admin URL,
-    /// running config version, announcement, preferred origin and measured latencies; then,
-    /// with a store, a line with the stored version and which etcd members run.
+    /// running config version, its wave in the rollout (`-`: none), announcement, preferred
+    /// origin and measured latencies; then, with a store, a line with the stored version and
+    /// which etcd members run, and one with the rollout when a node shows one.
     pub fn table(&self) -> String {
         let edge = self.topology.edge_nodes();
         let mut s = String::from(
-            "| region | clients enter at | → served by | edge node | admin | config | announced | prefers | measured latency (ms) |\n|---|---|---|---|---|---|---|---|---|\n",
+            "| region | clients enter at | → served by | edge node | admin | version | wave | announced | prefers | measured latency (ms) |\n|---|---|---|---|---|---|---|---|---|---|\n",
         );
+        // The rollout as the first node that shows one sees it.
+        let mut rollout: Option<NodeRollout> = None;
         for (j, (r, name)) in edge.iter().enumerate() {
             let region = &self.topology.regions[*r].name;
             let first = self.topology.regions[*r].edge_nodes.first() == Some(name);
@@ -1046,11 +1051,11 @@ impl Simulation {
                 (String::new(), String::new())
             };
             let status = self.status(j);
-            let version = status
-                .as_ref()
-                .and_then(|s| s["config_version"].as_str())
-                .unwrap_or("")
-                .to_string();
+            let version = rollout_view::version_cell(status.as_ref());
+            let wave = rollout_view::wave_cell(status.as_ref());
+            if rollout.is_none() {
+                rollout = status.as_ref().and_then(NodeRollout::of_status);
+            }
             let (prefers, lat) = match status.as_ref().and_then(choice_of) {
                 Some((p, l)) => (
                     p.join(", "),
@@ -1069,7 +1074,7 @@ impl Simulation {
                 None => ("(down)".into(), String::new()),
             };
             s.push_str(&format!(
-                "| {region} | {entry} | {serving} | {name} | http://{}/status | {version} | {} | {prefers} | {lat} |\n",
+                "| {region} | {entry} | {serving} | {name} | http://{}/status | {version} | {wave} | {} | {prefers} | {lat} |\n",
                 self.nodes[j].1,
                 match self.announced(j) {
                     Some(true) => "yes",
@@ -1082,7 +1087,7 @@ impl Simulation {
         for (r, region) in self.topology.regions.iter().enumerate() {
             if region.edge_nodes.is_empty() {
                 s.push_str(&format!(
-                    "| {} | {} | {} | | | | | | |\n",
+                    "| {} | {} | {} | | | | | | | |\n",
                     region.name,
                     self.entry_urls(r),
                     self.serving(r)
@@ -1114,6 +1119,9 @@ impl Simulation {
                 store.url,
                 members.join(" · ")
             ));
+            if let Some(r) = &rollout {
+                s.push_str(&format!("{}\n", r.summary()));
+            }
         }
         s
     }

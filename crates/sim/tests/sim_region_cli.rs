@@ -104,7 +104,7 @@ fn push_and_status_through_the_printed_url_and_a_region_down_and_up_from_the_com
     let printed = read_out();
     let config_file = work.join("portico.json");
     for want in [
-        "| config |".to_string(),
+        "| version | wave |".to_string(),
         format!(
             "{} config push {} --bake 10 --store {url}",
             portico.display(),
@@ -116,6 +116,7 @@ fn push_and_status_through_the_printed_url_and_a_region_down_and_up_from_the_com
         ),
         format!("{} config status --wait 5 --store {url}", portico.display()),
         "region-down ap-south".to_string(),
+        "bad-push".to_string(),
     ] {
         assert!(printed.contains(&want), "{want:?} not in:\n{printed}");
     }

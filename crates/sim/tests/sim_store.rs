@@ -65,7 +65,7 @@ fn every_node_follows_the_store_and_a_region_comes_back_on_the_latest_config() {
         assert!(!line.contains("--config"), "{line}");
     }
     let table = sim.table();
-    assert!(table.contains("| config |"), "{table}");
+    assert!(table.contains("| version | wave |"), "{table}");
     assert_eq!(table.matches(&format!("| {v0} |")).count(), 3, "{table}");
     assert!(table.contains(&format!("store {url}")), "{table}");
 

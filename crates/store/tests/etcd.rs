@@ -1,15 +1,13 @@
 //! The store against a real etcd, started by each test through `LocalEtcd` in a temporary dir.
 
-use portico_store::{
-    Expect, LocalEtcd, NodeRecord, Store, StoreError, StoreEvent, StoreUrl, follow, register,
-};
+use portico_store::{Expect, LocalEtcd, Store, StoreError, StoreEvent, StoreUrl, follow, register};
 use std::time::Duration;
 use tempfile::TempDir;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 mod common;
-use common::{DEADLINE, cluster, connect, poll};
+use common::{DEADLINE, cluster, connect, poll, record};
 
 /// The next event, or a panic after [`DEADLINE`].
 async fn next(rx: &mut mpsc::Receiver<StoreEvent>, what: &str) -> StoreEvent {
@@ -41,17 +39,6 @@ fn doc_text(event: &StoreEvent) -> Option<&str> {
     match event {
         StoreEvent::Document(doc) => Some(doc.text.as_str()),
         _ => None,
-    }
-}
-
-fn record(name: &str, version: &str) -> NodeRecord {
-    NodeRecord {
-        name: name.to_string(),
-        region: "eu".to_string(),
-        version: version.to_string(),
-        healthy: true,
-        admin: "http://127.0.0.1:9901".to_string(),
-        updated_at: String::new(),
     }
 }
 

@@ -1,26 +1,15 @@
 //! Registrations carrying the rollout report, against a real etcd started by `LocalEtcd`.
 
 use portico_core::rollout::{Figures, Rejection};
-use portico_store::{NodeRecord, NodeStatus, Store, register};
+use portico_store::{NodeStatus, Store, register};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 mod common;
-use common::{DEADLINE, cluster, connect, poll};
+use common::{DEADLINE, cluster, connect, poll, record};
 
 const TTL: Duration = Duration::from_secs(10);
-
-fn record(name: &str, version: &str) -> NodeRecord {
-    NodeRecord {
-        name: name.to_string(),
-        region: "eu".to_string(),
-        version: version.to_string(),
-        healthy: true,
-        admin: "http://127.0.0.1:9901".to_string(),
-        updated_at: String::new(),
-    }
-}
 
 fn status(name: &str, requests: u64) -> NodeStatus {
     let mut status = NodeStatus::new(record(name, "v2"));

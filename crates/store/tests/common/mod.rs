@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use portico_store::{LocalEtcd, Store, StoreUrl};
+use portico_store::{LocalEtcd, NodeRecord, Store, StoreUrl};
 #[allow(unused_imports)] // not every suite polls
 pub use portico_test_support::poll;
 use std::time::Duration;
@@ -25,5 +25,17 @@ pub async fn connect(url: &StoreUrl) -> Store {
     match Store::connect(url, TIMEOUT).await {
         Ok(store) => store,
         Err(e) => panic!("connect to {url}: {e}"),
+    }
+}
+
+/// A healthy node's record in region `eu`, running `version`.
+pub fn record(name: &str, version: &str) -> NodeRecord {
+    NodeRecord {
+        name: name.to_string(),
+        region: "eu".to_string(),
+        version: version.to_string(),
+        healthy: true,
+        admin: "http://127.0.0.1:9901".to_string(),
+        updated_at: String::new(),
     }
 }
