@@ -42,7 +42,13 @@ pub fn record(node: &NodeState, session: &Session, ctx: &RequestCtx) {
     }
     let elapsed = ctx.start.elapsed();
     if let Some(counters) = node.rollout_counters.get() {
-        counters.record(&ctx.snapshot.config.version, code, ctx.refused, elapsed);
+        counters.record(
+            &ctx.snapshot.config.version,
+            code,
+            ctx.refused,
+            ctx.start,
+            elapsed,
+        );
     }
     if node.access_log.is_on() {
         let req = session.req_header();

@@ -311,8 +311,15 @@ async fn a_good_rollout_is_promoted_wave_by_wave_across_bakes() {
     let conductor = spawn_conductor(url.clone(), "c1".into(), m.clone());
 
     fleet.serving = true;
+    let pushed = Instant::now();
     push(&store, &fleet, None).await;
     let r = drive(&store, &mut fleet, "the rollout to end", over).await;
+    println!(
+        "push → {} after {} ms (three waves, bakes of {} ms)",
+        r.state,
+        pushed.elapsed().as_millis(),
+        settings().bake_ms
+    );
 
     assert_eq!(r.state, State::Promoted, "{:?}", r.log);
     let kinds: Vec<String> = decisions(&r)
@@ -368,8 +375,14 @@ async fn a_rejected_target_is_rolled_back_at_once() {
     let m = metrics();
     let conductor = spawn_conductor(url.clone(), "c1".into(), m.clone());
 
+    let pushed = Instant::now();
     push(&store, &fleet, None).await;
     let r = drive(&store, &mut fleet, "the rollout to end", over).await;
+    println!(
+        "push → {} after {} ms",
+        r.state,
+        pushed.elapsed().as_millis()
+    );
 
     let State::RolledBack(GateFailure::Rejected { node, errors }) = &r.state else {
         panic!("not rolled back by gate 1: {}", r.state);
@@ -513,6 +526,63 @@ async fn promote_by_compare_and_swap_while_the_conductor_judges() {
     assert_eq!(outcome(&store).await, Outcome::Promoted);
     // Promoted by hand: the conductor saved no outcome.
     assert_eq!(counted(&m, "promoted"), 0);
+    conductor.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wave_without_traffic_is_paused_then_promoted_by_hand() {
+    let (_dir, etcd) = cluster();
+    let url = etcd.url("paused");
+    let store = connect(&url).await;
+    let mut fleet = four(&url);
+    fleet.registered(&store).await;
+    let m = metrics();
+    let conductor = spawn_conductor(url.clone(), "c1".into(), m.clone());
+
+    // No traffic: the canary's wave is paused once 3 bakes (at least 30 s) have passed.
+    push(&store, &fleet, None).await;
+    let paused = drive(&store, &mut fleet, "the pause", |r| {
+        matches!(r.state, State::Paused(_))
+    })
+    .await;
+    assert_eq!(paused.state.to_string(), "paused: insufficient traffic");
+    assert_eq!(paused.current, Some(0));
+    let stored = store.get_rollout().await.unwrap().unwrap();
+    assert_eq!(stored.rollout, paused, "a paused rollout stays paused");
+
+    // Promoted by hand: the next wave starts, and with traffic the rest pass by the gates.
+    let mut r = stored.rollout.clone();
+    let by_hand = Command::Promote {
+        author: "ops@test".into(),
+    };
+    r.command(by_hand, &fleet.reports(), now_ms()).unwrap();
+    store
+        .save_rollout(&r, Expect::ModRevision(stored.mod_revision))
+        .await
+        .unwrap();
+    fleet.serving = true;
+    let r = drive(&store, &mut fleet, "the rollout to end", over).await;
+
+    assert_eq!(r.state, State::Promoted, "{:?}", r.log);
+    let passes: Vec<&PassedBy> = decisions(&r)
+        .iter()
+        .filter_map(|d| match d {
+            Decision::PassWave { by, .. } => Some(by),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(
+            passes[..],
+            [
+                PassedBy::Hand { .. },
+                PassedBy::Gates { .. },
+                PassedBy::Gates { .. }
+            ]
+        ),
+        "{passes:?}"
+    );
+    assert_eq!(counted(&m, "promoted"), 1);
     conductor.abort();
 }
 

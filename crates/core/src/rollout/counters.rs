@@ -54,10 +54,11 @@ impl Tally {
         }
     }
 
-    fn record(&mut self, error: bool, latency: Duration) {
+    /// An answer, its latency already in `bucket` (one logarithm per answer, not one per tally).
+    fn record(&mut self, error: bool, bucket: usize) {
         self.requests += 1;
         self.errors += u64::from(error);
-        self.buckets[bucket_of(latency)] += 1;
+        self.buckets[bucket] += 1;
     }
 
     fn add(&mut self, other: &Tally) {
@@ -127,7 +128,8 @@ impl VersionCounters {
 
     /// An answer at `now` on the running version.
     pub fn record(&mut self, now: UnixMillis, error: bool, latency: Duration) {
-        self.since_switch.record(error, latency);
+        let bucket = bucket_of(latency);
+        self.since_switch.record(error, bucket);
         let second = now / 1000;
         let i = (second % SLOTS as u64) as usize;
         if self.window.len() < SLOTS {
@@ -141,7 +143,7 @@ impl VersionCounters {
             slot.second = second;
             slot.tally = Tally::new();
         }
-        slot.tally.record(error, latency);
+        slot.tally.record(error, bucket);
     }
 
     /// The running version's figures over the window ending at `now`.

@@ -13,9 +13,10 @@
 //! [`Rollout::judged`]: portico_core::rollout::Rollout::judged
 
 use crate::metrics::Metrics;
-use portico_core::rollout::{Decision, NodeReport, Rollout};
+use portico_core::rollout::{Decision, NodeReport, Rollout, UnixMillis};
 use portico_store::{
     CONDUCTOR_TTL, Conductorship, Expect, NodeStatus, Role, Store, StoreError, StoreUrl,
+    StoredRollout,
 };
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -62,7 +63,7 @@ pub async fn conduct(
     mut role: watch::Receiver<Role>,
     metrics: &Metrics,
 ) {
-    let mut judge = Judge {
+    let mut conductor = Conductor {
         url,
         store: None,
         metrics,
@@ -81,13 +82,13 @@ pub async fn conduct(
                 }
                 log::info!("conductor {name}: no longer elected, stopped judging");
             }
-            never = judge.lead() => match never {},
+            never = conductor.lead() => match never {},
         }
     }
 }
 
-/// The elected conductor's judgements.
-struct Judge<'a> {
+/// The conductor's state across its terms: the store connection and what it last logged.
+struct Conductor<'a> {
     url: &'a StoreUrl,
     /// The connection, made at the first judgement and kept.
     store: Option<Store>,
@@ -96,7 +97,7 @@ struct Judge<'a> {
     last_failure: Option<String>,
 }
 
-impl Judge<'_> {
+impl Conductor<'_> {
     /// Judges every [`JUDGE_INTERVAL`], for ever (the caller drops it when the term ends).
     async fn lead(&mut self) -> std::convert::Infallible {
         let mut ticker = tokio::time::interval(JUDGE_INTERVAL);
@@ -120,8 +121,8 @@ impl Judge<'_> {
         }
     }
 
-    /// One judgement: reads the rollout and the registrations, judges, saves a change. A
-    /// stored rollout that changed since it was read is left for the next tick.
+    /// One judgement: reads the rollout, and when it is in progress or paused judges it
+    /// ([`judge`]); counts the outcome it saved.
     async fn tick(&mut self) -> Result<(), StoreError> {
         let store = match &self.store {
             Some(store) => store,
@@ -135,35 +136,61 @@ impl Judge<'_> {
         if stored.rollout.state.is_over() {
             return Ok(());
         }
-        let reports: Vec<NodeReport> = store
-            .node_statuses()
-            .await?
-            .iter()
-            .map(NodeStatus::report)
-            .collect();
         let now = portico_store::unix_millis(SystemTime::now());
-        let Some((next, decisions)) = stored.rollout.judged(&reports, now) else {
-            return Ok(());
-        };
-        match store
-            .save_rollout(&next, Expect::ModRevision(stored.mod_revision))
-            .await
-        {
-            Ok(_) => {}
-            Err(StoreError::RolloutChanged { .. }) => {
-                log::info!(
-                    "conductor: the rollout of {} changed while it was judged; judging it again",
-                    next.target
-                );
-                return Ok(());
+        match judge(store, &stored, now).await? {
+            Judgement::Unchanged => {}
+            Judgement::Lost => log::info!(
+                "conductor: the rollout of {} changed while it was judged; judging it again",
+                stored.rollout.target
+            ),
+            Judgement::Saved(next, decisions) => {
+                log_decisions(&next, &decisions);
+                if next.state.is_over() {
+                    self.metrics.count_rollout(next.state.outcome());
+                }
             }
-            Err(e) => return Err(e),
-        }
-        log_decisions(&next, &decisions);
-        if next.state.is_over() {
-            self.metrics.count_rollout(next.state.outcome());
         }
         Ok(())
+    }
+}
+
+/// What a judgement came to.
+#[derive(Debug, Clone, PartialEq)]
+enum Judgement {
+    /// Nothing changed: nothing written.
+    Unchanged,
+    /// The judged rollout was saved, with these decisions.
+    Saved(Box<Rollout>, Vec<Decision>),
+    /// The stored rollout changed since it was read (`config promote` or `abort`, or another
+    /// conductor): nothing written; the next tick judges what is stored then.
+    Lost,
+}
+
+/// Judges `stored` (as read from `store`) at `now` against every registration read now, and
+/// saves the judged copy by compare-and-swap against the revision it was read at when it
+/// changed. A failed read of the registrations fails the judgement (an empty list would read
+/// as every node gone).
+async fn judge(
+    store: &Store,
+    stored: &StoredRollout,
+    now: UnixMillis,
+) -> Result<Judgement, StoreError> {
+    let reports: Vec<NodeReport> = store
+        .node_statuses()
+        .await?
+        .iter()
+        .map(NodeStatus::report)
+        .collect();
+    let Some((next, decisions)) = stored.rollout.judged(&reports, now) else {
+        return Ok(Judgement::Unchanged);
+    };
+    match store
+        .save_rollout(&next, Expect::ModRevision(stored.mod_revision))
+        .await
+    {
+        Ok(_) => Ok(Judgement::Saved(Box::new(next), decisions)),
+        Err(StoreError::RolloutChanged { .. }) => Ok(Judgement::Lost),
+        Err(e) => Err(e),
     }
 }
 
@@ -181,6 +208,7 @@ fn log_decisions(rollout: &Rollout, decisions: &[Decision]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portico_core::rollout::{Command, Push, Rejection, Settings, State};
 
     fn unreachable() -> StoreUrl {
         "etcd://127.0.0.1:1/conductor".parse().unwrap()
@@ -213,6 +241,110 @@ mod tests {
             metrics.rollouts.with_label_values(&["rolled_back"]).get(),
             0
         );
+    }
+
+    /// Registers a node of `region` on `v1` whose report says it rejects `rejects`; the
+    /// registration lasts as long as the sender returned.
+    fn node(
+        url: &StoreUrl,
+        name: &str,
+        region: &str,
+        rejects: Option<&str>,
+    ) -> (NodeStatus, watch::Sender<NodeStatus>) {
+        let mut status = NodeStatus::new(portico_store::NodeRecord {
+            name: name.into(),
+            region: region.into(),
+            version: "v1".into(),
+            healthy: true,
+            admin: "http://127.0.0.1:9".into(),
+            updated_at: portico_store::now_rfc3339(),
+        });
+        status.started_at_ms = 1;
+        status.rejected = rejects.map(|v| Rejection {
+            version: v.into(),
+            errors: vec!["rejected by the test".into()],
+        });
+        let (records, rx) = watch::channel(status.clone());
+        let _task = portico_store::register(url.clone(), name.into(), Duration::from_secs(10), rx);
+        (status, records)
+    }
+
+    /// `config promote` saved between the conductor's read and its save wins: the stale
+    /// judgement writes nothing; the next one judges what is stored then.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_command_saved_between_read_and_save_wins_and_is_judged_next() {
+        let (etcd, _dir) = portico_test_support::etcd(1);
+        let url = etcd.url("lost-cas");
+        let store = Store::connect(&url, Duration::from_secs(5)).await.unwrap();
+        // The canary rejects the target; us-a is in the last wave.
+        let nodes = [
+            node(&url, "eu-a", "eu", Some("v2")),
+            node(&url, "us-a", "us", None),
+        ];
+        portico_test_support::poll("both registered", Duration::from_secs(30), || async {
+            (store.node_statuses().await.ok()?.len() == 2).then_some(())
+        })
+        .await;
+        let reports: Vec<NodeReport> = nodes.iter().map(|(n, _)| n.report()).collect();
+        let now = portico_store::unix_millis(SystemTime::now());
+        let push = Push {
+            target: "v2".into(),
+            stable: Some("v1".into()),
+            waves: None,
+            canary: None,
+            settings: Settings::default(),
+            author: "ops@test".into(),
+        };
+        let (rollout, _) = Rollout::start(push, &reports, now).unwrap();
+        store.put_config("v1 doc", Expect::Any).await.unwrap();
+        store
+            .start_rollout(&rollout, "v2 doc", "test", Expect::Any)
+            .await
+            .unwrap();
+        let stale = store.get_rollout().await.unwrap().unwrap();
+
+        let mut promoted = stale.rollout.clone();
+        let by_hand = Command::Promote {
+            author: "ops@test".into(),
+        };
+        promoted.command(by_hand, &reports, now + 1).unwrap();
+        store
+            .save_rollout(&promoted, Expect::ModRevision(stale.mod_revision))
+            .await
+            .unwrap();
+        assert_eq!(
+            judge(&store, &stale, now + 2).await.unwrap(),
+            Judgement::Lost
+        );
+        let fresh = store.get_rollout().await.unwrap().unwrap();
+        assert_eq!(fresh.rollout, promoted, "the stale judgement wrote nothing");
+
+        // Judged again from the store: the promotion stands, and gate 1 still judges the
+        // canary's wave.
+        let Judgement::Saved(saved, decisions) = judge(&store, &fresh, now + 3).await.unwrap()
+        else {
+            panic!("nothing saved");
+        };
+        assert!(
+            matches!(decisions[..], [Decision::RollBack { wave: 0, .. }]),
+            "{decisions:?}"
+        );
+        assert_eq!(store.get_rollout().await.unwrap().unwrap().rollout, *saved);
+        let kinds: Vec<&Decision> = saved.log.iter().map(|r| &r.decision).collect();
+        assert!(
+            matches!(
+                kinds[..],
+                [
+                    Decision::StartWave { wave: 0, .. },
+                    Decision::PassWave { wave: 0, .. },
+                    Decision::SkipWave { wave: 1 },
+                    Decision::StartWave { wave: 2, .. },
+                    Decision::RollBack { wave: 0, .. },
+                ]
+            ),
+            "{kinds:?}"
+        );
+        assert!(matches!(saved.state, State::RolledBack(_)));
     }
 
     /// Outcomes other than an end are not counted.
