@@ -625,7 +625,7 @@ async fn two_conductors_one_judges_and_the_other_takes_over_when_it_dies_mid_wav
     })
     .await;
     fleet.serving = false;
-    drive(
+    let mid = drive(
         &store,
         &mut fleet,
         "eu-b to run the target",
@@ -652,7 +652,10 @@ async fn two_conductors_one_judges_and_the_other_takes_over_when_it_dies_mid_wav
         })
         .collect();
     assert_eq!(started, [0, 1, 2], "{:?}", r.log);
-    // The bake a spent on wave 2 counted: b needed no new start.
+    // b resumed the wave a started: same start (its bake counted), same baseline.
+    assert_eq!(r.waves[1].started_at_ms, mid.waves[1].started_at_ms);
+    assert_eq!(r.member("eu-b"), mid.member("eu-b"));
+    // The outcome is counted by the node whose conductor saved it.
     assert_eq!(counted(&b_metrics, "promoted"), 1);
     assert_eq!(counted(&a_metrics, "promoted"), 0);
     b_task.abort();
