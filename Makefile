@@ -9,7 +9,7 @@ SHELL := /bin/bash
 # cargo config's build.target-dir); `target` when cargo cannot answer (not installed yet).
 TARGET_DIR := $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),target)
 
-.PHONY: help deps test-deps screenshot build build-demo run run-single sim-netns sim-clean test fmt bench bench-micro bench-failover bench-config bench-scale bench-deps clean
+.PHONY: help deps test-deps screenshot build build-demo run run-single sim-netns sim-clean test fmt bench bench-micro bench-failover bench-config bench-rollout bench-scale bench-deps clean
 
 help:
 	@echo "make run             build and start the demo: three regions on this machine (README: the tour; docs/regions.md)"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-micro     criterion micro-benchmarks of route matching and selection"
 	@echo "make bench-failover  failover benchmark against nginx, HAProxy and Front Door-style probing"
 	@echo "make bench-config    config propagation to three regions through etcd, and errors during reloads"
+	@echo "make bench-rollout  a good and a valid-but-wrong document pushed to three regions under load: waves, gates, rollback"
 	@echo "make bench-scale     cost per origin and per route: CPU, memory, reloads at 10 to 5,000 origins, beside HAProxy and nginx"
 	@echo "make bench-hostile   slow clients, huge heads, smuggling shapes against Portico, nginx and HAProxy"
 	@echo "make soak            churn soak: faults, reloads and slow clients under load (SOAK_S=600 seconds)"
@@ -170,6 +171,13 @@ bench-failover: build
 
 bench-config: build
 	$(CARGO) run --release -q -p portico-bench --bin bench-config -- $(ARGS)
+
+# The three-region fleet (etcd with three members, four nodes) under 500 req/s while a good
+# and a valid-but-wrong document are pushed (waves, gates, rollback), and the wrong one written
+# to every node at once as before rollouts: a table with issue 21's targets, the anchors, and
+# target/bench-rollout/{results.md,results.json,rollout.svg} (about 2 minutes).
+bench-rollout: build
+	$(CARGO) run --release -q -p portico-bench --bin bench-rollout -- $(ARGS)
 
 # One node at 10 to 5,000 origins (probes every 5 s and 1 s, plain and TLS) and 1 to 10,000
 # routes, beside HAProxy (same servers and checks) and nginx (memory, reloads): a table with

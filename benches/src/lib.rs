@@ -4,6 +4,7 @@ pub mod config_bench;
 pub mod failover;
 pub mod hostile;
 pub mod procs;
+pub mod rollout_bench;
 pub mod scale;
 pub mod soak;
 pub mod throughput;

@@ -146,7 +146,7 @@ fn cmdline(pid: u32) -> Option<String> {
 
 /// Three regions following one store: etcd members and nodes. Nodes stop before etcd.
 pub struct StoreFleet {
-    /// The nodes, in [`REGIONS`] order.
+    /// The nodes, in the order started.
     pub nodes: Vec<NodeInfo>,
     /// The etcd members, in [`REGIONS`] order.
     pub members: Vec<MemberInfo>,
@@ -163,6 +163,19 @@ impl StoreFleet {
     /// (its own member listed first, `--cache` in `dir`) and waits until every node runs
     /// `initial`.
     pub async fn start(portico: &Path, initial: &str, dir: &Path) -> Result<StoreFleet> {
+        let nodes: Vec<(String, &str)> =
+            REGIONS.iter().map(|r| (format!("edge-{r}"), *r)).collect();
+        StoreFleet::start_nodes(portico, initial, dir, &nodes).await
+    }
+
+    /// [`StoreFleet::start`] with these nodes, `(name, region)`, each region one of
+    /// [`REGIONS`] (a region may have several nodes, or none).
+    pub async fn start_nodes(
+        portico: &Path,
+        initial: &str,
+        dir: &Path,
+        nodes: &[(String, &str)],
+    ) -> Result<StoreFleet> {
         let mut specs = Vec::new();
         for region in REGIONS {
             specs.push(MemberSpec {
@@ -208,7 +221,11 @@ impl StoreFleet {
             procs: Vec::new(),
             _etcd: etcd,
         };
-        for (i, region) in REGIONS.iter().enumerate() {
+        for (name, region) in nodes {
+            let i = REGIONS
+                .iter()
+                .position(|r| r == region)
+                .ok_or_else(|| anyhow!("node {name}: unknown region {region}"))?;
             let own_first: Vec<String> = std::iter::once(endpoints[i].clone())
                 .chain(
                     endpoints
@@ -218,9 +235,9 @@ impl StoreFleet {
                         .map(|(_, e)| e.clone()),
                 )
                 .collect();
-            let name = format!("edge-{region}");
+            let name = name.clone();
             let (proxy, admin) = (loopback(free_port()?), loopback(free_port()?));
-            let cache: PathBuf = dir.join(format!("cache-{region}.json"));
+            let cache: PathBuf = dir.join(format!("cache-{name}.json"));
             let _ = std::fs::remove_file(&cache);
             let args: Vec<String> = vec![
                 "--store".into(),

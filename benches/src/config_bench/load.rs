@@ -14,6 +14,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::error::Error as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -124,6 +125,29 @@ pub async fn open_loop(
     start: Instant,
     epoch: Instant,
 ) -> Vec<Sent> {
+    open_loop_until(
+        targets,
+        rate,
+        duration,
+        timeout,
+        start,
+        epoch,
+        &AtomicBool::new(false),
+    )
+    .await
+}
+
+/// [`open_loop`] that also stops sending once `stop` is set (the requests already sent are
+/// still awaited and returned).
+pub async fn open_loop_until(
+    targets: Vec<SocketAddr>,
+    rate: u32,
+    duration: Duration,
+    timeout: Duration,
+    start: Instant,
+    epoch: Instant,
+    stop: &AtomicBool,
+) -> Vec<Sent> {
     let (kept, fresh) = (client(true), client(false));
     let uris: Vec<http::Uri> = targets
         .iter()
@@ -137,6 +161,9 @@ pub async fn open_loop(
     for i in 0..total {
         let due = start + period.mul_f64(i as f64);
         tokio::time::sleep_until(due.into()).await;
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         let target = i as usize % n;
         let is_fresh = (i as usize / n) % 2 == 1;
         let client = if is_fresh {
