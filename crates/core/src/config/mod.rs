@@ -1,7 +1,7 @@
 //! Configuration in three stages: raw serde structs, validation with JSON paths, typed model.
 
-mod edge_options;
 mod diff;
+mod edge_options;
 mod error;
 mod model;
 mod patterns;
@@ -11,8 +11,8 @@ mod schema;
 mod validate;
 mod warnings;
 
-pub(crate) use edge_options::is_token_byte;
 pub use diff::{Change, diff};
+pub(crate) use edge_options::is_token_byte;
 pub(crate) use error::{Collector, join};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
