@@ -1,6 +1,7 @@
 //! Portico's integration tests: real nodes and origins in this process, on ports chosen at run time.
 
 mod access_log;
+mod acme;
 mod admin;
 mod decision;
 mod failover;

@@ -1,6 +1,7 @@
 //! Helpers for Portico's integration tests: in-process nodes and origins on ports chosen at
 //! run time, a small HTTP client, polling with a deadline, and a metrics scraper.
 
+pub mod acme;
 pub mod client;
 pub mod metrics;
 pub mod node;
