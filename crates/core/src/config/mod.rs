@@ -7,6 +7,7 @@ pub mod raw;
 mod reference;
 mod schema;
 mod validate;
+mod validate_acme;
 mod warnings;
 
 pub(crate) use error::{Collector, join};

@@ -35,7 +35,8 @@ pub fn summary(config: &Config, resolved: &[Vec<SocketAddr>]) -> String {
             .iter()
             .map(|c| {
                 let hosts: Vec<String> = c.hosts.iter().map(ToString::to_string).collect();
-                format!("{} ({})", c.name, hosts.join(" "))
+                let acme = if c.is_acme() { ", acme" } else { "" };
+                format!("{} ({}{acme})", c.name, hosts.join(" "))
             })
             .collect();
         let _ = writeln!(

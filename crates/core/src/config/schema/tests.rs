@@ -64,6 +64,7 @@ const PLACES: &[(&str, &str, &str)] = &[
     ),
     ("Origin", "/pools/0/origins/0", "pools[0].origins[0]"),
     ("Route", "/routes/0", "routes[0]"),
+    ("Acme", "/acme", "acme"),
 ];
 
 fn place(def: &str) -> (&'static str, &'static str) {
