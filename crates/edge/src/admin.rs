@@ -108,6 +108,7 @@ pub fn status_json(node: &NodeState) -> Value {
         "uptime_s": node.started.elapsed().as_secs(),
         "pools": pools,
         "routes": routes,
+        "certificates": crate::acme::status(node),
     })
 }
 

@@ -14,6 +14,7 @@ use portico_core::config::{CertSource, Config, ConfigError, ConfigErrors, HostPa
 use std::sync::Arc;
 
 /// One certificate chain with its key and the SNI names it serves.
+#[derive(Clone)]
 pub struct LoadedCert {
     /// `certificates[].name`.
     pub name: String,
@@ -32,6 +33,11 @@ pub struct CertStore {
 }
 
 impl CertStore {
+    /// A store of `certs`, in document order (the first is the default).
+    pub fn new(certs: Vec<LoadedCert>) -> Self {
+        CertStore { certs }
+    }
+
     /// The certificates, in document order.
     pub fn certs(&self) -> &[LoadedCert] {
         &self.certs

@@ -109,6 +109,7 @@ fn every_alert_has_a_firing_and_a_quiet_unit_test() {
         "PorticoConfigReloadRejected",
         "PorticoNodeDraining",
         "PorticoHighLatencyP99",
+        "PorticoCertificateExpiringSoon",
     ] {
         assert!(names.contains(&required), "no alert {required}");
     }
