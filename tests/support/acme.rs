@@ -135,10 +135,19 @@ impl Pebble {
         }
         let ca = self.ca_file.display().to_string();
         let url = self.directory.clone();
-        eventually("pebble serves its directory", Duration::from_secs(20), || {
-            let (ca, url) = (ca.clone(), url.clone());
-            async move { curl(&["--cacert", &ca, &url]).await.stdout.contains("newOrder") }
-        })
+        eventually(
+            "pebble serves its directory",
+            Duration::from_secs(20),
+            || {
+                let (ca, url) = (ca.clone(), url.clone());
+                async move {
+                    curl(&["--cacert", &ca, &url])
+                        .await
+                        .stdout
+                        .contains("newOrder")
+                }
+            },
+        )
         .await;
     }
 
