@@ -165,6 +165,14 @@ impl Managed {
         self.last_error = Some(error);
     }
 
+    /// Another node holds the order lease until `until` (nodes sharing a store): no order
+    /// here before then, and no failure counted. Its certificate, once stored, arrives
+    /// through [`Managed::observed`].
+    pub fn deferred(&mut self, until: UnixMillis) {
+        self.in_flight = false;
+        self.retry_at = Some(self.retry_at.unwrap_or(0).max(until));
+    }
+
     /// A certificate found elsewhere (the state directory, the store): held instead of the
     /// current one when it covers the configured hosts and lasts longer (or none is held).
     /// Returns whether it is now held.

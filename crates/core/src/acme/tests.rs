@@ -146,6 +146,28 @@ fn a_found_certificate_that_is_itself_due_keeps_the_backoff() {
 }
 
 #[test]
+fn a_node_that_finds_the_lease_held_waits_for_the_other_nodes_certificate() {
+    let mut m = Managed::new(&hosts(&["a.test"]), 30);
+    assert_eq!(m.next(T0), Step::Order(Why::Missing));
+    m.started();
+    m.deferred(T0 + 10 * S);
+    assert_eq!(m.failures(), 0);
+    assert_eq!(m.last_error(), None);
+    assert_eq!(m.next(T0 + S), Step::WaitUntil(T0 + 10 * S));
+    // The holder's certificate lands in the store: nothing left to do.
+    assert!(m.observed(cert(&["a.test"], T0 + 2 * S, 90), T0 + 3 * S));
+    assert_eq!(
+        m.next(T0 + 10 * S),
+        Step::WaitUntil(T0 + 2 * S + 60 * DAY_MS)
+    );
+    // The holder died instead: once the lease lapses, this node orders.
+    let mut m = Managed::new(&hosts(&["a.test"]), 30);
+    m.started();
+    m.deferred(T0 + 10 * S);
+    assert_eq!(m.next(T0 + 10 * S), Step::Order(Why::Missing));
+}
+
+#[test]
 fn one_node_holds_the_order_lease_until_it_lapses() {
     let ttl = 10 * S;
     let Claim::Take(mine) = Lease::claim(None, "eu-1", T0, ttl) else {
@@ -191,6 +213,7 @@ enum Event {
     Issue(u64),
     Observe(bool, u64, u64),
     Configure(bool, u32),
+    Defer(u64),
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -203,6 +226,7 @@ fn event() -> impl Strategy<Value = Event> {
         (any::<bool>(), 0u64..100 * DAY_MS, 1u64..120)
             .prop_map(|(a, b, c)| Event::Observe(a, b, c)),
         (any::<bool>(), 0u32..100).prop_map(|(a, b)| Event::Configure(a, b)),
+        (1u64..20 * S).prop_map(Event::Defer),
     ]
 }
 
@@ -276,6 +300,12 @@ proptest! {
                     }
                 },
                 Event::Configure(wide, days) => m.configure(if wide { &two } else { &one }, days),
+                Event::Defer(d) => if m.in_flight() {
+                    let before = m.failures();
+                    m.deferred(now + d);
+                    prop_assert_eq!(m.failures(), before);
+                    prop_assert!(!matches!(m.next(now), Step::Order(_)), "no order while another node holds the lease");
+                },
             }
         }
     }
