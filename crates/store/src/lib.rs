@@ -11,10 +11,13 @@
 //! - [`register`]: a task that keeps a node's [`NodeRecord`] (or [`NodeStatus`], with its
 //!   rollout report) in the store under a lease, writing at most once a second.
 //! - [`Conductorship`]: the election of the node that conducts rollouts (a lease-held key).
+//! - [`AcmeDoc`], [`follow_acme`], [`Store::lock_acme_order`]: managed certificates shared by
+//!   the nodes, and the lock that lets one of them order at a time.
 //! - [`LocalEtcd`]: starts a real etcd cluster of child processes (tests, simulation, benches).
 
 #![warn(missing_docs)]
 
+mod acme;
 mod backoff;
 mod client;
 mod cluster;
@@ -28,6 +31,7 @@ mod rollouts;
 mod url;
 mod versions;
 
+pub use acme::{AcmeDoc, ORDER_LOCK_TTL_SECS, OrderLock, StoredCert, follow_acme};
 pub use backoff::{BACKOFF_MAX, BACKOFF_MIN};
 pub use client::{Expect, MAX_MESSAGE_BYTES, Store, StoredDoc};
 pub use cluster::{LOG_FILE, LocalEtcd, MemberSpec, START_DEADLINE, etcd_binary};
