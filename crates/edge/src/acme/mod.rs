@@ -12,8 +12,10 @@
 //! - [`order`]: one order with `instant-acme`, from account to chain;
 //! - [`files`]: the state directory.
 //!
-//! Not done yet: nodes following a store order independently (each keeps its own state
-//! directory) instead of sharing one order through the store.
+//! Nodes following a store share everything through it (`portico_store::AcmeDoc`): one node
+//! at a time orders a certificate (its order lock), its challenge answers are written there
+//! so that any node answers the CA, and the issued chain and key are stored for every node
+//! to serve; the account too. A node with a config file keeps them under `node.state_dir`.
 
 pub mod files;
 pub mod order;
@@ -50,6 +52,10 @@ pub struct Entry {
 /// What the proxy, the admin listener, reloads and the ACME service share.
 pub struct Acme {
     challenges: RwLock<HashMap<String, String>>,
+    /// Challenges of orders run by other nodes (from the store), answered the same.
+    remote_challenges: RwLock<BTreeMap<String, String>>,
+    /// Certificates in the store (nodes following one), by name.
+    stored: Mutex<BTreeMap<String, portico_store::StoredCert>>,
     entries: Mutex<BTreeMap<String, Entry>>,
     files: ArcSwap<CertStore>,
     /// Woken when an order ends, so the service plans the next step at once.
@@ -83,6 +89,8 @@ impl Acme {
         .filter(|c| metrics.register(Box::new(c.clone())).is_ok());
         Acme {
             challenges: RwLock::new(HashMap::new()),
+            remote_challenges: RwLock::new(BTreeMap::new()),
+            stored: Mutex::new(BTreeMap::new()),
             entries: Mutex::new(BTreeMap::new()),
             files: ArcSwap::from_pointee(CertStore::default()),
             wake: Notify::new(),
@@ -95,10 +103,37 @@ impl Acme {
     /// `/.well-known/acme-challenge/<token>` of an order in progress.
     pub fn challenge_answer(&self, path: &str) -> Option<String> {
         let token = path.strip_prefix(CHALLENGE_PREFIX)?;
-        self.challenges
+        let local = self
+            .challenges
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(token)
+            .cloned();
+        local.or_else(|| {
+            self.remote_challenges
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(token)
+                .cloned()
+        })
+    }
+
+    /// The challenges and certificates of the store's ACME document, as last read: answered
+    /// and served here like this node's own.
+    pub fn set_stored(&self, doc: portico_store::AcmeDoc) {
+        *self
+            .remote_challenges
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = doc.challenges;
+        *self.stored.lock().unwrap_or_else(PoisonError::into_inner) = doc.certificates;
+    }
+
+    /// The certificate the store holds for `name`, as last read.
+    pub fn stored_cert(&self, name: &str) -> Option<portico_store::StoredCert> {
+        self.stored
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
             .cloned()
     }
 

@@ -12,6 +12,7 @@ use instant_acme::{
 };
 use portico_core::acme::Failure;
 use portico_core::config::AcmeConfig;
+use portico_store::{Store, StoreError};
 use std::path::Path;
 use std::time::Duration;
 
@@ -61,29 +62,59 @@ pub struct Issued {
     pub key_pem: String,
 }
 
-/// The account for `acme.directory`: from its credentials in the state directory, else
-/// created at the CA (terms of service agreed) and its credentials written there.
-pub async fn account(acme: &AcmeConfig, state_dir: &Path) -> Result<Account, OrderError> {
-    let builder = match &acme.ca_file {
-        Some(ca) => Account::builder_with_root(ca),
-        None => Account::builder(),
+/// Where the account and the certificates are kept: the state directory (a node with a
+/// config file) or the store (nodes following one).
+pub enum Keeper<'a> {
+    /// `node.state_dir`.
+    Dir(&'a Path),
+    /// The store's ACME document.
+    Store(&'a Store),
+}
+
+fn unreachable_store(e: StoreError) -> OrderError {
+    OrderError {
+        kind: Failure::Unreachable,
+        message: format!("store: {e}"),
     }
-    .map_err(|e| OrderError::from_acme("HTTP client", e))?;
-    let path = files::account_file(state_dir, &acme.directory);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        if let Ok(credentials) = serde_json::from_str::<AccountCredentials>(&text) {
-            return builder
-                .from_credentials(credentials)
-                .await
-                .map_err(|e| OrderError::from_acme("account", e));
+}
+
+/// The account for `acme.directory`: from its credentials where `keeper` keeps them, else
+/// created at the CA (terms of service agreed) and its credentials kept there.
+pub async fn account(acme: &AcmeConfig, keeper: &Keeper<'_>) -> Result<Account, OrderError> {
+    let builder = || {
+        match &acme.ca_file {
+            Some(ca) => Account::builder_with_root(ca),
+            None => Account::builder(),
         }
-        log::warn!(
-            "ACME: {} holds no account credentials; creating a new account",
-            path.display()
-        );
+        .map_err(|e| OrderError::from_acme("HTTP client", e))
+    };
+    let kept: Option<serde_json::Value> = match keeper {
+        Keeper::Dir(dir) => std::fs::read_to_string(files::account_file(dir, &acme.directory))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok()),
+        Keeper::Store(store) => store
+            .get_acme()
+            .await
+            .map_err(unreachable_store)?
+            .0
+            .accounts
+            .remove(&acme.directory),
+    };
+    if let Some(kept) = kept {
+        match serde_json::from_value::<AccountCredentials>(kept) {
+            Ok(credentials) => {
+                return builder()?
+                    .from_credentials(credentials)
+                    .await
+                    .map_err(|e| OrderError::from_acme("account", e));
+            }
+            Err(e) => {
+                log::warn!("ACME: unreadable account credentials ({e}); creating a new account")
+            }
+        }
     }
     let contact: Vec<&str> = acme.contact.iter().map(String::as_str).collect();
-    let (account, credentials) = builder
+    let (account, credentials) = builder()?
         .create(
             &NewAccount {
                 contact: &contact,
@@ -95,11 +126,27 @@ pub async fn account(acme: &AcmeConfig, state_dir: &Path) -> Result<Account, Ord
         )
         .await
         .map_err(|e| OrderError::from_acme("new account", e))?;
-    let text = serde_json::to_vec_pretty(&credentials)
+    let value = serde_json::to_value(&credentials)
         .map_err(|e| OrderError::refused(format!("account credentials: {e}")))?;
-    if let Err(e) = files::write_private(&path, &text) {
-        // The account works; only the next start will make another one.
-        log::warn!("ACME: {e}");
+    // The account works even if it is not kept; only the next order makes another one.
+    match keeper {
+        Keeper::Dir(dir) => {
+            let path = files::account_file(dir, &acme.directory);
+            if let Err(e) = files::write_private(&path, value.to_string().as_bytes()) {
+                log::warn!("ACME: {e}");
+            }
+        }
+        Keeper::Store(store) => {
+            let directory = acme.directory.clone();
+            let kept = store
+                .update_acme(|doc| {
+                    doc.accounts.insert(directory.clone(), value.clone());
+                })
+                .await;
+            if let Err(e) = kept {
+                log::warn!("ACME: account not kept in the store: {e}");
+            }
+        }
     }
     log::info!(
         "ACME: account {} created at {}",
@@ -111,7 +158,12 @@ pub async fn account(acme: &AcmeConfig, state_dir: &Path) -> Result<Account, Ord
 
 /// Orders a certificate for `hosts` with `account`, answering its HTTP-01 challenges
 /// through `acme` (any node's plain listener serving the same tokens would do).
-pub async fn order(acme: &Acme, account: &Account, hosts: &[String]) -> Result<Issued, OrderError> {
+pub async fn order(
+    acme: &Acme,
+    account: &Account,
+    hosts: &[String],
+    store: Option<&Store>,
+) -> Result<Issued, OrderError> {
     let identifiers: Vec<Identifier> = hosts.iter().cloned().map(Identifier::Dns).collect();
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))
@@ -136,8 +188,21 @@ pub async fn order(acme: &Acme, account: &Account, hosts: &[String]) -> Result<I
             let mut challenge = authz.challenge(ChallengeType::Http01).ok_or_else(|| {
                 OrderError::refused(format!("the CA offers no HTTP-01 challenge for {name}"))
             })?;
-            acme.publish_challenge(&challenge.token, challenge.key_authorization().as_str());
-            tokens.push(challenge.token.clone());
+            let (token, answer) = (
+                challenge.token.clone(),
+                challenge.key_authorization().as_str().to_string(),
+            );
+            acme.publish_challenge(&token, &answer);
+            tokens.push(token.clone());
+            if let Some(store) = store {
+                // Any node may get the CA's request: every node answers from the store.
+                store
+                    .update_acme(|doc| {
+                        doc.challenges.insert(token.clone(), answer.clone());
+                    })
+                    .await
+                    .map_err(unreachable_store)?;
+            }
             challenge
                 .set_ready()
                 .await
@@ -174,6 +239,18 @@ pub async fn order(acme: &Acme, account: &Account, hosts: &[String]) -> Result<I
     .await;
     for t in &tokens {
         acme.withdraw(t);
+    }
+    if let Some(store) = store.filter(|_| !tokens.is_empty()) {
+        let withdrawn = store
+            .update_acme(|doc| {
+                for t in &tokens {
+                    doc.challenges.remove(t);
+                }
+            })
+            .await;
+        if let Err(e) = withdrawn {
+            log::warn!("ACME: challenges left in the store: {e}");
+        }
     }
     outcome
 }
