@@ -3,6 +3,7 @@
 //! against the root Pebble issued from, fetched from its management endpoint.
 
 use portico_core::config::Overrides;
+use portico_store::Store;
 use portico_tests::acme::{Pebble, PebbleOptions};
 use portico_tests::tls::{CurlOut, TestCa, certificate_json, curl, served_subject};
 use portico_tests::*;
@@ -304,4 +305,199 @@ async fn until_issued_the_first_file_certificate_is_served_and_a_ca_back_up_issu
     );
     let fallback = cert_status(&node, "fallback").await;
     assert_eq!(fallback["source"], "file");
+}
+
+/// A node following the store at `url`, named `name`, its plain listener on `listen`, TLS on
+/// a free port.
+async fn store_node(
+    url: &portico_store::StoreUrl,
+    name: &str,
+    listen: SocketAddr,
+) -> (TestNode, SocketAddr) {
+    let admin = free_addr();
+    let tls = free_addr();
+    let options = portico::NodeOptions {
+        overrides: Overrides {
+            region: Some(name.to_string()),
+            listen: Some(listen.to_string()),
+            admin_listen: Some(admin.to_string()),
+            tls_listen: Some(tls.to_string()),
+        },
+        ..portico::NodeOptions::default()
+    };
+    let node = portico::Node::from_store(url, Some(name), None, options)
+        .await
+        .unwrap_or_else(|e| panic!("{name} does not start: {e}"))
+        .spawn();
+    for addr in [listen, admin, tls] {
+        eventually(
+            &format!("{addr} accepts"),
+            Duration::from_secs(10),
+            || async move { std::net::TcpStream::connect(addr).is_ok() },
+        )
+        .await;
+    }
+    let node = TestNode {
+        node,
+        url: format!("http://{listen}"),
+        admin: format!("http://{admin}"),
+        http: Http::new(),
+    };
+    (node, tls)
+}
+
+/// The store config: one origin, a managed certificate `www` for [`HOSTS`] from `pebble`.
+fn store_config(pebble: &Pebble, o: &portico_origin::OriginHandle) -> String {
+    json!({
+        "pools": [{"name": "p", "origins": [{"name": "o", "address": o.addr().to_string()}]}],
+        "routes": [{"name": "r", "pool": "p"}],
+        "certificates": [{"name": "www", "hosts": HOSTS, "acme": true}],
+        "acme": {"directory": pebble.directory, "ca_file": pebble.ca_file},
+    })
+    .to_string()
+}
+
+fn issued_here(m: &Scrape) -> f64 {
+    m.sum(
+        "portico_acme_orders_total",
+        &[("name", "www"), ("result", "issued")],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_store_nodes_share_one_order_and_a_node_that_did_not_order_answers_the_challenge() {
+    let (etcd, _dir) = etcd(1);
+    let url = etcd.url("portico");
+    let store = Store::connect(&url, Duration::from_secs(5))
+        .await
+        .expect("store");
+    // Pebble validates on `first`'s plain listener only (every name resolves to 127.0.0.1).
+    let first_listen = free_addr();
+    let mut pebble = Pebble::start(PebbleOptions {
+        http_port: first_listen.port(),
+        validity_s: None,
+    })
+    .await;
+    pebble.stop();
+    let o = origin("o").await;
+    store
+        .put_config(&store_config(&pebble, &o), portico_store::Expect::Any)
+        .await
+        .expect("push");
+    // `first` starts while the CA is down: its orders fail and back off (2 s, 4 s, 8 s, 16 s).
+    let (first, first_tls) = store_node(&url, "first", first_listen).await;
+    eventually(
+        "first's orders fail four times",
+        Duration::from_secs(60),
+        || async {
+            cert_status(&first, "www").await["failures"]
+                .as_u64()
+                .is_some_and(|f| f >= 4)
+        },
+    )
+    .await;
+    // The CA is back and two more nodes start: one of them orders at once (first waits 16 s),
+    // and Pebble's validation reaches `first`, which answers from the store.
+    pebble.resume().await;
+    let root = pebble.root_file().await;
+    let started = std::time::Instant::now();
+    let (second, second_tls) = store_node(&url, "second", free_addr()).await;
+    let (third, third_tls) = store_node(&url, "third", free_addr()).await;
+    for (node, tls) in [
+        (&first, first_tls),
+        (&second, second_tls),
+        (&third, third_tls),
+    ] {
+        let root = root.clone();
+        eventually(
+            "the node serves the certificate",
+            Duration::from_secs(60),
+            || {
+                let root = root.clone();
+                async move {
+                    let out = https_get("www.acme.test", tls, &root).await;
+                    out.ok && out.stdout == "200"
+                }
+            },
+        )
+        .await;
+        assert_eq!(cert_status(node, "www").await["state"], "issued");
+    }
+    let shared_after = started.elapsed();
+    assert_eq!(pebble.orders(), 1, "one order for three nodes");
+    let mut issued = Vec::new();
+    for n in [&first, &second, &third] {
+        issued.push(issued_here(&n.metrics().await));
+    }
+    assert_eq!(
+        issued[0], 0.0,
+        "first did not order, it answered the challenge: {issued:?}"
+    );
+    assert_eq!(issued.iter().sum::<f64>(), 1.0, "{issued:?}");
+    // The key and chain are in the store, the challenge answers are gone from it.
+    let (doc, _) = store.get_acme().await.expect("acme doc");
+    assert!(doc.certificates.contains_key("www"));
+    assert!(doc.challenges.is_empty(), "{:?}", doc.challenges);
+    assert_eq!(doc.accounts.len(), 1);
+    eprintln!(
+        "time from start to a served certificate, three nodes sharing one order: {shared_after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orderer_that_dies_mid_order_is_replaced_once_its_lock_lapses() {
+    let (etcd, _dir) = etcd(1);
+    let url = etcd.url("portico");
+    let store = Store::connect(&url, Duration::from_secs(5))
+        .await
+        .expect("store");
+    let listen = free_addr();
+    let pebble = Pebble::start(PebbleOptions {
+        http_port: listen.port(),
+        validity_s: None,
+    })
+    .await;
+    let root = pebble.root_file().await;
+    let o = origin("o").await;
+    store
+        .put_config(&store_config(&pebble, &o), portico_store::Expect::Any)
+        .await
+        .expect("push");
+    // A node took the order lock and died: its lease is no longer kept alive.
+    let lock = store
+        .lock_acme_order("www", "dead-node")
+        .await
+        .expect("store")
+        .expect("the lock is free");
+    drop(lock);
+    assert_eq!(
+        store
+            .lock_acme_order("www", "probe")
+            .await
+            .expect("store")
+            .err()
+            .as_deref(),
+        Some("dead-node"),
+        "the dead node's lock is held until its lease lapses"
+    );
+    let (a, a_tls) = store_node(&url, "a", listen).await;
+    let (b, b_tls) = store_node(&url, "b", free_addr()).await;
+    eventually(
+        "the certificate is issued after the lock lapsed",
+        Duration::from_secs(60),
+        || async {
+            cert_status(&a, "www").await["state"] == "issued"
+                && cert_status(&b, "www").await["state"] == "issued"
+        },
+    )
+    .await;
+    for tls in [a_tls, b_tls] {
+        let out = https_get("api.acme.test", tls, &root).await;
+        assert_eq!(out.stdout, "200", "{}", out.stderr);
+    }
+    assert_eq!(pebble.orders(), 1);
+    // Neither node counts the wait for the dead node's lock as a failure.
+    for n in [&a, &b] {
+        assert_eq!(cert_status(n, "www").await["failures"], 0);
+    }
 }
