@@ -45,6 +45,17 @@ pub fn summary(config: &Config, resolved: &[Vec<SocketAddr>]) -> String {
             certs.join(", ")
         );
     }
+    if let Some(a) = config
+        .acme
+        .as_ref()
+        .filter(|_| config.certificates.iter().any(|c| c.is_acme()))
+    {
+        let _ = writeln!(
+            s,
+            "acme: {}, renewed {} days before expiry; kept in {} (the store, for a node following one)",
+            a.directory, a.renew_before_days, config.node.state_dir
+        );
+    }
     for (pi, p) in config.pools.iter().enumerate() {
         let enabled = p.origins.iter().filter(|o| o.enabled).count();
         let lb = &p.load_balancing;
