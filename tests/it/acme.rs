@@ -45,7 +45,7 @@ async fn managed_node(
     listen: SocketAddr,
     state_dir: &Path,
     extra: &[String],
-) -> (TestNode, SocketAddr, portico_origin::OriginHandle) {
+) -> (TestNode, SocketAddr, portico_origin::OriginHandle, Value) {
     let o = origin("o").await;
     let mut certificates: Vec<Value> = extra
         .iter()
@@ -69,7 +69,7 @@ async fn managed_node(
         ..Overrides::default()
     };
     let node = TestNode::start_with(&config.to_string(), &overrides).await;
-    (node, tls, o)
+    (node, tls, o, config)
 }
 
 /// `curl -v https://<host>:<port>/` resolved to 127.0.0.1, trusting only `root`.
@@ -122,7 +122,7 @@ async fn a_managed_certificate_is_issued_by_pebble_served_and_kept_for_the_next_
     // Not there yet: the node creates it, private.
     let state = tmp.path().join("state");
     let started = std::time::Instant::now();
-    let (node, tls, _o) = managed_node(&pebble, listen, &state, &[]).await;
+    let (node, tls, _o, _) = managed_node(&pebble, listen, &state, &[]).await;
     eventually(
         "the certificate is issued",
         Duration::from_secs(90),
@@ -171,7 +171,7 @@ async fn a_managed_certificate_is_issued_by_pebble_served_and_kept_for_the_next_
     assert_eq!(mode(&kept.join("key.pem")), 0o600);
     assert_eq!(mode(&state), 0o700);
     drop(node);
-    let (again, tls, _o2) = managed_node(&pebble, listen, &state, &[]).await;
+    let (again, tls, _o2, mut config) = managed_node(&pebble, listen, &state, &[]).await;
     eventually(
         "the kept certificate is served",
         Duration::from_secs(20),
@@ -185,6 +185,25 @@ async fn a_managed_certificate_is_issued_by_pebble_served_and_kept_for_the_next_
         1,
         "the kept certificate was not ordered again"
     );
+    // Another CA (staging to production; here the same Pebble under another URL): the kept
+    // certificate is replaced at once, and the new one kept with its CA.
+    let other = pebble.directory.replace("127.0.0.1", "localhost");
+    config["acme"]["directory"] = Value::String(other.clone());
+    again
+        .node
+        .apply(&config.to_string(), portico::state::ReloadSource::Admin)
+        .await
+        .expect("valid");
+    eventually(
+        "a certificate from the new CA",
+        Duration::from_secs(60),
+        || async { pebble.orders() == 2 && cert_status(&again, "www").await["state"] == "issued" },
+    )
+    .await;
+    let recorded = std::fs::read_to_string(kept.join("directory")).expect("directory kept");
+    assert_eq!(recorded, other);
+    let out = https_get("www.acme.test", tls, &root).await;
+    assert_eq!(out.stdout, "200", "{}", out.stderr);
     eprintln!("time from start to a served certificate, one node: {issued_after:?}");
 }
 
@@ -199,7 +218,7 @@ async fn a_short_lived_certificate_is_renewed_and_an_unreachable_ca_keeps_the_ol
     .await;
     let root = pebble.root_file().await;
     let state = tempfile::tempdir().expect("tempdir");
-    let (node, tls, _o) = managed_node(&pebble, listen, state.path(), &[]).await;
+    let (node, tls, _o, _) = managed_node(&pebble, listen, state.path(), &[]).await;
     eventually(
         "the certificate is issued",
         Duration::from_secs(90),
@@ -266,7 +285,7 @@ async fn until_issued_the_first_file_certificate_is_served_and_a_ca_back_up_issu
     let leaf = ca.leaf("fallback", &["fallback.test"]);
     let state = tempfile::tempdir().expect("tempdir");
     let file_cert = certificate_json("fallback", &["fallback.test"], &leaf);
-    let (node, tls, _o) = managed_node(&pebble, listen, state.path(), &[file_cert]).await;
+    let (node, tls, _o, _) = managed_node(&pebble, listen, state.path(), &[file_cert]).await;
     eventually(
         "the failed order is reported",
         Duration::from_secs(60),

@@ -41,6 +41,9 @@ pub struct StoredCert {
     pub chain_pem: String,
     /// The leaf's private key.
     pub key_pem: String,
+    /// The ACME directory URL of the CA that issued it.
+    #[serde(default)]
+    pub directory: String,
 }
 
 impl StoreUrl {

@@ -2,12 +2,14 @@
 //! the last success, and what to do next ([`Managed::next`]).
 //!
 //! Choices where the SPEC is silent:
-//! - a certificate is ordered at once when none is held or the held one does not cover
-//!   exactly the configured hosts (a config change), else at [`renew_at`];
+//! - a certificate is ordered at once when none is held, the held one does not cover exactly
+//!   the configured hosts, or another CA issued it (a config change: staging to production),
+//!   else at [`renew_at`];
 //! - after a failure nothing is ordered before the retry time, even if the hosts change (the
 //!   CA's limits count per name);
 //! - a certificate seen elsewhere (the state directory at start, the store when another node
-//!   ordered it) replaces the held one when it covers the configured hosts and lasts longer,
+//!   ordered it) replaces the held one when it covers the configured hosts, comes from the
+//!   configured CA and lasts longer (or the held one does not),
 //!   and when it is not due it clears the failures: someone succeeded.
 
 use super::schedule::{Failure, renew_at, retry_delay};
@@ -22,6 +24,8 @@ pub struct Held {
     pub not_before: UnixMillis,
     /// End of validity.
     pub not_after: UnixMillis,
+    /// The ACME directory URL of the CA that issued it (empty: unknown).
+    pub ca: String,
 }
 
 /// Why a certificate is ordered.
@@ -31,6 +35,9 @@ pub enum Why {
     Missing,
     /// The held one does not cover exactly the configured hosts.
     HostsChanged,
+    /// The held one comes from another CA than the configured one (Let's Encrypt's staging,
+    /// say, before production).
+    CaChanged,
     /// The held one is due for renewal.
     Renewal,
 }
@@ -50,6 +57,7 @@ pub enum Step {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Managed {
     hosts: Vec<String>,
+    ca: String,
     renew_before_ms: u64,
     held: Option<Held>,
     in_flight: bool,
@@ -71,6 +79,7 @@ impl Managed {
     pub fn new(hosts: &[String], renew_before_days: u32) -> Self {
         Managed {
             hosts: normalise(hosts),
+            ca: String::new(),
             renew_before_ms: u64::from(renew_before_days).saturating_mul(DAY_MS),
             held: None,
             in_flight: false,
@@ -85,6 +94,11 @@ impl Managed {
     pub fn configure(&mut self, hosts: &[String], renew_before_days: u32) {
         self.hosts = normalise(hosts);
         self.renew_before_ms = u64::from(renew_before_days).saturating_mul(DAY_MS);
+    }
+
+    /// The CA certificates must come from: `acme.directory` (empty: any).
+    pub fn configure_ca(&mut self, directory: &str) {
+        self.ca = directory.to_string();
     }
 
     /// The configured hosts (normalised).
@@ -122,6 +136,7 @@ impl Managed {
         match &self.held {
             None => (Why::Missing, 0),
             Some(h) if h.hosts != self.hosts => (Why::HostsChanged, 0),
+            Some(h) if h.ca != self.ca => (Why::CaChanged, 0),
             Some(h) => (
                 Why::Renewal,
                 renew_at(h.not_before, h.not_after, self.renew_before_ms),
@@ -181,7 +196,8 @@ impl Managed {
             None => true,
             Some(h) => {
                 found.hosts == self.hosts
-                    && (h.hosts != self.hosts || found.not_after > h.not_after)
+                    && found.ca == self.ca
+                    && (h.hosts != self.hosts || h.ca != self.ca || found.not_after > h.not_after)
             }
         };
         if !better {

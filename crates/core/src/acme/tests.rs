@@ -14,6 +14,7 @@ fn cert(list: &[&str], from: u64, days: u64) -> Held {
         hosts: normalise(&hosts(list)),
         not_before: from,
         not_after: from + days * DAY_MS,
+        ca: String::new(),
     }
 }
 
@@ -112,6 +113,39 @@ fn a_host_change_orders_at_once_but_not_before_a_pending_retry() {
     m.configure(&hosts(&["a.test"]), 80);
     assert_eq!(m.next(T0 + 62 * S), Step::WaitUntil(T0 + 30 * DAY_MS));
     assert_eq!(m.next(T0 + 30 * DAY_MS), Step::Order(Why::Renewal));
+}
+
+#[test]
+fn a_certificate_from_another_ca_is_replaced_at_once_and_not_taken_from_elsewhere() {
+    const STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+    const PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
+    let mut m = Managed::new(&hosts(&["a.test"]), 30);
+    m.configure_ca(STAGING);
+    m.started();
+    m.issued(Held {
+        ca: STAGING.into(),
+        ..cert(&["a.test"], T0, 90)
+    });
+    assert_eq!(m.next(T0 + S), Step::WaitUntil(T0 + 60 * DAY_MS));
+    // Staging worked: production now.
+    m.configure_ca(PRODUCTION);
+    assert_eq!(m.next(T0 + 2 * S), Step::Order(Why::CaChanged));
+    // Another staging certificate found elsewhere does not stand in for it.
+    assert!(!m.observed(
+        Held {
+            ca: STAGING.into(),
+            ..cert(&["a.test"], T0 + S, 90)
+        },
+        T0 + 2 * S
+    ));
+    assert!(m.observed(
+        Held {
+            ca: PRODUCTION.into(),
+            ..cert(&["a.test"], T0 + S, 30)
+        },
+        T0 + 2 * S
+    ));
+    assert_eq!(m.next(T0 + 3 * S), Step::WaitUntil(T0 + S + 10 * DAY_MS));
 }
 
 #[test]
@@ -252,6 +286,7 @@ proptest! {
                     match (why, m.held()) {
                         (Why::Missing, h) => prop_assert!(h.is_none()),
                         (Why::HostsChanged, Some(h)) => prop_assert!(h.hosts != m.hosts()),
+                        (Why::CaChanged, _) => prop_assert!(false, "one CA in this test"),
                         (Why::Renewal, Some(h)) => {
                             prop_assert_eq!(&h.hosts[..], m.hosts());
                             // Never in the first third of its life.
@@ -280,7 +315,7 @@ proptest! {
                     prop_assert!(m.last_error().is_some());
                 },
                 Event::Issue(days) => if m.in_flight() {
-                    let h = Held { hosts: m.hosts().to_vec(), not_before: now, not_after: now + days * DAY_MS };
+                    let h = Held { hosts: m.hosts().to_vec(), not_before: now, not_after: now + days * DAY_MS, ca: String::new() };
                     m.issued(h.clone());
                     prop_assert_eq!(m.held(), Some(&h));
                     prop_assert_eq!(m.failures(), 0);
@@ -291,6 +326,7 @@ proptest! {
                         hosts: normalise(if wide { &two } else { &one }),
                         not_before: now.saturating_sub(ago),
                         not_after: now.saturating_sub(ago) + days * DAY_MS,
+                        ca: String::new(),
                     };
                     let before = m.held().cloned();
                     if m.observed(h.clone(), now) {

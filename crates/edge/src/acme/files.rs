@@ -3,7 +3,8 @@
 //! - `acme/account-<directory>.json`: the ACME account's credentials (its private key) for one
 //!   CA directory, created once and reused;
 //! - `certificates/<name>/chain.pem` and `key.pem` (mode 0600): the last certificate issued
-//!   for `certificates[].name`, leaf first, and its private key.
+//!   for `certificates[].name`, leaf first, and its private key; `directory`: the ACME
+//!   directory URL of the CA that issued it.
 
 use std::fs;
 use std::io::Write;
@@ -42,21 +43,38 @@ pub fn cert_dir(state_dir: &Path, name: &str) -> PathBuf {
     state_dir.join("certificates").join(name)
 }
 
-/// Reads the chain and key kept for `name`, if both are there.
-pub fn read_cert(state_dir: &Path, name: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+/// A certificate as kept: PEM chain and key, and the directory URL of the CA that issued it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptCert {
+    /// Leaf first, then intermediates.
+    pub chain: Vec<u8>,
+    /// The leaf's private key.
+    pub key: Vec<u8>,
+    /// `acme.directory` when it was issued (empty when not recorded).
+    pub directory: String,
+}
+
+/// Reads the certificate kept for `name`, if its chain and key are there.
+pub fn read_cert(state_dir: &Path, name: &str) -> Option<KeptCert> {
     let dir = cert_dir(state_dir, name);
     let chain = fs::read(dir.join("chain.pem")).ok()?;
     let key = fs::read(dir.join("key.pem")).ok()?;
-    Some((chain, key))
+    let directory = fs::read_to_string(dir.join("directory")).unwrap_or_default();
+    Some(KeptCert {
+        chain,
+        key,
+        directory: directory.trim().to_string(),
+    })
 }
 
-/// Keeps `chain` and `key` for `name`: each written to a temporary file (the key mode 0600)
-/// and renamed over the old one, so a crash leaves the old pair or the new one readable.
-pub fn write_cert(state_dir: &Path, name: &str, chain: &[u8], key: &[u8]) -> Result<(), String> {
+/// Keeps `cert` for `name`: each file written to a temporary file (mode 0600) and renamed
+/// over the old one, the chain last, so a crash leaves a readable pair.
+pub fn write_cert(state_dir: &Path, name: &str, cert: &KeptCert) -> Result<(), String> {
     let dir = cert_dir(state_dir, name);
     create_private_dir(&dir)?;
-    write_private(&dir.join("key.pem"), key)?;
-    write_private(&dir.join("chain.pem"), chain)
+    write_private(&dir.join("directory"), cert.directory.as_bytes())?;
+    write_private(&dir.join("key.pem"), &cert.key)?;
+    write_private(&dir.join("chain.pem"), &cert.chain)
 }
 
 /// Writes `bytes` to `path` mode 0600, through a temporary file renamed over it.
@@ -97,18 +115,26 @@ mod tests {
         ensure_state_dir(&state).expect("created");
         assert_eq!(mode(&state), 0o700);
         assert_eq!(read_cert(&state, "www"), None);
-        write_cert(&state, "www", b"CHAIN", b"KEY").expect("written");
+        let kept = |chain: &str, directory: &str| KeptCert {
+            chain: chain.as_bytes().to_vec(),
+            key: b"KEY".to_vec(),
+            directory: directory.to_string(),
+        };
+        write_cert(&state, "www", &kept("CHAIN", "https://ca.test/dir")).expect("written");
         assert_eq!(
             read_cert(&state, "www"),
-            Some((b"CHAIN".to_vec(), b"KEY".to_vec()))
+            Some(kept("CHAIN", "https://ca.test/dir"))
         );
         assert_eq!(mode(&cert_dir(&state, "www").join("key.pem")), 0o600);
         assert_eq!(mode(&cert_dir(&state, "www")), 0o700);
-        write_cert(&state, "www", b"CHAIN2", b"KEY2").expect("rewritten");
+        write_cert(&state, "www", &kept("CHAIN2", "https://other.test/dir")).expect("rewritten");
         assert_eq!(
             read_cert(&state, "www"),
-            Some((b"CHAIN2".to_vec(), b"KEY2".to_vec()))
+            Some(kept("CHAIN2", "https://other.test/dir"))
         );
+        // Kept before the directory was recorded: read with an empty one.
+        std::fs::remove_file(cert_dir(&state, "www").join("directory")).expect("rm");
+        assert_eq!(read_cert(&state, "www"), Some(kept("CHAIN2", "")));
         let file = tmp.path().join("file");
         fs::write(&file, b"").expect("file");
         assert!(ensure_state_dir(&file).is_err_and(|e| e.contains("is not a directory")));

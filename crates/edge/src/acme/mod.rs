@@ -260,7 +260,8 @@ pub fn status(node: &NodeState) -> Value {
 }
 
 /// Parses a PEM chain (leaf first) and its PEM key into a certificate named `name`, checking
-/// that the key is the leaf's; also what the state machine needs to know of it.
+/// that the key is the leaf's; also what the state machine needs to know of it (its `ca` left
+/// empty for the caller, who knows where it came from).
 pub fn load_pem(name: &str, chain: &[u8], key: &[u8]) -> Result<(LoadedCert, Held), String> {
     let chain = X509::stack_from_pem(chain)
         .ok()
@@ -288,6 +289,7 @@ pub fn load_pem(name: &str, chain: &[u8], key: &[u8]) -> Result<(LoadedCert, Hel
         hosts: portico_core::acme::machine::normalise(&hosts),
         not_before: unix_millis_of(leaf.not_before()),
         not_after: unix_millis_of(leaf.not_after()),
+        ca: String::new(),
     };
     let cert = LoadedCert {
         name: name.to_string(),

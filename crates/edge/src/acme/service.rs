@@ -110,7 +110,14 @@ async fn follow_store(node: Arc<NodeState>, url: StoreUrl) {
 }
 
 fn from_stored(name: &str, stored: &StoredCert) -> Result<(LoadedCert, Held), String> {
-    load_pem(name, stored.chain_pem.as_bytes(), stored.key_pem.as_bytes())
+    let (cert, held) = load_pem(name, stored.chain_pem.as_bytes(), stored.key_pem.as_bytes())?;
+    Ok((
+        cert,
+        Held {
+            ca: stored.directory.clone(),
+            ..held
+        },
+    ))
 }
 
 impl AcmeService {
@@ -143,9 +150,11 @@ impl AcmeService {
                     };
                     let (kept, place) = match &self.store {
                         Some(_) => (
-                            node.acme
-                                .stored_cert(&c.name)
-                                .map(|s| (s.chain_pem.into_bytes(), s.key_pem.into_bytes())),
+                            node.acme.stored_cert(&c.name).map(|s| files::KeptCert {
+                                chain: s.chain_pem.into_bytes(),
+                                key: s.key_pem.into_bytes(),
+                                directory: s.directory,
+                            }),
                             "the store".to_string(),
                         ),
                         None => (
@@ -153,9 +162,13 @@ impl AcmeService {
                             state_dir.display().to_string(),
                         ),
                     };
-                    if let Some((chain, key)) = kept {
-                        match load_pem(&c.name, &chain, &key) {
+                    if let Some(kept) = kept {
+                        match load_pem(&c.name, &kept.chain, &kept.key) {
                             Ok((cert, held)) => {
+                                let held = Held {
+                                    ca: kept.directory,
+                                    ..held
+                                };
                                 entry.machine.observed(held, now);
                                 entry.cert = Some(cert);
                                 loaded_any = true;
@@ -171,6 +184,7 @@ impl AcmeService {
                 });
                 entry.machine.configure(&hosts, renew_before);
                 let Some(acme) = &config.acme else { continue };
+                entry.machine.configure_ca(&acme.directory);
                 match entry.machine.next(now) {
                     Step::Order(why) => {
                         entry.machine.started();
@@ -385,17 +399,25 @@ impl Order {
             kind: Failure::Refused,
             message: format!("the CA's certificate: {e}"),
         })?;
+        let held = Held {
+            ca: self.acme.directory.clone(),
+            ..held
+        };
         let kept = match keeper {
             Keeper::Dir(dir) => files::write_cert(
                 dir,
                 &self.name,
-                issued.chain_pem.as_bytes(),
-                issued.key_pem.as_bytes(),
+                &files::KeptCert {
+                    chain: issued.chain_pem.clone().into_bytes(),
+                    key: issued.key_pem.clone().into_bytes(),
+                    directory: self.acme.directory.clone(),
+                },
             ),
             Keeper::Store(store) => {
                 let stored = StoredCert {
                     chain_pem: issued.chain_pem.clone(),
                     key_pem: issued.key_pem.clone(),
+                    directory: self.acme.directory.clone(),
                 };
                 store
                     .update_acme(|doc| {
