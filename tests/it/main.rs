@@ -9,6 +9,7 @@ mod support {
 }
 
 mod access_log;
+mod acme;
 mod admin;
 mod affinity;
 mod compression;

@@ -7,6 +7,8 @@ pub mod port;
 pub mod wait;
 
 #[cfg(feature = "node")]
+pub mod acme;
+#[cfg(feature = "node")]
 pub mod client;
 #[cfg(feature = "node")]
 pub mod metrics;

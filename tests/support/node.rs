@@ -47,9 +47,12 @@ impl TestNode {
         Self::start_with(config, &Overrides::default()).await
     }
 
-    /// Like [`TestNode::start`], with other `node.*` overrides (region, say).
+    /// Like [`TestNode::start`], with other `node.*` overrides (region, say; a `listen` given
+    /// is kept, for a port chosen before the node starts, like Pebble's HTTP-01 port).
     pub async fn start_with(config: &str, overrides: &Overrides) -> TestNode {
-        let listen = free_addr();
+        let listen = (overrides.listen.as_deref())
+            .and_then(|l| l.parse().ok())
+            .unwrap_or_else(free_addr);
         let admin = free_addr();
         let overrides = Overrides {
             listen: Some(listen.to_string()),

@@ -2,6 +2,7 @@
 //! selection, passive ejection, retry policy and health-gated rollout. Pure code: no sockets,
 //! time passed in.
 
+pub mod acme;
 pub mod affinity;
 pub mod cidr;
 pub mod compression;

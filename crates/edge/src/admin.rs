@@ -110,6 +110,7 @@ pub fn status_json(node: &NodeState, store: Option<&StoreLink>) -> Value {
         "uptime_s": node.started.elapsed().as_secs(),
         "pools": pools,
         "routes": routes,
+        "certificates": crate::acme::status(node),
     })
 }
 

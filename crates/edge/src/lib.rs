@@ -1,6 +1,7 @@
 //! The Portico edge node: Pingora wiring around `portico-core`.
 
 pub mod access_log;
+pub mod acme;
 pub mod admin;
 pub mod admin_reply;
 pub mod classify;

@@ -495,6 +495,11 @@ impl Metrics {
         }
     }
 
+    /// Registers a family defined elsewhere (the ACME manager's) in this node's registry.
+    pub fn register(&self, family: Box<dyn prometheus::core::Collector>) -> prometheus::Result<()> {
+        self.registry.register(family)
+    }
+
     /// The Prometheus text exposition of every family.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);

@@ -203,7 +203,7 @@ impl Node {
             options.source.clone(),
             options.overrides.clone(),
         ));
-        state.certs.store(Arc::new(tls.certs));
+        crate::acme::install_file_certs(&state, tls.certs);
         let store = store.map(Arc::new);
 
         let server_conf = server.configuration.clone();
@@ -277,10 +277,17 @@ impl Node {
             }),
         );
         probes.threads = Some(1);
+        // Managed certificates on a thread of their own: an order waits on the CA.
+        let mut acme = GenBackgroundService::new(
+            "portico acme".to_string(),
+            Arc::new(crate::acme::AcmeService::new(state.clone())),
+        );
+        acme.threads = Some(1);
         server.add_service(proxy);
         server.add_service(admin);
         server.add_service(control);
         server.add_service(probes);
+        server.add_service(acme);
         Ok(Node {
             server,
             state,

@@ -149,6 +149,14 @@ impl ProxyHttp for EdgeProxy {
         }
         let host = request_host(req);
         let path = req.uri.path();
+        if !over_tls(session) {
+            if let Some(answer) = self.node.acme.challenge_answer(path) {
+                // An ACME HTTP-01 validation (any route, redirect or not).
+                ctx.status = 200;
+                respond(session, ctx, self.draining(), 200, answer).await?;
+                return Ok(true);
+            }
+        }
         match ctx.snapshot.routes.lookup(host, path) {
             Some(route)
                 if ctx.snapshot.config.routes[route].https_redirect && !over_tls(session) =>

@@ -104,8 +104,11 @@ pub struct NodeState {
     pub access_log: Arc<AccessLog>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
-    /// The TLS listener's certificates, read by every handshake and swapped by each reload.
+    /// The TLS listener's certificates, read by every handshake and swapped by each reload
+    /// (and by each managed certificate issued: see [`crate::acme::publish`]).
     pub certs: Arc<ArcSwap<crate::tls::CertStore>>,
+    /// Managed certificates: their state, loaded chains and challenge answers.
+    pub acme: crate::acme::Acme,
     /// When the node was built.
     pub started: Instant,
     /// Where the config comes from.
@@ -153,6 +156,7 @@ impl NodeState {
         Self {
             access_log,
             current: ArcSwap::from_pointee(snapshot),
+            acme: crate::acme::Acme::new(&metrics),
             metrics,
             certs: Arc::new(ArcSwap::from_pointee(crate::tls::CertStore::default())),
             started: Instant::now(),

@@ -10,10 +10,11 @@ use openssl::x509::X509;
 use pingora_core::listeners::TlsAccept;
 use pingora_core::protocols::tls::{CaType, TlsRef};
 use pingora_core::tls::ext::{ssl_add_chain_cert, ssl_use_certificate, ssl_use_private_key};
-use portico_core::config::{Config, ConfigError, ConfigErrors, HostPattern};
+use portico_core::config::{CertSource, Config, ConfigError, ConfigErrors, HostPattern};
 use std::sync::Arc;
 
 /// One certificate chain with its key and the SNI names it serves.
+#[derive(Clone)]
 pub struct LoadedCert {
     /// `certificates[].name`.
     pub name: String,
@@ -32,6 +33,11 @@ pub struct CertStore {
 }
 
 impl CertStore {
+    /// A store of `certs`, in document order (the first is the default).
+    pub fn new(certs: Vec<LoadedCert>) -> Self {
+        CertStore { certs }
+    }
+
     /// The certificates, in document order.
     pub fn certs(&self) -> &[LoadedCert] {
         &self.certs
@@ -89,21 +95,29 @@ pub fn load(config: &Config) -> Result<TlsMaterial, ConfigErrors> {
     let mut warnings = Vec::new();
     let mut certs = Vec::new();
     for (i, c) in config.certificates.iter().enumerate() {
+        // Managed certificates come from the ACME manager, not from files.
+        let CertSource::Files {
+            cert_file,
+            key_file,
+        } = &c.source
+        else {
+            continue;
+        };
         let cert_path = format!("certificates[{i}].cert_file");
         let key_path = format!("certificates[{i}].key_file");
-        let chain = read(&c.cert_file)
+        let chain = read(cert_file)
             .and_then(|pem| {
                 X509::stack_from_pem(&pem)
                     .ok()
                     .filter(|s| !s.is_empty())
-                    .ok_or_else(|| format!("{} holds no PEM certificate", c.cert_file))
+                    .ok_or_else(|| format!("{cert_file} holds no PEM certificate"))
             })
             .map_err(|e| errors.push(ConfigError::new(&cert_path, e)))
             .ok();
-        let key = read(&c.key_file)
+        let key = read(key_file)
             .and_then(|pem| {
                 PKey::private_key_from_pem(&pem)
-                    .map_err(|_| format!("{} holds no PEM private key", c.key_file))
+                    .map_err(|_| format!("{key_file} holds no PEM private key"))
             })
             .map_err(|e| errors.push(ConfigError::new(&key_path, e)))
             .ok();
@@ -118,18 +132,14 @@ pub fn load(config: &Config) -> Result<TlsMaterial, ConfigErrors> {
         if !matches {
             errors.push(ConfigError::new(
                 &key_path,
-                format!(
-                    "the key in {} does not match the certificate in {}",
-                    c.key_file, c.cert_file
-                ),
+                format!("the key in {key_file} does not match the certificate in {cert_file}"),
             ));
             continue;
         }
         if let Ok(now) = Asn1Time::days_from_now(0) {
             if leaf.not_after() < now {
                 warnings.push(format!(
-                    "{cert_path}: the certificate in {} expired on {}",
-                    c.cert_file,
+                    "{cert_path}: the certificate in {cert_file} expired on {}",
                     leaf.not_after()
                 ));
             }
@@ -140,6 +150,18 @@ pub fn load(config: &Config) -> Result<TlsMaterial, ConfigErrors> {
             chain,
             key,
         });
+    }
+    if let Some(file) = config.acme.as_ref().and_then(|a| a.ca_file.as_ref()) {
+        let pem = read(file).and_then(|pem| {
+            X509::stack_from_pem(&pem)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(|_| ())
+                .ok_or_else(|| format!("{file} holds no PEM certificate"))
+        });
+        if let Err(e) = pem {
+            errors.push(ConfigError::new("acme.ca_file", e));
+        }
     }
     let mut cas = Vec::new();
     for (i, pool) in config.pools.iter().enumerate() {

@@ -111,6 +111,7 @@ fn every_alert_has_a_firing_and_a_quiet_unit_test() {
         "PorticoNodeDraining",
         "PorticoHighLatencyP99",
         "PorticoRolloutRolledBack",
+        "PorticoCertificateExpiringSoon",
     ] {
         assert!(names.contains(&required), "no alert {required}");
     }

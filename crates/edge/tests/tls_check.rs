@@ -41,6 +41,58 @@ fn check(dir: &Path, certificates: &str) -> (i32, String, String) {
     check_with_routes(dir, r#"[{"name": "r", "pool": "p"}]"#, certificates)
 }
 
+#[test]
+fn check_lists_managed_certificates_and_reads_the_acme_ca_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, ca_key) = self_signed("acme-ca.test", 1_700_000_000, 2_000_000_000);
+    let (ca_file, _) = write(dir.path(), "acme-ca", &ca, &ca_key);
+    let managed = |ca_file: &str| {
+        format!(
+            r#"[{{"name": "www", "hosts": ["www.test"], "acme": true}}],
+               "acme": {{"directory": "https://ca.test/dir", "ca_file": "{ca_file}", "renew_before_days": 20}},
+               "node": {{"listen": "127.0.0.1:18080", "tls_listen": "127.0.0.1:18443", "state_dir": "/srv/portico"}}"#
+        )
+    };
+    let text = |certificates: String| {
+        format!(
+            r#"{{"pools": [{{"name": "p", "origins": [{{"name": "a", "address": "127.0.0.1:9001"}}]}}],
+                "routes": [{{"name": "r", "pool": "p"}}],
+                "certificates": {certificates}}}"#
+        )
+    };
+    let run = |doc: String| {
+        let path = dir.path().join("acme.json");
+        std::fs::write(&path, doc).expect("write");
+        let out = Command::new(BIN)
+            .args(["--config", path.to_str().expect("path"), "--check"])
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run portico");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(text(managed(&ca_file)));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("tls: 127.0.0.1:18443, h2 and http/1.1; certificates www (www.test, acme)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("acme: https://ca.test/dir, renewed 20 days before expiry; kept in /srv/portico (the store, for a node following one)"),
+        "{out}"
+    );
+    let missing = dir.path().join("missing.pem").display().to_string();
+    let (code, _, err) = run(text(managed(&missing)));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("acme.ca_file: cannot read {missing}")),
+        "{err}"
+    );
+}
+
 /// `portico --check` of a config with these routes and certificates.
 fn check_with_routes(dir: &Path, routes: &str, certificates: &str) -> (i32, String, String) {
     let text = format!(

@@ -517,8 +517,14 @@ mod tests {
         assert_eq!(config.node.tls_listen.as_deref(), Some("127.0.0.1:8443"));
         assert_eq!(config.certificates.len(), 1);
         let c = &config.certificates[0];
-        assert_eq!(c.cert_file, r#"/w/tls/"odd".pem"#, "paths are JSON-escaped");
-        assert_eq!(c.key_file, "/w/tls/server-key.pem");
+        assert_eq!(
+            c.source,
+            portico_core::config::CertSource::Files {
+                cert_file: r#"/w/tls/"odd".pem"#.into(),
+                key_file: "/w/tls/server-key.pem".into(),
+            },
+            "paths are JSON-escaped"
+        );
         assert_eq!(c.hosts.len(), 1, "DNS names only: {:?}", c.hosts);
     }
 

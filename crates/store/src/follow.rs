@@ -72,7 +72,10 @@ pub fn follow_rollout(url: StoreUrl) -> (mpsc::Receiver<StoreEvent>, JoinHandle<
     follow_key(url, key)
 }
 
-fn follow_key(url: StoreUrl, key: String) -> (mpsc::Receiver<StoreEvent>, JoinHandle<()>) {
+pub(crate) fn follow_key(
+    url: StoreUrl,
+    key: String,
+) -> (mpsc::Receiver<StoreEvent>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(64);
     let follower = Follower {
         url,

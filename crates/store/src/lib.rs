@@ -12,11 +12,14 @@
 //!   rollout report) in the store under a lease, writing at most once a second;
 //!   [`Store::registration_leases`] tells how recently each renewed its lease.
 //! - [`Conductorship`]: the election of the node that conducts rollouts (a lease-held key).
+//! - [`AcmeDoc`], [`follow_acme`], [`Store::lock_acme_order`]: managed certificates shared by
+//!   the nodes, and the lock that lets one of them order at a time.
 //! - `LocalEtcd` (feature `local-etcd`): starts a real etcd cluster of child processes, on
 //!   ports from `free_loopback_addrs` (tests, the simulation, benches; not the edge).
 
 #![warn(missing_docs)]
 
+mod acme;
 mod backoff;
 mod client;
 #[cfg(feature = "local-etcd")]
@@ -34,6 +37,7 @@ mod rollouts;
 mod url;
 mod versions;
 
+pub use acme::{AcmeDoc, ORDER_LOCK_TTL_SECS, OrderLock, StoredCert, follow_acme};
 pub use backoff::{BACKOFF_MAX, BACKOFF_MIN};
 pub use client::{Expect, MAX_MESSAGE_BYTES, Store, StoredDoc};
 #[cfg(feature = "local-etcd")]

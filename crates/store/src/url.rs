@@ -19,6 +19,10 @@ use std::str::FromStr;
 /// - `/{prefix}/rollout` — the rollout in progress or the last one ([`StoreUrl::rollout_key`]);
 /// - `/{prefix}/conductor` — the name of the node conducting rollouts, under its lease
 ///   ([`StoreUrl::conductor_key`]).
+/// - `/{prefix}/acme` — managed certificates: CA accounts, challenge answers, issued chains
+///   and keys ([`StoreUrl::acme_key`], see [`crate::AcmeDoc`]);
+/// - `/{prefix}/acme-locks/{name}` — the node ordering certificate `name`, under its lease
+///   ([`StoreUrl::acme_lock_key`]).
 ///
 /// The prefix may contain `/` (`etcd://h:2379/prod/eu` → `/prod/eu/config`), but no empty
 /// segment.

@@ -9,6 +9,7 @@ pub mod raw;
 mod reference;
 mod schema;
 mod validate;
+mod validate_acme;
 mod warnings;
 
 pub use diff::{Change, diff};

@@ -13,6 +13,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Certificates of the TLS listener, in document order (the first is the default).
     pub certificates: Vec<CertificateConfig>,
+    /// The CA of the managed certificates (set when one is `"acme": true`).
+    pub acme: Option<AcmeConfig>,
     /// Short fingerprint of the configuration text, shown in `/status`.
     pub version: String,
 }
@@ -40,7 +42,12 @@ pub struct NodeConfig {
     pub trusted_proxies: Vec<crate::cidr::Cidr>,
     /// What a client may hold and send.
     pub limits: LimitsConfig,
+    /// Where the node keeps its ACME account and managed certificates between runs.
+    pub state_dir: String,
 }
+
+/// The default `node.state_dir`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/portico";
 
 /// Longest request line (method, target and version, without the CRLF): longer ones get 414.
 pub const MAX_REQUEST_LINE: usize = 8192;
@@ -296,12 +303,56 @@ impl OriginConfig {
 pub struct CertificateConfig {
     /// Name, unique.
     pub name: String,
-    /// SNI names it serves: [`HostPattern::Exact`] or [`HostPattern::Suffix`].
+    /// SNI names it serves: [`HostPattern::Exact`] or [`HostPattern::Suffix`] (only exact
+    /// names for a managed certificate).
     pub hosts: Vec<HostPattern>,
-    /// PEM chain file, leaf first.
-    pub cert_file: String,
-    /// PEM private key file.
-    pub key_file: String,
+    /// Where its chain and key come from.
+    pub source: CertSource,
+}
+
+/// Where a certificate's chain and key come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// Files, re-read on every reload.
+    Files {
+        /// PEM chain file, leaf first.
+        cert_file: String,
+        /// PEM private key file.
+        key_file: String,
+    },
+    /// Ordered from the `acme` CA and renewed by the node (`"acme": true`).
+    Acme,
+}
+
+impl CertificateConfig {
+    /// Whether it is a managed (ACME) certificate.
+    pub fn is_acme(&self) -> bool {
+        matches!(self.source, CertSource::Acme)
+    }
+
+    /// Its exact host names (all of them, for a managed certificate).
+    pub fn exact_hosts(&self) -> Vec<String> {
+        self.hosts
+            .iter()
+            .filter_map(|h| match h {
+                HostPattern::Exact(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// `acme`: the CA that issues the managed certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeConfig {
+    /// The directory URL, `https://…`.
+    pub directory: String,
+    /// Account contacts, `mailto:…`.
+    pub contact: Vec<String>,
+    /// PEM CA file the directory's HTTPS is checked against (else the system roots).
+    pub ca_file: Option<String>,
+    /// Days before expiry a certificate is renewed.
+    pub renew_before_days: u32,
 }
 
 /// `pools[]`.

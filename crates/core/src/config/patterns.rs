@@ -74,6 +74,12 @@ pub(crate) const PATH_PATTERN_PATTERN: &str =
 /// A certificate's host: an exact DNS name or `*.suffix` (a trailing dot allowed).
 pub(crate) const CERT_HOST_PATTERN: &str = concat!(r"^(\*\.)?", dns_name!(), r"\.?$");
 
+/// An ACME directory URL: `https://` and no spaces or control characters.
+pub(crate) const ACME_DIRECTORY_PATTERN: &str = r"^https://[^\x00-\x20\x7F]+$";
+
+/// An ACME account contact: `mailto:` and no spaces or control characters.
+pub(crate) const ACME_CONTACT_PATTERN: &str = r"^mailto:[^\x00-\x20\x7F]+$";
+
 /// A DNS name (an origin's `sni`).
 pub(crate) const DNS_NAME_PATTERN: &str = concat!("^", dns_name!(), "$");
 

@@ -5,9 +5,10 @@
 //! and unknown key, not just the first.
 
 use super::patterns::{
-    CERT_HOST_PATTERN, COOKIE_NAME_PATTERN, DNS_NAME_PATTERN, ExpectedStatus, HOST_HEADER_PATTERN,
-    HOST_PATTERN_PATTERN, HOST_PORT_PATTERN, LISTEN_PATTERN, MEDIA_RANGE_PATTERN, NAME_PATTERN,
-    NOT_BLANK_PATTERN, PATH_PATTERN_PATTERN, PROBE_PATH_PATTERN,
+    ACME_CONTACT_PATTERN, ACME_DIRECTORY_PATTERN, CERT_HOST_PATTERN, COOKIE_NAME_PATTERN,
+    DNS_NAME_PATTERN, ExpectedStatus, HOST_HEADER_PATTERN, HOST_PATTERN_PATTERN, HOST_PORT_PATTERN,
+    LISTEN_PATTERN, MEDIA_RANGE_PATTERN, NAME_PATTERN, NOT_BLANK_PATTERN, PATH_PATTERN_PATTERN,
+    PROBE_PATH_PATTERN,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -95,6 +96,34 @@ pub struct RawConfig {
     /// beats the longest `*.suffix`; no SNI or no match gets the first. Re-read on every
     /// reload.
     pub certificates: Option<Vec<RawCertificate>>,
+    /// The ACME certificate authority that issues the certificates marked `"acme": true`
+    /// (Let's Encrypt, say); needed when one is.
+    pub acme: Option<RawAcme>,
+}
+
+/// `acme`: the certificate authority that issues managed certificates, and how early they
+/// are renewed.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Acme")]
+pub struct RawAcme {
+    /// The CA's ACME directory URL, `https://…` (Let's Encrypt:
+    /// `https://acme-v02.api.letsencrypt.org/directory`; its staging:
+    /// `https://acme-staging-v02.api.letsencrypt.org/directory`); required when a certificate
+    /// is `"acme": true`.
+    #[schemars(pattern(ACME_DIRECTORY_PATTERN))]
+    pub directory: Option<String>,
+    /// Contact URLs given to the CA with the account, `mailto:…` (default none).
+    #[schemars(inner(pattern(ACME_CONTACT_PATTERN)))]
+    pub contact: Option<Vec<String>>,
+    /// PEM file of the CA certificates that the directory's HTTPS is checked against, for a
+    /// private CA (default: the system roots).
+    #[schemars(pattern(NOT_BLANK_PATTERN))]
+    pub ca_file: Option<String>,
+    /// A certificate is renewed this many days before it expires (but never in the first
+    /// third of its life), 1–365 (default 30).
+    #[schemars(range(min = 1, max = 365), extend("default" = 30))]
+    pub renew_before_days: Option<i64>,
 }
 
 /// `certificates[]`: one certificate chain and its key, for the hosts it serves.
@@ -108,12 +137,15 @@ pub struct RawCertificate {
     /// SNI names it serves: exact (`api.example.com`) or a leading wildcard (`*.example.com`).
     #[schemars(required, length(min = 1), inner(pattern(CERT_HOST_PATTERN)))]
     pub hosts: Option<Vec<String>>,
-    /// PEM file with the certificate first, then its intermediates.
-    #[schemars(required, pattern(NOT_BLANK_PATTERN))]
+    /// PEM file with the certificate first, then its intermediates (not with `acme`).
+    #[schemars(pattern(NOT_BLANK_PATTERN))]
     pub cert_file: Option<String>,
-    /// PEM file with the certificate's private key.
-    #[schemars(required, pattern(NOT_BLANK_PATTERN))]
+    /// PEM file with the certificate's private key (not with `acme`).
+    #[schemars(pattern(NOT_BLANK_PATTERN))]
     pub key_file: Option<String>,
+    /// Ordered, answered (HTTP-01) and renewed by Portico from the `acme` CA instead of read
+    /// from `cert_file`/`key_file`; its hosts must then be exact names (default false).
+    pub acme: Option<bool>,
 }
 
 /// `node`: where this edge node listens and what it calls itself.
@@ -157,6 +189,11 @@ pub struct RawNode {
     /// Limits on what a client may send and hold: slow or idle connections, their number, and
     /// the size of request heads and bodies.
     pub limits: Option<RawLimits>,
+    /// Directory for what the node keeps between runs: the ACME account key and the managed
+    /// certificates (with their private keys) of a node with a config file. Created mode 0700
+    /// when missing (default `/var/lib/portico`).
+    #[schemars(pattern(NOT_BLANK_PATTERN), extend("default" = "/var/lib/portico"))]
+    pub state_dir: Option<String>,
 }
 
 /// `node.limits`: what a client may hold and send before the node closes or refuses it.

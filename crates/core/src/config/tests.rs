@@ -114,7 +114,7 @@ fn every_error_is_reported_at_once_with_its_path() {
     assert_eq!(
         errors(text),
         vec![
-            r#"node.colour: unknown field `colour`, expected one of `region`, `listen`, `tls_listen`, `admin_listen`, `threads`, `drain_ms`, `admin_token_file`, `access_log`, `trusted_proxies`, `limits`"#,
+            r#"node.colour: unknown field `colour`, expected one of `region`, `listen`, `tls_listen`, `admin_listen`, `threads`, `drain_ms`, `admin_token_file`, `access_log`, `trusted_proxies`, `limits`, `state_dir`"#,
             r#"node.listen: "nope" is not IP:PORT"#,
             r#"node.region: "EU" is not a valid region: use lower-case letters, digits, '_' and '-'"#,
             r#"node.threads: must be between 1 and 64, got 0"#,
@@ -478,8 +478,11 @@ fn tls_fields_parse_with_their_defaults() {
         ]
     );
     assert_eq!(
-        (cert.cert_file.as_str(), cert.key_file.as_str()),
-        ("c.pem", "k.pem")
+        cert.source,
+        CertSource::Files {
+            cert_file: "c.pem".into(),
+            key_file: "k.pem".into()
+        }
     );
     assert_eq!(c.pools[0].ca_file.as_deref(), Some("ca.pem"));
     let o = &c.pools[0].origins[0];
@@ -537,10 +540,10 @@ fn tls_errors_are_reported_by_path() {
             "certificates[0].hosts[1]: \"a.example.com:443\" is not a certificate host: use an exact host (api.example.com) or a leading wildcard (*.example.com)",
             "certificates[0].name: \"Main\" is not a valid name: use lower-case letters, digits, '_' and '-'",
             "certificates[1].hosts[0]: \"*.example.com\" is already served by certificates[0]",
-            "certificates[1].key_file: is required: a PEM file",
-            "certificates[2].cert_file: is required: a PEM file",
+            "certificates[1].key_file: is required: a PEM file (or \"acme\": true to have the certificate ordered)",
+            "certificates[2].cert_file: is required: a PEM file (or \"acme\": true to have the certificate ordered)",
             "certificates[2].hosts: must hold at least one host",
-            "certificates[2].key_file: is required: a PEM file",
+            "certificates[2].key_file: is required: a PEM file (or \"acme\": true to have the certificate ordered)",
             "node.tls_listen: \"127.0.0.1:8080\" is the proxy listener's socket (\"0.0.0.0:8080\"); use another port",
             "pools[0].ca_file: must name a PEM file (or leave it out for the system roots)",
             "pools[0].origins[0].sni: \"a b\" is not a DNS name",

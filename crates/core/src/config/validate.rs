@@ -51,6 +51,7 @@ pub fn parse_with(text: &str, overrides: &Overrides) -> Result<Config, ConfigErr
     let (pools, failed_pool_names) = validate_pools(&mut c, raw.pools.as_deref());
     let routes = validate_routes(&mut c, raw.routes.as_deref(), &pools, &failed_pool_names);
     let certificates = validate_certificates(&mut c, raw.certificates.as_deref(), &node);
+    let acme = super::validate_acme::validate_acme(&mut c, raw.acme.as_ref(), &certificates);
 
     if !c.errors.is_empty() {
         let mut errors = c.errors;
@@ -62,6 +63,7 @@ pub fn parse_with(text: &str, overrides: &Overrides) -> Result<Config, ConfigErr
         pools: pools.into_iter().map(|(_, p)| p).collect(),
         routes,
         certificates,
+        acme,
         version: fingerprint(text),
     })
 }
@@ -139,7 +141,14 @@ pub fn fingerprint(text: &str) -> String {
 }
 
 /// An integer field: its default when absent, an error when outside `lo..=hi`.
-fn int(c: &mut Collector, path: &str, value: Option<i64>, default: i64, lo: i64, hi: i64) -> i64 {
+pub(crate) fn int(
+    c: &mut Collector,
+    path: &str,
+    value: Option<i64>,
+    default: i64,
+    lo: i64,
+    hi: i64,
+) -> i64 {
     match value {
         None => default,
         Some(v) if (lo..=hi).contains(&v) => v,
@@ -321,7 +330,16 @@ fn validate_node(c: &mut Collector, parsed: Option<&RawNode>, o: &Overrides) -> 
         }
     }
     let limits = validate_limits(c, parsed.and_then(|n| n.limits.as_ref()));
+    let state_dir = match parsed.and_then(|n| n.state_dir.as_deref()) {
+        None => DEFAULT_STATE_DIR.to_string(),
+        Some(d) if d.trim().is_empty() => {
+            c.push("node.state_dir", "must name a directory");
+            DEFAULT_STATE_DIR.to_string()
+        }
+        Some(d) => d.to_string(),
+    };
     NodeConfig {
+        state_dir,
         limits,
         region,
         listen,
@@ -1039,9 +1057,38 @@ fn validate_certificates(
                 }
             }
         }
+        if cert.acme == Some(true) {
+            for (field, value) in [("cert_file", &cert.cert_file), ("key_file", &cert.key_file)] {
+                if value.is_some() {
+                    c.push(
+                        p(field),
+                        "a certificate with \"acme\": true is ordered from the CA: drop cert_file and key_file",
+                    );
+                }
+            }
+            for (hi, h) in hosts.iter().enumerate() {
+                if !matches!(h, HostPattern::Exact(_)) {
+                    c.push(
+                        format!("{}[{hi}]", p("hosts")),
+                        "a managed certificate is validated over HTTP-01, which cannot prove a wildcard: list exact names",
+                    );
+                }
+            }
+            if let Some(name) = cert_name {
+                out.push(CertificateConfig {
+                    name,
+                    hosts,
+                    source: CertSource::Acme,
+                });
+            }
+            continue;
+        }
         let mut file = |field: &str, value: &Option<String>| match value {
             None => {
-                c.require(p(field), "is required: a PEM file");
+                c.require(
+                    p(field),
+                    "is required: a PEM file (or \"acme\": true to have the certificate ordered)",
+                );
                 None
             }
             Some(f) if f.trim().is_empty() => {
@@ -1056,8 +1103,10 @@ fn validate_certificates(
             out.push(CertificateConfig {
                 name,
                 hosts,
-                cert_file,
-                key_file,
+                source: CertSource::Files {
+                    cert_file,
+                    key_file,
+                },
             });
         }
     }

@@ -65,7 +65,7 @@ pub async fn apply_if(
     let outcome = build_next(node, text).await;
     let applied = match outcome {
         Ok(Next::Same(certs)) => {
-            node.certs.store(Arc::new(certs));
+            crate::acme::install_file_certs(node, certs);
             let version = node.snapshot().config.version.clone();
             log::info!(
                 "config reload from {}: version {version} is already running; certificates re-read",
@@ -81,7 +81,7 @@ pub async fn apply_if(
             let region = snapshot.config.node.region.clone();
             let pools: Vec<Arc<crate::live_pool::LivePool>> = snapshot.pools.clone();
             node.install(*snapshot);
-            node.certs.store(Arc::new(certs));
+            crate::acme::install_file_certs(node, certs);
             for p in &pools {
                 p.publish_all();
             }

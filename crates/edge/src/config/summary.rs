@@ -35,13 +35,25 @@ pub fn summary(config: &Config, resolved: &[Vec<SocketAddr>]) -> String {
             .iter()
             .map(|c| {
                 let hosts: Vec<String> = c.hosts.iter().map(ToString::to_string).collect();
-                format!("{} ({})", c.name, hosts.join(" "))
+                let acme = if c.is_acme() { ", acme" } else { "" };
+                format!("{} ({}{acme})", c.name, hosts.join(" "))
             })
             .collect();
         let _ = writeln!(
             s,
             "tls: {tls}, h2 and http/1.1; certificates {}",
             certs.join(", ")
+        );
+    }
+    if let Some(a) = config
+        .acme
+        .as_ref()
+        .filter(|_| config.certificates.iter().any(|c| c.is_acme()))
+    {
+        let _ = writeln!(
+            s,
+            "acme: {}, renewed {} days before expiry; kept in {} (the store, for a node following one)",
+            a.directory, a.renew_before_days, config.node.state_dir
         );
     }
     for (pi, p) in config.pools.iter().enumerate() {

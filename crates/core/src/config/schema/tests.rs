@@ -69,6 +69,7 @@ const PLACES: &[(&str, &str, &str)] = &[
         "/routes/0/compression",
         "routes[0].compression",
     ),
+    ("Acme", "/acme", "acme"),
 ];
 
 fn place(def: &str) -> (&'static str, &'static str) {
