@@ -161,6 +161,7 @@ mod tests {
             paths: paths.iter().map(|p| path_pattern(p).unwrap()).collect(),
             pool: 0,
             https_redirect: false,
+            rule_sets: Vec::new(),
         }
     }
 

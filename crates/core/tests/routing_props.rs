@@ -94,6 +94,7 @@ fn route(labels: &'static [&'static str]) -> impl Strategy<Value = RouteConfig> 
                 .collect(),
             pool: 0,
             https_redirect: false,
+            rule_sets: Vec::new(),
         })
 }
 

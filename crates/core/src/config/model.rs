@@ -15,6 +15,24 @@ pub struct Config {
     pub certificates: Vec<CertificateConfig>,
     /// Short fingerprint of the configuration text, shown in `/status`.
     pub version: String,
+    /// The rule sets (edge policy), compiled.
+    pub rule_sets: RuleSetsConfig,
+}
+
+/// `rule_sets`, compiled, with the JSON they came from: two are equal when their JSON is
+/// (compiled regexes cannot be compared).
+#[derive(Debug, Clone, Default)]
+pub struct RuleSetsConfig {
+    /// The compiled rule sets, shared by every request of a config.
+    pub compiled: std::sync::Arc<crate::rules::CompiledRuleSets>,
+    /// `rule_sets` as written (`null` when absent).
+    pub source: serde_json::Value,
+}
+
+impl PartialEq for RuleSetsConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
 }
 
 /// `node`: where this edge node listens and what it calls itself.
@@ -357,6 +375,8 @@ pub struct RouteConfig {
     pub pool: usize,
     /// Whether plain-HTTP requests are answered with a 308 to `https://`.
     pub https_redirect: bool,
+    /// The rule sets run for the route's requests, in order.
+    pub rule_sets: Vec<crate::rules::RuleSetId>,
 }
 
 impl Config {

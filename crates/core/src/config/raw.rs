@@ -95,6 +95,11 @@ pub struct RawConfig {
     /// beats the longest `*.suffix`; no SNI or no match gets the first. Re-read on every
     /// reload.
     pub certificates: Option<Vec<RawCertificate>>,
+    /// Named rule sets (edge policy): rules that answer, redirect, rate-limit, rewrite,
+    /// re-pool or edit headers, run in order for the routes that name them in
+    /// `routes[].rule_sets` (default none).
+    #[schemars(with = "Option<Vec<crate::rules::raw::RawRuleSet>>")]
+    pub rule_sets: Option<Value>,
 }
 
 /// `certificates[]`: one certificate chain and its key, for the hosts it serves.
@@ -422,4 +427,8 @@ pub struct RawRoute {
     /// (default false).
     #[schemars(extend("default" = false))]
     pub https_redirect: Option<bool>,
+    /// Names of rule sets (`rule_sets[].name`) run, in this order, for requests of the route,
+    /// each at most once (default none).
+    #[schemars(inner(pattern(NAME_PATTERN)))]
+    pub rule_sets: Option<Vec<String>>,
 }
