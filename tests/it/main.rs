@@ -3,6 +3,7 @@
 mod access_log;
 mod admin;
 mod decision;
+mod edge_policy;
 mod failover;
 mod hedging;
 mod limits;

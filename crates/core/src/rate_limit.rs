@@ -296,6 +296,31 @@ mod tests {
         );
     }
 
+    /// The bound at the real cap: a million distinct client addresses in one second (none
+    /// expired) leave at most [`MAX_KEYS`] keys; prints what they hold.
+    #[test]
+    fn a_million_distinct_clients_stay_within_the_cap() {
+        let l = RateLimiter::new(10.0, 20, MAX_KEYS);
+        let mut most = (0, 0);
+        for i in 0..1_000_000u128 {
+            let addr = std::net::Ipv6Addr::from(0x2001_0db8_u128 << 96 | i);
+            l.check(Key::Ip(IpAddr::V6(addr)), i as u64 * 1000);
+            if i % 50_000 == 0 {
+                let f = l.footprint();
+                most = (most.0.max(f.0), most.1.max(f.1));
+            }
+        }
+        let (keys, bytes) = l.footprint();
+        println!(
+            "1000000 distinct keys: {keys} kept, {bytes} bytes of tables ({} B/key); peak seen {} keys, {} bytes",
+            bytes / keys.max(1),
+            most.0,
+            most.1
+        );
+        assert!(keys <= MAX_KEYS && most.0 <= MAX_KEYS);
+        assert!(bytes <= 8 << 20, "{bytes}");
+    }
+
     #[test]
     fn expired_keys_are_dropped_before_any_other() {
         let l = RateLimiter::new(1000.0, 1, SHARDS * 4);

@@ -71,6 +71,11 @@ pub struct Metrics {
     /// their connections closed (`header_timeout`, `request_line_too_long`,
     /// `header_too_large`).
     pub client_refused: IntCounterVec,
+    /// `portico_rule_matches_total{route,rule}`: requests a rule matched (`rule` is
+    /// `set/rule`).
+    pub rule_matches: IntCounterVec,
+    /// `portico_rate_limited_total{route,rule}`: requests a rule's rate limit answered 429.
+    pub rate_limited: IntCounterVec,
     /// The labels `portico_node_info` carries now.
     info_labels: Mutex<(String, String)>,
 }
@@ -278,7 +283,21 @@ impl Metrics {
         ] {
             client_refused.with_label_values(&[reason]);
         }
+        let rule_matches = counter(
+            &registry,
+            "portico_rule_matches_total",
+            "Requests a rule matched, by route and rule (rule set/rule).",
+            &["route", "rule"],
+        );
+        let rate_limited = counter(
+            &registry,
+            "portico_rate_limited_total",
+            "Requests answered 429 by a rule's rate limit, by route and rule (rule set/rule).",
+            &["route", "rule"],
+        );
         Self {
+            rule_matches,
+            rate_limited,
             client_connections,
             connections_rejected,
             client_refused,
