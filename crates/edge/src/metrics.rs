@@ -90,6 +90,8 @@ pub struct SeriesCache {
     requests: RwLock<HashMap<(usize, usize, u16), IntCounter>>,
     /// By route.
     durations: RwLock<HashMap<usize, Histogram>>,
+    /// `portico_rule_matches_total` by route and rule index.
+    rule_matches: RwLock<HashMap<(usize, usize), IntCounter>>,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -407,6 +409,35 @@ impl Metrics {
             .with_label_values(&[labels[0], labels[1], labels[2], code.as_str()]);
         c.inc();
         cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, c);
+    }
+
+    /// Counts a match of rule `rule` (an index of the config's rules) on route `route` in
+    /// `portico_rule_matches_total`; `labels` gives the (route, rule) labels the first time.
+    pub fn count_rule_match(
+        &self,
+        cache: &SeriesCache,
+        route: usize,
+        rule: usize,
+        labels: impl FnOnce() -> (String, String),
+    ) {
+        let key = (route, rule);
+        if let Some(c) = cache
+            .rule_matches
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            c.inc();
+            return;
+        }
+        let (route, rule) = labels();
+        let c = self.rule_matches.with_label_values(&[route, rule]);
+        c.inc();
+        cache
+            .rule_matches
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(key, c);

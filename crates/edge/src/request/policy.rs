@@ -49,10 +49,9 @@ pub(crate) fn evaluate(session: &Session, ctx: &mut RequestCtx, route: usize, me
     };
     let actions = rules.evaluate(&route_config.rule_sets, &facts);
     for &id in &actions.matched {
-        metrics
-            .rule_matches
-            .with_label_values(&[route_config.name.as_str(), &rule_label(&snapshot, id)])
-            .inc();
+        metrics.count_rule_match(&snapshot.series, route, id.index(), || {
+            (route_config.name.clone(), rule_label(&snapshot, id))
+        });
     }
     if let Some(t) = &mut ctx.trace {
         t.rules(
