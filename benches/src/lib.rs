@@ -4,6 +4,7 @@ pub mod config_bench;
 pub mod failover;
 pub mod hostile;
 pub mod procs;
+pub mod rules_bench;
 pub mod scale;
 pub mod soak;
 pub mod throughput;
