@@ -48,11 +48,13 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    /// The pool the request goes to (the route's, or a rule's).
+    /// The pool the request goes to: a rule's, else the route's (also for a request a rule
+    /// or an HTTPS redirect answered, as its metrics' `pool` label).
     pub(crate) fn pool(&self) -> Option<&LivePool> {
-        self.pool_at
-            .and_then(|p| self.snapshot.pools.get(p))
-            .map(|p| &**p)
+        match self.pool_at {
+            Some(p) => self.snapshot.pools.get(p).map(|p| &**p),
+            None => self.route.map(|r| self.snapshot.route_pool(r)),
+        }
     }
 
     /// Whether a rule sent the request to another pool than its route's.
@@ -154,7 +156,7 @@ impl RequestCtx {
             return ("", "", "");
         };
         let Some(pool) = self.pool() else {
-            return (self.snapshot.config.routes[route].name.as_str(), "", "");
+            return ("", "", "");
         };
         let origin = self
             .answered_by()
