@@ -1,7 +1,6 @@
 //! Portico's routing brain: configuration, route matching, health windows, latency, origin
 //! selection, passive ejection, retry policy, health-gated rollout, rule sets and rate limits.
-//! Pure code: no sockets,
-//! time passed in.
+//! Pure code: no sockets, time passed in.
 
 pub mod cidr;
 pub mod config;
