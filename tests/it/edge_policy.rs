@@ -141,6 +141,8 @@ async fn each_action_does_what_it_says() {
         {"name": "blocked", "when": {"client_ips": ["192.0.2.0/24"]},
          "then": {"respond": {"status": 403, "body": "{\"error\":\"blocked\",\"ip\":\"{client_ip}\"}",
                               "headers": {"content-type": "application/json"}}}},
+        {"name": "empty", "when": {"paths": ["/empty"]},
+         "then": {"respond": {"status": 204, "body": "ignored"}}},
         {"name": "moved", "when": {"path_regex": "^/old/(.*)$"},
          "then": {"redirect": {"status": 301, "location": "https://{host}/new/{1}?{query}"}}},
         {"name": "v1", "then": {"rewrite": {"path_prefix": {"from": "/v1/", "to": "/api/v1/"}}}},
@@ -179,6 +181,16 @@ async fn each_action_does_what_it_says() {
     );
     assert!(r.header("x-request-id").is_some());
     assert_eq!(served(&a), before, "no origin asked");
+
+    // A 204 carries no body and no Content-Length, whatever the rule wrote.
+    let r = send(&node, Method::GET, "/empty", &[]).await;
+    assert_eq!((r.status, r.body.len()), (204, 0));
+    assert!(r.header("content-length").is_none());
+    assert_eq!(
+        send(&node, Method::GET, "/x", &[]).await.status,
+        200,
+        "the connection is still good"
+    );
 
     // redirect, with a capture, the host without its port and the query.
     let host = node.url.trim_start_matches("http://").to_string();

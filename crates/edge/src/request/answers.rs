@@ -26,7 +26,8 @@ pub async fn respond(
 }
 
 /// Writes a reply of the node: `resp` with its `Content-Length` and Portico's headers (the
-/// rules' response edits included), then `body` unless the request is a HEAD.
+/// rules' response edits included), then `body` unless the request is a HEAD or the status
+/// has no body (204, 304).
 async fn write_reply(
     session: &mut Session,
     ctx: &RequestCtx,
@@ -34,9 +35,14 @@ async fn write_reply(
     mut resp: ResponseHeader,
     body: Bytes,
 ) -> Result<()> {
-    resp.insert_header("Content-Length", body.len().to_string())?;
+    // A 204 or 304 has no body and (204) no Content-Length, whatever a rule wrote.
+    let bodiless = matches!(resp.status.as_u16(), 204 | 304);
+    if !bodiless {
+        resp.insert_header("Content-Length", body.len().to_string())?;
+    }
     ctx.prepare_response(&mut resp, session, draining)?;
-    let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
+    let head_only =
+        bodiless || session.req_header().method == http::Method::HEAD || body.is_empty();
     session
         .write_response_header(Box::new(resp), head_only)
         .await?;
