@@ -17,6 +17,7 @@ help:
 	@echo "make test            format check, clippy -D warnings, every test"
 	@echo "make bench           throughput against nginx and HAProxy (ARGS=... for options)"
 	@echo "make bench-tls       TLS termination against nginx and HAProxy: handshakes, TLS keep-alive, HTTP/2"
+	@echo "make bench-rules     10 rules against none, nginx and HAProxy with the same; rate-limit accuracy"
 	@echo "make bench-micro     criterion micro-benchmarks of route matching and selection"
 	@echo "make bench-failover  failover benchmark against nginx, HAProxy and Front Door-style probing"
 	@echo "make bench-config    config propagation to three regions through etcd, and errors during reloads"
@@ -152,10 +153,18 @@ bench-deps:
 	  fi; \
 	else echo "install the benchmark peers with:  sudo apt-get install -y$$missing"; exit 1; fi
 
-# Plain HTTP (about 8 minutes, ARGS go to it), then the TLS cases below (about 4 minutes).
+# Plain HTTP (about 8 minutes, ARGS go to it), then the TLS cases below (about 4 minutes), then
+# the rules case (about 2 minutes).
 bench: build
 	$(CARGO) run --release -q -p portico-bench --bin bench-throughput -- $(ARGS)
 	$(CARGO) run --release -q -p portico-bench --bin bench-tls
+	$(CARGO) run --release -q -p portico-bench --bin bench-rules
+
+# Rule sets (about 2 minutes; part of `make bench`): Portico with 10 rules against Portico with
+# none, nginx and HAProxy with the same rules; rate-limit accuracy at 3x the limit.
+.PHONY: bench-rules
+bench-rules: build
+	$(CARGO) run --release -q -p portico-bench --bin bench-rules -- $(ARGS)
 
 # TLS termination alone (about 4 minutes; part of `make bench`): full handshakes per core,
 # HTTP/1.1 keep-alive over TLS (wrk), HTTP/2 keep-alive (h2load).

@@ -5,6 +5,7 @@ pub mod failover;
 pub mod hostile;
 pub mod procs;
 pub mod rollout_bench;
+pub mod rules_bench;
 pub mod scale;
 pub mod soak;
 pub mod throughput;

@@ -14,6 +14,7 @@ mod admin;
 mod affinity;
 mod compression;
 mod decision;
+mod edge_policy;
 mod failover;
 mod hedging;
 mod limits;

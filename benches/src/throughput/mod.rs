@@ -466,7 +466,7 @@ fn count_syscalls(
 /// Runs one case against every proxy: a ceiling run straight to the origin, a warm-up per
 /// proxy, `rounds` rounds alternating between the proxies, then one run per proxy counting
 /// its system calls (with `tool`, when there is one).
-fn run_case(
+pub fn run_case(
     wrk_bin: &Path,
     opts: &Options,
     case: &Case,

@@ -1,6 +1,6 @@
 //! Portico's routing brain: configuration, route matching, health windows, latency, origin
-//! selection, passive ejection, retry policy and health-gated rollout. Pure code: no sockets,
-//! time passed in.
+//! selection, passive ejection, retry policy, health-gated rollout, rule sets and rate limits.
+//! Pure code: no sockets, time passed in.
 
 pub mod acme;
 pub mod affinity;
@@ -14,6 +14,7 @@ pub mod hedge;
 pub mod latency;
 pub mod lifecycle;
 pub mod pool_state;
+pub mod rate_limit;
 pub mod reload;
 pub mod retry;
 pub mod rollout;

@@ -162,6 +162,7 @@ mod tests {
             pool: 0,
             https_redirect: false,
             compression: None,
+            rule_sets: Vec::new(),
         }
     }
 

@@ -95,6 +95,7 @@ fn route(labels: &'static [&'static str]) -> impl Strategy<Value = RouteConfig> 
             pool: 0,
             https_redirect: false,
             compression: None,
+            rule_sets: Vec::new(),
         })
 }
 

@@ -51,6 +51,8 @@ pub struct Entry<'a> {
     pub bytes_out: usize,
     /// This node's region.
     pub region: &'a str,
+    /// The rules that matched, `set/rule`, in evaluation order.
+    pub rules: Vec<String>,
 }
 
 /// The `protocol` field for an HTTP version.
@@ -262,6 +264,7 @@ mod tests {
             bytes_in: 0,
             bytes_out: 2,
             region: "eu",
+            rules: Vec::new(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod node;
 pub mod probe;
 pub mod probe_connector;
 pub mod proxy;
+pub mod rate_limits;
 pub mod request;
 pub mod request_log;
 pub(crate) mod response_options;

@@ -82,6 +82,11 @@ pub struct Metrics {
     /// `portico_rollout_in_progress`: 1 while the store's rollout is in progress or paused
     /// (0 on a node that follows no store).
     pub rollout_in_progress: IntGauge,
+    /// `portico_rule_matches_total{route,rule}`: requests a rule matched (`rule` is
+    /// `set/rule`).
+    pub rule_matches: IntCounterVec,
+    /// `portico_rate_limited_total{route,rule}`: requests a rule's rate limit answered 429.
+    pub rate_limited: IntCounterVec,
     /// The labels `portico_node_info` carries now.
     info_labels: Mutex<(String, String)>,
 }
@@ -96,6 +101,8 @@ pub struct SeriesCache {
     requests: RwLock<HashMap<(usize, usize, u16), IntCounter>>,
     /// By route.
     durations: RwLock<HashMap<usize, Histogram>>,
+    /// `portico_rule_matches_total` by route and rule index.
+    rule_matches: RwLock<HashMap<(usize, usize), IntCounter>>,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -312,9 +319,23 @@ impl Metrics {
         registry
             .register(Box::new(rollout_in_progress.clone()))
             .expect("metric registered once");
+        let rule_matches = counter(
+            &registry,
+            "portico_rule_matches_total",
+            "Requests a rule matched, by route and rule (rule set/rule).",
+            &["route", "rule"],
+        );
+        let rate_limited = counter(
+            &registry,
+            "portico_rate_limited_total",
+            "Requests answered 429 by a rule's rate limit, by route and rule (rule set/rule).",
+            &["route", "rule"],
+        );
         Self {
             compression,
             rollout_in_progress,
+            rule_matches,
+            rate_limited,
             client_connections,
             connections_rejected,
             client_refused,
@@ -440,6 +461,35 @@ impl Metrics {
             .with_label_values(&[labels[0], labels[1], labels[2], code.as_str()]);
         c.inc();
         cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, c);
+    }
+
+    /// Counts a match of rule `rule` (an index of the config's rules) on route `route` in
+    /// `portico_rule_matches_total`; `labels` gives the (route, rule) labels the first time.
+    pub fn count_rule_match(
+        &self,
+        cache: &SeriesCache,
+        route: usize,
+        rule: usize,
+        labels: impl FnOnce() -> (String, String),
+    ) {
+        let key = (route, rule);
+        if let Some(c) = cache
+            .rule_matches
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            c.inc();
+            return;
+        }
+        let (route, rule) = labels();
+        let c = self.rule_matches.with_label_values(&[route, rule]);
+        c.inc();
+        cache
+            .rule_matches
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(key, c);

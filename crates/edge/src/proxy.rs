@@ -11,6 +11,7 @@ use crate::request::inbound::{
     request_id_value, via_names, wants_trace,
 };
 use crate::request::outbound::request_to_origin;
+use crate::request::policy;
 use crate::response_options;
 use crate::state::NodeState;
 use async_trait::async_trait;
@@ -26,6 +27,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use portico_core::affinity::pinned_origin;
 use portico_core::lifecycle::{Lifecycle, Next, RequestKind};
 use portico_core::retry::RetryReason;
+use portico_core::rules::Ending;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,6 +54,61 @@ impl EdgeProxy {
         self.node.is_draining()
     }
 
+    /// Ends a request by a rule, before an origin is chosen: its `respond` or `redirect`, or a
+    /// rate limit's 429 (counted).
+    async fn stop_by_rule(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &str,
+        stop: policy::Stop,
+    ) -> Result<()> {
+        let draining = self.draining();
+        match stop {
+            policy::Stop::Ending(Ending::Respond {
+                status,
+                body,
+                headers,
+                ..
+            }) => {
+                ctx.status = status;
+                answers::rule_respond(session, ctx, draining, status, &headers, body).await
+            }
+            policy::Stop::Ending(Ending::Redirect {
+                status, location, ..
+            }) => {
+                ctx.status = status;
+                answers::rule_redirect(session, ctx, draining, status, &location).await
+            }
+            policy::Stop::Limited {
+                rule,
+                retry_after,
+                burst,
+                window,
+                rate,
+            } => {
+                let label = policy::rule_label(&ctx.snapshot, rule);
+                self.node
+                    .metrics
+                    .rate_limited
+                    .with_label_values(&[route, &label])
+                    .inc();
+                if let Some(t) = &mut ctx.trace {
+                    t.rate_limited(&label);
+                }
+                ctx.status = 429;
+                let reply = answers::TooManyRequests {
+                    policy: &label,
+                    retry_after,
+                    burst,
+                    window,
+                    rate,
+                };
+                answers::too_many_requests(session, ctx, draining, &reply).await
+            }
+        }
+    }
+
     /// Feeds a failed attempt to the lifecycle and counts what it decided; `true` when
     /// another attempt follows (planned for the next `upstream_peer`).
     fn failed(
@@ -64,7 +121,7 @@ impl EdgeProxy {
         let replayable = !session.as_ref().retry_buffer_truncated();
         let attempt = ctx.attempt;
         let snapshot = ctx.snapshot.clone();
-        let Some(pool) = ctx.route.map(|r| snapshot.route_pool(r)) else {
+        let Some(pool) = ctx.pool_at.and_then(|p| snapshot.pools.get(p)) else {
             return false;
         };
         let Some(lc) = ctx.lifecycle.as_mut() else {
@@ -108,6 +165,8 @@ impl ProxyHttp for EdgeProxy {
             status: 0,
             compression: None,
             refused: false,
+            rules: Default::default(),
+            pool_at: None,
         }
     }
 
@@ -157,11 +216,15 @@ impl ProxyHttp for EdgeProxy {
                 return Ok(true);
             }
         }
-        match ctx.snapshot.routes.lookup(host, path) {
+        let routed = ctx.snapshot.routes.lookup(host, path);
+        if let Some(route) = routed {
+            ctx.route = Some(route);
+            policy::evaluate(session, ctx, route, &self.node.metrics);
+        }
+        match routed {
             Some(route)
                 if ctx.snapshot.config.routes[route].https_redirect && !over_tls(session) =>
             {
-                ctx.route = Some(route);
                 if host.is_none_or(str::is_empty) {
                     // HTTP/1.0 may omit Host, but a redirect needs a host to name.
                     ctx.status = 400;
@@ -175,9 +238,18 @@ impl ProxyHttp for EdgeProxy {
                 Ok(true)
             }
             Some(route) => {
-                ctx.route = Some(route);
                 let snapshot = ctx.snapshot.clone();
-                let pool = snapshot.route_pool(route);
+                let route_config = &snapshot.config.routes[route];
+                if let Some(stop) = policy::stop_before_origin(ctx, &route_config.name) {
+                    self.stop_by_rule(session, ctx, &route_config.name, stop)
+                        .await?;
+                    return Ok(true);
+                }
+                let pool_at = ctx.rules.pool.unwrap_or(route_config.pool);
+                let Some(pool) = snapshot.pools.get(pool_at) else {
+                    return Error::e_explain(ErrorType::InternalError, "no such pool");
+                };
+                ctx.pool_at = Some(pool_at);
                 let kind = RequestKind::new(req.method.as_str(), has_body);
                 let upgrade = is_websocket_upgrade(session.req_header());
                 let mut lc = Lifecycle::new(
@@ -231,10 +303,12 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let snapshot = ctx.snapshot.clone();
-        let (Some(route), Some(lc)) = (ctx.route, ctx.lifecycle.as_mut()) else {
+        let (Some(pool), Some(lc)) = (
+            ctx.pool_at.and_then(|p| snapshot.pools.get(p)),
+            ctx.lifecycle.as_mut(),
+        ) else {
             return Error::e_explain(ErrorType::InternalError, "no route chosen");
         };
-        let pool = snapshot.route_pool(route);
         let (attempt, idx) = match ctx.planned.take() {
             Some(planned) => planned,
             None => match lc.start(&mut pool.state(), Instant::now()) {
@@ -296,7 +370,7 @@ impl ProxyHttp for EdgeProxy {
         }
         let snapshot = ctx.snapshot.clone();
         let (Some(pool), Some(lc)) = (
-            ctx.route.map(|r| snapshot.route_pool(r)),
+            ctx.pool_at.and_then(|p| snapshot.pools.get(p)),
             ctx.lifecycle.as_mut(),
         ) else {
             return Ok(());

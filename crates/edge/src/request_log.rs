@@ -19,10 +19,24 @@ pub fn record(node: &NodeState, session: &Session, ctx: &RequestCtx) {
     let answered_by = ctx
         .answered_by()
         .filter(|_| ctx.answered && ctx.route.is_some());
-    metrics.count_request(series, ctx.route, answered_by, code, [route, pool, origin]);
+    // The series cache is by route and origin index: a rule's pool has series of its own.
+    if ctx.pool_overridden() {
+        let code = code.to_string();
+        metrics
+            .requests
+            .with_label_values(&[route, pool, origin, code.as_str()])
+            .inc();
+    } else {
+        metrics.count_request(series, ctx.route, answered_by, code, [route, pool, origin]);
+    }
     if let Some(route_idx) = ctx.route {
         // A WebSocket (101) lasts as long as its tunnel: not a request duration.
-        if code != 101 {
+        if code != 101 && ctx.pool_overridden() {
+            metrics
+                .duration
+                .with_label_values(&[route, pool])
+                .observe(ctx.start.elapsed().as_secs_f64());
+        } else if code != 101 {
             metrics.observe_duration(
                 series,
                 route_idx,
@@ -75,6 +89,12 @@ pub fn record(node: &NodeState, session: &Session, ctx: &RequestCtx) {
             bytes_in: session.body_bytes_read(),
             bytes_out: session.body_bytes_sent(),
             region: ctx.snapshot.region(),
+            rules: ctx
+                .rules
+                .matched
+                .iter()
+                .map(|&id| crate::request::policy::rule_label(&ctx.snapshot, id))
+                .collect(),
         });
     }
     if log::log_enabled!(log::Level::Debug) {

@@ -4,6 +4,7 @@
 
 use crate::live_pool::LivePool;
 use crate::metrics::{Metrics, SeriesCache};
+use crate::rate_limits::RateLimits;
 use http::HeaderValue;
 use pingora_core::protocols::tls::CaType;
 use portico_core::config::Config;
@@ -34,6 +35,8 @@ pub struct Snapshot {
     pub via_value: HeaderValue,
     /// Cached handles of this config's per-request series.
     pub series: SeriesCache,
+    /// The rate limiters of the config's rules.
+    pub rate_limits: RateLimits,
 }
 
 /// Where an origin sits in a snapshot: pool index and origin index.
@@ -114,7 +117,12 @@ impl Snapshot {
         let via_token = format!("portico-{}", config.node.region);
         let via_entry = format!("1.1 {via_token}");
         let value = |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""));
+        let rate_limits = RateLimits::build(
+            &config.rule_sets.compiled,
+            previous.map(|p| (&*p.config.rule_sets.compiled, &p.rate_limits)),
+        );
         let snapshot = Snapshot {
+            rate_limits,
             routes: RouteTable::new(&config.routes),
             pools,
             region_value: value(&config.node.region),

@@ -82,6 +82,33 @@ fn check_prints_a_summary_for_a_valid_config() {
     assert!(out.lines().count() < 25, "one screen: {out}");
 }
 
+#[test]
+fn check_names_the_rule_sets_and_the_routes_running_them() {
+    let text = r#"{"pools": [{"name": "api", "origins": [{"name": "a", "address": "127.0.0.1:9001"}]}],
+      "rule_sets": [
+        {"name": "global", "rules": [{"name": "hsts", "then": {"response_headers": {"set": {"strict-transport-security": "max-age=1"}}}}]},
+        {"name": "api", "rules": [
+          {"name": "limit", "then": {"rate_limit": {"key": "client_ip", "requests_per_second": 5}}},
+          {"name": "v1", "then": {"rewrite": {"path_prefix": {"from": "/v1/", "to": "/"}}}}]}],
+      "routes": [{"name": "api", "pool": "api", "rule_sets": ["global", "api"]}]}"#;
+    let (code, out, err) = check(text);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(
+        out.contains("rule sets: global (1 rule), api (2 rules); 1 rate limit\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("route api: hosts * paths /* -> pool api; rule sets global, api\n"),
+        "{out}"
+    );
+    let (code, _, err) = check(&text.replace(r#""from": "/v1/""#, r#""from": "v1""#));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("rule_sets[1].rules[1].then.rewrite.path_prefix.from: "),
+        "{err}"
+    );
+}
+
 /// `portico --check conf.json | head -3`: a stdout closed before the summary is written ends
 /// the command quietly, with its exit code, and no panic. The summary (one line per route)
 /// is made larger than any pipe buffer, so writing it must meet the closed pipe.

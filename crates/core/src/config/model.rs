@@ -17,6 +17,24 @@ pub struct Config {
     pub acme: Option<AcmeConfig>,
     /// Short fingerprint of the configuration text, shown in `/status`.
     pub version: String,
+    /// The rule sets (edge policy), compiled.
+    pub rule_sets: RuleSetsConfig,
+}
+
+/// `rule_sets`, compiled, with the JSON they came from: two are equal when their JSON is
+/// (compiled regexes cannot be compared).
+#[derive(Debug, Clone, Default)]
+pub struct RuleSetsConfig {
+    /// The compiled rule sets, shared by every request of a config.
+    pub compiled: std::sync::Arc<crate::rules::CompiledRuleSets>,
+    /// `rule_sets` as written (`null` when absent).
+    pub source: serde_json::Value,
+}
+
+impl PartialEq for RuleSetsConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
 }
 
 /// `node`: where this edge node listens and what it calls itself.
@@ -428,6 +446,8 @@ pub struct RouteConfig {
     pub https_redirect: bool,
     /// Response compression, when on.
     pub compression: Option<CompressionConfig>,
+    /// The rule sets run for the route's requests, in order.
+    pub rule_sets: Vec<crate::rules::RuleSetId>,
 }
 
 impl Config {

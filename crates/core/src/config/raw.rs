@@ -96,6 +96,11 @@ pub struct RawConfig {
     /// beats the longest `*.suffix`; no SNI or no match gets the first. Re-read on every
     /// reload.
     pub certificates: Option<Vec<RawCertificate>>,
+    /// Named rule sets (edge policy): rules that answer, redirect, rate-limit, rewrite,
+    /// re-pool or edit headers, run in order for the routes that name them in
+    /// `routes[].rule_sets` (default none).
+    #[schemars(with = "Option<Vec<crate::rules::raw::RawRuleSet>>")]
+    pub rule_sets: Option<Value>,
     /// The ACME certificate authority that issues the certificates marked `"acme": true`
     /// (Let's Encrypt, say); needed when one is.
     pub acme: Option<RawAcme>,
@@ -495,4 +500,8 @@ pub struct RawRoute {
     /// Compress origin responses with brotli, gzip or zstd as the client's
     /// `Accept-Encoding` prefers (default: off).
     pub compression: Option<RawCompression>,
+    /// Names of rule sets (`rule_sets[].name`) run, in this order, for requests of the route,
+    /// each at most once (default none).
+    #[schemars(inner(pattern(NAME_PATTERN)))]
+    pub rule_sets: Option<Vec<String>>,
 }

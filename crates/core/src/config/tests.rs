@@ -601,3 +601,79 @@ fn the_tls_listen_flag_replaces_or_adds_node_tls_listen_and_is_validated_by_flag
         "certificates: node.tls_listen is set: list at least one certificate (name, hosts, cert_file, key_file)"
     );
 }
+
+const WITH_RULES: &str = r#"{
+  "pools": [{"name": "api", "origins": [{"name": "a", "address": "127.0.0.1:9001"}]},
+            {"name": "canary", "origins": [{"name": "c", "address": "127.0.0.1:9002"}]}],
+  "rule_sets": [
+    {"name": "global", "rules": [{"name": "hsts", "then": {"response_headers": {"set": {"Strict-Transport-Security": "max-age=63072000"}}}}]},
+    {"name": "api", "rules": [{"name": "canary", "when": {"headers": [{"name": "x-canary", "present": true}]}, "then": {"pool": "canary"}}]}
+  ],
+  "routes": [{"name": "api", "pool": "api", "rule_sets": ["global", "api"]},
+             {"name": "plain", "paths": ["/plain"], "pool": "api"}]
+}"#;
+
+#[test]
+fn routes_name_rule_sets_in_order() {
+    let c = parse(WITH_RULES).unwrap();
+    let rules = &c.rule_sets.compiled;
+    assert_eq!(rules.names().collect::<Vec<_>>(), ["global", "api"]);
+    assert_eq!(
+        c.routes[0].rule_sets,
+        [rules.id("global").unwrap(), rules.id("api").unwrap()]
+    );
+    assert!(c.routes[1].rule_sets.is_empty());
+    assert_eq!(rules.rule_count(), 2);
+    assert!(warnings(&c).is_empty(), "{:?}", warnings(&c));
+    // Equal JSON, equal rule sets; another header, not.
+    assert_eq!(parse(WITH_RULES).unwrap().rule_sets, c.rule_sets);
+    let other = parse(&WITH_RULES.replace("63072000", "1")).unwrap();
+    assert_ne!(other.rule_sets, c.rule_sets);
+    assert!(parse(MINIMAL).unwrap().rule_sets.compiled.rule_count() == 0);
+}
+
+#[test]
+fn rule_set_errors_name_their_paths_with_the_rest_of_the_config() {
+    let text = WITH_RULES
+        .replace(r#""pool": "canary""#, r#""pool": "nowhere""#)
+        .replace(
+            r#""global", "api"]"#,
+            r#""global", "api", "missing", "api"]"#,
+        )
+        .replace(r#""address": "127.0.0.1:9002""#, r#""address": "nohost""#);
+    assert_eq!(
+        errors(&text),
+        [
+            "pools[1].origins[0].address: \"nohost\" is not HOST:PORT",
+            "routes[0].rule_sets[2]: \"missing\" is not a rule set",
+            "rule_sets[1].rules[0].then.pool: \"nowhere\" is not a pool (pools: api, canary)",
+        ]
+        .map(String::from),
+        "{text}"
+    );
+    let unknown_key = WITH_RULES.replace(r#""then": {"pool""#, r#""then": {"pools""#);
+    let e = errors(&unknown_key);
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("rule_sets[1].rules[0].then.pools: unknown field `pools`")),
+        "{e:?}"
+    );
+    let named_twice = WITH_RULES.replace(r#""global", "api"]"#, r#""global", "global"]"#);
+    assert_eq!(
+        errors(&named_twice),
+        ["routes[0].rule_sets[1]: \"global\" is named twice"]
+    );
+}
+
+#[test]
+fn unused_rule_sets_and_idle_rules_are_warned_about() {
+    let text = WITH_RULES.replace(r#", "rule_sets": ["global", "api"]"#, "");
+    let w = warnings(&parse(&text).unwrap());
+    assert_eq!(
+        w,
+        [
+            "rule_sets[0]: no route names \"global\" in its rule_sets, so it never runs",
+            "rule_sets[1]: no route names \"api\" in its rule_sets, so it never runs",
+        ]
+    );
+}

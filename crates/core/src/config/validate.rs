@@ -49,7 +49,14 @@ pub fn parse_with(text: &str, overrides: &Overrides) -> Result<Config, ConfigErr
     };
     let node = validate_node(&mut c, raw.node.as_ref(), overrides);
     let (pools, failed_pool_names) = validate_pools(&mut c, raw.pools.as_deref());
-    let routes = validate_routes(&mut c, raw.routes.as_deref(), &pools, &failed_pool_names);
+    let rule_sets = validate_rule_sets(&mut c, raw.rule_sets.as_ref(), &pools);
+    let routes = validate_routes(
+        &mut c,
+        raw.routes.as_deref(),
+        &pools,
+        &failed_pool_names,
+        &rule_sets,
+    );
     let certificates = validate_certificates(&mut c, raw.certificates.as_deref(), &node);
     let acme = super::validate_acme::validate_acme(&mut c, raw.acme.as_ref(), &certificates);
 
@@ -65,7 +72,45 @@ pub fn parse_with(text: &str, overrides: &Overrides) -> Result<Config, ConfigErr
         certificates,
         acme,
         version: fingerprint(text),
+        rule_sets: rule_sets.config,
     })
+}
+
+/// `rule_sets`, compiled, and the names written there (a route naming a rule set that did
+/// not compile is not told it names none).
+struct RuleSets {
+    config: RuleSetsConfig,
+    written: HashSet<String>,
+}
+
+fn validate_rule_sets(c: &mut Collector, raw: Option<&Value>, pools: &Pools) -> RuleSets {
+    let written = raw
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|set| set.get("name")?.as_str().map(str::to_string))
+        .collect();
+    let Some(value) = raw.filter(|v| !v.is_null()) else {
+        return RuleSets {
+            config: RuleSetsConfig::default(),
+            written,
+        };
+    };
+    let names: Vec<&str> = pools.iter().map(|(n, _)| n.as_str()).collect();
+    let compiled = match crate::rules::parse_rule_sets(value, "rule_sets", &names) {
+        Ok(compiled) => compiled,
+        Err(errors) => {
+            c.errors.extend(errors.0);
+            Default::default()
+        }
+    };
+    RuleSets {
+        config: RuleSetsConfig {
+            compiled: std::sync::Arc::new(compiled),
+            source: value.clone(),
+        },
+        written,
+    }
 }
 
 /// serde's type names in words: `expected i64` becomes `expected an integer`, `expected
@@ -920,6 +965,7 @@ fn validate_routes(
     raw: Option<&[RawRoute]>,
     pools: &Pools,
     failed_pools: &HashSet<String>,
+    rule_sets: &RuleSets,
 ) -> Vec<RouteConfig> {
     let Some(raw) = raw else {
         c.require("routes", "is required: at least one route to a pool");
@@ -966,6 +1012,7 @@ fn validate_routes(
                 }
             },
         };
+        let sets = route_rule_sets(c, &p("rule_sets"), r.rule_sets.as_deref(), rule_sets);
         if let Some(n) = route_name.as_ref().filter(|_| parsed_whole) {
             for (hi, h) in hosts.iter().enumerate() {
                 for pa in &paths {
@@ -992,10 +1039,41 @@ fn validate_routes(
                 pool,
                 https_redirect: r.https_redirect.unwrap_or(false),
                 compression,
+                rule_sets: sets,
             });
         }
     }
     routes
+}
+
+/// A route's `rule_sets` as ids; a name of a rule set that did not compile is left out
+/// without an error of its own (the rule set's errors say what is wrong).
+fn route_rule_sets(
+    c: &mut Collector,
+    path: &str,
+    names: Option<&[String]>,
+    rule_sets: &RuleSets,
+) -> Vec<crate::rules::RuleSetId> {
+    let Some(names) = names else {
+        return Vec::new();
+    };
+    let compiled = &rule_sets.config.compiled;
+    if rule_sets.config.source.is_null() || compiled.names().count() > 0 {
+        return compiled.resolve(names, path).unwrap_or_else(|errors| {
+            c.errors.extend(errors.0);
+            Vec::new()
+        });
+    }
+    // The rule sets did not compile: only names written nowhere are errors here.
+    for (i, name) in names.iter().enumerate() {
+        if !rule_sets.written.contains(name) {
+            c.push(
+                format!("{path}[{i}]"),
+                format!("{name:?} is not a rule set"),
+            );
+        }
+    }
+    Vec::new()
 }
 
 fn validate_certificates(

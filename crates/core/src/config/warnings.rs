@@ -1,4 +1,6 @@
-//! Problems that do not stop a config (`--check` prints them, start-up and reloads log them): certificate hosts that no route serves.
+//! Problems that do not stop a config (`--check` prints them, start-up and reloads log them):
+//! certificate hosts that no route serves, rules that do nothing or are never reached, rule
+//! sets no route names.
 
 use super::model::{Config, HostPattern};
 
@@ -16,6 +18,18 @@ pub fn warnings(config: &Config) -> Vec<String> {
                     "certificates[{i}].hosts[{k}]: no route serves {host} (requests for it would get 404)"
                 ));
             }
+        }
+    }
+    let rules = &config.rule_sets.compiled;
+    out.extend(rules.warnings("rule_sets"));
+    for (i, name) in rules.names().enumerate() {
+        let named = rules
+            .id(name)
+            .is_some_and(|id| config.routes.iter().any(|r| r.rule_sets.contains(&id)));
+        if !named {
+            out.push(format!(
+                "rule_sets[{i}]: no route names {name:?} in its rule_sets, so it never runs"
+            ));
         }
     }
     out

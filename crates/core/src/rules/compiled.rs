@@ -21,9 +21,24 @@ pub struct CompiledRuleSets {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RuleSetId(pub(crate) usize);
 
+impl RuleSetId {
+    /// Its position in `rule_sets`.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// A rule, by its position among the rules of every set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RuleId(pub(crate) usize);
+
+impl RuleId {
+    /// Its position among the rules of every set (`0..rule_count()`), to index tables kept
+    /// per rule.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
 
 impl CompiledRuleSets {
     /// The rule set called `name`.
@@ -42,6 +57,16 @@ impl CompiledRuleSets {
     /// How many rules there are in every set together.
     pub fn rule_count(&self) -> usize {
         self.rules.len()
+    }
+
+    /// How many rules the rule set `id` holds (0 for an unknown id).
+    pub fn rules_in(&self, id: RuleSetId) -> usize {
+        self.sets.get(id.0).map_or(0, |s| s.rules.len())
+    }
+
+    /// Every rule, set after set.
+    pub fn rule_ids(&self) -> impl Iterator<Item = RuleId> + use<> {
+        (0..self.rules.len()).map(RuleId)
     }
 
     /// The rate limit of a rule, if it has one.

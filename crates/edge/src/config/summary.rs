@@ -131,16 +131,47 @@ pub fn summary(config: &Config, resolved: &[Vec<SocketAddr>]) -> String {
             );
         }
     }
+    let rules = &config.rule_sets.compiled;
+    if rules.names().next().is_some() {
+        let sets: Vec<String> = rules
+            .names()
+            .filter_map(|name| {
+                let n = rules.rules_in(rules.id(name)?);
+                Some(format!("{name} ({n} rule{})", plural(n)))
+            })
+            .collect();
+        let limits = rules
+            .rule_ids()
+            .filter(|&id| rules.rate_limit(id).is_some())
+            .count();
+        let _ = writeln!(
+            s,
+            "rule sets: {}; {limits} rate limit{}",
+            sets.join(", "),
+            plural(limits)
+        );
+    }
     for r in &config.routes {
         let hosts: Vec<String> = r.hosts.iter().map(ToString::to_string).collect();
         let paths: Vec<String> = r.paths.iter().map(ToString::to_string).collect();
+        let names: Vec<&str> = rules.names().collect();
+        let sets: Vec<&str> = r
+            .rule_sets
+            .iter()
+            .filter_map(|id| names.get(id.index()).copied())
+            .collect();
         let _ = writeln!(
             s,
-            "route {}: hosts {} paths {} -> pool {}",
+            "route {}: hosts {} paths {} -> pool {}{}",
             r.name,
             hosts.join(","),
             paths.join(","),
-            config.pools[r.pool].name
+            config.pools[r.pool].name,
+            if sets.is_empty() {
+                String::new()
+            } else {
+                format!("; rule sets {}", sets.join(", "))
+            }
         );
     }
     s

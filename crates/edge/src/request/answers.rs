@@ -4,7 +4,9 @@
 use crate::request::ctx::RequestCtx;
 use crate::request::inbound::request_host;
 use crate::request::outbound::response_to_client;
+use crate::request::policy;
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use pingora_error::{Error, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
@@ -20,16 +22,32 @@ pub async fn respond(
 ) -> Result<()> {
     let mut resp = ResponseHeader::build(code, Some(4))?;
     resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
-    resp.insert_header("Content-Length", body.len().to_string())?;
+    write_reply(session, ctx, draining, resp, Bytes::from(body)).await
+}
+
+/// Writes a reply of the node: `resp` with its `Content-Length` and Portico's headers (the
+/// rules' response edits included), then `body` unless the request is a HEAD or the status
+/// has no body (204, 304).
+async fn write_reply(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    draining: bool,
+    mut resp: ResponseHeader,
+    body: Bytes,
+) -> Result<()> {
+    // A 204 or 304 has no body and (204) no Content-Length, whatever a rule wrote.
+    let bodiless = matches!(resp.status.as_u16(), 204 | 304);
+    if !bodiless {
+        resp.insert_header("Content-Length", body.len().to_string())?;
+    }
     ctx.prepare_response(&mut resp, session, draining)?;
-    let head_only = session.req_header().method == http::Method::HEAD;
+    let head_only =
+        bodiless || session.req_header().method == http::Method::HEAD || body.is_empty();
     session
         .write_response_header(Box::new(resp), head_only)
         .await?;
     if !head_only {
-        session
-            .write_response_body(Some(Bytes::from(body)), true)
-            .await?;
+        session.write_response_body(Some(body), true).await?;
     }
     Ok(())
 }
@@ -40,7 +58,108 @@ pub async fn redirect(session: &mut Session, ctx: &RequestCtx, location: &str) -
     resp.insert_header("Location", location)?;
     resp.insert_header("Content-Length", "0")?;
     response_to_client(&mut resp, &ctx.snapshot, &ctx.request_id, None)?;
+    policy::edit_response(&ctx.rules, &mut resp)?;
     session.write_response_header(Box::new(resp), true).await
+}
+
+/// Writes a rule's `respond`: its status, headers and body; a body without a
+/// `Content-Type` of the rule's is sent as plain text.
+pub async fn rule_respond(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    draining: bool,
+    status: u16,
+    headers: &[(HeaderName, HeaderValue)],
+    body: Bytes,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(headers.len() + 4))?;
+    if !body.is_empty() && !headers.iter().any(|(n, _)| n == http::header::CONTENT_TYPE) {
+        resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    }
+    for (name, value) in headers {
+        resp.append_header(name.clone(), value.clone())?;
+    }
+    write_reply(session, ctx, draining, resp, body).await
+}
+
+/// Writes a rule's `redirect` to `location`, without a body.
+pub async fn rule_redirect(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    draining: bool,
+    status: u16,
+    location: &HeaderValue,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header("Location", location.clone())?;
+    write_reply(session, ctx, draining, resp, Bytes::new()).await
+}
+
+/// A rate limit's 429 (`policy` names the rule, `set/rule`): `Retry-After`, and the IETF
+/// `RateLimit-Policy` (quota `burst` per `window` seconds) and `RateLimit` (none remaining,
+/// `retry_after` seconds to go) headers.
+pub struct TooManyRequests<'a> {
+    /// The rule, `set/rule`.
+    pub policy: &'a str,
+    /// Seconds until a request would pass.
+    pub retry_after: u64,
+    /// Requests allowed at once.
+    pub burst: u32,
+    /// Seconds a full bucket takes to refill.
+    pub window: u64,
+    /// Sustained requests per second.
+    pub rate: f64,
+}
+
+/// Writes a rate limit's 429.
+pub async fn too_many_requests(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    draining: bool,
+    t: &TooManyRequests<'_>,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(429, Some(8))?;
+    resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    for (name, value) in rate_limit_headers(t) {
+        resp.insert_header(name, value)?;
+    }
+    let body = format!(
+        "429 Too Many Requests: over the rate limit of rule {:?} ({} requests per second, {} at once); retry after {} s\n",
+        short(t.policy),
+        t.rate,
+        t.burst,
+        t.retry_after
+    );
+    write_reply(session, ctx, draining, resp, Bytes::from(body)).await
+}
+
+/// `Retry-After`, `RateLimit-Policy` and `RateLimit` of a 429 (draft-ietf-httpapi-ratelimit-headers:
+/// structured fields naming the policy).
+pub fn rate_limit_headers(t: &TooManyRequests<'_>) -> [(&'static str, String); 3] {
+    let name = sf_string(t.policy);
+    [
+        ("Retry-After", t.retry_after.to_string()),
+        (
+            "RateLimit-Policy",
+            format!("{name};q={};w={}", t.burst, t.window),
+        ),
+        ("RateLimit", format!("{name};r=0;t={}", t.retry_after)),
+    ]
+}
+
+/// A structured-field string (RFC 8941): quoted, `"` and `\\` escaped, only visible ASCII and
+/// spaces kept.
+fn sf_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars().filter(|c| c.is_ascii_graphic() || *c == ' ') {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 /// A whole HTTP/1.1 answer written on the connection before any request was parsed (a head
@@ -221,6 +340,26 @@ mod tests {
             ]
         );
         assert_eq!(client_error_body(502, &stalled), None);
+    }
+
+    #[test]
+    fn a_429_names_its_policy_in_the_ietf_headers() {
+        let t = TooManyRequests {
+            policy: "edge/per-client",
+            retry_after: 2,
+            burst: 20,
+            window: 2,
+            rate: 10.0,
+        };
+        assert_eq!(
+            rate_limit_headers(&t).map(|(n, v)| format!("{n}: {v}")),
+            [
+                "Retry-After: 2",
+                "RateLimit-Policy: \"edge/per-client\";q=20;w=2",
+                "RateLimit: \"edge/per-client\";r=0;t=2",
+            ]
+        );
+        assert_eq!(sf_string("a\"b\\c\u{7f}"), "\"a\\\"b\\\\c\"");
     }
 
     #[test]

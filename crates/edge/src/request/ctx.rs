@@ -4,6 +4,7 @@
 use crate::live_pool::LivePool;
 use crate::metrics::Metrics;
 use crate::request::outbound::{ClientSide, response_to_client};
+use crate::request::policy;
 use crate::request::trace::Trace;
 use crate::snapshot::Snapshot;
 use crate::state::InFlight;
@@ -12,6 +13,7 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 use portico_core::lifecycle::{Lifecycle, Next};
 use portico_core::retry::RetryReason;
+use portico_core::rules::Actions;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,12 +46,25 @@ pub struct RequestCtx {
     /// Whether Portico refused the request itself for a route or rule reason (no route
     /// matched): an error for the rollout gates whatever its status class.
     pub(crate) refused: bool,
+    /// What the route's rule sets decided (empty when none matched).
+    pub(crate) rules: Actions,
+    /// The pool the request goes to: the route's, or a rule's `pool`.
+    pub(crate) pool_at: Option<usize>,
 }
 
 impl RequestCtx {
-    /// The pool of the chosen route.
+    /// The pool the request goes to: a rule's, else the route's (also for a request a rule
+    /// or an HTTPS redirect answered, as its metrics' `pool` label).
     pub(crate) fn pool(&self) -> Option<&LivePool> {
-        self.route.map(|r| self.snapshot.route_pool(r))
+        match self.pool_at {
+            Some(p) => self.snapshot.pools.get(p).map(|p| &**p),
+            None => self.route.map(|r| self.snapshot.route_pool(r)),
+        }
+    }
+
+    /// Whether a rule sent the request to another pool than its route's.
+    pub(crate) fn pool_overridden(&self) -> bool {
+        self.rules.pool.is_some()
     }
 
     /// Attempts made so far.
@@ -81,6 +96,7 @@ impl RequestCtx {
             &self.request_id,
             self.trace.as_deref(),
         )?;
+        policy::edit_response(&self.rules, resp)?;
         if draining {
             session.set_keepalive(None);
         }
@@ -96,6 +112,7 @@ impl RequestCtx {
             trusted_proxy: self.trusted_proxy,
             request_id: &self.request_id,
             original: session.req_header(),
+            rules: &self.rules,
         }
     }
 
@@ -143,7 +160,9 @@ impl RequestCtx {
         let Some(route) = self.route else {
             return ("", "", "");
         };
-        let pool = self.snapshot.route_pool(route);
+        let Some(pool) = self.pool() else {
+            return ("", "", "");
+        };
         let origin = self
             .answered_by()
             .map(|i| pool.config.origins[i].name.as_str())

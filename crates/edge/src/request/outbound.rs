@@ -6,6 +6,7 @@ use crate::live_pool::OriginPeer;
 use crate::request::inbound::{
     absolute_authority, connection_tokens, is_websocket_upgrade, request_host,
 };
+use crate::request::policy;
 use crate::request::trace::{DECISION_HEADER, Trace};
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use http::HeaderValue;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use portico_core::config::PoolConfig;
+use portico_core::rules::Actions;
 use std::net::IpAddr;
 
 /// What the forwarding policy needs to know about the client side of one request.
@@ -29,6 +31,9 @@ pub struct ClientSide<'a> {
     pub request_id: &'a HeaderValue,
     /// The request as the client sent it.
     pub original: &'a RequestHeader,
+    /// What the route's rule sets decided: their request header edits and path rewrite
+    /// apply to every attempt.
+    pub rules: &'a Actions,
 }
 
 /// Rewrites `upstream` (a copy of the client's request) for `origin`.
@@ -48,6 +53,8 @@ pub fn request_to_origin(
         upstream.insert_header("X-Forwarded-For", xff)?;
     }
     strip_hop_by_hop(upstream);
+    // Rules cannot name the headers set below, so Portico's own values always win.
+    policy::edit_request(c.rules, upstream)?;
     // The health probe marker is Portico's own: a client may not pose as a probe.
     upstream.remove_header("x-portico-health-probe");
     // A trusted proxy's forwarding headers are kept; anyone else's are replaced.
@@ -399,6 +406,7 @@ mod tests {
             trusted_proxy: client.trusted_proxy,
             request_id: &request_id,
             original,
+            rules: &Actions::default(),
         };
         let mut upstream = original.clone();
         request_to_origin(&side, &mut upstream, &snapshot.pools[0].origins[origin]).unwrap();

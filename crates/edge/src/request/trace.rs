@@ -1,6 +1,7 @@
 //! The decision trace: a request with `X-Portico-Debug: 1` from loopback or a trusted proxy
 //! gets `X-Portico-Decision`, naming the route, the pool, every candidate with its health,
-//! latency, priority and weight, the band, and each attempt with its outcome.
+//! latency, priority and weight, the band, the rules that matched, and each attempt with its
+//! outcome.
 
 use crate::live_pool::LivePool;
 use std::fmt::Write;
@@ -20,6 +21,10 @@ pub struct Trace {
     band: Vec<String>,
     attempts: Vec<(String, String)>,
     answered: bool,
+    /// The rules that matched (`set/rule`), in order.
+    rules: Vec<String>,
+    /// The rule whose rate limit refused the request.
+    rate_limited: Option<String>,
 }
 
 impl Trace {
@@ -61,6 +66,18 @@ impl Trace {
         self.candidates = list.join(", ");
     }
 
+    /// The route matched and its rules evaluated: the rules that matched, `set/rule`, in
+    /// evaluation order.
+    pub fn rules(&mut self, route: &str, matched: impl Iterator<Item = String>) {
+        self.route = Some(route.to_string());
+        self.rules = matched.collect();
+    }
+
+    /// The rate limit of `rule` (`set/rule`) refused the request.
+    pub fn rate_limited(&mut self, rule: &str) {
+        self.rate_limited = Some(rule.to_string());
+    }
+
     /// An attempt on `origin` begins.
     pub fn attempt(&mut self, origin: &str) {
         self.attempts
@@ -95,6 +112,12 @@ impl Trace {
             self.route.as_deref().unwrap_or("none"),
             self.pool.as_deref().unwrap_or("none")
         );
+        if !self.rules.is_empty() {
+            let _ = write!(s, "; rules=[{}]", self.rules.join(", "));
+        }
+        if let Some(rule) = &self.rate_limited {
+            let _ = write!(s, "; rate-limited-by={rule}");
+        }
         if self.pool.is_some() {
             let _ = write!(
                 s,
@@ -141,6 +164,16 @@ mod tests {
         assert!(
             h.ends_with("attempts=[a: connect_refused, b: 200]; answered-by=b"),
             "{h}"
+        );
+        let mut ruled = Trace::default();
+        ruled.rules(
+            "api",
+            ["edge/hsts".to_string(), "edge/limit".to_string()].into_iter(),
+        );
+        ruled.rate_limited("edge/limit");
+        assert_eq!(
+            ruled.header(),
+            "route=api; pool=none; rules=[edge/hsts, edge/limit]; rate-limited-by=edge/limit; attempts=[]"
         );
         let mut failed = Trace::default();
         failed.attempt("a");

@@ -25,7 +25,15 @@ fn schema_errors(doc: &Value) -> Vec<String> {
 fn minimal() -> Value {
     json!({
         "pools": [{"name": "api", "origins": [{"name": "a", "address": "127.0.0.1:9001"}]}],
-        "routes": [{"name": "api", "pool": "api"}]
+        "routes": [{"name": "api", "pool": "api", "rule_sets": ["edge"]}],
+        "rule_sets": [{"name": "edge", "rules": [{
+            "name": "block",
+            "when": {"paths": ["/blocked"]},
+            "then": {
+                "respond": {"status": 403},
+                "rate_limit": {"key": "route", "requests_per_second": 100}
+            }
+        }]}]
     })
 }
 
@@ -70,6 +78,17 @@ const PLACES: &[(&str, &str, &str)] = &[
         "routes[0].compression",
     ),
     ("Acme", "/acme", "acme"),
+    ("Rule", "/rule_sets/0/rules/0", "rule_sets[0].rules[0]"),
+    (
+        "Respond",
+        "/rule_sets/0/rules/0/then/respond",
+        "rule_sets[0].rules[0].then.respond",
+    ),
+    (
+        "RateLimit",
+        "/rule_sets/0/rules/0/then/rate_limit",
+        "rule_sets[0].rules[0].then.rate_limit",
+    ),
 ];
 
 fn place(def: &str) -> (&'static str, &'static str) {
