@@ -275,6 +275,7 @@ impl Follower {
         let rejection = Rejection {
             version: version.to_string(),
             errors,
+            rollout_started_at_ms: started,
         };
         self.link.update(|f| f.rejected = Some(rejection));
     }
