@@ -185,6 +185,7 @@ impl Fleet {
                     s.rejected = Some(Rejection {
                         version: want.clone(),
                         errors: vec!["routes[0].pool: rejected by the test".into()],
+                        rollout_started_at_ms: 0,
                     });
                 } else {
                     let before = s.versions.get(&s.record.version).copied();
@@ -807,6 +808,7 @@ async fn sigkill_of_the_conducting_process_mid_wave_and_the_rollout_still_ends()
     fleet.node("fake-a").status.rejected = Some(Rejection {
         version: fingerprint(&target_doc()),
         errors: vec!["rejected by the test".into()],
+        rollout_started_at_ms: 0,
     });
     let r = drive(&store, &mut fleet, "the rollout to end", over).await;
     println!(

@@ -171,6 +171,7 @@ mod tests {
         status.rejected = Some(Rejection {
             version: "v3".into(),
             errors: vec!["routes[0].pool: no such pool".into()],
+            rollout_started_at_ms: 0,
         });
         status.versions.insert(
             "v2".into(),

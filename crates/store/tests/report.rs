@@ -17,6 +17,7 @@ fn status(name: &str, requests: u64) -> NodeStatus {
     status.rejected = Some(Rejection {
         version: "v3".into(),
         errors: vec!["no such pool".into()],
+        rollout_started_at_ms: 0,
     });
     status.versions.insert(
         "v2".into(),

@@ -148,6 +148,20 @@ pub struct Rejection {
     pub version: String,
     /// Why: validation or build errors, one per line as the node printed them.
     pub errors: Vec<String>,
+    /// The start of the rollout it was rejected in ([`crate::rollout::Rollout::started_at_ms`]):
+    /// a rejection left over from an earlier rollout of the same version (pushed again once
+    /// the cause was fixed) does not fail the new one. 0: not said (counts for any rollout).
+    #[serde(default)]
+    pub rollout_started_at_ms: UnixMillis,
+}
+
+impl Rejection {
+    /// Whether it rejects `target` in the rollout started at `rollout_started_at_ms`.
+    pub fn rejects(&self, target: &str, rollout_started_at_ms: UnixMillis) -> bool {
+        self.version == target
+            && (self.rollout_started_at_ms == 0
+                || self.rollout_started_at_ms == rollout_started_at_ms)
+    }
 }
 
 /// What a registered node says about itself: the rollout's part of its registration (`name`,
@@ -316,15 +330,20 @@ pub struct Judged<'a> {
     pub report: Option<&'a NodeReport>,
 }
 
-/// Gates 1 and 2 for one member: rejected the target, or lost.
-pub fn node_gates(m: &Judged<'_>, target: &str) -> Option<GateFailure> {
+/// Gates 1 and 2 for one member: rejected the target (in the rollout started at `rollout`),
+/// or lost.
+pub fn node_gates(m: &Judged<'_>, target: &str, rollout: UnixMillis) -> Option<GateFailure> {
     let Some(r) = m.report else {
         return Some(GateFailure::NodeLost {
             node: m.name.to_string(),
             why: Lost::Gone,
         });
     };
-    if let Some(rej) = r.rejected.as_ref().filter(|rej| rej.version == target) {
+    if let Some(rej) = r
+        .rejected
+        .as_ref()
+        .filter(|rej| rej.rejects(target, rollout))
+    {
         return Some(GateFailure::Rejected {
             node: m.name.to_string(),
             errors: rej.errors.clone(),
@@ -394,11 +413,17 @@ pub fn latency_gate(members: &[Judged<'_>], target: &str, s: &Settings) -> Optio
     })
 }
 
-/// Gates 1–4 for a wave's members, in that order: the first that fails.
-pub fn failing_gate(members: &[Judged<'_>], target: &str, s: &Settings) -> Option<GateFailure> {
+/// Gates 1–4 for a wave's members of the rollout of `target` started at `rollout`, in that
+/// order: the first that fails.
+pub fn failing_gate(
+    members: &[Judged<'_>],
+    target: &str,
+    rollout: UnixMillis,
+    s: &Settings,
+) -> Option<GateFailure> {
     members
         .iter()
-        .find_map(|m| node_gates(m, target))
+        .find_map(|m| node_gates(m, target, rollout))
         .or_else(|| error_gate(members, target, s))
         .or_else(|| latency_gate(members, target, s))
 }

@@ -421,7 +421,8 @@ impl Rollout {
         self.capture_baselines(&by_name, now);
         let failed = self.waves.iter().enumerate().find_map(|(i, wave)| {
             wave.started_at_ms?;
-            failing_gate(&judged(wave, &by_name), &self.target, &self.settings).map(|f| (i, f))
+            let members = judged(wave, &by_name);
+            failing_gate(&members, &self.target, self.started_at_ms, &self.settings).map(|f| (i, f))
         });
         if let Some((i, failure)) = failed {
             self.rollback(i, failure, now, &mut out);

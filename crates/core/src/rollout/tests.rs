@@ -307,6 +307,7 @@ fn a_good_document_is_promoted_wave_by_wave() {
     f.node("eu-a").rejected = Some(Rejection {
         version: TARGET.into(),
         errors: vec!["x".into()],
+        rollout_started_at_ms: 0,
     });
     assert_eq!(r.judge(&f.0, T0 + 200 * SEC), vec![]);
     assert_eq!(r.log.len(), 7);
@@ -334,6 +335,7 @@ fn gate_1_a_node_that_rejects_the_target_rolls_back_at_once() {
     f.node("eu-a").rejected = Some(Rejection {
         version: "v0".into(),
         errors: vec!["old".into()],
+        rollout_started_at_ms: 0,
     });
     assert_eq!(r.judge(&f.0, T0 + 10), vec![]);
     let n = f.node("eu-a");
@@ -341,6 +343,7 @@ fn gate_1_a_node_that_rejects_the_target_rolls_back_at_once() {
     n.rejected = Some(Rejection {
         version: TARGET.into(),
         errors: vec!["tls.certificates[0].cert_file: no such file".into()],
+        rollout_started_at_ms: 0,
     });
     let d = r.judge(&f.0, T0 + 20);
     assert_eq!(
@@ -360,6 +363,32 @@ fn gate_1_a_node_that_rejects_the_target_rolls_back_at_once() {
     assert_eq!(r.state.outcome(), Outcome::RolledBack);
     assert_eq!(r.assignment("eu-a"), Assignment::Stable);
     assert_eq!(r.version_for("eu-a"), Some(STABLE));
+}
+
+/// The same version pushed again once its cause is fixed: until the node sees the new rollout
+/// its registration still carries the rejection from the last one, which must not roll the
+/// new rollout back; a rejection in this rollout (or one that does not say) does.
+#[test]
+fn gate_1_ignores_a_rejection_left_from_an_earlier_rollout_of_the_same_version() {
+    let (mut f, mut r) = on_canary(Settings::default());
+    let n = f.node("eu-a");
+    n.version = STABLE.into();
+    n.rejected = Some(Rejection {
+        version: TARGET.into(),
+        errors: vec!["tls.certificates[0].cert_file: no such file".into()],
+        rollout_started_at_ms: T0 - 600 * SEC,
+    });
+    assert_eq!(r.judge(&f.0, T0 + 10), vec![]);
+    assert_eq!(r.state, State::InProgress);
+    f.node("eu-a").rejected = Some(Rejection {
+        version: TARGET.into(),
+        errors: vec!["tls.certificates[0].cert_file: no such file".into()],
+        rollout_started_at_ms: T0,
+    });
+    assert!(matches!(
+        rolled_back(&r.judge(&f.0, T0 + 20)),
+        GateFailure::Rejected { .. }
+    ));
 }
 
 #[test]
@@ -676,6 +705,7 @@ fn everywhere_at_once_is_promoted_when_every_node_runs_it_and_still_gated() {
     f.node("sg-a").rejected = Some(Rejection {
         version: TARGET.into(),
         errors: vec!["bad".into()],
+        rollout_started_at_ms: 0,
     });
     f.node("sg-a").version = STABLE.into();
     assert_eq!(rolled_back(&r.judge(&f.0, T0 + 9)).number(), 1);
@@ -953,7 +983,7 @@ fn gate_functions_judge_only_nodes_on_the_target() {
         report: Some(&n),
     }];
     let s = Settings::default();
-    assert_eq!(gates::failing_gate(&m, TARGET, &s), None);
+    assert_eq!(gates::failing_gate(&m, TARGET, T0, &s), None);
     let p = gates::progress(&m, TARGET, T0, T0 + 5);
     assert_eq!(p.pending, vec!["a".to_string()]);
     assert_eq!(p.requests, 0);
@@ -1059,7 +1089,7 @@ proptest! {
                 }
                 Step::Reject(i) => {
                     if let Some(n) = fleet.0.get_mut(i) {
-                        n.rejected = Some(Rejection { version: TARGET.into(), errors: vec![] });
+                        n.rejected = Some(Rejection { version: TARGET.into(), errors: vec![], rollout_started_at_ms: 0 });
                         n.version = STABLE.into();
                     }
                 }

@@ -263,6 +263,7 @@ mod tests {
         status.rejected = rejects.map(|v| Rejection {
             version: v.into(),
             errors: vec!["rejected by the test".into()],
+            rollout_started_at_ms: 0,
         });
         let (records, rx) = watch::channel(status.clone());
         let _task = portico_store::register(url.clone(), name.into(), Duration::from_secs(10), rx);

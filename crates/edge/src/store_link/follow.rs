@@ -22,7 +22,7 @@ use super::StoreLink;
 use crate::config::reload::apply;
 use crate::state::{NodeState, ReloadSource};
 use portico_core::config::{ConfigErrors, fingerprint};
-use portico_core::rollout::{Rejection, Rollout, UnixMillis};
+use portico_core::rollout::{Rejection, Rollout, State, UnixMillis};
 use portico_store::{Store, StoreEvent, StoredDoc, StoredRollout};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,16 +38,28 @@ enum Want {
     Stable,
     /// The rollout's target: this version, of the rollout started then.
     Target(String, UnixMillis),
+    /// What runs: the rollout was promoted but the `config` watch has not yet delivered the
+    /// promoted document (both were written in one transaction, the two watches deliver them
+    /// apart) — running the stable document in hand would take the node back to the old one.
+    Keep,
 }
 
 /// The version the rollout assigns node `name` (SPEC): the target while it is a member of a
 /// started wave and the rollout is in progress or paused; else the stable document — also
 /// once promoted, when `config` holds the target (after a later `config rollback` the stable
-/// document is no longer the promoted target).
-fn want(rollout: Option<&Rollout>, name: &str) -> Want {
+/// document is no longer the promoted target). `rollout` comes with its `mod_revision`;
+/// `stable` is the `mod_revision` of the stable document in hand: one older than a promotion
+/// is the document the promotion replaced, so the node keeps what it runs until the new one
+/// arrives.
+fn want(rollout: Option<(&Rollout, i64)>, stable: Option<i64>, name: &str) -> Want {
     match rollout {
-        Some(r) if !r.state.is_over() && r.wave_of(name).is_some() => {
+        Some((r, _)) if !r.state.is_over() && r.wave_of(name).is_some() => {
             Want::Target(r.target.clone(), r.started_at_ms)
+        }
+        Some((r, revision))
+            if r.state == State::Promoted && stable.is_none_or(|s| s < revision) =>
+        {
+            Want::Keep
         }
         _ => Want::Stable,
     }
@@ -59,8 +71,8 @@ struct Follower {
     node: Arc<NodeState>,
     /// The stable document, as last read.
     stable: Option<StoredDoc>,
-    /// The rollout, as last read.
-    rollout: Option<Rollout>,
+    /// The rollout, as last read, and its `mod_revision`.
+    rollout: Option<(Rollout, i64)>,
     /// The stable revision that failed to apply here (not tried again).
     failed_stable: Option<i64>,
     /// The target rejected here, and the start of its rollout.
@@ -126,7 +138,7 @@ pub(super) async fn follow(link: Arc<StoreLink>, node: Arc<NodeState>) {
             event = rollouts.recv() => match event {
                 None => return,
                 Some(StoreEvent::Document(doc)) => match StoredRollout::from_doc(&doc) {
-                    Ok(stored) => f.set_rollout(Some(stored.rollout)),
+                    Ok(stored) => f.set_rollout(Some((stored.rollout, stored.mod_revision))),
                     Err(e) => {
                         log::warn!("store {url}: {e}; following the stable document");
                         f.set_rollout(None);
@@ -146,13 +158,13 @@ impl Follower {
     /// belongs to lasts: once that rollout is over (its verdict keeps the errors) or another
     /// one started, the report drops it, so a version pushed again (the missing file now
     /// installed) is judged on this node's new attempt, not on the old rejection.
-    fn set_rollout(&mut self, rollout: Option<Rollout>) {
-        let in_progress = rollout.as_ref().is_some_and(|r| !r.state.is_over());
+    fn set_rollout(&mut self, rollout: Option<(Rollout, i64)>) {
+        let in_progress = rollout.as_ref().is_some_and(|(r, _)| !r.state.is_over());
         self.node.metrics.set_rollout_in_progress(in_progress);
         let stale = self.rejected.is_some()
             && match &rollout {
                 None => true,
-                Some(r) => {
+                Some((r, _)) => {
                     r.state.is_over()
                         || self.rejected.as_ref() != Some(&(r.target.clone(), r.started_at_ms))
                 }
@@ -161,7 +173,7 @@ impl Follower {
             self.rejected = None;
         }
         self.link.update(|f| {
-            f.rollout = rollout.clone();
+            f.rollout = rollout.as_ref().map(|(r, _)| r.clone());
             if stale {
                 f.rejected = None;
             }
@@ -171,8 +183,13 @@ impl Follower {
 
     /// Brings the node to what it should run, and caches the stable document once it runs it.
     async fn converge(&mut self) {
-        let want = want(self.rollout.as_ref(), &self.link.name);
+        let want = want(
+            self.rollout.as_ref().map(|(r, revision)| (r, *revision)),
+            self.stable.as_ref().map(|d| d.mod_revision),
+            &self.link.name,
+        );
         let stable = match &want {
+            Want::Keep => false,
             Want::Target(version, started)
                 if self.rejected.as_ref() != Some(&(version.clone(), *started)) =>
             {
@@ -258,6 +275,7 @@ impl Follower {
         let rejection = Rejection {
             version: version.to_string(),
             errors,
+            rollout_started_at_ms: started,
         };
         self.link.update(|f| f.rejected = Some(rejection));
     }
@@ -315,20 +333,64 @@ mod tests {
             author: "t".into(),
         };
         let (mut r, _) = Rollout::start(push, &nodes, 1_000).expect("starts");
-        assert_eq!(want(Some(&r), "a"), Want::Target("v2".into(), 1_000));
         assert_eq!(
-            want(Some(&r), "b"),
+            want(Some((&r, 5)), Some(4), "a"),
+            Want::Target("v2".into(), 1_000)
+        );
+        assert_eq!(
+            want(Some((&r, 5)), Some(4), "b"),
             Want::Stable,
             "its wave has not started"
         );
-        assert_eq!(want(Some(&r), "late"), Want::Stable, "joined mid-rollout");
-        assert_eq!(want(None, "a"), Want::Stable);
+        assert_eq!(
+            want(Some((&r, 5)), Some(4), "late"),
+            Want::Stable,
+            "joined mid-rollout"
+        );
+        assert_eq!(want(None, Some(4), "a"), Want::Stable);
         r.command(
             portico_core::rollout::Command::Abort { author: "t".into() },
             &nodes,
             2_000,
         )
         .expect("abort");
-        assert_eq!(want(Some(&r), "a"), Want::Stable, "aborted: back on stable");
+        assert_eq!(
+            want(Some((&r, 5)), Some(4), "a"),
+            Want::Stable,
+            "aborted: back on stable"
+        );
+    }
+
+    /// The promotion writes `rollout` and `config` in one transaction (revision 7); the two
+    /// watches deliver them apart. Seeing `promoted` with the old stable document (revision 4)
+    /// in hand must not take the node back to it; once `config` is at least that revision
+    /// (the target, or a later `config rollback`), the node runs it.
+    #[test]
+    fn a_promotion_seen_before_its_config_keeps_what_runs() {
+        let nodes = [report("a", "eu")];
+        let push = Push {
+            target: "v2".into(),
+            stable: Some("v1".into()),
+            waves: None,
+            canary: None,
+            settings: Settings::default(),
+            author: "t".into(),
+        };
+        let (mut r, _) = Rollout::start(push, &nodes, 1_000).expect("starts");
+        r.command(
+            portico_core::rollout::Command::Promote { author: "t".into() },
+            &nodes,
+            2_000,
+        )
+        .expect("promote");
+        assert_eq!(r.state, State::Promoted);
+        assert_eq!(want(Some((&r, 7)), Some(4), "a"), Want::Keep);
+        assert_eq!(want(Some((&r, 7)), None, "a"), Want::Keep);
+        assert_eq!(want(Some((&r, 7)), Some(7), "a"), Want::Stable);
+        assert_eq!(
+            want(Some((&r, 7)), Some(9), "a"),
+            Want::Stable,
+            "config rollback VERSION after the promotion: run config"
+        );
     }
 }
