@@ -10,6 +10,7 @@ use crate::error::{StoreError, from_etcd};
 use crate::follow::{StoreEvent, follow_key};
 use crate::url::StoreUrl;
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
+use portico_core::acme::{Failure, UnixMillis, retry_delay};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,6 +33,22 @@ pub struct AcmeDoc {
     /// The last certificate issued, by `certificates[].name`.
     #[serde(default)]
     pub certificates: BTreeMap<String, StoredCert>,
+    /// The orders of each certificate the CA refused since it was last issued, by
+    /// `certificates[].name`: every node waits for the same backoff, so the CA sees one
+    /// node's retries however many nodes there are (its limits count failed validations).
+    #[serde(default)]
+    pub failures: BTreeMap<String, StoredFailure>,
+}
+
+/// Failed orders of one certificate, shared by the nodes that take turns ordering it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFailure {
+    /// Failed orders in a row, whichever node ran them.
+    pub failures: u32,
+    /// No node orders the certificate before this time (milliseconds since the epoch).
+    pub retry_at: UnixMillis,
+    /// What the last one said.
+    pub error: String,
 }
 
 /// An issued certificate as stored: PEM chain (leaf first) and PEM private key.
@@ -70,6 +87,21 @@ pub fn follow_acme(url: StoreUrl) -> (mpsc::Receiver<StoreEvent>, JoinHandle<()>
 }
 
 impl AcmeDoc {
+    /// Counts a failed order of certificate `name` of kind `kind` at `now`: the next order of
+    /// any node waits for the backoff of all the failures in a row so far.
+    pub fn note_failure(&mut self, name: &str, kind: Failure, error: &str, now: UnixMillis) {
+        let f = self.failures.entry(name.to_string()).or_default();
+        f.failures = f.failures.saturating_add(1);
+        f.retry_at = now.saturating_add(retry_delay(kind, f.failures));
+        f.error = error.to_string();
+    }
+
+    /// The failures of certificate `name` that no node may order it before, if `now` is
+    /// before their `retry_at`.
+    pub fn backoff(&self, name: &str, now: UnixMillis) -> Option<&StoredFailure> {
+        self.failures.get(name).filter(|f| now < f.retry_at)
+    }
+
     /// Parses the stored JSON (an unreadable document reads as empty, and is replaced by the
     /// next write).
     pub fn parse(text: &str) -> AcmeDoc {
@@ -207,5 +239,38 @@ impl Store {
             lease,
             keeper,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_counted_across_nodes_and_back_off_every_node() {
+        let mut doc = AcmeDoc::parse(r#"{"certificates": {}}"#);
+        assert_eq!(doc.backoff("www", 0), None);
+        // One node fails (the CA refused), then another after the first backoff.
+        doc.note_failure("www", Failure::Refused, "rate limited", 1_000);
+        let first = doc.backoff("www", 1_000).expect("backing off").clone();
+        assert_eq!(first.retry_at, 1_000 + retry_delay(Failure::Refused, 1));
+        assert_eq!(doc.backoff("www", first.retry_at), None);
+        doc.note_failure(
+            "www",
+            Failure::Refused,
+            "rate limited again",
+            first.retry_at,
+        );
+        let second = doc.backoff("www", first.retry_at).expect("backing off");
+        assert_eq!(second.failures, 2);
+        assert_eq!(
+            second.retry_at,
+            first.retry_at + retry_delay(Failure::Refused, 2)
+        );
+        assert_eq!(second.error, "rate limited again");
+        assert_eq!(doc.backoff("other", first.retry_at), None);
+        // It survives the store: every node reads the same backoff.
+        let text = serde_json::to_string(&doc).expect("json");
+        assert_eq!(AcmeDoc::parse(&text), doc);
     }
 }

@@ -37,7 +37,7 @@ mod rollouts;
 mod url;
 mod versions;
 
-pub use acme::{AcmeDoc, ORDER_LOCK_TTL_SECS, OrderLock, StoredCert, follow_acme};
+pub use acme::{AcmeDoc, ORDER_LOCK_TTL_SECS, OrderLock, StoredCert, StoredFailure, follow_acme};
 pub use backoff::{BACKOFF_MAX, BACKOFF_MIN};
 pub use client::{Expect, MAX_MESSAGE_BYTES, Store, StoredDoc};
 #[cfg(feature = "local-etcd")]

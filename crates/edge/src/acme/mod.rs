@@ -28,7 +28,7 @@ use arc_swap::ArcSwap;
 use openssl::asn1::Asn1TimeRef;
 use openssl::x509::X509;
 use portico_core::acme::{Held, Managed, UnixMillis};
-use portico_core::config::{CertSource, Config};
+use portico_core::config::{CertSource, Config, HostPattern};
 use prometheus::{GaugeVec, IntCounterVec, Opts};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -199,17 +199,47 @@ fn merge(config: &Config, files: &CertStore, entries: &BTreeMap<String, Entry>) 
     for c in &config.certificates {
         let found = match c.source {
             CertSource::Files { .. } => files.certs().iter().find(|f| f.name == c.name).cloned(),
-            CertSource::Acme => entries
-                .get(&c.name)
-                .and_then(|e| e.cert.clone())
-                .map(|cert| LoadedCert {
-                    hosts: c.hosts.clone(),
-                    ..cert
-                }),
+            // Served for the hosts of the entry that its leaf names, and not at all when it
+            // names none of them: after the hosts change, the new ones get what a certificate
+            // not issued yet gets until the new order ends, not a certificate for other names.
+            CertSource::Acme => {
+                entries
+                    .get(&c.name)
+                    .and_then(|e| e.cert.clone())
+                    .and_then(|cert| {
+                        let names = leaf_names(&cert);
+                        let hosts: Vec<HostPattern> = c
+                            .hosts
+                            .iter()
+                            .filter(|h| match h {
+                                HostPattern::Exact(host) => {
+                                    names.iter().any(|n| n.eq_ignore_ascii_case(host))
+                                }
+                                _ => false,
+                            })
+                            .cloned()
+                            .collect();
+                        (!hosts.is_empty()).then_some(LoadedCert { hosts, ..cert })
+                    })
+            }
         };
         out.extend(found);
     }
     out
+}
+
+/// The DNS names of a certificate's leaf (its subject alternative names).
+fn leaf_names(cert: &LoadedCert) -> Vec<String> {
+    cert.chain
+        .first()
+        .and_then(|leaf| leaf.subject_alt_names())
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.dnsname().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `/status` `certificates`: each certificate of the running config with its source, hosts,
@@ -431,5 +461,54 @@ mod tests {
             store.pick(Some("file.test")).map(|c| c.name.as_str()),
             Some("file")
         );
+    }
+
+    #[test]
+    fn a_managed_certificate_is_served_only_for_the_hosts_its_leaf_names() {
+        let config = |hosts: &str| {
+            parse(&format!(
+                r#"{{"pools": [{{"name": "p", "origins": [{{"name": "o", "address": "127.0.0.1:9"}}]}}],
+                    "routes": [{{"name": "r", "pool": "p"}}],
+                    "certificates": [
+                        {{"name": "file", "hosts": ["file.test"], "cert_file": "c", "key_file": "k"}},
+                        {{"name": "www", "hosts": {hosts}, "acme": true}}],
+                    "acme": {{"directory": "https://ca.test/dir"}}}}"#
+            ))
+            .expect("config")
+        };
+        let (chain, key) = self_signed(&["file.test"]);
+        let (file, _) = load_pem("file", chain.as_bytes(), key.as_bytes()).expect("file");
+        let files = CertStore::new(vec![LoadedCert {
+            hosts: vec![HostPattern::Exact("file.test".into())],
+            ..file
+        }]);
+        // Issued for www.test before the entry's hosts changed.
+        let (chain, key) = self_signed(&["WWW.test"]);
+        let (issued, _) = load_pem("www", chain.as_bytes(), key.as_bytes()).expect("issued");
+        let mut entries = BTreeMap::new();
+        entries.insert(
+            "www".to_string(),
+            Entry {
+                machine: Managed::new(&["www.test".to_string()], 30),
+                cert: Some(issued),
+            },
+        );
+        let pick = |config: &Config, host: &str| {
+            CertStore::new(merge(config, &files, &entries))
+                .pick(Some(host))
+                .map(|c| c.name.clone())
+        };
+        // A host added: served for the name it has, the new one waits for its order.
+        let added = config(r#"["www.test", "new.test"]"#);
+        let merged = merge(&added, &files, &entries);
+        assert_eq!(merged[1].hosts, [HostPattern::Exact("www.test".into())]);
+        assert_eq!(pick(&added, "www.test").as_deref(), Some("www"));
+        assert_eq!(pick(&added, "new.test").as_deref(), Some("file"));
+        // Every host replaced: not served at all (the first file certificate is the default).
+        let moved = config(r#"["other.test"]"#);
+        let merged = merge(&moved, &files, &entries);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].name, "file");
+        assert_eq!(pick(&moved, "other.test").as_deref(), Some("file"));
     }
 }

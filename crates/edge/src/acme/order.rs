@@ -169,7 +169,11 @@ pub async fn order(
         .new_order(&NewOrder::new(&identifiers))
         .await
         .map_err(|e| OrderError::from_acme("new order", e))?;
-    let mut tokens = Vec::new();
+    let mut published = Published {
+        acme,
+        store: store.cloned(),
+        tokens: Vec::new(),
+    };
     let outcome = async {
         let mut authorizations = order.authorizations();
         while let Some(authz) = authorizations.next().await {
@@ -193,7 +197,7 @@ pub async fn order(
                 challenge.key_authorization().as_str().to_string(),
             );
             acme.publish_challenge(&token, &answer);
-            tokens.push(token.clone());
+            published.tokens.push(token.clone());
             if let Some(store) = store {
                 // Any node may get the CA's request: every node answers from the store.
                 store
@@ -237,20 +241,95 @@ pub async fn order(
         Ok(Issued { chain_pem, key_pem })
     }
     .await;
-    for t in &tokens {
-        acme.withdraw(t);
-    }
-    if let Some(store) = store.filter(|_| !tokens.is_empty()) {
-        let withdrawn = store
-            .update_acme(|doc| {
-                for t in &tokens {
-                    doc.challenges.remove(t);
-                }
-            })
-            .await;
-        if let Err(e) = withdrawn {
-            log::warn!("ACME: challenges left in the store: {e}");
+    published.withdraw().await;
+    outcome
+}
+
+/// The challenge answers an order published, withdrawn when it ends: by [`Published::withdraw`]
+/// when it runs to its end, and on drop when it does not (the order's timeout drops it
+/// mid-flight): then this node's answers go at once and the store's in a task of their own,
+/// so that no answer outlives its order.
+struct Published<'a> {
+    acme: &'a Acme,
+    store: Option<Store>,
+    tokens: Vec<String>,
+}
+
+impl Published<'_> {
+    /// Withdraws the answers here and from the store.
+    async fn withdraw(&mut self) {
+        let tokens = std::mem::take(&mut self.tokens);
+        for t in &tokens {
+            self.acme.withdraw(t);
+        }
+        if let Some(store) = self.store.as_ref().filter(|_| !tokens.is_empty()) {
+            withdraw_stored(store, &tokens).await;
         }
     }
-    outcome
+}
+
+impl Drop for Published<'_> {
+    fn drop(&mut self) {
+        let tokens = std::mem::take(&mut self.tokens);
+        for t in &tokens {
+            self.acme.withdraw(t);
+        }
+        if let (Some(store), false) = (self.store.take(), tokens.is_empty())
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move { withdraw_stored(&store, &tokens).await });
+        }
+    }
+}
+
+async fn withdraw_stored(store: &Store, tokens: &[String]) {
+    let withdrawn = store
+        .update_acme(|doc| {
+            for t in tokens {
+                doc.challenges.remove(t);
+            }
+        })
+        .await;
+    if let Err(e) = withdrawn {
+        log::warn!("ACME: challenges left in the store: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    const PATH: &str = "/.well-known/acme-challenge/tok";
+
+    #[tokio::test]
+    async fn answers_of_an_order_cut_short_by_its_timeout_are_withdrawn() {
+        let acme = Acme::new(&Metrics::new("r", "v"));
+        // An order that publishes its answer and then waits on a CA that never answers, cut
+        // short as `ORDER_TIMEOUT` cuts it (the future dropped mid-flight).
+        let stuck = async {
+            let mut published = Published {
+                acme: &acme,
+                store: None,
+                tokens: Vec::new(),
+            };
+            acme.publish_challenge("tok", "tok.thumb");
+            published.tokens.push("tok".into());
+            assert_eq!(acme.challenge_answer(PATH).as_deref(), Some("tok.thumb"));
+            std::future::pending::<()>().await;
+            published.withdraw().await;
+        };
+        let cut = tokio::time::timeout(Duration::from_millis(1), stuck).await;
+        assert!(cut.is_err());
+        assert_eq!(acme.challenge_answer(PATH), None);
+        // An order that ends withdraws them too.
+        let mut published = Published {
+            acme: &acme,
+            store: None,
+            tokens: vec!["tok".into()],
+        };
+        acme.publish_challenge("tok", "tok.thumb");
+        published.withdraw().await;
+        assert_eq!(acme.challenge_answer(PATH), None);
+    }
 }

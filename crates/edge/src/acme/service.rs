@@ -240,6 +240,9 @@ enum Outcome {
     Found(LoadedCert, Held),
     /// Another node holds the order lock.
     Deferred(String),
+    /// The certificate's last orders failed (on whichever node): no node orders it before
+    /// their backoff ends.
+    BackingOff(portico_store::StoredFailure),
     /// Failed.
     Failed(OrderError),
 }
@@ -293,6 +296,16 @@ impl Order {
                     entry.machine.deferred(now + ttl);
                     None
                 }
+                Outcome::BackingOff(f) => {
+                    log::info!(
+                        "ACME: {name} failed {} times in a row; no node orders it for {} s: {}",
+                        f.failures,
+                        f.retry_at.saturating_sub(now) / 1000,
+                        f.error
+                    );
+                    entry.machine.deferred(f.retry_at);
+                    None
+                }
                 Outcome::Failed(e) => {
                     entry.machine.failed(e.kind, e.message.clone(), now);
                     log::warn!(
@@ -331,22 +344,38 @@ impl Order {
             Ok(Err(holder)) => return Outcome::Deferred(holder),
             Err(e) => return Outcome::Failed(store_error(e)),
         };
-        // The last holder may have stored a certificate just before this node took the lock.
-        let found = match store.get_acme().await {
-            Ok((doc, _)) => doc
-                .certificates
-                .get(&self.name)
-                .and_then(|s| from_stored(&self.name, s).ok())
-                .filter(|(_, held)| self.makes_order_moot(held)),
+        // The last holder may have stored a certificate just before this node took the lock,
+        // or failed: then every node waits for the backoff of the failures so far.
+        let (found, backoff) = match store.get_acme().await {
+            Ok((doc, _)) => (
+                doc.certificates
+                    .get(&self.name)
+                    .and_then(|s| from_stored(&self.name, s).ok())
+                    .filter(|(_, held)| self.makes_order_moot(held)),
+                doc.backoff(&self.name, now_millis()).cloned(),
+            ),
             Err(e) => {
                 lock.release().await;
                 return Outcome::Failed(store_error(e));
             }
         };
-        let outcome = match found {
-            Some((cert, held)) => Outcome::Found(cert, held),
-            None => match self.order(&Keeper::Store(&store), Some(&store)).await {
+        let outcome = match (found, backoff) {
+            (Some((cert, held)), _) => Outcome::Found(cert, held),
+            (None, Some(failure)) => Outcome::BackingOff(failure),
+            (None, None) => match self.order(&Keeper::Store(&store), Some(&store)).await {
                 Ok((cert, held)) => Outcome::Issued(cert, held),
+                // A refusal counts against the CA's limits (failed validations per name):
+                // shared, so that every node backs off. An unreachable CA cost it nothing.
+                Err(e) if e.kind == Failure::Refused => {
+                    let (name, now) = (self.name.as_str(), now_millis());
+                    let noted = store
+                        .update_acme(|doc| doc.note_failure(name, e.kind, &e.message, now))
+                        .await;
+                    if let Err(s) = noted {
+                        log::warn!("ACME: failure of {name} not shared through the store: {s}");
+                    }
+                    Outcome::Failed(e)
+                }
                 Err(e) => Outcome::Failed(e),
             },
         };
@@ -422,6 +451,7 @@ impl Order {
                 store
                     .update_acme(|doc| {
                         doc.certificates.insert(self.name.clone(), stored.clone());
+                        doc.failures.remove(&self.name);
                     })
                     .await
                     .map(|_| ())
