@@ -19,7 +19,7 @@ use portico_store::{
     CONDUCTOR_TTL, Conductorship, Expect, LocalEtcd, NodeRecord, NodeStatus, Role, Store,
     StoreError, StoreUrl, register,
 };
-use portico_test_support::{free_addrs, poll};
+use portico_test_support::{eventually, free_addrs, poll};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::Arc;
@@ -525,8 +525,55 @@ async fn promote_by_compare_and_swap_while_the_conductor_judges() {
     );
     assert_eq!(stable_text(&store).await, target_doc());
     assert_eq!(outcome(&store).await, Outcome::Promoted);
-    // Promoted by hand: the conductor saved no outcome.
-    assert_eq!(counted(&m, "promoted"), 0);
+    // Promoted by hand: the CLI saved the outcome, and the node conducting while it lasted
+    // counts it (the CLI has no metrics), once.
+    eventually("the conductor counts the promotion", DEADLINE, || async {
+        counted(&m, "promoted") == 1
+    })
+    .await;
+    assert_eq!(counted(&m, "rolled_back") + counted(&m, "aborted"), 0);
+    conductor.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_saved_by_the_cli_is_counted_once_by_the_conducting_node() {
+    let (_dir, etcd) = cluster();
+    let url = etcd.url("abort");
+    let store = connect(&url).await;
+    let mut fleet = four(&url);
+    fleet.registered(&store).await;
+    let m = metrics();
+    let conductor = spawn_conductor(url.clone(), "c1".into(), m.clone());
+
+    // The conductor has judged the rollout in progress once the canary's baseline is in.
+    push(&store, &fleet, None).await;
+    let canary = fleet.reports()[0].name.clone();
+    let seen = drive(&store, &mut fleet, "the canary's baseline", |r| {
+        r.waves[0].members.iter().any(|m| m.baseline.is_some())
+    })
+    .await;
+    assert!(seen.member(&canary).is_some(), "{:?}", seen.waves);
+    let stored = store.get_rollout().await.unwrap().unwrap();
+    let mut r = stored.rollout.clone();
+    r.command(
+        Command::Abort {
+            author: "ops@test".into(),
+        },
+        &fleet.reports(),
+        now_ms(),
+    )
+    .unwrap();
+    store
+        .save_rollout(&r, Expect::ModRevision(stored.mod_revision))
+        .await
+        .unwrap();
+
+    eventually("the conductor counts the abort", DEADLINE, || async {
+        counted(&m, "aborted") == 1
+    })
+    .await;
+    assert_eq!(counted(&m, "aborted"), 1);
+    assert_eq!(counted(&m, "promoted") + counted(&m, "rolled_back"), 0);
     conductor.abort();
 }
 

@@ -68,6 +68,7 @@ pub async fn conduct(
         store: None,
         metrics,
         last_failure: None,
+        watching: None,
     };
     loop {
         if role.wait_for(|r| *r == Role::Leading).await.is_err() {
@@ -95,6 +96,10 @@ struct Conductor<'a> {
     metrics: &'a Metrics,
     /// The last failure logged (a failure repeated every tick is logged once).
     last_failure: Option<String>,
+    /// The rollout this conductor last saw in progress or paused (target, start): when it is
+    /// next seen over, its outcome is this node's to count, also when `config promote` or
+    /// `config abort` saved it (the CLI writes the store, it has no metrics to count in).
+    watching: Option<(String, UnixMillis)>,
 }
 
 impl Conductor<'_> {
@@ -122,7 +127,8 @@ impl Conductor<'_> {
     }
 
     /// One judgement: reads the rollout, and when it is in progress or paused judges it
-    /// ([`judge`]); counts the outcome it saved.
+    /// ([`judge`]); counts the outcome it saved, or the one saved by the CLI since it last
+    /// saw the rollout in progress.
     async fn tick(&mut self) -> Result<(), StoreError> {
         let store = match &self.store {
             Some(store) => store,
@@ -133,9 +139,15 @@ impl Conductor<'_> {
         let Some(stored) = store.get_rollout().await? else {
             return Ok(());
         };
+        let key = (stored.rollout.target.clone(), stored.rollout.started_at_ms);
         if stored.rollout.state.is_over() {
+            if self.watching.take_if(|w| *w == key).is_some() {
+                // Ended by the CLI (promote, abort) since the last judgement.
+                self.metrics.count_rollout(stored.rollout.state.outcome());
+            }
             return Ok(());
         }
+        self.watching = Some(key);
         let now = portico_store::unix_millis(SystemTime::now());
         match judge(store, &stored, now).await? {
             Judgement::Unchanged => {}
@@ -146,6 +158,7 @@ impl Conductor<'_> {
             Judgement::Saved(next, decisions) => {
                 log_decisions(&next, &decisions);
                 if next.state.is_over() {
+                    self.watching = None;
                     self.metrics.count_rollout(next.state.outcome());
                 }
             }
