@@ -17,6 +17,7 @@ mod decision;
 mod failover;
 mod hedging;
 mod limits;
+mod mtls;
 mod observability;
 mod probes;
 mod proxying;
