@@ -5,6 +5,7 @@
 
 use portico_tests::tls::{CurlOut, Leaf, TestCa, TlsNode, curl};
 use portico_tests::*;
+use std::time::Duration;
 
 /// A node whose one certificate (`api.test`, from `server`) asks for client certificates
 /// from `clients`, `required` or not.
@@ -22,8 +23,10 @@ async fn node(
         "key_file": leaf.key_file,
         "client_auth": {"ca_file": clients.ca_file, "required": required},
     });
+    let log = server.dir().join("access.log");
     let config = format!(
-        r#"{{"pools": [{{"name": "p", "origins": [{}]}}],
+        r#"{{"node": {{"access_log": {log:?}}},
+            "pools": [{{"name": "p", "origins": [{}]}}],
             "routes": [{{"name": "r", "pool": "p"}}],
             "certificates": [{cert}]}}"#,
         origin_json("o", o.addr(), "")
@@ -31,8 +34,30 @@ async fn node(
     (TlsNode::start(&config).await, o)
 }
 
+/// The `client_cert` fields of the access log's lines (`null` where there is none).
+fn logged_subjects(server: &TestCa) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(server.dir().join("access.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("a JSON line")["client_cert"]
+                .clone()
+        })
+        .collect()
+}
+
 /// `GET /` to `api.test` with `client` (cert and key, if any) and forged certificate headers.
 async fn get(node: &TlsNode, server: &TestCa, client: Option<&Leaf>) -> CurlOut {
+    get_with(node, server, client, &[]).await
+}
+
+/// [`get`] with more curl arguments.
+async fn get_with(
+    node: &TlsNode,
+    server: &TestCa,
+    client: Option<&Leaf>,
+    extra: &[&str],
+) -> CurlOut {
     let port = node.port();
     let resolve = format!("api.test:{port}:127.0.0.1");
     let url = format!("https://api.test:{port}/");
@@ -57,6 +82,7 @@ async fn get(node: &TlsNode, server: &TestCa, client: Option<&Leaf>) -> CurlOut 
         args.push("--key".to_string());
         args.push(leaf.key_file.to_string_lossy().into_owned());
     }
+    args.extend(extra.iter().map(|a| a.to_string()));
     args.push(url);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     curl(&refs).await
@@ -86,13 +112,31 @@ async fn required_client_certificates_pass_a_verified_client_and_refuse_the_rest
     let impostor = stranger.leaf("impostor", &["partner.test"]);
     let (node, o) = node(&server, &clients, true).await;
 
-    let out = get(&node, &server, Some(&partner)).await;
-    assert!(out.ok, "a verified client failed: {}", out.stderr);
-    assert_eq!(out.stdout, "200", "{}", out.stderr);
-    let seen = last_request(&o);
-    assert_eq!(header(&seen, "x-client-cert-subject"), Some("CN=partner"));
     let sha = fingerprint(&partner);
-    assert_eq!(header(&seen, "x-client-cert-sha256"), Some(sha.as_str()));
+    // Over h2 (curl's choice by ALPN) and over HTTP/1.1: the identity is the connection's.
+    for version in ["--http2", "--http1.1"] {
+        let out = get_with(&node, &server, Some(&partner), &[version]).await;
+        assert!(
+            out.ok,
+            "{version}: a verified client failed: {}",
+            out.stderr
+        );
+        assert_eq!(out.stdout, "200", "{version}: {}", out.stderr);
+        let seen = last_request(&o);
+        assert_eq!(header(&seen, "x-client-cert-subject"), Some("CN=partner"));
+        assert_eq!(header(&seen, "x-client-cert-sha256"), Some(sha.as_str()));
+    }
+    eventually("two access log lines", Duration::from_secs(10), || async {
+        logged_subjects(&server).len() >= 2
+    })
+    .await;
+    assert_eq!(
+        logged_subjects(&server),
+        [
+            serde_json::json!("CN=partner"),
+            serde_json::json!("CN=partner")
+        ]
+    );
 
     let before = served(&o);
     for (who, leaf) in [("no certificate", None), ("another CA's", Some(&impostor))] {
