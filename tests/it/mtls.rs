@@ -23,12 +23,19 @@ async fn node(
         "key_file": leaf.key_file,
         "client_auth": {"ca_file": clients.ca_file, "required": required},
     });
+    let open_leaf = server.leaf("open", &["open.test"]);
+    let open = serde_json::json!({
+        "name": "open",
+        "hosts": ["open.test"],
+        "cert_file": open_leaf.cert_file,
+        "key_file": open_leaf.key_file,
+    });
     let log = server.dir().join("access.log");
     let config = format!(
         r#"{{"node": {{"access_log": {log:?}}},
             "pools": [{{"name": "p", "origins": [{}]}}],
             "routes": [{{"name": "r", "pool": "p"}}],
-            "certificates": [{cert}]}}"#,
+            "certificates": [{cert}, {open}]}}"#,
         origin_json("o", o.addr(), "")
     );
     (TlsNode::start(&config).await, o)
@@ -147,6 +154,40 @@ async fn required_client_certificates_pass_a_verified_client_and_refuse_the_rest
         );
     }
     assert_eq!(served(&o), before, "a refused client reached the origin");
+
+    // A handshake for a host without client certificates cannot carry a request for one with.
+    let port = node.port();
+    let cafile = server.ca_file.to_string_lossy().into_owned();
+    let resolve = format!("open.test:{port}:127.0.0.1");
+    let url = format!("https://open.test:{port}/");
+    for (host, want) in [
+        ("api.test", "421"),
+        ("API.test.:443", "421"),
+        ("open.test", "200"),
+    ] {
+        let host_header = format!("Host: {host}");
+        let out = curl(&[
+            "--cacert",
+            &cafile,
+            "--resolve",
+            &resolve,
+            "--http1.1",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &host_header,
+            &url,
+        ])
+        .await;
+        assert_eq!(
+            out.stdout, want,
+            "Host {host} over open.test: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(served(&o), before + 1, "only open.test reached the origin");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

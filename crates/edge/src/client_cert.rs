@@ -32,6 +32,11 @@ impl ClientAuth {
         Ok(ClientAuth { cas, required })
     }
 
+    /// Whether a client without a valid certificate is refused.
+    pub fn required(&self) -> bool {
+        self.required
+    }
+
     fn store(&self) -> Result<X509Store, openssl::error::ErrorStack> {
         let mut b = X509StoreBuilder::new()?;
         for ca in &self.cas {

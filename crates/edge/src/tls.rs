@@ -62,6 +62,19 @@ impl CertStore {
         &self.certs
     }
 
+    /// Whether a handshake naming `host` would have to present a client certificate (the
+    /// certificate it gets has a required `client_auth`).
+    pub fn requires_client_cert(&self, host: Option<&str>) -> bool {
+        if self.client_auth.is_empty() {
+            return false;
+        }
+        let mut buf = [0u8; 256];
+        let host = host.map(|h| portico_core::routing::normalize_host(h, &mut buf));
+        self.pick(host)
+            .and_then(|c| self.client_auth.get(&c.name))
+            .is_some_and(|a| a.required())
+    }
+
     /// The certificate for an SNI name: one listing the exact name, else the one with the
     /// longest `*.suffix` the name ends with, else (no name, or no match) the first.
     pub fn pick(&self, sni: Option<&str>) -> Option<&LoadedCert> {
