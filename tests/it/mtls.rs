@@ -3,6 +3,7 @@
 //! the headers; a verified client's subject and fingerprint reach the origin as
 //! `X-Client-Cert-Subject` / `X-Client-Cert-Sha256`, which a client can never set itself.
 
+use portico::state::ReloadSource;
 use portico_tests::tls::{CurlOut, Leaf, TestCa, TlsNode, curl};
 use portico_tests::*;
 use std::time::Duration;
@@ -13,7 +14,7 @@ async fn node(
     server: &TestCa,
     clients: &TestCa,
     required: bool,
-) -> (TlsNode, portico_origin::OriginHandle) {
+) -> (TlsNode, portico_origin::OriginHandle, String) {
     let o = origin("o").await;
     let leaf = server.leaf("api", &["api.test"]);
     let cert = serde_json::json!({
@@ -38,7 +39,9 @@ async fn node(
             "certificates": [{cert}, {open}]}}"#,
         origin_json("o", o.addr(), "")
     );
-    (TlsNode::start(&config).await, o)
+    let node = TlsNode::start(&config).await;
+    let running = portico_tests::tls::with_tls_listen(&config, node.tls);
+    (node, o, running)
 }
 
 /// The `client_cert` fields of the access log's lines (`null` where there is none).
@@ -117,7 +120,7 @@ async fn required_client_certificates_pass_a_verified_client_and_refuse_the_rest
     let stranger = TestCa::new("stranger");
     let partner = clients.leaf("partner", &["partner.test"]);
     let impostor = stranger.leaf("impostor", &["partner.test"]);
-    let (node, o) = node(&server, &clients, true).await;
+    let (node, o, _) = node(&server, &clients, true).await;
 
     let sha = fingerprint(&partner);
     // Over h2 (curl's choice by ALPN) and over HTTP/1.1: the identity is the connection's.
@@ -197,7 +200,7 @@ async fn optional_client_certificates_serve_everyone_but_vouch_only_for_the_veri
     let stranger = TestCa::new("stranger");
     let partner = clients.leaf("partner", &["partner.test"]);
     let impostor = stranger.leaf("impostor", &["partner.test"]);
-    let (node, o) = node(&server, &clients, false).await;
+    let (node, o, _) = node(&server, &clients, false).await;
 
     for (who, leaf) in [("no certificate", None), ("another CA's", Some(&impostor))] {
         let out = get(&node, &server, leaf).await;
@@ -214,6 +217,33 @@ async fn optional_client_certificates_serve_everyone_but_vouch_only_for_the_veri
     assert_eq!(header(&seen, "x-client-cert-subject"), Some("CN=partner"));
     let sha = fingerprint(&partner);
     assert_eq!(header(&seen, "x-client-cert-sha256"), Some(sha.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_ca_file_is_re_read_by_every_reload() {
+    let server = TestCa::new("server");
+    let clients = TestCa::new("clients");
+    let stranger = TestCa::new("stranger");
+    let partner = clients.leaf("partner", &["partner.test"]);
+    let impostor = stranger.leaf("impostor", &["partner.test"]);
+    let (node, o, running) = node(&server, &clients, true).await;
+    assert_eq!(get(&node, &server, Some(&partner)).await.stdout, "200");
+    assert!(!get(&node, &server, Some(&impostor)).await.ok);
+
+    // The same document again, the CA file now holding the other CA.
+    std::fs::copy(&stranger.ca_file, &clients.ca_file).expect("copy");
+    node.node
+        .node
+        .apply(&running, ReloadSource::Admin)
+        .await
+        .expect("reload");
+    assert!(!get(&node, &server, Some(&partner)).await.ok);
+    let out = get(&node, &server, Some(&impostor)).await;
+    assert_eq!(out.stdout, "200", "{}", out.stderr);
+    assert_eq!(
+        header(&last_request(&o), "x-client-cert-subject"),
+        Some("CN=impostor")
+    );
 }
 
 #[test]
