@@ -18,6 +18,7 @@ mod edge_policy;
 mod failover;
 mod hedging;
 mod limits;
+mod mtls;
 mod observability;
 mod probes;
 mod proxying;

@@ -122,7 +122,7 @@ impl RouteTable {
 /// Strips the port and a trailing dot and lower-cases the host, using `buf` when the host is
 /// short enough (no allocation on the request path). Longer or non-ASCII hosts match nothing
 /// but `*`.
-fn normalize_host<'a>(host: &'a str, buf: &'a mut [u8; 256]) -> &'a str {
+pub fn normalize_host<'a>(host: &'a str, buf: &'a mut [u8; 256]) -> &'a str {
     let host = host.trim();
     let host = if host.starts_with('[') {
         // [v6]:port

@@ -33,6 +33,9 @@ pub struct Entry<'a> {
     pub protocol: &'static str,
     /// Whether the request arrived over TLS.
     pub tls: bool,
+    /// The subject (RFC 4514) of the client's verified certificate; left out without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<&'a str>,
     /// Status sent (0: none, the client went away).
     pub status: u16,
     /// Route name (empty: no route).
@@ -255,6 +258,7 @@ mod tests {
             path: "/\"quoted\"",
             protocol: "HTTP/1.1",
             tls: false,
+            client_cert: None,
             status: 200,
             route: "r",
             pool: "p",

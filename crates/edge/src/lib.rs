@@ -5,6 +5,7 @@ pub mod acme;
 pub mod admin;
 pub mod admin_reply;
 pub mod classify;
+pub mod client_cert;
 pub mod compression;
 pub mod config;
 pub mod config_api;

@@ -5,7 +5,7 @@ use crate::classify::{connect_reason, proxy_reason, status_for_error};
 use crate::compression::Compressor;
 use crate::hedged;
 use crate::request::answers::{self, error_body, https_location, respond};
-use crate::request::ctx::{RequestCtx, client_ip, over_tls};
+use crate::request::ctx::{RequestCtx, client_cert, client_ip, over_tls};
 use crate::request::inbound::{
     from_trusted_proxy, head_refusal, host_from_target, is_websocket_upgrade, request_host,
     request_id_value, via_names, wants_trace,
@@ -215,6 +215,16 @@ impl ProxyHttp for EdgeProxy {
                 respond(session, ctx, self.draining(), 200, answer).await?;
                 return Ok(true);
             }
+        }
+        if over_tls(session)
+            && client_cert(session).is_none()
+            && self.node.certs.load().requires_client_cert(host)
+        {
+            // The handshake named a host without client certificates; this one needs them.
+            ctx.status = 421;
+            let body = answers::client_cert_required(host.unwrap_or(""));
+            respond(session, ctx, self.draining(), 421, body).await?;
+            return Ok(true);
         }
         let routed = ctx.snapshot.routes.lookup(host, path);
         if let Some(route) = routed {

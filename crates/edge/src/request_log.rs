@@ -2,7 +2,7 @@
 //! status), its hedge and failover counts, its access-log line and its debug log line.
 
 use crate::access_log;
-use crate::request::ctx::{RequestCtx, over_tls};
+use crate::request::ctx::{RequestCtx, client_cert, over_tls};
 use crate::request::inbound::request_host;
 use crate::state::NodeState;
 use pingora_proxy::Session;
@@ -80,6 +80,7 @@ pub fn record(node: &NodeState, session: &Session, ctx: &RequestCtx) {
             path: req.uri.path(),
             protocol: access_log::protocol(req.version),
             tls: over_tls(session),
+            client_cert: client_cert(session).map(|c| c.subject.as_str()),
             status: code,
             route,
             pool,

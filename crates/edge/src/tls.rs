@@ -1,6 +1,7 @@
 //! TLS material read from disk: the listener's certificates (chosen by SNI in the handshake,
 //! swapped whole on every reload) and the pools' CA files for origins over TLS.
 
+use crate::client_cert::{ClientAuth, ClientCert};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use openssl::asn1::Asn1Time;
@@ -11,6 +12,8 @@ use pingora_core::listeners::TlsAccept;
 use pingora_core::protocols::tls::{CaType, TlsRef};
 use pingora_core::tls::ext::{ssl_add_chain_cert, ssl_use_certificate, ssl_use_private_key};
 use portico_core::config::{CertSource, Config, ConfigError, ConfigErrors, HostPattern};
+use std::any::Any;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One certificate chain with its key and the SNI names it serves.
@@ -30,17 +33,46 @@ pub struct LoadedCert {
 #[derive(Default)]
 pub struct CertStore {
     certs: Vec<LoadedCert>,
+    /// `client_auth` by certificate name.
+    client_auth: HashMap<String, Arc<ClientAuth>>,
 }
 
 impl CertStore {
     /// A store of `certs`, in document order (the first is the default).
     pub fn new(certs: Vec<LoadedCert>) -> Self {
-        CertStore { certs }
+        CertStore {
+            certs,
+            client_auth: HashMap::new(),
+        }
+    }
+
+    /// The same store with `client_auth` by certificate name.
+    pub fn with_client_auth(mut self, client_auth: HashMap<String, Arc<ClientAuth>>) -> Self {
+        self.client_auth = client_auth;
+        self
+    }
+
+    /// `client_auth` by certificate name.
+    pub fn client_auth(&self) -> &HashMap<String, Arc<ClientAuth>> {
+        &self.client_auth
     }
 
     /// The certificates, in document order.
     pub fn certs(&self) -> &[LoadedCert] {
         &self.certs
+    }
+
+    /// Whether a handshake naming `host` would have to present a client certificate (the
+    /// certificate it gets has a required `client_auth`).
+    pub fn requires_client_cert(&self, host: Option<&str>) -> bool {
+        if self.client_auth.is_empty() {
+            return false;
+        }
+        let mut buf = [0u8; 256];
+        let host = host.map(|h| portico_core::routing::normalize_host(h, &mut buf));
+        self.pick(host)
+            .and_then(|c| self.client_auth.get(&c.name))
+            .is_some_and(|a| a.required())
     }
 
     /// The certificate for an SNI name: one listing the exact name, else the one with the
@@ -94,7 +126,22 @@ pub fn load(config: &Config) -> Result<TlsMaterial, ConfigErrors> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut certs = Vec::new();
+    let mut client_auth = HashMap::new();
     for (i, c) in config.certificates.iter().enumerate() {
+        if let Some(auth) = &c.client_auth {
+            let file = &auth.ca_file;
+            match read(file).and_then(|pem| {
+                ClientAuth::from_pem(&pem, auth.required).map_err(|e| format!("{file} {e}"))
+            }) {
+                Ok(loaded) => {
+                    client_auth.insert(c.name.clone(), Arc::new(loaded));
+                }
+                Err(e) => errors.push(ConfigError::new(
+                    format!("certificates[{i}].client_auth.ca_file"),
+                    e,
+                )),
+            }
+        }
         // Managed certificates come from the ACME manager, not from files.
         let CertSource::Files {
             cert_file,
@@ -186,7 +233,7 @@ pub fn load(config: &Config) -> Result<TlsMaterial, ConfigErrors> {
     if errors.is_empty() {
         warnings.extend(portico_core::config::warnings(config));
         Ok(TlsMaterial {
-            certs: CertStore { certs },
+            certs: CertStore::new(certs).with_client_auth(client_auth),
             cas,
             warnings,
         })
@@ -224,6 +271,23 @@ impl TlsAccept for SniCertificates {
         if let Err(e) = used {
             log::warn!("TLS handshake: cannot use certificate {}: {e}", cert.name);
         }
+        if let Some(auth) = store.client_auth().get(&cert.name) {
+            if let Err(e) = auth.ask(ssl) {
+                log::warn!(
+                    "TLS handshake: cannot ask for client certificates ({}): {e}",
+                    cert.name
+                );
+            }
+        }
+    }
+
+    /// A verified client certificate's identity, kept in the connection's TLS digest for
+    /// the headers to origins.
+    async fn handshake_complete_callback(
+        &self,
+        ssl: &TlsRef,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        ClientCert::verified(ssl).map(|c| Arc::new(c) as Arc<dyn Any + Send + Sync>)
     }
 }
 
@@ -243,8 +307,8 @@ mod tests {
         b.sign(&key, openssl::hash::MessageDigest::sha256())
             .expect("sign");
         let cert = b.build();
-        CertStore {
-            certs: certs
+        CertStore::new(
+            certs
                 .iter()
                 .map(|(n, hosts)| LoadedCert {
                     name: n.to_string(),
@@ -256,7 +320,7 @@ mod tests {
                     key: key.clone(),
                 })
                 .collect(),
-        }
+        )
     }
 
     #[test]

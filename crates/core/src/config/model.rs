@@ -326,6 +326,17 @@ pub struct CertificateConfig {
     pub hosts: Vec<HostPattern>,
     /// Where its chain and key come from.
     pub source: CertSource,
+    /// The client certificates asked for in handshakes that get this certificate.
+    pub client_auth: Option<ClientAuthConfig>,
+}
+
+/// `certificates[].client_auth`: client certificates checked against a CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuthConfig {
+    /// PEM file of the CA certificates a client certificate must chain to.
+    pub ca_file: String,
+    /// Whether a client without a valid certificate is refused in the handshake.
+    pub required: bool,
 }
 
 /// Where a certificate's chain and key come from.

@@ -151,6 +151,23 @@ pub struct RawCertificate {
     /// Ordered, answered (HTTP-01) and renewed by Portico from the `acme` CA instead of read
     /// from `cert_file`/`key_file`; its hosts must then be exact names (default false).
     pub acme: Option<bool>,
+    /// Client certificates asked for in handshakes that get this certificate (default: none
+    /// asked for).
+    pub client_auth: Option<RawClientAuth>,
+}
+
+/// `certificates[].client_auth`: the CA that client certificates are checked against.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "ClientAuth")]
+pub struct RawClientAuth {
+    /// PEM file of the CA certificates a client certificate must chain to; re-read on every
+    /// reload.
+    #[schemars(required, pattern(NOT_BLANK_PATTERN))]
+    pub ca_file: Option<String>,
+    /// Refuse the handshake of a client without a valid certificate (default true); when
+    /// false such a client is served, without the `X-Client-Cert-*` headers.
+    pub required: Option<bool>,
 }
 
 /// `node`: where this edge node listens and what it calls itself.

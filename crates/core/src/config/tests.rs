@@ -523,6 +523,64 @@ fn the_origin_sni_defaults_to_host_header_then_the_address_host() {
 }
 
 #[test]
+fn client_auth_is_required_by_default_and_needs_a_ca_file() {
+    let certs = |auth: &str| {
+        format!(
+            r#"[{{"name": "main", "hosts": ["api.example.com"], "cert_file": "c.pem", "key_file": "k.pem", "client_auth": {auth}}}]"#
+        )
+    };
+    let c = parse(&with_tls(
+        "",
+        &certs(r#"{"ca_file": "clients.pem"}"#),
+        "",
+        "",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.certificates[0].client_auth,
+        Some(ClientAuthConfig {
+            ca_file: "clients.pem".into(),
+            required: true
+        })
+    );
+    let c = parse(&with_tls(
+        "",
+        &certs(r#"{"ca_file": "clients.pem", "required": false}"#),
+        "",
+        "",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.certificates[0].client_auth.as_ref().map(|a| a.required),
+        Some(false)
+    );
+    assert_eq!(
+        parse(&with_tls("", ONE_CERT, "", "")).unwrap().certificates[0].client_auth,
+        None
+    );
+    assert_eq!(
+        errors(&with_tls("", &certs(r#"{"required": true}"#), "", "")),
+        vec![
+            "certificates[0].client_auth.ca_file: is required: a PEM file of the CA client certificates chain to"
+        ]
+    );
+    assert_eq!(
+        errors(&with_tls("", &certs(r#"{"ca_file": " "}"#), "", "")),
+        vec!["certificates[0].client_auth.ca_file: must name a PEM file"]
+    );
+    assert_eq!(
+        errors(&with_tls(
+            "",
+            &certs(r#"{"ca_file": "a.pem", "mode": "x"}"#),
+            "",
+            ""
+        ))
+        .len(),
+        1
+    );
+}
+
+#[test]
 fn tls_errors_are_reported_by_path() {
     let text = with_tls(
         r#""listen": "0.0.0.0:8080", "tls_listen": "127.0.0.1:8080""#,

@@ -1135,6 +1135,26 @@ fn validate_certificates(
                 }
             }
         }
+        let client_auth = cert.client_auth.as_ref().and_then(|a| {
+            let ap = p("client_auth.ca_file");
+            match &a.ca_file {
+                None => {
+                    c.require(
+                        ap,
+                        "is required: a PEM file of the CA client certificates chain to",
+                    );
+                    None
+                }
+                Some(f) if f.trim().is_empty() => {
+                    c.push(ap, "must name a PEM file");
+                    None
+                }
+                Some(f) => Some(ClientAuthConfig {
+                    ca_file: f.clone(),
+                    required: a.required.unwrap_or(true),
+                }),
+            }
+        });
         if cert.acme == Some(true) {
             for (field, value) in [("cert_file", &cert.cert_file), ("key_file", &cert.key_file)] {
                 if value.is_some() {
@@ -1157,6 +1177,7 @@ fn validate_certificates(
                     name,
                     hosts,
                     source: CertSource::Acme,
+                    client_auth,
                 });
             }
             continue;
@@ -1185,6 +1206,7 @@ fn validate_certificates(
                     cert_file,
                     key_file,
                 },
+                client_auth,
             });
         }
     }

@@ -191,7 +191,10 @@ pub fn publish(node: &NodeState) {
             }
         }
     }
-    node.certs.store(Arc::new(CertStore::new(certs)));
+    let client_auth = files.client_auth().clone();
+    node.certs.store(Arc::new(
+        CertStore::new(certs).with_client_auth(client_auth),
+    ));
 }
 
 fn merge(config: &Config, files: &CertStore, entries: &BTreeMap<String, Entry>) -> Vec<LoadedCert> {

@@ -182,6 +182,15 @@ pub fn redirect_needs_host() -> String {
     "400 Bad Request: a redirect to HTTPS needs a Host header\n".to_string()
 }
 
+/// 421: the host's certificate requires a client certificate this connection did not verify
+/// (its handshake named another host).
+pub fn client_cert_required(host: &str) -> String {
+    format!(
+        "421 Misdirected Request: {:?} requires a client certificate; connect with it as the TLS server name\n",
+        short(host)
+    )
+}
+
 /// 404: no route for the host and path.
 pub fn no_route(host: &str, path: &str) -> String {
     format!(

@@ -1,6 +1,7 @@
 //! The state of one client request across Pingora's hooks: its config snapshot, route,
 //! lifecycle, trace and the labels its metrics carry.
 
+use crate::client_cert::ClientCert;
 use crate::live_pool::LivePool;
 use crate::metrics::Metrics;
 use crate::request::outbound::{ClientSide, response_to_client};
@@ -110,6 +111,7 @@ impl RequestCtx {
             client_ip: client_ip(session),
             tls: over_tls(session),
             trusted_proxy: self.trusted_proxy,
+            client_cert: client_cert(session),
             request_id: &self.request_id,
             original: session.req_header(),
             rules: &self.rules,
@@ -181,6 +183,14 @@ pub(crate) fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip())
+}
+
+/// The client's verified certificate, kept by the handshake in the TLS digest.
+pub(crate) fn client_cert(session: &Session) -> Option<&ClientCert> {
+    session
+        .digest()
+        .and_then(|d| d.ssl_digest.as_ref())
+        .and_then(|s| s.extension.get::<ClientCert>())
 }
 
 /// Whether the client's connection is TLS.

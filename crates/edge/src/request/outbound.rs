@@ -2,6 +2,7 @@
 //! `Via`, the request id, Host, hop-by-hop headers removed), what a health probe carries,
 //! and what a response carries to the client.
 
+use crate::client_cert::{ClientCert, SHA256_HEADER, SUBJECT_HEADER};
 use crate::live_pool::OriginPeer;
 use crate::request::inbound::{
     absolute_authority, connection_tokens, is_websocket_upgrade, request_host,
@@ -27,6 +28,8 @@ pub struct ClientSide<'a> {
     pub tls: bool,
     /// Whether the client is in `node.trusted_proxies` (its forwarding headers are kept).
     pub trusted_proxy: bool,
+    /// The client's verified certificate (`certificates[].client_auth`).
+    pub client_cert: Option<&'a ClientCert>,
     /// `X-Request-Id`.
     pub request_id: &'a HeaderValue,
     /// The request as the client sent it.
@@ -57,6 +60,15 @@ pub fn request_to_origin(
     policy::edit_request(c.rules, upstream)?;
     // The health probe marker is Portico's own: a client may not pose as a probe.
     upstream.remove_header("x-portico-health-probe");
+    // The client certificate headers are Portico's alone, even behind a trusted proxy.
+    upstream.remove_header(SUBJECT_HEADER);
+    upstream.remove_header(SHA256_HEADER);
+    if let Some(cert) = c.client_cert {
+        let subject = HeaderValue::from_str(&cert.subject)
+            .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, SUBJECT_HEADER, e))?;
+        upstream.insert_header("X-Client-Cert-Subject", subject)?;
+        upstream.insert_header("X-Client-Cert-Sha256", cert.sha256.as_str())?;
+    }
     // A trusted proxy's forwarding headers are kept; anyone else's are replaced.
     let trusted = c.trusted_proxy;
     if !(trusted && upstream.headers.contains_key("x-forwarded-proto")) {
@@ -392,6 +404,7 @@ mod tests {
     struct Client {
         tls: bool,
         trusted_proxy: bool,
+        cert: Option<ClientCert>,
     }
 
     /// `original` sent to origin `origin` of the snapshot's pool by `client`: every header
@@ -404,6 +417,7 @@ mod tests {
             client_ip: Some("192.0.2.7".parse().unwrap()),
             tls: client.tls,
             trusted_proxy: client.trusted_proxy,
+            client_cert: client.cert.as_ref(),
             request_id: &request_id,
             original,
             rules: &Actions::default(),
@@ -416,7 +430,46 @@ mod tests {
     const UNTRUSTED: Client = Client {
         tls: false,
         trusted_proxy: false,
+        cert: None,
     };
+
+    #[test]
+    fn client_certificate_headers_come_only_from_the_handshake() {
+        let original = req(&[
+            ("Host", "api.test"),
+            ("X-Client-Cert-Subject", "CN=forged"),
+            ("x-client-cert-sha256", "00"),
+        ]);
+        let forged = |h: &Vec<String>| {
+            h.iter()
+                .filter(|l| l.starts_with("x-client-cert-"))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let trusted_without = Client {
+            tls: true,
+            trusted_proxy: true,
+            cert: None,
+        };
+        let (headers, _) = sent(trusted_without, &original, 0);
+        assert_eq!(forged(&headers), Vec::<String>::new());
+        let with = Client {
+            tls: true,
+            trusted_proxy: false,
+            cert: Some(ClientCert {
+                subject: "CN=partner,O=Acme".into(),
+                sha256: "ab".repeat(32),
+            }),
+        };
+        let (headers, _) = sent(with, &original, 0);
+        assert_eq!(
+            forged(&headers),
+            [
+                format!("x-client-cert-sha256: {}", "ab".repeat(32)),
+                "x-client-cert-subject: CN=partner,O=Acme".to_string(),
+            ]
+        );
+    }
 
     #[test]
     fn an_untrusted_client_gets_portico_s_forwarding_headers_and_loses_its_own() {
@@ -465,6 +518,7 @@ mod tests {
         let trusted = Client {
             tls: false,
             trusted_proxy: true,
+            cert: None,
         };
         let (headers, _) = sent(trusted, &original, 1);
         assert_eq!(
@@ -487,6 +541,7 @@ mod tests {
         let client = Client {
             tls: true,
             trusted_proxy: true,
+            cert: None,
         };
         let (headers, _) = sent(client, &original, 0);
         assert_eq!(
