@@ -15,6 +15,7 @@ mod affinity;
 mod compression;
 mod decision;
 mod failover;
+mod grpc;
 mod hedging;
 mod limits;
 mod observability;
