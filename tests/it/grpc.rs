@@ -46,20 +46,52 @@ type Gate = Arc<tokio::sync::Notify>;
 
 /// An HTTP/2-only (h2c, prior knowledge) origin on a free port.
 async fn h2c_origin(seen: Arc<Seen>, gate: Gate) -> SocketAddr {
+    h2_origin(seen, gate, None).await
+}
+
+/// An HTTP/2-only origin on a free port: over TLS with `leaf`, choosing ALPN `h2` (and
+/// refusing a handshake that does not offer it), else cleartext prior knowledge.
+async fn h2_origin(seen: Arc<Seen>, gate: Gate, leaf: Option<&Leaf>) -> SocketAddr {
+    let acceptor = leaf.map(|leaf| {
+        use openssl::ssl::{AlpnError, SslAcceptor, SslFiletype, SslMethod, select_next_proto};
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("acceptor");
+        b.set_certificate_chain_file(&leaf.cert_file).expect("cert");
+        b.set_private_key_file(&leaf.key_file, SslFiletype::PEM)
+            .expect("key");
+        b.set_alpn_select_callback(|_, offered| {
+            select_next_proto(b"\x02h2", offered).ok_or(AlpnError::ALERT_FATAL)
+        });
+        Arc::new(b.build())
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            let (seen, gate) = (seen.clone(), gate.clone());
+            let (seen, gate, acceptor) = (seen.clone(), gate.clone(), acceptor.clone());
             tokio::spawn(async move {
                 let svc =
                     hyper::service::service_fn(move |req| handle(req, seen.clone(), gate.clone()));
-                let _ =
-                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                let server =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let Some(acceptor) = acceptor else {
+                    let _ = server
                         .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
                         .await;
+                    return;
+                };
+                let Ok(ssl) = openssl::ssl::Ssl::new(acceptor.context()) else {
+                    return;
+                };
+                let Ok(mut tls) = tokio_openssl::SslStream::new(ssl, tcp) else {
+                    return;
+                };
+                if std::pin::Pin::new(&mut tls).accept().await.is_ok() {
+                    let _ = server
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                        .await;
+                }
             });
         }
     });
@@ -304,4 +336,74 @@ async fn a_streamed_grpc_response_is_not_buffered() {
         trailers.get("grpc-status").map(|v| v.as_bytes()),
         Some(&b"0"[..])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_negotiates_h2_with_a_tls_origin_that_offers_it_and_http1_with_one_that_does_not() {
+    let ca = TestCa::new("auto-origins");
+    let seen = Arc::new(Seen::default());
+    let h2 = h2_origin(
+        seen.clone(),
+        Gate::default(),
+        Some(&ca.leaf("h2-origin", &["h2.origin.test"])),
+    )
+    .await;
+    // portico-origin over TLS speaks HTTP/1.1 only.
+    let mut c = portico_origin::OriginConfig::new("h1", "127.0.0.1:0".parse().expect("addr"));
+    let h1_leaf = ca.leaf("h1-origin", &["h1.origin.test"]);
+    c.tls = Some(portico_origin::OriginTls {
+        cert_file: h1_leaf.cert_file.clone(),
+        key_file: h1_leaf.key_file.clone(),
+    });
+    let h1 = origin_with(c).await;
+    let pool = |protocol: &str, name: &str, addr: SocketAddr, sni: &str| {
+        format!(
+            r#"{{"name": "{name}", "protocol": "{protocol}", "ca_file": "{}", {FAST_PROBES},
+                "origins": [{}]}}"#,
+            ca.ca_file.display(),
+            origin_json(name, addr, &format!(r#", "tls": true, "sni": "{sni}""#))
+        )
+    };
+    let config = format!(
+        r#"{{"pools": [{}, {}],
+            "routes": [{{"name": "h2", "hosts": ["h2.test"], "pool": "h2"}},
+                       {{"name": "h1", "hosts": ["h1.test"], "pool": "h1"}}]}}"#,
+        pool("auto", "h2", h2, "h2.origin.test"),
+        pool("auto", "h1", h1.addr(), "h1.origin.test"),
+    );
+    let node = TestNode::start(&config).await;
+
+    let resp = node
+        .http
+        .get_host(&format!("{}/over-tls", node.url), "h2.test")
+        .await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, "h2 origin\n".as_bytes());
+    let over_tls: Vec<_> = seen
+        .all()
+        .into_iter()
+        .filter(|(p, _, _)| p == "/over-tls")
+        .collect();
+    assert_eq!(over_tls.len(), 1, "{over_tls:?}");
+    assert_eq!(over_tls[0].1, http::Version::HTTP_2);
+
+    // The HTTP/1.1-only origin is still served by an `auto` pool: ALPN picked http/1.1.
+    let resp = node
+        .http
+        .get_host(&format!("{}/fallback", node.url), "h1.test")
+        .await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(h1.log().iter().filter(|r| r.path == "/fallback").count(), 1);
+    // And both are probed healthy in their own protocol.
+    eventually(
+        "a probe of the h2 TLS origin",
+        Duration::from_secs(10),
+        || {
+            let seen = seen.clone();
+            async move { seen.all().iter().any(|(_, _, probe)| *probe) }
+        },
+    )
+    .await;
+    node.wait_health("h2", "h2", true).await;
+    node.wait_health("h1", "h1", true).await;
 }
