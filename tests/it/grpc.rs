@@ -109,7 +109,10 @@ async fn handle(
         .lock()
         .expect("seen")
         .push((path.clone(), req.version(), probe));
-    let fail = req.headers().contains_key("x-fail");
+    // A strict gRPC server: without `TE: trailers` the call fails (a proxy that drops it
+    // might drop the status trailer too).
+    let te_trailers = req.headers().get("te").is_some_and(|v| v == "trailers");
+    let fail = req.headers().contains_key("x-fail") || !te_trailers;
     let (tx, rx) = mpsc::channel::<Frame<Bytes>>(4);
     let grpc = path.starts_with("/echo.Echo/");
     let body = req.into_body();
@@ -132,8 +135,13 @@ async fn handle(
         }
         let mut trailers = http::HeaderMap::new();
         if fail {
-            trailers.insert("grpc-status", "5".parse().expect("value"));
-            trailers.insert("grpc-message", "no such echo".parse().expect("value"));
+            let (status, message) = if te_trailers {
+                ("5", "no such echo")
+            } else {
+                ("3", "te: trailers missing")
+            };
+            trailers.insert("grpc-status", status.parse().expect("value"));
+            trailers.insert("grpc-message", message.parse().expect("value"));
         } else {
             trailers.insert("grpc-status", "0".parse().expect("value"));
         }

@@ -48,6 +48,7 @@ pub fn request_to_origin(
         upstream.insert_header("X-Forwarded-For", xff)?;
     }
     strip_hop_by_hop(upstream);
+    keep_te_trailers(c.original, upstream, origin);
     // The health probe marker is Portico's own: a client may not pose as a probe.
     upstream.remove_header("x-portico-health-probe");
     // A trusted proxy's forwarding headers are kept; anyone else's are replaced.
@@ -192,6 +193,29 @@ pub fn strip_hop_by_hop(req: &mut RequestHeader) {
         if websocket {
             let _ = req.insert_header("Connection", "upgrade");
         }
+    }
+}
+
+/// `TE: trailers` on to an origin that may speak HTTP/2, when the client sent it: the one
+/// `TE` HTTP/2 allows, which gRPC requires (servers use it to detect proxies that would drop
+/// the `grpc-status` trailer; Portico passes trailers on to HTTP/2 clients).
+fn keep_te_trailers(original: &RequestHeader, upstream: &mut RequestHeader, origin: &OriginPeer) {
+    if origin.peer.options.alpn.get_max_http_version() < 2 {
+        return;
+    }
+    let trailers = original.headers.get_all(http::header::TE).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("trailers")
+            })
+        })
+    });
+    if trailers {
+        let _ = upstream.insert_header(http::header::TE, HeaderValue::from_static("trailers"));
     }
 }
 
