@@ -3,7 +3,8 @@
 //! with its `grpc-status` trailer (success and failure) and a streamed response is not
 //! buffered; HTTP/1.1 clients are still served by an h2 pool. The origin is a hyper HTTP/2
 //! server in this file that frames gRPC messages by hand (5-byte prefix), so it records
-//! exactly which HTTP version each request arrived with.
+//! exactly which HTTP version each request arrived with; the clients are hyper's HTTP/2
+//! client and tonic's gRPC client (messages derived with prost: no protoc).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -179,6 +180,16 @@ async fn h2_client(
     node: &TlsNode,
     ca: &TestCa,
 ) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    h2_sender(node, ca).await
+}
+
+/// [`h2_client`] for any request body type.
+async fn h2_sender<B>(node: &TlsNode, ca: &TestCa) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     use openssl::ssl::{SslConnector, SslMethod};
     let mut b = SslConnector::builder(SslMethod::tls()).expect("connector");
     b.set_ca_file(&ca.ca_file).expect("CA");
@@ -414,4 +425,74 @@ async fn auto_negotiates_h2_with_a_tls_origin_that_offers_it_and_http1_with_one_
     .await;
     node.wait_health("h2", "h2", true).await;
     node.wait_health("h1", "h1", true).await;
+}
+
+/// The echo message, declared with prost's derive (no `.proto`, no protoc).
+#[derive(Clone, PartialEq, prost::Message)]
+struct EchoMessage {
+    #[prost(string, tag = "1")]
+    text: String,
+}
+
+/// tonic's client over the hyper HTTP/2 connection to the node.
+#[derive(Clone)]
+struct H2Service(hyper::client::conn::http2::SendRequest<tonic::body::Body>);
+
+impl tonic::codegen::Service<http::Request<tonic::body::Body>> for H2Service {
+    type Response = http::Response<Incoming>;
+    type Error = hyper::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(self.0.send_request(req))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tonic_client_gets_its_reply_and_its_status_through_portico() {
+    let origin = h2c_origin(Arc::new(Seen::default()), Gate::default()).await;
+    let ca = TestCa::new("tonic");
+    let node = node_for(origin, &ca).await;
+    let send = h2_sender::<tonic::body::Body>(&node, &ca).await;
+    let origin_uri: http::Uri = format!("https://grpc.test:{}", node.port())
+        .parse()
+        .expect("uri");
+    let mut client = tonic::client::Grpc::with_origin(H2Service(send), origin_uri);
+    let path = http::uri::PathAndQuery::from_static("/echo.Echo/Unary");
+
+    client.ready().await.expect("ready");
+    let reply: tonic::Response<EchoMessage> = client
+        .unary(
+            tonic::Request::new(EchoMessage {
+                text: "hello".into(),
+            }),
+            path.clone(),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .expect("the call succeeds");
+    assert_eq!(reply.into_inner().text, "hello");
+
+    // A failing call: tonic reads the status from the trailers Portico passed on.
+    client.ready().await.expect("ready");
+    let mut req = tonic::Request::new(EchoMessage {
+        text: "nope".into(),
+    });
+    req.metadata_mut()
+        .insert("x-fail", "1".parse().expect("value"));
+    let status = client
+        .unary::<_, EchoMessage, _>(req, path, tonic_prost::ProstCodec::default())
+        .await
+        .expect_err("the call fails");
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    assert_eq!(status.message(), "no such echo");
 }
