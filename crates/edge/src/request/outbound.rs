@@ -381,12 +381,19 @@ mod tests {
     /// A snapshot of region `eu-west` with one pool: origin `plain` (no `host_header`) and
     /// origin `named` (`host_header: api.internal`), both on 10.0.0.1.
     fn snapshot() -> Snapshot {
-        let text = r#"{"node":{"region":"eu-west"},
-            "pools":[{"name":"p","origins":[
-                {"name":"plain","address":"10.0.0.1:8080"},
-                {"name":"named","address":"10.0.0.1:8081","host_header":"api.internal"}]}],
-            "routes":[{"name":"r","pool":"p"}]}"#;
-        let config = portico_core::config::parse(text).unwrap();
+        snapshot_speaking("http/1.1")
+    }
+
+    /// [`snapshot`] with the pool's `protocol`.
+    fn snapshot_speaking(protocol: &str) -> Snapshot {
+        let text = format!(
+            r#"{{"node":{{"region":"eu-west"}},
+            "pools":[{{"name":"p","protocol":"{protocol}","origins":[
+                {{"name":"plain","address":"10.0.0.1:8080"}},
+                {{"name":"named","address":"10.0.0.1:8081","host_header":"api.internal"}}]}}],
+            "routes":[{{"name":"r","pool":"p"}}]}}"#
+        );
+        let config = portico_core::config::parse(&text).unwrap();
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::new("eu-west", "t"));
         let addrs = vec![vec![
             "10.0.0.1:8080".parse().unwrap(),
@@ -414,10 +421,19 @@ mod tests {
     /// `original` sent to origin `origin` of the snapshot's pool by `client`: every header
     /// the origin gets, names lower-case, sorted, and the target.
     fn sent(client: Client, original: &RequestHeader, origin: usize) -> (Vec<String>, Vec<u8>) {
-        let snapshot = snapshot();
+        sent_via(&snapshot(), client, original, origin)
+    }
+
+    /// [`sent`] through `snapshot`.
+    fn sent_via(
+        snapshot: &Snapshot,
+        client: Client,
+        original: &RequestHeader,
+        origin: usize,
+    ) -> (Vec<String>, Vec<u8>) {
         let request_id = HeaderValue::from_static("rid-1");
         let side = ClientSide {
-            snapshot: &snapshot,
+            snapshot,
             client_ip: Some("192.0.2.7".parse().unwrap()),
             tls: client.tls,
             trusted_proxy: client.trusted_proxy,
@@ -433,6 +449,24 @@ mod tests {
         tls: false,
         trusted_proxy: false,
     };
+
+    #[test]
+    fn te_trailers_goes_on_only_to_origins_that_may_speak_http2() {
+        let te = |value: &str| {
+            let original = req(&[("Host", "shop.example"), ("TE", value)]);
+            ["http/1.1", "h2", "auto"].map(|protocol| {
+                let (headers, _) = sent_via(&snapshot_speaking(protocol), UNTRUSTED, &original, 0);
+                headers.into_iter().find(|h| h.starts_with("te:"))
+            })
+        };
+        let trailers = Some("te: trailers".to_string());
+        assert_eq!(te("trailers"), [None, trailers.clone(), trailers.clone()]);
+        assert_eq!(
+            te("gzip, Trailers;q=0.5"),
+            [None, trailers.clone(), trailers]
+        );
+        assert_eq!(te("gzip"), [None, None, None]);
+    }
 
     #[test]
     fn an_untrusted_client_gets_portico_s_forwarding_headers_and_loses_its_own() {
