@@ -16,6 +16,7 @@ mod compression;
 mod decision;
 mod edge_policy;
 mod failover;
+mod grpc;
 mod hedging;
 mod limits;
 mod mtls;

@@ -275,8 +275,11 @@ impl LivePool {
     }
 }
 
-/// The peer template of one origin: its address, TLS (SNI, verification, the pool's CA) and
-/// the pool's timeouts.
+/// Concurrent requests multiplexed on one HTTP/2 connection to an origin.
+const H2_STREAMS_PER_ORIGIN_CONNECTION: usize = 100;
+
+/// The peer template of one origin: its address, TLS (SNI, verification, the pool's CA), the
+/// pool's HTTP version and the pool's timeouts.
 fn origin_peer(
     pool: &PoolConfig,
     o: &OriginConfig,
@@ -294,6 +297,12 @@ fn origin_peer(
     peer.options.read_timeout = Some(pool.timeouts.response);
     peer.options.write_timeout = Some(pool.timeouts.response);
     peer.options.idle_timeout = Some(Duration::from_secs(60));
+    let (max, min) = pool.protocol.versions();
+    // `h2` over cleartext is prior knowledge: Pingora speaks h2c when the minimum version is 2.
+    peer.options.set_http_version(max, min);
+    // Streams of one HTTP/2 connection to the origin (Pingora's default of 1 would open a
+    // connection per concurrent request).
+    peer.options.max_h2_streams = H2_STREAMS_PER_ORIGIN_CONNECTION;
     OriginPeer {
         name: o.name.clone(),
         address: o.address.clone(),

@@ -176,8 +176,8 @@ async fn probe_once(
     (ProbeResult::Failure, Some(text))
 }
 
-/// The origin's own peer (over TLS with its SNI, verification and the pool's CA) with the
-/// probe's timeouts, and the probe request.
+/// The origin's own peer (over TLS with its SNI, verification and the pool's CA; the pool's
+/// HTTP version) with the probe's timeouts, and the probe request.
 fn prepare(
     snapshot: &Snapshot,
     key: &OriginKey,

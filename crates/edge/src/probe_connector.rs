@@ -5,8 +5,11 @@
 //! milliseconds and about a mebibyte), so that is paid once per node, not per origin or per
 //! reload. An origin's SNI, certificate check and pool CA travel with its peer and are
 //! applied per handshake, so the one context serves every TLS setting a config can hold.
+//! Probes speak the pool's protocol: HTTP/2 where the pool's requests would.
 
 use pingora_core::connectors::TransportConnector;
+use pingora_core::connectors::http::v2::{H2HandshakeSettings, handshake};
+use pingora_core::protocols::ALPN;
 use pingora_core::protocols::Stream;
 use pingora_core::protocols::http::v1::client::HttpSession;
 use pingora_core::protocols::l4::stream::Stream as TcpStream;
@@ -70,8 +73,17 @@ impl ProbeConnector {
 
     /// Sends `req` to `peer` on a connection of its own and returns the status of the
     /// response head. The connection is closed (dropped) without reading the body.
+    /// Speaks the pool's protocol: HTTP/2 when TLS negotiated `h2` or the pool's `h2` asks
+    /// for cleartext prior knowledge, HTTP/1.1 otherwise.
     pub async fn status(&self, peer: &HttpPeer, req: &RequestHeader) -> Result<u16> {
         let stream = self.connect(peer).await?;
+        let h2 = match stream.selected_alpn_proto() {
+            Some(alpn) => alpn == ALPN::H2,
+            None => !peer.tls() && peer.options.alpn.get_min_http_version() == 2,
+        };
+        if h2 {
+            return h2_status(stream, peer, req).await;
+        }
         let mut session = HttpSession::new_with_options(stream, peer);
         session.write_timeout = peer.options.write_timeout;
         session.read_timeout = peer.options.read_timeout;
@@ -82,6 +94,24 @@ impl ProbeConnector {
             Some(head) => Ok(head.status.as_u16()),
             None => Error::e_explain(ErrorType::InvalidHTTPHeader, "no response head"),
         }
+    }
+}
+
+/// One probe over HTTP/2: a connection of its own (closed when dropped), one stream.
+async fn h2_status(stream: Stream, peer: &HttpPeer, req: &RequestHeader) -> Result<u16> {
+    let mut settings = H2HandshakeSettings::new();
+    settings.max_streams = 1;
+    let conn = handshake(stream, settings).await?;
+    let Some(mut session) = conn.spawn_stream().await? else {
+        return Error::e_explain(ErrorType::H2Error, "the origin refused the probe's stream");
+    };
+    session.write_timeout = peer.options.write_timeout;
+    session.read_timeout = peer.options.read_timeout;
+    session.write_request_header(Box::new(req.clone()), true)?;
+    session.read_response_header().await?;
+    match session.response_header() {
+        Some(head) => Ok(head.status.as_u16()),
+        None => Error::e_explain(ErrorType::InvalidHTTPHeader, "no response head"),
     }
 }
 

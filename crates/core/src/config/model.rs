@@ -399,8 +399,43 @@ pub struct PoolConfig {
     pub failover: FailoverConfig,
     /// CA file that TLS origins are checked against (none: the system roots).
     pub ca_file: Option<String>,
+    /// HTTP version spoken to the origins.
+    pub protocol: OriginProtocol,
     /// Origins, in document order (their index is their identity inside the pool).
     pub origins: Vec<OriginConfig>,
+}
+
+/// `pools[].protocol`: the HTTP version spoken to a pool's origins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OriginProtocol {
+    /// `"http/1.1"`: HTTP/1.1 only.
+    #[default]
+    Http1,
+    /// `"h2"`: HTTP/2 only (ALPN `h2` over TLS, prior knowledge over cleartext).
+    H2,
+    /// `"auto"`: ALPN offers `h2` and `http/1.1` over TLS; cleartext speaks HTTP/1.1.
+    Auto,
+}
+
+impl OriginProtocol {
+    /// Parses the config spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "http/1.1" => Some(Self::Http1),
+            "h2" => Some(Self::H2),
+            "auto" => Some(Self::Auto),
+            _ => None,
+        }
+    }
+
+    /// The highest and lowest HTTP major version allowed to an origin (`(2, 2)` for `h2`).
+    pub fn versions(self) -> (u8, u8) {
+        match self {
+            Self::Http1 => (1, 1),
+            Self::H2 => (2, 2),
+            Self::Auto => (2, 1),
+        }
+    }
 }
 
 /// A host pattern of a route.

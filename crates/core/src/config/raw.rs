@@ -272,6 +272,11 @@ pub struct RawPool {
     /// instead of the system roots (default none: the system roots).
     #[schemars(pattern(NOT_BLANK_PATTERN))]
     pub ca_file: Option<String>,
+    /// HTTP version spoken to the pool's origins: `"http/1.1"` (default), `"h2"` (HTTP/2 over
+    /// TLS by ALPN, or cleartext prior knowledge for origins without `tls`) or `"auto"` (ALPN
+    /// offers `h2` and `http/1.1`; cleartext origins get HTTP/1.1). gRPC needs `"h2"`.
+    #[schemars(extend("enum" = ["http/1.1", "h2", "auto", null], "default" = "http/1.1"))]
+    pub protocol: Option<String>,
     /// The origins of the pool: at least one, at most 64.
     #[schemars(required, length(min = 1, max = crate::config::MAX_ORIGINS_PER_POOL))]
     pub origins: Option<Vec<RawOrigin>>,

@@ -735,3 +735,31 @@ fn unused_rule_sets_and_idle_rules_are_warned_about() {
         ]
     );
 }
+
+#[test]
+fn pool_protocol_defaults_to_http1_and_parses_each_spelling() {
+    assert_eq!(
+        parse(MINIMAL).unwrap().pools[0].protocol,
+        OriginProtocol::Http1
+    );
+    for (spelling, want, versions) in [
+        ("http/1.1", OriginProtocol::Http1, (1, 1)),
+        ("h2", OriginProtocol::H2, (2, 2)),
+        ("auto", OriginProtocol::Auto, (2, 1)),
+    ] {
+        let text = with_tls("", "[]", "", &format!(r#", "protocol": "{spelling}""#));
+        let p = parse(&text).unwrap().pools[0].protocol;
+        assert_eq!(p, want);
+        assert_eq!(p.versions(), versions);
+    }
+}
+
+#[test]
+fn an_unknown_pool_protocol_is_an_error_at_its_path() {
+    for bad in [r#""h3""#, r#""HTTP/2""#, "2"] {
+        let text = with_tls("", "[]", "", &format!(r#", "protocol": {bad}"#));
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("pools[0].protocol: "), "{errs:?}");
+    }
+}

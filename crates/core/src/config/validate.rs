@@ -504,6 +504,16 @@ fn validate_pools(c: &mut Collector, raw: Option<&[RawPool]>) -> (Pools, HashSet
             }
             other => other.clone(),
         };
+        let protocol = match pool.protocol.as_deref() {
+            None => OriginProtocol::default(),
+            Some(v) => OriginProtocol::parse(v).unwrap_or_else(|| {
+                c.push(
+                    join(&path, "protocol"),
+                    format!("{v:?} is not \"http/1.1\", \"h2\" or \"auto\""),
+                );
+                OriginProtocol::default()
+            }),
+        };
         match pool_name {
             Some(n) => pools.push((
                 n.clone(),
@@ -514,6 +524,7 @@ fn validate_pools(c: &mut Collector, raw: Option<&[RawPool]>) -> (Pools, HashSet
                     timeouts,
                     failover,
                     ca_file,
+                    protocol,
                     origins,
                 },
             )),

@@ -1,8 +1,8 @@
 //! Problems that do not stop a config (`--check` prints them, start-up and reloads log them):
 //! certificate hosts that no route serves, rules that do nothing or are never reached, rule
-//! sets no route names.
+//! sets no route names, cleartext origins of an `"auto"` pool.
 
-use super::model::{Config, HostPattern};
+use super::model::{Config, HostPattern, OriginProtocol};
 
 /// Every warning of `config`, each `path: message`, in document order.
 pub fn warnings(config: &Config) -> Vec<String> {
@@ -30,6 +30,18 @@ pub fn warnings(config: &Config) -> Vec<String> {
             out.push(format!(
                 "rule_sets[{i}]: no route names {name:?} in its rule_sets, so it never runs"
             ));
+        }
+    }
+    for (i, pool) in config.pools.iter().enumerate() {
+        if pool.protocol != OriginProtocol::Auto {
+            continue;
+        }
+        for (k, origin) in pool.origins.iter().enumerate() {
+            if !origin.tls {
+                out.push(format!(
+                    "pools[{i}].origins[{k}]: \"auto\" negotiates HTTP/2 by TLS ALPN and this origin is cleartext: it is spoken to in HTTP/1.1 (\"h2\" speaks cleartext HTTP/2)"
+                ));
+            }
         }
     }
     out
@@ -111,5 +123,25 @@ mod tests {
                 "{cert} {routes:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_cleartext_origin_of_an_auto_pool_is_a_warning_at_its_path() {
+        let text = |protocol: &str| {
+            format!(
+                r#"{{"pools": [{{"name": "p", "protocol": "{protocol}", "origins": [
+                    {{"name": "a", "address": "127.0.0.1:9001", "tls": true}},
+                    {{"name": "b", "address": "127.0.0.1:9002"}}]}}],
+                   "routes": [{{"name": "r", "pool": "p"}}]}}"#
+            )
+        };
+        let w = warnings(&parse(&text("auto")).unwrap());
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("pools[0].origins[1]: \"auto\" negotiates"),
+            "{w:?}"
+        );
+        assert!(warnings(&parse(&text("h2")).unwrap()).is_empty());
+        assert!(warnings(&parse(&text("http/1.1")).unwrap()).is_empty());
     }
 }

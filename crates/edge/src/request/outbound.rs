@@ -58,6 +58,7 @@ pub fn request_to_origin(
     strip_hop_by_hop(upstream);
     // Rules cannot name the headers set below, so Portico's own values always win.
     policy::edit_request(c.rules, upstream)?;
+    keep_te_trailers(c.original, upstream, origin);
     // The health probe marker is Portico's own: a client may not pose as a probe.
     upstream.remove_header("x-portico-health-probe");
     // The client certificate headers are Portico's alone, even behind a trusted proxy.
@@ -211,6 +212,29 @@ pub fn strip_hop_by_hop(req: &mut RequestHeader) {
         if websocket {
             let _ = req.insert_header("Connection", "upgrade");
         }
+    }
+}
+
+/// `TE: trailers` on to an origin that may speak HTTP/2, when the client sent it: the one
+/// `TE` HTTP/2 allows, which gRPC requires (servers use it to detect proxies that would drop
+/// the `grpc-status` trailer; Portico passes trailers on to HTTP/2 clients).
+fn keep_te_trailers(original: &RequestHeader, upstream: &mut RequestHeader, origin: &OriginPeer) {
+    if origin.peer.options.alpn.get_max_http_version() < 2 {
+        return;
+    }
+    let trailers = original.headers.get_all(http::header::TE).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("trailers")
+            })
+        })
+    });
+    if trailers {
+        let _ = upstream.insert_header(http::header::TE, HeaderValue::from_static("trailers"));
     }
 }
 
@@ -376,12 +400,19 @@ mod tests {
     /// A snapshot of region `eu-west` with one pool: origin `plain` (no `host_header`) and
     /// origin `named` (`host_header: api.internal`), both on 10.0.0.1.
     fn snapshot() -> Snapshot {
-        let text = r#"{"node":{"region":"eu-west"},
-            "pools":[{"name":"p","origins":[
-                {"name":"plain","address":"10.0.0.1:8080"},
-                {"name":"named","address":"10.0.0.1:8081","host_header":"api.internal"}]}],
-            "routes":[{"name":"r","pool":"p"}]}"#;
-        let config = portico_core::config::parse(text).unwrap();
+        snapshot_speaking("http/1.1")
+    }
+
+    /// [`snapshot`] with the pool's `protocol`.
+    fn snapshot_speaking(protocol: &str) -> Snapshot {
+        let text = format!(
+            r#"{{"node":{{"region":"eu-west"}},
+            "pools":[{{"name":"p","protocol":"{protocol}","origins":[
+                {{"name":"plain","address":"10.0.0.1:8080"}},
+                {{"name":"named","address":"10.0.0.1:8081","host_header":"api.internal"}}]}}],
+            "routes":[{{"name":"r","pool":"p"}}]}}"#
+        );
+        let config = portico_core::config::parse(&text).unwrap();
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::new("eu-west", "t"));
         let addrs = vec![vec![
             "10.0.0.1:8080".parse().unwrap(),
@@ -410,10 +441,19 @@ mod tests {
     /// `original` sent to origin `origin` of the snapshot's pool by `client`: every header
     /// the origin gets, names lower-case, sorted, and the target.
     fn sent(client: Client, original: &RequestHeader, origin: usize) -> (Vec<String>, Vec<u8>) {
-        let snapshot = snapshot();
+        sent_via(&snapshot(), client, original, origin)
+    }
+
+    /// [`sent`] through `snapshot`.
+    fn sent_via(
+        snapshot: &Snapshot,
+        client: Client,
+        original: &RequestHeader,
+        origin: usize,
+    ) -> (Vec<String>, Vec<u8>) {
         let request_id = HeaderValue::from_static("rid-1");
         let side = ClientSide {
-            snapshot: &snapshot,
+            snapshot,
             client_ip: Some("192.0.2.7".parse().unwrap()),
             tls: client.tls,
             trusted_proxy: client.trusted_proxy,
@@ -469,6 +509,24 @@ mod tests {
                 "x-client-cert-subject: CN=partner,O=Acme".to_string(),
             ]
         );
+    }
+
+    #[test]
+    fn te_trailers_goes_on_only_to_origins_that_may_speak_http2() {
+        let te = |value: &str| {
+            let original = req(&[("Host", "shop.example"), ("TE", value)]);
+            ["http/1.1", "h2", "auto"].map(|protocol| {
+                let (headers, _) = sent_via(&snapshot_speaking(protocol), UNTRUSTED, &original, 0);
+                headers.into_iter().find(|h| h.starts_with("te:"))
+            })
+        };
+        let trailers = Some("te: trailers".to_string());
+        assert_eq!(te("trailers"), [None, trailers.clone(), trailers.clone()]);
+        assert_eq!(
+            te("gzip, Trailers;q=0.5"),
+            [None, trailers.clone(), trailers]
+        );
+        assert_eq!(te("gzip"), [None, None, None]);
     }
 
     #[test]
