@@ -88,7 +88,7 @@ pub const ANCHORS: &[Anchor] = &[
     },
     Anchor {
         service: "Cloudflare, 18 November 2025",
-        quoted: "a generated feature file of the Bot Management module doubled in size and was propagated to every machine of the network; core traffic failed from 11:20 UTC until about 14:30 UTC, every system recovered by 17:06 UTC",
+        quoted: "a generated feature file of the Bot Management module more than doubled in size and was propagated to every machine of the network; core traffic failed from 11:20 UTC until about 14:30 UTC, every system recovered by 17:06 UTC",
         source: "https://blog.cloudflare.com/18-november-2025-outage/",
     },
 ];
