@@ -3,16 +3,17 @@
 //! reloads under load — through the store and, for comparison, by file + SIGHUP. A table,
 //! the anchors' published figures, every config and command line, JSON and markdown.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
 use portico_bench::config_bench::docs::{self, NodeSection, OriginSpec, Variant};
-use portico_bench::config_bench::fleet::{FileNode, NodeInfo, Origins, StoreFleet};
+use portico_bench::config_bench::fleet::{
+    Binaries, FileNode, NodeInfo, Origins, StoreFleet, results_dir, run_bounded,
+};
 use portico_bench::config_bench::load::{self, LoadSummary};
 use portico_bench::config_bench::report::{self, Propagation, Row};
 use portico_bench::config_bench::served;
 use portico_bench::config_bench::status::StatusClient;
 use portico_bench::config_bench::trigger::{Change, Pace, Series, Trigger};
-use portico_bench::procs::workspace_bin;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -84,43 +85,17 @@ struct Results {
 
 fn main() -> Result<()> {
     let mut args = Args::parse();
-    let portico = workspace_bin("portico");
-    let origin_bin = workspace_bin("portico-origin");
-    for b in [&portico, &origin_bin] {
-        if !b.is_file() {
-            bail!(
-                "{} is missing: run `cargo build --release -p portico -p portico-origin` (make bench-config does)",
-                b.display()
-            );
-        }
-    }
-    portico_store::etcd_binary().map_err(|e| anyhow::anyhow!(e))?;
+    let bins = Binaries::find("bench-config")?;
+    let (portico, origin_bin) = (bins.portico, bins.origin);
     if args.pushes < 50 {
         eprintln!(
             "note: {} pushes; the propagation percentiles want at least 50",
             args.pushes
         );
     }
-    std::fs::create_dir_all(&args.out)?;
-    args.out = args.out.canonicalize()?;
-    for d in ["work", "configs"] {
-        std::fs::create_dir_all(args.out.join(d))?;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    args.out = results_dir(&args.out)?;
     let started = Instant::now();
-    let limit = Duration::from_secs(args.max_seconds);
-    let results = rt.block_on(async {
-        tokio::select! {
-            r = tokio::time::timeout(limit, run(&args, &portico, &origin_bin)) => match r {
-                Ok(r) => r,
-                Err(_) => bail!("stopped after --max-seconds {} (every child killed)", args.max_seconds),
-            },
-            _ = tokio::signal::ctrl_c() => bail!("interrupted (every child killed)"),
-        }
-    })?;
+    let results = run_bounded(args.max_seconds, run(&args, &portico, &origin_bin))?;
     let elapsed = started.elapsed();
     let text = render(&args, &results, elapsed);
     println!("{text}");

@@ -7,9 +7,9 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use portico_bench::config_bench::docs::{self, NodeSection, OriginSpec, Variant};
-use portico_bench::config_bench::fleet::{Origins, StoreFleet};
+use portico_bench::config_bench::fleet::{Binaries, Origins, StoreFleet, results_dir, run_bounded};
 use portico_bench::config_bench::report::Anchor;
-use portico_bench::procs::{free_port, workspace_bin};
+use portico_bench::procs::free_port;
 use portico_bench::rollout_bench::case::{self, CaseResult, Push, Setup};
 use portico_bench::rollout_bench::report::{self, Verdict};
 use portico_bench::rollout_bench::{NODES, svg};
@@ -69,37 +69,11 @@ struct Shown {
 
 fn main() -> Result<()> {
     let mut args = Args::parse();
-    let portico = workspace_bin("portico");
-    let origin_bin = workspace_bin("portico-origin");
-    for b in [&portico, &origin_bin] {
-        if !b.is_file() {
-            bail!(
-                "{} is missing: run `cargo build --release -p portico -p portico-origin` (make bench-rollout does)",
-                b.display()
-            );
-        }
-    }
-    portico_store::etcd_binary().map_err(|e| anyhow::anyhow!(e))?;
-    std::fs::create_dir_all(&args.out)?;
-    args.out = args.out.canonicalize()?;
-    for d in ["work", "configs"] {
-        std::fs::create_dir_all(args.out.join(d))?;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let bins = Binaries::find("bench-rollout")?;
+    let (portico, origin_bin) = (bins.portico, bins.origin);
+    args.out = results_dir(&args.out)?;
     let started = Instant::now();
-    let limit = Duration::from_secs(args.max_seconds);
-    let (cases, shown) = rt.block_on(async {
-        tokio::select! {
-            r = tokio::time::timeout(limit, run(&args, &portico, &origin_bin)) => match r {
-                Ok(r) => r,
-                Err(_) => bail!("stopped after --max-seconds {} (every child killed)", args.max_seconds),
-            },
-            _ = tokio::signal::ctrl_c() => bail!("interrupted (every child killed)"),
-        }
-    })?;
+    let (cases, shown) = run_bounded(args.max_seconds, run(&args, &portico, &origin_bin))?;
     let names: Vec<String> = NODES.iter().map(|(n, _)| n.to_string()).collect();
     let text = render(&args, &cases, &shown, &names, started.elapsed());
     println!("{text}");

@@ -6,9 +6,10 @@
 use super::REGIONS;
 use super::docs::OriginSpec;
 use super::status::StatusClient;
-use crate::procs::{Proc, free_port, wait_port};
+use crate::procs::{Proc, free_port, wait_port, workspace_bin};
 use anyhow::{Context, Result, anyhow};
 use portico_store::{Expect, LocalEtcd, MemberSpec, Store, StoreUrl};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,6 +51,63 @@ fn wait_listening(proc: &mut Proc, addr: SocketAddr) -> Result<()> {
         return Err(anyhow!("{}: {e}", proc.name));
     }
     Ok(())
+}
+
+/// What a fleet benchmark starts, found where cargo put them: `portico` and `portico-origin`
+/// (built by `make TARGET`), and etcd (installed).
+pub struct Binaries {
+    /// The edge node.
+    pub portico: PathBuf,
+    /// The demo origin.
+    pub origin: PathBuf,
+}
+
+impl Binaries {
+    /// Finds the binaries; the error names the command that builds a missing one.
+    pub fn find(make_target: &str) -> Result<Binaries> {
+        let b = Binaries {
+            portico: workspace_bin("portico"),
+            origin: workspace_bin("portico-origin"),
+        };
+        for path in [&b.portico, &b.origin] {
+            if !path.is_file() {
+                return Err(anyhow!(
+                    "{} is missing: run `cargo build --release -p portico -p portico-origin` (make {make_target} does)",
+                    path.display()
+                ));
+            }
+        }
+        portico_store::etcd_binary().map_err(|e| anyhow!(e))?;
+        Ok(b)
+    }
+}
+
+/// Makes the results folder `out` with its `work/` and `configs/`; returns it canonical.
+pub fn results_dir(out: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(out)?;
+    let out = out.canonicalize()?;
+    for d in ["work", "configs"] {
+        std::fs::create_dir_all(out.join(d))?;
+    }
+    Ok(out)
+}
+
+/// Runs a benchmark on a two-thread runtime, stopped (every child killed as its guard drops)
+/// after `max_seconds` or at Ctrl-C.
+pub fn run_bounded<T>(max_seconds: u64, bench: impl Future<Output = Result<T>>) -> Result<T> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        tokio::select! {
+            r = tokio::time::timeout(Duration::from_secs(max_seconds), bench) => match r {
+                Ok(r) => r,
+                Err(_) => Err(anyhow!("stopped after --max-seconds {max_seconds} (every child killed)")),
+            },
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted (every child killed)")),
+        }
+    })
 }
 
 /// The two demo origins (`portico-origin`), shared by every case.
