@@ -108,7 +108,7 @@ pub struct NodeState {
     /// (and by each managed certificate issued: see [`crate::acme::publish`]).
     pub certs: Arc<ArcSwap<crate::tls::CertStore>>,
     /// Managed certificates: their state, loaded chains and challenge answers.
-    pub acme: crate::acme::Acme,
+    pub acme: crate::acme::shared::Acme,
     /// When the node was built.
     pub started: Instant,
     /// Where the config comes from.
@@ -156,7 +156,7 @@ impl NodeState {
         Self {
             access_log,
             current: ArcSwap::from_pointee(snapshot),
-            acme: crate::acme::Acme::new(&metrics),
+            acme: crate::acme::shared::Acme::new(&metrics),
             metrics,
             certs: Arc::new(ArcSwap::from_pointee(crate::tls::CertStore::default())),
             started: Instant::now(),

@@ -94,3 +94,22 @@ pub(crate) fn join(base: &str, field: &str) -> String {
         format!("{base}.{field}")
     }
 }
+
+/// An integer field: its default when absent, an error when outside `lo..=hi`.
+pub(crate) fn int(
+    c: &mut Collector,
+    path: &str,
+    value: Option<i64>,
+    default: i64,
+    lo: i64,
+    hi: i64,
+) -> i64 {
+    match value {
+        None => default,
+        Some(v) if (lo..=hi).contains(&v) => v,
+        Some(v) => {
+            c.push(path, format!("must be between {lo} and {hi}, got {v}"));
+            default
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Stage two: check the raw document, collect every error with its path, build the typed config.
 
-use super::error::{Collector, ConfigError, ConfigErrors, join};
+use super::error::{Collector, ConfigError, ConfigErrors, int, join};
 use super::model::*;
 use super::raw::*;
 use serde_json::Value;
@@ -183,25 +183,6 @@ pub fn fingerprint(text: &str) -> String {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("{hash:016x}")
-}
-
-/// An integer field: its default when absent, an error when outside `lo..=hi`.
-pub(crate) fn int(
-    c: &mut Collector,
-    path: &str,
-    value: Option<i64>,
-    default: i64,
-    lo: i64,
-    hi: i64,
-) -> i64 {
-    match value {
-        None => default,
-        Some(v) if (lo..=hi).contains(&v) => v,
-        Some(v) => {
-            c.push(path, format!("must be between {lo} and {hi}, got {v}"));
-            default
-        }
-    }
 }
 
 fn ms(v: i64) -> Duration {

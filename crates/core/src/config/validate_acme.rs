@@ -2,9 +2,9 @@
 //! `"acme": true`.
 
 use super::error::Collector;
+use super::error::int;
 use super::model::{AcmeConfig, CertificateConfig};
 use super::raw::RawAcme;
-use super::validate::int;
 
 /// `acme`: the directory (`https://`), contacts (`mailto:`), the CA file and the renewal
 /// window. An error when a certificate is managed and there is no `acme` or no directory;

@@ -4,9 +4,10 @@
 //! at once (hot-swapped like file certificates on a reload) and is kept under
 //! `node.state_dir`, from where the next start serves it before any order.
 //!
-//! - this module: what the proxy, the admin listener and reloads share ([`Acme`]): the
-//!   challenge answers, each managed certificate's state and loaded chain, and the merge of
-//!   file and managed certificates into the listener's [`CertStore`];
+//! - [`shared`]: what the proxy, the admin listener and reloads share ([`Acme`]): the
+//!   challenge answers, each managed certificate's state and loaded chain;
+//! - this module: the merge of file and managed certificates into the listener's
+//!   [`CertStore`], and the certificates' `/status`;
 //! - [`service`]: the background loop that decides (with `portico_core::acme`) and starts
 //!   orders;
 //! - [`order`]: one order with `instant-acme`, from account to chain;
@@ -20,151 +21,21 @@
 pub mod files;
 pub mod order;
 pub mod service;
+pub mod shared;
 
-use crate::metrics::Metrics;
 use crate::state::NodeState;
 use crate::tls::{CertStore, LoadedCert};
-use arc_swap::ArcSwap;
 use openssl::asn1::Asn1TimeRef;
 use openssl::x509::X509;
 use portico_core::acme::{Held, Managed, UnixMillis};
 use portico_core::config::{CertSource, Config, HostPattern};
-use prometheus::{GaugeVec, IntCounterVec, Opts};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::Notify;
 
 pub use service::AcmeService;
-
-/// Where HTTP-01 challenges are fetched from (RFC 8555 §8.3).
-pub const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
-
-/// One managed certificate: its state machine and the chain it serves, if any.
-pub struct Entry {
-    /// What to do next, and the last error.
-    pub machine: Managed,
-    /// The certificate served (from the state directory or the last order).
-    pub cert: Option<LoadedCert>,
-}
-
-/// What the proxy, the admin listener, reloads and the ACME service share.
-pub struct Acme {
-    challenges: RwLock<HashMap<String, String>>,
-    /// Challenges of orders run by other nodes (from the store), answered the same.
-    remote_challenges: RwLock<BTreeMap<String, String>>,
-    /// Certificates in the store (nodes following one), by name.
-    stored: Mutex<BTreeMap<String, portico_store::StoredCert>>,
-    entries: Mutex<BTreeMap<String, Entry>>,
-    files: ArcSwap<CertStore>,
-    /// Woken when an order ends, so the service plans the next step at once.
-    pub(crate) wake: Notify,
-    /// `portico_certificate_expiry_timestamp_seconds{name}`.
-    expiry: Option<GaugeVec>,
-    /// `portico_acme_orders_total{name,result}`.
-    orders: Option<IntCounterVec>,
-}
-
-impl Acme {
-    /// Empty, with the expiry metric registered in `metrics`.
-    pub fn new(metrics: &Metrics) -> Self {
-        let expiry = GaugeVec::new(
-            Opts::new(
-                "portico_certificate_expiry_timestamp_seconds",
-                "When each certificate of the TLS listener expires (its not-after), in seconds since the epoch, by certificates[].name.",
-            ),
-            &["name"],
-        )
-        .ok()
-        .filter(|g| metrics.register(Box::new(g.clone())).is_ok());
-        let orders = IntCounterVec::new(
-            Opts::new(
-                "portico_acme_orders_total",
-                "ACME orders ended, by certificates[].name and result: issued, unreachable (the CA did not answer) or refused (the CA answered with a problem).",
-            ),
-            &["name", "result"],
-        )
-        .ok()
-        .filter(|c| metrics.register(Box::new(c.clone())).is_ok());
-        Acme {
-            challenges: RwLock::new(HashMap::new()),
-            remote_challenges: RwLock::new(BTreeMap::new()),
-            stored: Mutex::new(BTreeMap::new()),
-            entries: Mutex::new(BTreeMap::new()),
-            files: ArcSwap::from_pointee(CertStore::default()),
-            wake: Notify::new(),
-            expiry,
-            orders,
-        }
-    }
-
-    /// The key authorization to answer a `GET` of `path` with, when `path` is
-    /// `/.well-known/acme-challenge/<token>` of an order in progress.
-    pub fn challenge_answer(&self, path: &str) -> Option<String> {
-        let token = path.strip_prefix(CHALLENGE_PREFIX)?;
-        let local = self
-            .challenges
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(token)
-            .cloned();
-        local.or_else(|| {
-            self.remote_challenges
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(token)
-                .cloned()
-        })
-    }
-
-    /// The challenges and certificates of the store's ACME document, as last read: answered
-    /// and served here like this node's own.
-    pub fn set_stored(&self, doc: portico_store::AcmeDoc) {
-        *self
-            .remote_challenges
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = doc.challenges;
-        *self.stored.lock().unwrap_or_else(PoisonError::into_inner) = doc.certificates;
-    }
-
-    /// The certificate the store holds for `name`, as last read.
-    pub fn stored_cert(&self, name: &str) -> Option<portico_store::StoredCert> {
-        self.stored
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-            .cloned()
-    }
-
-    /// Answers `token` with `key_authorization` until [`Acme::withdraw`].
-    pub fn publish_challenge(&self, token: &str, key_authorization: &str) {
-        self.challenges
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(token.to_string(), key_authorization.to_string());
-    }
-
-    /// Stops answering `token`.
-    pub fn withdraw(&self, token: &str) {
-        self.challenges
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(token);
-    }
-
-    /// Counts an order of certificate `name` that ended with `result`.
-    pub fn count_order(&self, name: &str, result: &str) {
-        if let Some(orders) = &self.orders {
-            orders.with_label_values(&[name, result]).inc();
-        }
-    }
-
-    /// The managed certificates' state, by name.
-    pub fn entries(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+pub use shared::{Acme, CHALLENGE_PREFIX, Entry};
 
 /// Installs the file certificates a (re)load read, beside the managed ones.
 pub fn install_file_certs(node: &NodeState, certs: CertStore) {
@@ -355,7 +226,7 @@ pub fn now_millis() -> UnixMillis {
 }
 
 fn rfc3339_millis(t: UnixMillis) -> String {
-    crate::state::rfc3339(UNIX_EPOCH + Duration::from_millis(t))
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(t)).to_string()
 }
 
 #[cfg(test)]
@@ -376,7 +247,7 @@ mod tests {
 
     #[test]
     fn challenges_are_answered_only_for_published_tokens_under_the_well_known_path() {
-        let acme = Acme::new(&Metrics::new("r", "v"));
+        let acme = Acme::new(&crate::metrics::Metrics::new("r", "v"));
         assert_eq!(
             acme.challenge_answer("/.well-known/acme-challenge/tok"),
             None

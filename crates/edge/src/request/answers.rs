@@ -4,7 +4,7 @@
 use crate::request::ctx::RequestCtx;
 use crate::request::inbound::request_host;
 use crate::request::outbound::response_to_client;
-use crate::request::policy;
+use crate::request::rule_edits;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora_error::{Error, Result};
@@ -58,7 +58,7 @@ pub async fn redirect(session: &mut Session, ctx: &RequestCtx, location: &str) -
     resp.insert_header("Location", location)?;
     resp.insert_header("Content-Length", "0")?;
     response_to_client(&mut resp, &ctx.snapshot, &ctx.request_id, None)?;
-    policy::edit_response(&ctx.rules, &mut resp)?;
+    rule_edits::edit_response(&ctx.rules, &mut resp)?;
     session.write_response_header(Box::new(resp), true).await
 }
 

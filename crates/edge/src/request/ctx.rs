@@ -5,7 +5,7 @@ use crate::client_cert::ClientCert;
 use crate::live_pool::LivePool;
 use crate::metrics::Metrics;
 use crate::request::outbound::{ClientSide, response_to_client};
-use crate::request::policy;
+use crate::request::rule_edits;
 use crate::request::trace::Trace;
 use crate::snapshot::Snapshot;
 use crate::state::InFlight;
@@ -97,7 +97,7 @@ impl RequestCtx {
             &self.request_id,
             self.trace.as_deref(),
         )?;
-        policy::edit_response(&self.rules, resp)?;
+        rule_edits::edit_response(&self.rules, resp)?;
         if draining {
             session.set_keepalive(None);
         }

@@ -7,7 +7,7 @@ use crate::live_pool::OriginPeer;
 use crate::request::inbound::{
     absolute_authority, connection_tokens, is_websocket_upgrade, request_host,
 };
-use crate::request::policy;
+use crate::request::rule_edits;
 use crate::request::trace::{DECISION_HEADER, Trace};
 use crate::snapshot::Snapshot;
 use bytes::Bytes;
@@ -57,7 +57,7 @@ pub fn request_to_origin(
     }
     strip_hop_by_hop(upstream);
     // Rules cannot name the headers set below, so Portico's own values always win.
-    policy::edit_request(c.rules, upstream)?;
+    rule_edits::edit_request(c.rules, upstream)?;
     keep_te_trailers(c.original, upstream, origin);
     // The health probe marker is Portico's own: a client may not pose as a probe.
     upstream.remove_header("x-portico-health-probe");

@@ -1,20 +1,18 @@
 //! Rule sets in the request path. A routed request's rule sets are evaluated once, right after
 //! routing; the [`Actions`] stay in the request's context for its every hook: what ends the
 //! request before an origin is chosen (`respond`, `redirect`, a rate limit), the pool, and the
-//! edits of each attempt's request ([`edit_request`]) and of every response
-//! ([`edit_response`]).
+//! edits of each attempt's request and of every response (in [`super::rule_edits`], below
+//! the context that carries them).
 
 use crate::metrics::Metrics;
 use crate::rate_limits::now_nanos;
 use crate::request::ctx::{RequestCtx, client_ip, over_tls};
 use crate::request::inbound::request_host;
 use crate::snapshot::Snapshot;
-use pingora_error::Result;
-use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 use portico_core::rate_limit::{Key, Verdict};
 use portico_core::rules::{
-    Actions, Ending, HeaderEdit, RateKey, RequestFacts, RuleId, Scheme, client_ip as rule_client,
+    Ending, RateKey, RequestFacts, RuleId, Scheme, client_ip as rule_client,
 };
 
 /// Evaluates the rule sets of `route` for the request of `session`, keeps the actions in
@@ -119,109 +117,4 @@ pub(crate) fn stop_before_origin(ctx: &RequestCtx, route_name: &str) -> Option<S
         }
     }
     None
-}
-
-/// The rules' edits of a request going to an origin (every attempt): header edits, then the
-/// rewritten path with the client's query string.
-pub(crate) fn edit_request(actions: &Actions, upstream: &mut RequestHeader) -> Result<()> {
-    for edit in &actions.request_headers {
-        match edit {
-            HeaderEdit::Remove(name) => {
-                upstream.remove_header(name);
-            }
-            HeaderEdit::Set(name, value) => upstream.insert_header(name.clone(), value.clone())?,
-            HeaderEdit::Add(name, value) => {
-                upstream.append_header(name.clone(), value.clone())?;
-            }
-        }
-    }
-    if let Some(path) = &actions.path {
-        let target = match upstream.uri.query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path.clone(),
-        };
-        upstream.set_raw_path(target.as_bytes())?;
-    }
-    Ok(())
-}
-
-/// The rules' edits of a response to the client (every response, node-written ones too).
-pub(crate) fn edit_response(actions: &Actions, resp: &mut ResponseHeader) -> Result<()> {
-    for edit in &actions.response_headers {
-        match edit {
-            HeaderEdit::Remove(name) => {
-                resp.remove_header(name);
-            }
-            HeaderEdit::Set(name, value) => resp.insert_header(name.clone(), value.clone())?,
-            HeaderEdit::Add(name, value) => {
-                resp.append_header(name.clone(), value.clone())?;
-            }
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http::{HeaderName, HeaderValue};
-
-    fn edits() -> Vec<HeaderEdit> {
-        let name = |n: &'static str| HeaderName::from_static(n);
-        let value = |v: &'static str| HeaderValue::from_static(v);
-        vec![
-            HeaderEdit::Remove(name("x-drop")),
-            HeaderEdit::Set(name("x-set"), value("new")),
-            HeaderEdit::Add(name("x-add"), value("2")),
-        ]
-    }
-
-    #[test]
-    fn request_edits_and_the_rewrite_keep_the_query() {
-        let mut up = RequestHeader::build("GET", b"/v1/users?id=7&x=1", None).unwrap();
-        for (k, v) in [
-            ("x-drop", "a"),
-            ("x-set", "old"),
-            ("x-set", "older"),
-            ("x-add", "1"),
-        ] {
-            up.append_header(k, v).unwrap();
-        }
-        let actions = Actions {
-            request_headers: edits(),
-            path: Some("/api/v1/users".into()),
-            ..Actions::default()
-        };
-        edit_request(&actions, &mut up).unwrap();
-        assert_eq!(up.raw_path(), b"/api/v1/users?id=7&x=1");
-        assert!(up.headers.get("x-drop").is_none());
-        let all = |n: &str| -> Vec<&[u8]> {
-            up.headers
-                .get_all(n)
-                .iter()
-                .map(HeaderValue::as_bytes)
-                .collect()
-        };
-        assert_eq!(all("x-set"), [b"new"]);
-        assert_eq!(all("x-add"), [&b"1"[..], b"2"]);
-        // Without a query, none is added.
-        let mut plain = RequestHeader::build("GET", b"/v1", None).unwrap();
-        edit_request(&actions, &mut plain).unwrap();
-        assert_eq!(plain.raw_path(), b"/api/v1/users");
-    }
-
-    #[test]
-    fn response_edits_apply_in_order() {
-        let mut resp = ResponseHeader::build(502, None).unwrap();
-        resp.append_header("x-drop", "a").unwrap();
-        resp.append_header("x-add", "1").unwrap();
-        let actions = Actions {
-            response_headers: edits(),
-            ..Actions::default()
-        };
-        edit_response(&actions, &mut resp).unwrap();
-        assert!(resp.headers.get("x-drop").is_none());
-        assert_eq!(resp.headers.get("x-set").unwrap(), "new");
-        assert_eq!(resp.headers.get_all("x-add").iter().count(), 2);
-    }
 }
