@@ -2,7 +2,9 @@
 //! the stored rollout assigns it, counts its answers per version and reports them, rejects a
 //! target it cannot build while it keeps serving stable, and `PUT /config` starts a rollout.
 //! Rollouts are written here as the conductor would (`Store::start_rollout`/`save_rollout`);
-//! the settings keep any conductor from judging them before the test is done.
+//! the settings keep any conductor from judging them before the test is done. Where a test
+//! needs the nodes' conductor to judge (a promotion; a valid-but-wrong document under load,
+//! rolled back after the canary), it pushes with `start_push` and short settings.
 
 use http::Method;
 use portico::store_link::push_document;
@@ -12,6 +14,8 @@ use portico_store::{Expect, NodeStatus, Store, StoreUrl};
 use portico_tests::*;
 use serde_json::{Value, json};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -492,4 +496,264 @@ async fn put_config_on_a_store_node_starts_a_rollout_and_answers_202_with_the_pl
     let again = put(config(&a, &["/x"], &node)).await;
     assert_eq!(again.status, 409, "{}", again.text());
     assert!(again.text().contains(&v2), "names it: {}", again.text());
+}
+
+/// What one node's load task counted: requests sent, and those that failed (a status other
+/// than 200, or a transport error).
+#[derive(Default)]
+struct Tally {
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// A task per node sending `GET /` through its proxy listener every few milliseconds, until
+/// stopped: load that does not wait for the test.
+struct Load {
+    tallies: Vec<Arc<Tally>>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(nodes: &[TestNode]) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tallies = Vec::new();
+        let mut tasks = Vec::new();
+        for n in nodes {
+            let tally = Arc::new(Tally::default());
+            let (t, stop, url) = (tally.clone(), stop.clone(), format!("{}/", n.url));
+            tasks.push(tokio::spawn(async move {
+                let http = Http::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let r = http.request(Method::GET, &url, &[], "").await;
+                    t.requests.fetch_add(1, Ordering::Relaxed);
+                    if !r.is_ok_and(|r| r.status == 200) {
+                        t.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+            }));
+            tallies.push(tally);
+        }
+        Load {
+            tallies,
+            stop,
+            tasks,
+        }
+    }
+
+    /// (requests, errors) per node so far, in the order of the nodes.
+    fn counts(&self) -> Vec<(u64, u64)> {
+        self.tallies
+            .iter()
+            .map(|t| {
+                (
+                    t.requests.load(Ordering::Relaxed),
+                    t.errors.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.expect("load task");
+        }
+    }
+}
+
+/// A document with one pool `p` of one origin at `addr`, one catch-all route `r` naming
+/// `rule_sets`, and `extra` top-level fields.
+fn document_at(addr: std::net::SocketAddr, rule_sets: &str, extra: &str) -> String {
+    format!(
+        r#"{{"pools": [{{"name": "p", "origins": [{}], {FAST_PROBES}}}]{extra},
+            "routes": [{{"name": "r", "pool": "p", "rule_sets": [{rule_sets}]}}]}}"#,
+        origin_json("a", addr, "")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_but_wrong_document_is_rolled_back_after_the_canary_with_no_error_elsewhere() {
+    let (etcd, dir) = etcd(1);
+    let url = etcd.url("portico");
+    let s = store(&url).await;
+    let a = origin("a").await;
+    let stable = document_at(a.addr(), "", "");
+    let v1 = push_document(&s, &stable, None).await.expect("push v1");
+    let names = ["edge-a", "edge-b", "edge-c"];
+    let nodes = start(
+        &url,
+        dir.path(),
+        &[
+            ("edge-a", "us-east"),
+            ("edge-b", "us-east"),
+            ("edge-c", "eu-west"),
+        ],
+    )
+    .await;
+    registered(&s, 3).await;
+    let load = Load::start(&nodes);
+    eventually("every node answers the load", WAIT, || async {
+        load.counts().iter().all(|&(requests, _)| requests >= 20)
+    })
+    .await;
+    assert!(
+        load.counts().iter().all(|&(_, errors)| errors == 0),
+        "stable answers every request: {:?}",
+        load.counts()
+    );
+
+    // Each validates and each breaks every request: Portico's "no route" 404 (the catch-all
+    // route gone), a 502/503 from an origin nobody listens on, a rule's own 503.
+    let wrong = [
+        (
+            "the route removed",
+            stable.replace(r#""pool": "p","#, r#""pool": "p", "paths": ["/ok/*"],"#),
+        ),
+        (
+            "the pool's origin at a dead port",
+            document_at(free_addr(), "", ""),
+        ),
+        (
+            "a rule answering 503",
+            document_at(
+                a.addr(),
+                r#""outage""#,
+                r#", "rule_sets": [{"name": "outage", "rules": [
+                    {"name": "refuse", "then": {"respond": {"status": 503, "body": "down\n"}}}]}]"#,
+            ),
+        ),
+    ];
+    // Short enough for a test; the gate that judges is the error gate all the same: every
+    // answer on the target is an error, so it has its `min_errors` before the wave could
+    // have its `min_requests`.
+    let opts = portico::config::push::PushOptions {
+        bake_secs: Some(2.0),
+        min_requests: Some(20),
+        author: "tests".into(),
+        ..Default::default()
+    };
+    for (what, target) in wrong {
+        assert_ne!(target, stable, "{what}");
+        let before = load.counts();
+        let started = portico::config::push::start_push(&s, &target, &opts, &Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("{what}: push: {e}"));
+        let v = started.version.clone();
+        let plan: Vec<(String, Vec<String>)> = (started.plan.iter())
+            .map(|(sel, nodes)| (sel.to_string(), nodes.clone()))
+            .collect();
+        assert_eq!(
+            plan,
+            [
+                ("node:edge-a", vec!["edge-a"]),
+                ("region:us-east", vec!["edge-b"]),
+                ("rest", vec!["edge-c"]),
+            ]
+            .map(|(sel, n)| (sel.to_string(), n.iter().map(|s| s.to_string()).collect())),
+            "{what}: the default plan: the canary, its region, the rest"
+        );
+
+        let rollout = poll(&format!("{what}: the rollout ends"), WAIT, || async {
+            let r = s.get_rollout().await.ok().flatten()?.rollout;
+            (r.target == v && r.state.is_over()).then_some(r)
+        })
+        .await;
+        match &rollout.state {
+            State::RolledBack(GateFailure::ErrorRatio { target, .. }) => assert!(
+                target.errors >= 10 && target.errors <= target.requests,
+                "{what}: {target:?}"
+            ),
+            other => panic!("{what}: rolled back by gate 3, not {other:?}"),
+        }
+        assert!(
+            rollout.waves[0].started_at_ms.is_some(),
+            "{what}: the canary's wave started"
+        );
+        assert!(
+            rollout.waves[1..].iter().all(|w| w.started_at_ms.is_none()),
+            "{what}: no later wave started: {:?}",
+            rollout.waves
+        );
+        let verdict_at = rollout.ended_at_ms.expect("an ended rollout says when");
+        for (n, name) in nodes.iter().zip(names) {
+            wait_version(n, &v1).await;
+            let r = poll(
+                &format!("{what}: {name} shows the rollback"),
+                WAIT,
+                || async {
+                    let r = n.status().await["rollout"].clone();
+                    let back = r["target"] == v.as_str()
+                        && r["version"] == v1.as_str()
+                        && (r["state"].as_str())
+                            .is_some_and(|st| st.starts_with("rolled back: gate 3"));
+                    back.then_some(r)
+                },
+            )
+            .await;
+            let wave = if name == "edge-a" {
+                json!(1)
+            } else {
+                Value::Null
+            };
+            assert_eq!(r["node_wave"], wave, "{what}: {name}: {r}");
+        }
+        // Back on stable, every node answers again (the canary too).
+        let back = load.counts();
+        eventually(&format!("{what}: answers on stable"), WAIT, || async {
+            load.counts()
+                .iter()
+                .zip(&back)
+                .all(|(now, then)| now.0 >= then.0 + 10)
+        })
+        .await;
+        let after = load.counts();
+        let canary = (after[0].0 - before[0].0, after[0].1 - before[0].1);
+        assert!(canary.1 > 0, "{what}: the canary saw errors: {canary:?}");
+        // One request per node is in flight at a time: at most one sent before the switch back.
+        assert!(
+            after[0].1 - back[0].1 <= 1,
+            "{what}: no error on the canary once back on stable: {back:?} then {after:?}"
+        );
+        for i in 1..names.len() {
+            let (requests, errors) = (after[i].0 - before[i].0, after[i].1 - before[i].1);
+            assert!(requests > 0, "{what}: {} had load", names[i]);
+            assert_eq!(
+                errors, 0,
+                "{what}: no error on {} outside the canary ({requests} requests)",
+                names[i]
+            );
+        }
+
+        // From their reports (each node publishes when it sees the rollout end, and the
+        // canary again once it switched back): the canary ran the target and counted its
+        // errors; the others never ran it and never switched.
+        for name in names {
+            let canary = name == "edge-a";
+            let report = poll(&format!("{what}: {name} reports"), WAIT, || async {
+                status_of(&s, name)
+                    .await
+                    .filter(|st| st.updated_at_ms >= verdict_at)
+                    .filter(|st| !canary || st.record.version == v1)
+                    .map(|st| st.report())
+            })
+            .await;
+            assert_eq!(report.version, v1, "{what}: {name} runs stable");
+            if canary {
+                assert!(report.figures(&v).errors >= 10, "{what}: {report:?}");
+                // At most the one request in flight at the switch back, counted on stable.
+                assert!(report.figures(&v1).errors <= 1, "{what}: {report:?}");
+            } else {
+                assert_eq!(
+                    report.versions.keys().collect::<Vec<_>>(),
+                    [&v1],
+                    "{what}: {name} never ran another version"
+                );
+                assert_eq!(report.baseline, None, "{what}: {name} never switched");
+                assert_eq!(report.figures(&v1).errors, 0, "{what}: {report:?}");
+            }
+        }
+    }
+    load.stop().await;
 }
