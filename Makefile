@@ -12,7 +12,7 @@ TARGET_DIR := $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev
 .PHONY: help deps test-deps screenshot build build-demo run run-single sim-netns sim-clean test fmt bench bench-micro bench-failover bench-config bench-rollout bench-scale bench-deps clean
 
 help:
-	@echo "make run             build and start the demo: three regions on this machine (README: the tour; docs/regions.md)"
+	@echo "make run             build and start the demo: three regions on this machine (README: the tour; docs/regions.md; ARGS=--acme: certificates from Pebble)"
 	@echo "make run-single      one edge node with three demo origins"
 	@echo "make test            format check, clippy -D warnings, every test"
 	@echo "make bench           throughput against nginx and HAProxy (ARGS=... for options)"
@@ -72,7 +72,7 @@ run-single: build-demo
 
 # The main demo: three regions, an edge node and origins in each, anycast-style entries.
 run: build-demo
-	$(TARGET_DIR)/demo/portico-sim --topology deploy/sim/topology.json
+	$(TARGET_DIR)/demo/portico-sim --topology deploy/sim/topology.json $(ARGS)
 
 sim-netns: build-demo
 	$(TARGET_DIR)/demo/portico-sim --topology deploy/sim/topology.json --netns

@@ -134,6 +134,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     };
     if cli.check {
+        if let Err(e) = portico::acme::files::check_config(&prepared.config, false) {
+            print_errors(&portico_core::config::ConfigErrors(vec![e]));
+            return Ok(ExitCode::from(1));
+        }
         for w in prepared.warnings() {
             eprintln!("warning: {w}");
         }

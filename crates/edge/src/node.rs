@@ -169,6 +169,9 @@ impl Node {
             log::warn!("{w}");
         }
         check_listeners(&config)?;
+        if store.is_none() {
+            crate::acme::files::check_config(&config, true).map_err(|e| ConfigErrors(vec![e]))?;
+        }
 
         let conf = ServerConf {
             threads: config.node.threads,

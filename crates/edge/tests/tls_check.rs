@@ -204,3 +204,90 @@ fn check_reads_certificates_reports_bad_files_by_path_and_warns_of_expiry() {
         "{err}"
     );
 }
+
+/// `node.state_dir` of a node with a config file managing a certificate: `--check` and
+/// start-up refuse one that cannot be a directory (under a regular file), at its path and
+/// naming it; start-up creates a missing one mode 0700, `--check` creates nothing.
+#[test]
+fn a_state_dir_that_cannot_be_a_directory_stops_check_and_start_up() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::{Child, Stdio};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"").expect("write");
+    let config = |state_dir: &Path| {
+        let [listen, admin, tls] = portico_test_support::free_addrs(3)[..] else {
+            unreachable!("three addresses")
+        };
+        let doc = serde_json::json!({
+            "node": {"listen": listen.to_string(), "admin_listen": admin.to_string(),
+                     "tls_listen": tls.to_string(), "state_dir": state_dir},
+            "pools": [{"name": "p", "origins": [{"name": "a", "address": "127.0.0.1:9001"}]}],
+            "routes": [{"name": "r", "pool": "p"}],
+            "certificates": [{"name": "www", "hosts": ["www.test"], "acme": true}],
+            "acme": {"directory": "https://127.0.0.1:9/dir"}
+        });
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, doc.to_string()).expect("write");
+        path
+    };
+    let spawn = |path: &Path, check: bool| -> Child {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--config", path.to_str().expect("path")]);
+        if check {
+            cmd.arg("--check");
+        }
+        cmd.env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run portico")
+    };
+    let under_file = file.join("state");
+    let expected = format!(
+        "node.state_dir: cannot create {}: {} is not a directory",
+        under_file.display(),
+        file.display()
+    );
+    for check in [true, false] {
+        let mut child = spawn(&config(&under_file), check);
+        let status =
+            portico_test_support::poll_blocking("portico to exit", Duration::from_secs(60), || {
+                child.try_wait().expect("wait")
+            });
+        let out = child.wait_with_output().expect("output");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(status.code(), Some(1), "check {check}: {err}");
+        assert!(err.contains(&expected), "check {check}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+
+    let missing = dir.path().join("var/lib/portico");
+    let out = spawn(&config(&missing), true)
+        .wait_with_output()
+        .expect("output");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("var").exists(), "--check creates nothing");
+    let mut node = spawn(&config(&missing), false);
+    portico_test_support::poll_blocking("the state directory", Duration::from_secs(60), || {
+        if let Some(status) = node.try_wait().expect("wait") {
+            panic!("the node exited ({status})");
+        }
+        missing.is_dir().then_some(())
+    });
+    let _ = node.kill();
+    let _ = node.wait();
+    let mode = std::fs::metadata(&missing)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
+}

@@ -12,6 +12,7 @@ pub mod launch;
 mod layout;
 pub mod netns;
 mod options;
+pub mod pebble;
 mod procs;
 pub mod rollout_view;
 pub mod sim;

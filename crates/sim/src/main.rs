@@ -46,6 +46,11 @@ struct Args {
     /// that file and a SIGHUP to every node) instead of following the store.
     #[arg(long, global = true)]
     no_store: bool,
+    /// Start Pebble (Let's Encrypt's test CA, Debian's `pebble` package) and manage a
+    /// certificate for www.portico.test from it: one order through the store, served by every
+    /// region's node (loopback mode with the store).
+    #[arg(long)]
+    acme: bool,
     /// Requests per second that each region's clients send through their entry while the demo
     /// runs (a new connection each), so that a rollout's gates have traffic to judge; 0: none.
     #[arg(long, default_value_t = 30)]
@@ -193,6 +198,7 @@ fn main() -> Result<()> {
                 args.work_dir.join("bench"),
                 args.netns,
                 args.no_store,
+                false,
             );
             let mut sim = Simulation::start(t, &options)?;
             wait_for_latencies(&sim);
@@ -254,6 +260,7 @@ fn main() -> Result<()> {
                 args.work_dir.clone(),
                 args.netns,
                 args.no_store,
+                args.acme,
             );
             let mut sim = Simulation::start(t, &options)?;
             let at = SocketAddr::from((
@@ -277,6 +284,7 @@ fn sim_options(
     work_dir: PathBuf,
     netns: bool,
     no_store: bool,
+    acme: bool,
 ) -> SimOptions {
     let launch = if in_process {
         Launch::InProcess
@@ -294,6 +302,7 @@ fn sim_options(
         work_dir: Some(work_dir),
         netns,
         no_store,
+        acme,
     }
 }
 
@@ -483,16 +492,37 @@ fn intro(sim: &mut Simulation, options: &SimOptions, control: &ControlServer, ra
             "Clients of every region send {rate} req/s through their entry (--clients), equally near nodes sharing them; errors are printed as they happen."
         )
     };
+    let (acme, acme_note) = match (&sim.pebble, sim.acme_issued_in) {
+        (Some(p), Some(took)) => {
+            let port = sim.tls_entries[0].port();
+            let host = portico_sim::pebble::HOST;
+            let try_it = format!(
+                "  curl -si --cacert {root} --resolve {host}:{port}:127.0.0.1 https://{host}:{port}/ | grep -i x-served-by   # {host}'s certificate from Pebble (--acme)\n",
+                root = shown(&p.root_file),
+            );
+            let note = format!(
+                "ACME (--acme): every node serves {host} with the certificate Pebble ({dir}) issued {:.1} s after its push to the store: \
+                 one order through the store ({} order{} in {}), the HTTP-01 challenge answered by whichever node the first entry sent Pebble's validation to.\n",
+                took.as_secs_f64(),
+                p.orders(),
+                if p.orders() == 1 { "" } else { "s" },
+                shown(&work.join("pebble/pebble.log")),
+                dir = p.directory,
+            );
+            (try_it, note)
+        }
+        _ => (String::new(), String::new()),
+    };
     format!(
         "\nPortico multi-region simulation: {} regions, {network}, {mode}.\n\
          {source} {load} Ctrl-C stops everything.\n\n{}\n\
          {operator}\
          Try:\n  curl -si http://{}/ | grep -i -e x-served-by -e x-portico-region    # a {first} client, through its entry\n  \
-         curl -si --cacert {ca} https://{}/ | grep -i x-served-by   # the same over TLS (this run's throwaway CA)\n  \
+         curl -si --cacert {ca} https://{}/ | grep -i x-served-by   # the same over TLS (this run's throwaway CA)\n{acme}  \
          curl --http2 --cacert {ca} -sI https://{}/ | head -1   # HTTP/2 200\n{inside}  \
          curl -s http://{}/status    # what the {first} node measured, prefers and runs\n  \
          curl -X PUT -d refuse http://{}/fault   # take {} down: watch the {first} node move\n  \
-         curl -X PUT -d none http://{}/fault     # and back\n{kills}",
+         curl -X PUT -d none http://{}/fault     # and back\n{kills}{acme_note}",
         sim.topology.regions.len(),
         sim.table(),
         sim.entries[0],

@@ -27,4 +27,8 @@ pub struct SimOptions {
     /// No store: every node reads the shared config from `WORK_DIR/portico.json` (`--config`;
     /// in process, the document itself) and no etcd runs, as before the store existed.
     pub no_store: bool,
+    /// Start Pebble (Let's Encrypt's test CA, see [`crate::pebble`]) and add a managed
+    /// certificate for [`crate::pebble::HOST`] from it to the shared config: one order through
+    /// the store, served by every node. Loopback mode with the store only.
+    pub acme: bool,
 }

@@ -7,6 +7,7 @@ use crate::layout::Layout;
 pub use crate::layout::OriginInfo;
 use crate::netns::{self, Netns};
 pub use crate::options::SimOptions;
+use crate::pebble::{self, Pebble};
 use crate::procs::{Launcher, NodeSource, Proc};
 use crate::rollout_view::{self, NodeRollout};
 use crate::store::SimStore;
@@ -87,6 +88,11 @@ pub struct Simulation {
     entry_thread: Option<JoinHandle<()>>,
     watch_stop: Arc<AtomicBool>,
     watcher: Option<JoinHandle<()>>,
+    /// `--acme`: Pebble, the CA of the managed certificate for [`pebble::HOST`].
+    pub pebble: Option<Pebble>,
+    /// `--acme`: how long from the push of the managed certificate to every node's TLS
+    /// listener (and every TLS entry) serving the certificate Pebble issued.
+    pub acme_issued_in: Option<Duration>,
 }
 
 /// The Portico config every edge node shares, for the loopback layout starting at `base_port`:
@@ -428,6 +434,21 @@ impl Simulation {
         let addrs: Vec<SocketAddr> = origins.iter().map(|o| o.addr).collect();
         let tls = demo_tls(&launcher.work.join("tls"), net.as_deref())?;
         let config = topology.portico_config(&addrs, Some(&tls));
+        let pebble = if options.acme {
+            anyhow::ensure!(
+                net.is_none() && store.is_some(),
+                "--acme runs in loopback mode with the store (not with --netns or --no-store)"
+            );
+            // Validations go to the first region's entry, which sends them to a node.
+            // The managed certificate is pushed once every entry is up (below).
+            let pebble = Pebble::start(&launcher.work.join("pebble"), layout.entries[0].port())?;
+            for (pid, name) in pebble.pids() {
+                launcher.record(pid, name)?;
+            }
+            Some(pebble)
+        } else {
+            None
+        };
         let config_path = if launcher.scratch {
             None
         } else {
@@ -508,6 +529,8 @@ impl Simulation {
             entry_thread,
             watch_stop,
             watcher: Some(watcher),
+            pebble,
+            acme_issued_in: None,
         };
         // In network mode a node's proxy listener is the service address inside its own
         // namespace: the entries reach it, this namespace does not.
@@ -538,6 +561,18 @@ impl Simulation {
         };
         tls.extend(&sim.tls_entries);
         sim.wait_tls(&tls, "start-up")?;
+        if let Some(p) = &sim.pebble {
+            let root = p.root_file.clone();
+            let managed = pebble::with_acme(&sim.config, p)?;
+            let from = Instant::now();
+            sim.push_config(&managed)?;
+            if let Some(path) = &sim.config_path {
+                std::fs::write(path, &managed)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            sim.wait_ready(&tls, "ACME issuance", |a| pebble::serves(a, &root))?;
+            sim.acme_issued_in = Some(from.elapsed());
+        }
         Ok(sim)
     }
 

@@ -103,6 +103,7 @@ fn network_mode_routes_the_service_address_with_bgp_withdraws_it_and_cleans_up()
         work_dir: Some(work.clone()),
         netns: true,
         no_store: false,
+        acme: false,
     };
     let mut sim =
         Simulation::start(Topology::parse(TOPOLOGY).expect("valid"), &options).expect("starts");

@@ -27,6 +27,7 @@ fn every_node_follows_the_store_and_a_region_comes_back_on_the_latest_config() {
         work_dir: Some(work.clone()),
         netns: false,
         no_store: false,
+        acme: false,
     };
     // Fails with etcd's install command when etcd is missing.
     let mut sim =

@@ -18,6 +18,7 @@ fn child_processes_prefer_their_region_move_on_sigkill_and_stop_cleanly() {
         work_dir: Some(work.clone()),
         netns: false,
         no_store: false,
+        acme: false,
     };
     let mut sim =
         Simulation::start(Topology::parse(TOPOLOGY).expect("valid"), &options).expect("starts");

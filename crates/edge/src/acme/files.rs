@@ -6,6 +6,7 @@
 //!   for `certificates[].name`, leaf first, and its private key; `directory`: the ACME
 //!   directory URL of the CA that issued it.
 
+use portico_core::config::{Config, ConfigError};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 /// this process can write to.
 pub fn ensure_state_dir(dir: &Path) -> Result<(), String> {
     if !dir.exists() {
+        check_state_dir(dir)?;
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| format!("cannot make {} private (0700): {e}", dir.display()))?;
@@ -26,6 +28,62 @@ pub fn ensure_state_dir(dir: &Path) -> Result<(), String> {
     fs::write(&probe, b"")
         .and_then(|()| fs::remove_file(&probe))
         .map_err(|e| format!("cannot write in {}: {e}", dir.display()))
+}
+
+/// Whether a node with a config file can keep its managed certificates: when `config` has an
+/// `"acme": true` certificate, its `node.state_dir` is created (mode 0700) when `create`
+/// (start-up) or only checked ([`check_state_dir`], `--check`); an error at `node.state_dir`
+/// naming the directory.
+pub fn check_config(config: &Config, create: bool) -> Result<(), ConfigError> {
+    if !config.certificates.iter().any(|c| c.is_acme()) {
+        return Ok(());
+    }
+    let dir = Path::new(&config.node.state_dir);
+    let checked = if create {
+        ensure_state_dir(dir)
+    } else {
+        check_state_dir(dir)
+    };
+    checked.map_err(|e| ConfigError::new("node.state_dir", e))
+}
+
+/// Checks `dir` without creating anything (what `--check` does): an existing `dir` must be a
+/// directory this process can write to; a missing one must be creatable, its nearest existing
+/// ancestor a directory that is not read-only.
+pub fn check_state_dir(dir: &Path) -> Result<(), String> {
+    if dir.exists() {
+        if !dir.is_dir() {
+            return Err(format!("{} is not a directory", dir.display()));
+        }
+        let probe = dir.join(".portico-write-check");
+        return fs::write(&probe, b"")
+            .and_then(|()| fs::remove_file(&probe))
+            .map_err(|e| format!("cannot write in {}: {e}", dir.display()));
+    }
+    let mut ancestor = dir.parent();
+    while let Some(a) = ancestor {
+        let a = if a.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            a
+        };
+        if let Ok(meta) = fs::metadata(a) {
+            let cannot =
+                |why: &str| format!("cannot create {}: {} {why}", dir.display(), a.display());
+            if !meta.is_dir() {
+                return Err(cannot("is not a directory"));
+            }
+            if meta.permissions().readonly() {
+                return Err(cannot("is read-only"));
+            }
+            return Ok(());
+        }
+        ancestor = a.parent();
+    }
+    Err(format!(
+        "cannot create {}: no existing parent",
+        dir.display()
+    ))
 }
 
 /// Where the account for `directory` is kept: one file per CA directory URL.
@@ -138,9 +196,40 @@ mod tests {
         let file = tmp.path().join("file");
         fs::write(&file, b"").expect("file");
         assert!(ensure_state_dir(&file).is_err_and(|e| e.contains("is not a directory")));
+        assert!(check_state_dir(&file).is_err_and(|e| e.contains("is not a directory")));
         assert_eq!(
             account_file(&state, "https://acme-v02.api.letsencrypt.org/directory"),
             state.join("acme/account-acme_v02_api_letsencrypt_org_directory.json")
+        );
+    }
+
+    #[test]
+    fn checking_the_state_dir_creates_nothing_and_names_what_stands_in_the_way() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = tmp.path().join("a/b/state");
+        assert_eq!(
+            check_state_dir(&state),
+            Ok(()),
+            "creatable under a directory"
+        );
+        assert!(!tmp.path().join("a").exists(), "--check creates nothing");
+        ensure_state_dir(&state).expect("created");
+        assert_eq!(check_state_dir(&state), Ok(()), "an existing directory");
+        let file = tmp.path().join("file");
+        fs::write(&file, b"").expect("file");
+        let under = file.join("state");
+        let message = format!(
+            "cannot create {}: {} is not a directory",
+            under.display(),
+            file.display()
+        );
+        assert_eq!(check_state_dir(&under), Err(message));
+        assert!(ensure_state_dir(&under).is_err());
+        let read_only = tmp.path().join("ro");
+        fs::create_dir(&read_only).expect("dir");
+        fs::set_permissions(&read_only, fs::Permissions::from_mode(0o500)).expect("chmod");
+        assert!(
+            check_state_dir(&read_only.join("state")).is_err_and(|e| e.ends_with("is read-only"))
         );
     }
 }
