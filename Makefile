@@ -21,7 +21,7 @@ help:
 	@echo "make bench-micro     criterion micro-benchmarks of route matching and selection"
 	@echo "make bench-failover  failover benchmark against nginx, HAProxy and Front Door-style probing"
 	@echo "make bench-config    config propagation to three regions through etcd, and errors during reloads"
-	@echo "make bench-rollout  a good and a valid-but-wrong document pushed to three regions under load: waves, gates, rollback"
+	@echo "make bench-rollout   a good and a valid-but-wrong document pushed to three regions under load: waves, gates, rollback"
 	@echo "make bench-scale     cost per origin and per route: CPU, memory, reloads at 10 to 5,000 origins, beside HAProxy and nginx"
 	@echo "make bench-hostile   slow clients, huge heads, smuggling shapes against Portico, nginx and HAProxy"
 	@echo "make soak            churn soak: faults, reloads and slow clients under load (SOAK_S=600 seconds)"
