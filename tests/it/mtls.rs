@@ -271,3 +271,76 @@ fn an_unreadable_client_ca_file_is_an_error_at_its_path() {
         "{errors}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_verified_for_one_host_does_not_vouch_for_another_hosts_cas() {
+    // api.test asks for certificates from `clients`; partner.test (optional) from `others`.
+    let server = TestCa::new("server");
+    let clients = TestCa::new("clients");
+    let others = TestCa::new("others");
+    let o = origin("o").await;
+    let entry = |name: &str, host: &str, cas: Option<(&TestCa, bool)>| {
+        let leaf = server.leaf(name, &[host]);
+        let mut e = serde_json::json!({
+            "name": name, "hosts": [host],
+            "cert_file": leaf.cert_file, "key_file": leaf.key_file,
+        });
+        if let Some((ca, required)) = cas {
+            e["client_auth"] = serde_json::json!({"ca_file": ca.ca_file, "required": required});
+        }
+        e
+    };
+    let config = format!(
+        r#"{{"pools": [{{"name": "p", "origins": [{}]}}],
+            "routes": [{{"name": "r", "pool": "p"}}],
+            "certificates": [{}, {}]}}"#,
+        origin_json("o", o.addr(), ""),
+        entry("api", "api.test", Some((&clients, true))),
+        entry("partner", "partner.test", Some((&others, false))),
+    );
+    let node = TlsNode::start(&config).await;
+    let other = others.leaf("outsider", &["outsider.test"]);
+    let port = node.port();
+    let cafile = server.ca_file.to_string_lossy().into_owned();
+    let resolve = format!("partner.test:{port}:127.0.0.1");
+    let url = format!("https://partner.test:{port}/");
+    let (cert, key) = (
+        other.cert_file.to_string_lossy().into_owned(),
+        other.key_file.to_string_lossy().into_owned(),
+    );
+    for (host, want, headers) in [("api.test", "421", false), ("partner.test", "200", true)] {
+        let before = served(&o);
+        let host_header = format!("Host: {host}");
+        let out = curl(&[
+            "--cacert",
+            &cafile,
+            "--resolve",
+            &resolve,
+            "--http1.1",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &host_header,
+            &url,
+        ])
+        .await;
+        assert_eq!(out.stdout, want, "Host {host}: {}", out.stderr);
+        if want == "200" {
+            assert_eq!(served(&o), before + 1);
+            let seen = last_request(&o);
+            assert_eq!(
+                header(&seen, "x-client-cert-subject").is_some(),
+                headers,
+                "Host {host}: {seen:?}"
+            );
+        } else {
+            assert_eq!(served(&o), before, "Host {host} reached the origin");
+        }
+    }
+}

@@ -20,6 +20,9 @@ pub struct ClientAuth {
     cas: Vec<X509>,
     /// Whether a client without a valid certificate is refused in the handshake.
     required: bool,
+    /// SHA-256 over the CA certificates' DER: which CAs a client certificate was verified
+    /// against, the same across reloads of the same file.
+    id: [u8; 32],
 }
 
 impl ClientAuth {
@@ -29,7 +32,20 @@ impl ClientAuth {
             .ok()
             .filter(|s| !s.is_empty())
             .ok_or("holds no PEM certificate")?;
-        Ok(ClientAuth { cas, required })
+        let mut hasher = openssl::sha::Sha256::new();
+        for ca in &cas {
+            hasher.update(&ca.to_der().map_err(|e| e.to_string())?);
+        }
+        Ok(ClientAuth {
+            cas,
+            required,
+            id: hasher.finish(),
+        })
+    }
+
+    /// Which CAs this is (see [`ClientCert::verified_by`]).
+    pub fn id(&self) -> [u8; 32] {
+        self.id
     }
 
     /// Whether a client without a valid certificate is refused.
@@ -72,20 +88,25 @@ pub struct ClientCert {
     pub subject: String,
     /// SHA-256 of the DER certificate, lowercase hex without colons.
     pub sha256: String,
+    /// The [`ClientAuth::id`] of the CAs it was verified against (those of the certificate
+    /// entry the handshake's SNI picked): a request whose Host needs other CAs is not vouched
+    /// for by it.
+    pub verified_by: [u8; 32],
 }
 
 impl ClientCert {
     /// The client's certificate after a handshake, when one was sent and verified.
-    pub fn verified(ssl: &SslRef) -> Option<ClientCert> {
+    /// `verified_by`: the CAs the handshake asked for (see [`ClientAuth::id`]).
+    pub fn verified(ssl: &SslRef, verified_by: [u8; 32]) -> Option<ClientCert> {
         let cert = ssl.peer_certificate()?;
         if ssl.verify_result() != X509VerifyResult::OK {
             return None;
         }
-        Self::of(&cert)
+        Self::of(&cert, verified_by)
     }
 
-    /// The identity of `cert`.
-    pub fn of(cert: &X509Ref) -> Option<ClientCert> {
+    /// The identity of `cert`, verified against the CAs `verified_by`.
+    pub fn of(cert: &X509Ref, verified_by: [u8; 32]) -> Option<ClientCert> {
         let digest = cert.digest(MessageDigest::sha256()).ok()?;
         let mut sha256 = String::with_capacity(64);
         for b in digest.iter() {
@@ -94,6 +115,7 @@ impl ClientCert {
         Some(ClientCert {
             subject: rfc4514(cert.subject_name()),
             sha256,
+            verified_by,
         })
     }
 }

@@ -163,6 +163,7 @@ impl ProxyHttp for EdgeProxy {
             trace: None,
             trusted_proxy: false,
             status: 0,
+            client_cert_fits: false,
             compression: None,
             refused: false,
             rules: Default::default(),
@@ -216,11 +217,15 @@ impl ProxyHttp for EdgeProxy {
                 return Ok(true);
             }
         }
-        if over_tls(session)
-            && client_cert(session).is_none()
-            && self.node.certs.load().requires_client_cert(host)
-        {
-            // The handshake named a host without client certificates; this one needs them.
+        let refuse = over_tls(session) && {
+            let certs = self.node.certs.load();
+            let fits = client_cert(session).is_some_and(|c| certs.client_cert_fits(host, c));
+            ctx.client_cert_fits = fits;
+            !fits && certs.requires_client_cert(host)
+        };
+        if refuse {
+            // The handshake named a host without client certificates, or with other CAs;
+            // this one needs a certificate from its own.
             ctx.status = 421;
             let body = answers::client_cert_required(host.unwrap_or(""));
             respond(session, ctx, self.draining(), 421, body).await?;

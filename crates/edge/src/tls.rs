@@ -65,14 +65,28 @@ impl CertStore {
     /// Whether a handshake naming `host` would have to present a client certificate (the
     /// certificate it gets has a required `client_auth`).
     pub fn requires_client_cert(&self, host: Option<&str>) -> bool {
+        self.host_client_auth(host).is_some_and(|a| a.required())
+    }
+
+    /// Whether `cert` vouches for a request to `host`: it was verified against the CAs of
+    /// the `client_auth` of the certificate `host` gets. A certificate verified under another
+    /// entry's CAs (SNI naming one host, `Host` another) does not: its identity is not sent to
+    /// the origins of `host`.
+    pub fn client_cert_fits(&self, host: Option<&str>, cert: &ClientCert) -> bool {
+        self.host_client_auth(host)
+            .is_some_and(|a| a.id() == cert.verified_by)
+    }
+
+    /// The `client_auth` of the certificate a request's `Host` gets.
+    fn host_client_auth(&self, host: Option<&str>) -> Option<&ClientAuth> {
         if self.client_auth.is_empty() {
-            return false;
+            return None;
         }
         let mut buf = [0u8; 256];
         let host = host.map(|h| portico_core::routing::normalize_host(h, &mut buf));
         self.pick(host)
             .and_then(|c| self.client_auth.get(&c.name))
-            .is_some_and(|a| a.required())
+            .map(|a| &**a)
     }
 
     /// The certificate for an SNI name: one listing the exact name, else the one with the
@@ -287,7 +301,12 @@ impl TlsAccept for SniCertificates {
         &self,
         ssl: &TlsRef,
     ) -> Option<Arc<dyn Any + Send + Sync>> {
-        ClientCert::verified(ssl).map(|c| Arc::new(c) as Arc<dyn Any + Send + Sync>)
+        let store = self.store.load();
+        let sni = ssl.servername(NameType::HOST_NAME);
+        let auth = store
+            .pick(sni)
+            .and_then(|c| store.client_auth().get(&c.name))?;
+        ClientCert::verified(ssl, auth.id()).map(|c| Arc::new(c) as Arc<dyn Any + Send + Sync>)
     }
 }
 

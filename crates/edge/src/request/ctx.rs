@@ -42,6 +42,10 @@ pub struct RequestCtx {
     pub(crate) trusted_proxy: bool,
     /// Status sent to the client (0 if none).
     pub(crate) status: u16,
+    /// Whether the connection's verified client certificate vouches for this request's Host
+    /// (verified against the CAs of the certificate the Host gets); only then do origins hear
+    /// of it.
+    pub(crate) client_cert_fits: bool,
     /// The response compressor, only on a route with `compression`.
     pub(crate) compression: Option<Box<crate::compression::Compressor>>,
     /// Whether Portico refused the request itself for a route or rule reason (no route
@@ -111,7 +115,7 @@ impl RequestCtx {
             client_ip: client_ip(session),
             tls: over_tls(session),
             trusted_proxy: self.trusted_proxy,
-            client_cert: client_cert(session),
+            client_cert: client_cert(session).filter(|_| self.client_cert_fits),
             request_id: &self.request_id,
             original: session.req_header(),
             rules: &self.rules,

@@ -499,6 +499,7 @@ mod tests {
             cert: Some(ClientCert {
                 subject: "CN=partner,O=Acme".into(),
                 sha256: "ab".repeat(32),
+                verified_by: [0; 32],
             }),
         };
         let (headers, _) = sent(with, &original, 0);
