@@ -98,6 +98,40 @@ async fn get_with(
     curl(&refs).await
 }
 
+/// `GET /` over HTTP/1.1 whose handshake names `sni` and whose `Host` is `host`, with
+/// `client` (cert and key, if any): the status code.
+async fn get_across(
+    node: &TlsNode,
+    server: &TestCa,
+    sni: &str,
+    host: &str,
+    client: Option<&Leaf>,
+) -> CurlOut {
+    let port = node.port();
+    let mut args = vec![
+        "--cacert".to_string(),
+        server.ca_file.to_string_lossy().into_owned(),
+        "--resolve".to_string(),
+        format!("{sni}:{port}:127.0.0.1"),
+        "--http1.1".to_string(),
+        "-o".to_string(),
+        "/dev/null".to_string(),
+        "-w".to_string(),
+        "%{http_code}".to_string(),
+        "-H".to_string(),
+        format!("Host: {host}"),
+    ];
+    if let Some(leaf) = client {
+        args.push("--cert".to_string());
+        args.push(leaf.cert_file.to_string_lossy().into_owned());
+        args.push("--key".to_string());
+        args.push(leaf.key_file.to_string_lossy().into_owned());
+    }
+    args.push(format!("https://{sni}:{port}/"));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    curl(&refs).await
+}
+
 /// The SHA-256 of the certificate in `leaf`, lowercase hex.
 fn fingerprint(leaf: &Leaf) -> String {
     let pem = std::fs::read(&leaf.cert_file).expect("read the leaf");
@@ -159,31 +193,12 @@ async fn required_client_certificates_pass_a_verified_client_and_refuse_the_rest
     assert_eq!(served(&o), before, "a refused client reached the origin");
 
     // A handshake for a host without client certificates cannot carry a request for one with.
-    let port = node.port();
-    let cafile = server.ca_file.to_string_lossy().into_owned();
-    let resolve = format!("open.test:{port}:127.0.0.1");
-    let url = format!("https://open.test:{port}/");
     for (host, want) in [
         ("api.test", "421"),
         ("API.test.:443", "421"),
         ("open.test", "200"),
     ] {
-        let host_header = format!("Host: {host}");
-        let out = curl(&[
-            "--cacert",
-            &cafile,
-            "--resolve",
-            &resolve,
-            "--http1.1",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            &host_header,
-            &url,
-        ])
-        .await;
+        let out = get_across(&node, &server, "open.test", host, None).await;
         assert_eq!(
             out.stdout, want,
             "Host {host} over open.test: {}",
@@ -300,36 +315,9 @@ async fn a_certificate_verified_for_one_host_does_not_vouch_for_another_hosts_ca
     );
     let node = TlsNode::start(&config).await;
     let other = others.leaf("outsider", &["outsider.test"]);
-    let port = node.port();
-    let cafile = server.ca_file.to_string_lossy().into_owned();
-    let resolve = format!("partner.test:{port}:127.0.0.1");
-    let url = format!("https://partner.test:{port}/");
-    let (cert, key) = (
-        other.cert_file.to_string_lossy().into_owned(),
-        other.key_file.to_string_lossy().into_owned(),
-    );
     for (host, want, headers) in [("api.test", "421", false), ("partner.test", "200", true)] {
         let before = served(&o);
-        let host_header = format!("Host: {host}");
-        let out = curl(&[
-            "--cacert",
-            &cafile,
-            "--resolve",
-            &resolve,
-            "--http1.1",
-            "--cert",
-            &cert,
-            "--key",
-            &key,
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            &host_header,
-            &url,
-        ])
-        .await;
+        let out = get_across(&node, &server, "partner.test", host, Some(&other)).await;
         assert_eq!(out.stdout, want, "Host {host}: {}", out.stderr);
         if want == "200" {
             assert_eq!(served(&o), before + 1);

@@ -218,10 +218,10 @@ impl ProxyHttp for EdgeProxy {
             }
         }
         let refuse = over_tls(session) && {
-            let certs = self.node.certs.load();
-            let fits = client_cert(session).is_some_and(|c| certs.client_cert_fits(host, c));
+            let (fits, refuse) =
+                (self.node.certs.load()).client_cert_for(host, client_cert(session));
             ctx.client_cert_fits = fits;
-            !fits && certs.requires_client_cert(host)
+            refuse
         };
         if refuse {
             // The handshake named a host without client certificates, or with other CAs;

@@ -62,19 +62,17 @@ impl CertStore {
         &self.certs
     }
 
-    /// Whether a handshake naming `host` would have to present a client certificate (the
-    /// certificate it gets has a required `client_auth`).
-    pub fn requires_client_cert(&self, host: Option<&str>) -> bool {
-        self.host_client_auth(host).is_some_and(|a| a.required())
-    }
-
-    /// Whether `cert` vouches for a request to `host`: it was verified against the CAs of
-    /// the `client_auth` of the certificate `host` gets. A certificate verified under another
-    /// entry's CAs (SNI naming one host, `Host` another) does not: its identity is not sent to
-    /// the origins of `host`.
-    pub fn client_cert_fits(&self, host: Option<&str>, cert: &ClientCert) -> bool {
-        self.host_client_auth(host)
-            .is_some_and(|a| a.id() == cert.verified_by)
+    /// For a request to `host` on a connection with `cert`: whether `cert` vouches for it (it
+    /// was verified against the CAs of the `client_auth` of the certificate `host` gets; one
+    /// verified under another entry's CAs — SNI naming one host, `Host` another — does not,
+    /// and its identity is not sent to the origins of `host`), and whether the request must be
+    /// refused (421) because that `client_auth` is required and `cert` does not vouch.
+    pub fn client_cert_for(&self, host: Option<&str>, cert: Option<&ClientCert>) -> (bool, bool) {
+        let Some(auth) = self.host_client_auth(host) else {
+            return (false, false);
+        };
+        let fits = cert.is_some_and(|c| c.verified_by == auth.id());
+        (fits, !fits && auth.required())
     }
 
     /// The `client_auth` of the certificate a request's `Host` gets.

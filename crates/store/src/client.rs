@@ -16,10 +16,7 @@ use tokio::time::Instant;
 /// one at random among those it is connected to).
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
-/// The largest answer this client decodes (a document read or watched): 64 MiB, far above
-/// what etcd takes by default (`--max-request-bytes`, 1.5 MiB), so that etcd's limit is the one
-/// that binds. gRPC's default is 4 MiB.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+pub use crate::error::MAX_MESSAGE_BYTES;
 
 /// A connection to the store named by a [`StoreUrl`]. Cheap to clone; clones share the
 /// connection.

@@ -152,6 +152,11 @@ pub enum LimitSide {
     Client,
 }
 
+/// The largest answer this client decodes (a document read or watched): 64 MiB, far above
+/// what etcd takes by default (`--max-request-bytes`, 1.5 MiB), so that etcd's limit is the one
+/// that binds. gRPC's default is 4 MiB.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
 /// The default of etcd's `--max-request-bytes`: 1.5 MiB.
 pub const ETCD_DEFAULT_MAX_REQUEST_BYTES: u64 = 1536 * 1024;
 
@@ -175,7 +180,7 @@ fn too_large_message(side: LimitSide, size: Option<u64>, limit: Option<u64>) -> 
              versions of them; this client reads answers up to {} bytes (MAX_MESSAGE_BYTES in \
              portico-store's client.rs)",
             bytes(size),
-            crate::client::MAX_MESSAGE_BYTES
+            MAX_MESSAGE_BYTES
         ),
         LimitSide::Client => format!(
             "etcd's answer is {}, more than this client takes ({}): the client's max decoding \
