@@ -82,9 +82,61 @@ pub enum Next {
     GiveUp {
         /// The last failure (`None`: the pool had no origin to try).
         reason: Option<RetryReason>,
-        /// Whether a retry was considered and refused (counted as a denied retry).
-        retry_denied: bool,
     },
+}
+
+/// What an attempt's outcome decided: the next step, and the side effects it implies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// What the edge should do next.
+    pub next: Next,
+    /// What the edge publishes and counts for it.
+    pub effects: Effects,
+}
+
+/// The side effects of an attempt's outcome, beside the pool state the lifecycle updated
+/// itself: what the edge publishes (an ejection) and counts (a retry or a denied retry).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// The origin the outcome ejected, with the event (when two attempts settle at once and
+    /// both eject, the cancelled one's).
+    pub ejected: Option<(usize, EjectionEvent)>,
+    /// The attempt that failed, and what became of the failure.
+    pub failed: Option<Failed>,
+}
+
+/// A failed attempt and what the lifecycle made of its failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failed {
+    /// The attempt number.
+    pub attempt: usize,
+    /// Why it failed.
+    pub reason: RetryReason,
+    /// Whether another attempt follows.
+    pub retry: Retry,
+}
+
+/// What a failure led to, as the retry counters see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Another attempt is sent (a retry).
+    Sent,
+    /// A retry was considered and refused: the request is not safe to resend, or no attempt,
+    /// origin or retry budget is left (a denied retry).
+    Denied,
+    /// No retry was considered: a response was delivered already, or another attempt is
+    /// still in flight and is waited for.
+    Skipped,
+}
+
+impl Decision {
+    /// A decision without side effects.
+    fn plain(next: Next) -> Self {
+        Self {
+            next,
+            effects: Effects::default(),
+        }
+    }
 }
 
 /// One request's attempt plan.
@@ -99,8 +151,6 @@ pub struct Lifecycle {
     rand: u64,
     /// The origin session affinity pins the request to (step 0 of selection).
     pinned: Option<usize>,
-    /// The last ejection caused by this request, for logging.
-    ejection: Option<(usize, EjectionEvent)>,
 }
 
 impl Lifecycle {
@@ -115,7 +165,6 @@ impl Lifecycle {
             hedge: None,
             rand,
             pinned: None,
-            ejection: None,
         }
     }
 
@@ -155,11 +204,6 @@ impl Lifecycle {
     /// How the hedge went, if one was due.
     pub fn hedge_result(&self) -> Option<HedgeResult> {
         self.hedge
-    }
-
-    /// The last ejection this request caused (origin index and event).
-    pub fn take_ejection(&mut self) -> Option<(usize, EjectionEvent)> {
-        self.ejection.take()
     }
 
     fn pending(&self) -> impl Iterator<Item = usize> + '_ {
@@ -204,10 +248,7 @@ impl Lifecycle {
         }
         match self.pick(pool, now) {
             Some(origin) => self.send(origin, now, None, false),
-            None => Next::GiveUp {
-                reason: None,
-                retry_denied: false,
-            },
+            None => Next::GiveUp { reason: None },
         }
     }
 
@@ -253,20 +294,20 @@ impl Lifecycle {
         status: u16,
         replayable: bool,
         now: Instant,
-    ) -> Next {
+    ) -> Decision {
         let Some(a) = self.attempts.get(attempt).copied() else {
-            return Next::Wait;
+            return Decision::plain(Next::Wait);
         };
         if a.state != AttemptState::Pending || self.delivered.is_some() {
-            return Next::Wait;
+            return Decision::plain(Next::Wait);
         }
         if let Some(reason) = RetryReason::from_status(status) {
             return self.on_failure(pool, attempt, reason, replayable, false, now);
         }
         pool.record_head(now, a.origin, now.saturating_duration_since(a.started));
-        if let Some(e) = pool.record_outcome(now, a.origin, status < 500) {
-            self.ejection = Some((a.origin, e));
-        }
+        let mut ejected = pool
+            .record_outcome(now, a.origin, status < 500)
+            .map(|e| (a.origin, e));
         self.attempts[attempt].state = AttemptState::Delivered;
         self.delivered = Some(attempt);
         if self.hedge == Some(HedgeResult::Lost) && a.hedge {
@@ -278,10 +319,16 @@ impl Lifecycle {
             self.attempts[c].state = AttemptState::Cancelled;
             let waited = now.saturating_duration_since(loser.started);
             if let LossVerdict::Failure(Some(e)) = pool.record_lost(now, loser.origin, waited) {
-                self.ejection = Some((loser.origin, e));
+                ejected = Some((loser.origin, e));
             }
         }
-        Next::Deliver { attempt, cancel }
+        Decision {
+            next: Next::Deliver { attempt, cancel },
+            effects: Effects {
+                ejected,
+                failed: None,
+            },
+        }
     }
 
     /// Attempt `attempt` failed at `now` for `reason`. `replayable`: the whole request body
@@ -298,45 +345,63 @@ impl Lifecycle {
         replayable: bool,
         reused_connection: bool,
         now: Instant,
-    ) -> Next {
-        let Some(a) = self.attempts.get(attempt).copied() else {
-            return Next::GiveUp {
-                reason: Some(reason),
-                retry_denied: false,
-            };
-        };
-        if a.state == AttemptState::Pending {
+    ) -> Decision {
+        let mut ejected = None;
+        if let Some(a) = self.attempts.get(attempt).copied()
+            && a.state == AttemptState::Pending
+        {
             self.attempts[attempt].state = AttemptState::Failed(reason);
             let counts = !(reused_connection && reason == RetryReason::ConnectionDropped);
             if counts {
                 if reason == RetryReason::ResponseTimeout {
                     pool.record_timeout(now, a.origin);
                 }
-                if let Some(e) = pool.record_outcome(now, a.origin, false) {
-                    self.ejection = Some((a.origin, e));
-                }
+                ejected = pool
+                    .record_outcome(now, a.origin, false)
+                    .map(|e| (a.origin, e));
             }
         }
-        if self.delivered.is_some() {
-            return Next::GiveUp {
-                reason: Some(reason),
-                retry_denied: false,
-            };
+        let (next, retry) = self.after_failure(pool, attempt, reason, replayable, now);
+        Decision {
+            next,
+            effects: Effects {
+                ejected,
+                failed: Some(Failed {
+                    attempt,
+                    reason,
+                    retry,
+                }),
+            },
+        }
+    }
+
+    /// What follows a failure of `attempt`: nothing while a response was delivered or another
+    /// attempt is in flight, else a retry when one may follow, else giving up.
+    fn after_failure(
+        &mut self,
+        pool: &mut PoolState,
+        attempt: usize,
+        reason: RetryReason,
+        replayable: bool,
+        now: Instant,
+    ) -> (Next, Retry) {
+        let give_up = Next::GiveUp {
+            reason: Some(reason),
+        };
+        if attempt >= self.attempts.len() || self.delivered.is_some() {
+            return (give_up, Retry::Skipped);
         }
         if self.pending().next().is_some() {
-            return Next::Wait;
+            return (Next::Wait, Retry::Skipped);
         }
         if may_retry(reason, self.kind.idempotent, replayable)
             && self.attempts.len() < self.max_attempts
             && let Some(origin) = self.pick(pool, now)
             && pool.try_retry(now)
         {
-            return self.send(origin, now, Some(reason), false);
+            return (self.send(origin, now, Some(reason), false), Retry::Sent);
         }
-        Next::GiveUp {
-            reason: Some(reason),
-            retry_denied: true,
-        }
+        (give_up, Retry::Denied)
     }
 
     /// How long attempt `attempt` has been waiting at `now`.

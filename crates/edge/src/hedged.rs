@@ -146,41 +146,12 @@ pub async fn serve(
             }
         };
         let now = Instant::now();
-        match result {
+        ctx.attempt = attempt;
+        let (decision, answer) = match result {
             Ok(up) => {
                 let status = up.response_header().map_or(502, |h| h.status.as_u16());
-                next = lc.on_head(&mut pool.state(), attempt, status, true, now);
-                if let Some((idx, e)) = lc.take_ejection() {
-                    pool.ejection_event(idx, e);
-                }
-                if let Next::Deliver { cancel, .. } = next {
-                    if let Some(c) = cancel {
-                        // Dropping the other flight closes its connection.
-                        for s in &mut slots {
-                            if s.as_ref().is_some_and(|s| s.attempt == c) {
-                                *s = None;
-                            }
-                        }
-                        if let Some(t) = &mut ctx.trace {
-                            t.outcome_at(c, "cancelled (the other attempt answered first)");
-                        }
-                    }
-                    if let Some(t) = &mut ctx.trace {
-                        t.outcome_at(attempt, status.to_string());
-                        t.answered();
-                    }
-                    let peer = pool.origins[lc.attempts()[attempt].origin].peer.clone();
-                    ctx.attempt = attempt;
-                    ctx.answered = true;
-                    ctx.lifecycle = Some(lc);
-                    drop(slots);
-                    return deliver(&shell, session, ctx, up, &peer).await;
-                }
-                if let Some(reason) = RetryReason::from_status(status) {
-                    last_reason = Some(reason);
-                    ctx.attempt = attempt;
-                    ctx.count_next(shell.metrics, pool, reason, next);
-                }
+                let decision = lc.on_head(&mut pool.state(), attempt, status, true, now);
+                (decision, Some((up, status)))
             }
             Err(f) => {
                 // Errors of the client session carry no side yet: they are the origin's.
@@ -190,15 +161,37 @@ pub async fn serve(
                 } else {
                     proxy_reason(&error).unwrap_or(RetryReason::ConnectionDropped)
                 };
-                last_reason = Some(reason);
                 log::debug!("hedged attempt {attempt} failed: {error}");
-                next = lc.on_failure(&mut pool.state(), attempt, reason, true, f.reused, now);
-                if let Some((idx, e)) = lc.take_ejection() {
-                    pool.ejection_event(idx, e);
-                }
-                ctx.attempt = attempt;
-                ctx.count_next(shell.metrics, pool, reason, next);
+                let decision =
+                    lc.on_failure(&mut pool.state(), attempt, reason, true, f.reused, now);
+                (decision, None)
             }
+        };
+        if let Some(failed) = decision.effects.failed {
+            last_reason = Some(failed.reason);
+        }
+        next = ctx.step(shell.metrics, pool, decision);
+        if let (Next::Deliver { cancel, .. }, Some((up, status))) = (next, answer) {
+            if let Some(c) = cancel {
+                // Dropping the other flight closes its connection.
+                for s in &mut slots {
+                    if s.as_ref().is_some_and(|s| s.attempt == c) {
+                        *s = None;
+                    }
+                }
+                if let Some(t) = &mut ctx.trace {
+                    t.outcome_at(c, "cancelled (the other attempt answered first)");
+                }
+            }
+            if let Some(t) = &mut ctx.trace {
+                t.outcome_at(attempt, status.to_string());
+                t.answered();
+            }
+            let peer = pool.origins[lc.attempts()[attempt].origin].peer.clone();
+            ctx.answered = true;
+            ctx.lifecycle = Some(lc);
+            drop(slots);
+            return deliver(&shell, session, ctx, up, &peer).await;
         }
     }
 }

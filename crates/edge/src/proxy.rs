@@ -127,21 +127,16 @@ impl EdgeProxy {
         let Some(lc) = ctx.lifecycle.as_mut() else {
             return false;
         };
-        let next = {
-            let mut state = pool.state();
-            lc.on_failure(
-                &mut state,
-                attempt,
-                reason,
-                replayable,
-                reused_connection,
-                Instant::now(),
-            )
-        };
-        if let Some((idx, e)) = lc.take_ejection() {
-            pool.ejection_event(idx, e);
-        }
-        ctx.count_next(&self.node.metrics, pool, reason, next)
+        let decision = lc.on_failure(
+            &mut pool.state(),
+            attempt,
+            reason,
+            replayable,
+            reused_connection,
+            Instant::now(),
+        );
+        let next = ctx.step(&self.node.metrics, pool, decision);
+        matches!(next, Next::Send { .. })
     }
 }
 
@@ -391,20 +386,14 @@ impl ProxyHttp for EdgeProxy {
             return Ok(());
         };
         let replayable = !session.as_ref().retry_buffer_truncated();
-        let next = lc.on_head(
+        let decision = lc.on_head(
             &mut pool.state(),
             ctx.attempt,
             status,
             replayable,
             Instant::now(),
         );
-        if let Some((idx, e)) = lc.take_ejection() {
-            pool.ejection_event(idx, e);
-        }
-        if let (Some(reason), Next::Send { .. } | Next::GiveUp { .. }) =
-            (RetryReason::from_status(status), next)
-            && ctx.count_next(&self.node.metrics, pool, reason, next)
-        {
+        if let Next::Send { .. } = ctx.step(&self.node.metrics, pool, decision) {
             let mut e = Error::explain(
                 ErrorType::HTTPStatus(status),
                 format!("origin answered {status}, retrying on another origin"),

@@ -36,6 +36,29 @@ fn get() -> RequestKind {
     RequestKind::new("GET", false)
 }
 
+/// A decision without side effects.
+fn plain(next: Next) -> Decision {
+    Decision {
+        next,
+        effects: Effects::default(),
+    }
+}
+
+/// A decision after `attempt` failed for `reason`, that ejected nothing.
+fn after_failure(next: Next, attempt: usize, reason: RetryReason, retry: Retry) -> Decision {
+    Decision {
+        next,
+        effects: Effects {
+            ejected: None,
+            failed: Some(Failed {
+                attempt,
+                reason,
+                retry,
+            }),
+        },
+    }
+}
+
 fn sent(n: Next) -> (usize, usize) {
     match n {
         Next::Send {
@@ -53,10 +76,10 @@ fn a_good_answer_is_delivered_and_recorded() {
     let (a, _) = sent(lc.start(&mut p, t));
     assert_eq!(
         lc.on_head(&mut p, a, 200, true, t + MS * 2),
-        Next::Deliver {
+        plain(Next::Deliver {
             attempt: 0,
             cancel: None
-        }
+        })
     );
     assert_eq!(
         lc.delivered().map(|a| a.state),
@@ -64,7 +87,10 @@ fn a_good_answer_is_delivered_and_recorded() {
     );
     assert_eq!(lc.hedge_result(), None);
     // A second head for the same attempt changes nothing.
-    assert_eq!(lc.on_head(&mut p, a, 200, true, t + MS * 3), Next::Wait);
+    assert_eq!(
+        lc.on_head(&mut p, a, 200, true, t + MS * 3),
+        plain(Next::Wait)
+    );
 }
 
 #[test]
@@ -73,23 +99,27 @@ fn a_503_is_retried_on_another_origin_then_the_next_answer_wins() {
     let mut p = state(3, "", t);
     let mut lc = Lifecycle::new(get(), 3, 1);
     let (a0, o0) = sent(lc.start(&mut p, t));
-    let n = lc.on_head(&mut p, a0, 503, true, t);
+    let d = lc.on_head(&mut p, a0, 503, true, t);
     let Next::Send {
         attempt: 1,
         origin: o1,
         retry_of: Some(RetryReason::Status503),
         hedge: false,
-    } = n
+    } = d.next
     else {
-        panic!("{n:?}")
+        panic!("{d:?}")
     };
+    assert_eq!(
+        d,
+        after_failure(d.next, a0, RetryReason::Status503, Retry::Sent)
+    );
     assert_ne!(o0, o1);
     assert_eq!(
         lc.on_head(&mut p, 1, 200, true, t),
-        Next::Deliver {
+        plain(Next::Deliver {
             attempt: 1,
             cancel: None
-        }
+        })
     );
 }
 
@@ -102,14 +132,23 @@ fn a_post_that_reached_the_origin_is_not_retried_but_a_refused_connect_is() {
     let (a, _) = sent(lc.start(&mut p, t));
     assert_eq!(
         lc.on_failure(&mut p, a, RetryReason::ResponseTimeout, true, false, t),
-        Next::GiveUp {
-            reason: Some(RetryReason::ResponseTimeout),
-            retry_denied: true
-        }
+        after_failure(
+            Next::GiveUp {
+                reason: Some(RetryReason::ResponseTimeout)
+            },
+            a,
+            RetryReason::ResponseTimeout,
+            Retry::Denied
+        )
     );
     let mut lc = Lifecycle::new(post, 3, 1);
     let (a, _) = sent(lc.start(&mut p, t));
-    let (b, _) = sent(lc.on_failure(&mut p, a, RetryReason::ConnectRefused, false, false, t));
+    let d = lc.on_failure(&mut p, a, RetryReason::ConnectRefused, false, false, t);
+    assert_eq!(
+        d,
+        after_failure(d.next, a, RetryReason::ConnectRefused, Retry::Sent)
+    );
+    let (b, _) = sent(d.next);
     assert_eq!(b, 1);
     assert_eq!(lc.hedge_due(&p, t), None, "a POST is never hedged");
 }
@@ -120,19 +159,39 @@ fn attempts_stop_at_max_attempts_and_when_origins_run_out() {
     let mut p = state(5, "", t);
     let mut lc = Lifecycle::new(get(), 2, 3);
     let (a, _) = sent(lc.start(&mut p, t));
-    let (b, _) = sent(lc.on_failure(&mut p, a, RetryReason::ConnectRefused, true, false, t));
-    assert!(matches!(
+    let (b, _) = sent(
+        lc.on_failure(&mut p, a, RetryReason::ConnectRefused, true, false, t)
+            .next,
+    );
+    assert_eq!(
         lc.on_failure(&mut p, b, RetryReason::ConnectRefused, true, false, t),
-        Next::GiveUp { .. }
-    ));
+        after_failure(
+            Next::GiveUp {
+                reason: Some(RetryReason::ConnectRefused)
+            },
+            b,
+            RetryReason::ConnectRefused,
+            Retry::Denied
+        )
+    );
     let mut p = state(2, "", t);
     let mut lc = Lifecycle::new(get(), 10, 3);
     let (a, _) = sent(lc.start(&mut p, t));
-    let (b, _) = sent(lc.on_failure(&mut p, a, RetryReason::ConnectRefused, true, false, t));
-    assert!(matches!(
+    let (b, _) = sent(
+        lc.on_failure(&mut p, a, RetryReason::ConnectRefused, true, false, t)
+            .next,
+    );
+    assert_eq!(
         lc.on_failure(&mut p, b, RetryReason::ConnectRefused, true, false, t),
-        Next::GiveUp { .. }
-    ));
+        after_failure(
+            Next::GiveUp {
+                reason: Some(RetryReason::ConnectRefused)
+            },
+            b,
+            RetryReason::ConnectRefused,
+            Retry::Denied
+        )
+    );
     assert_eq!(lc.tried(), 0b11);
 }
 
@@ -160,15 +219,18 @@ fn a_hedge_is_due_after_the_delay_and_the_first_head_wins() {
     // The hedge answers first: it wins, the first attempt is cancelled.
     assert_eq!(
         lc.on_head(&mut p, h, 200, true, t + MS * 22),
-        Next::Deliver {
+        plain(Next::Deliver {
             attempt: h,
             cancel: Some(a)
-        }
+        })
     );
     assert_eq!(lc.hedge_result(), Some(HedgeResult::Won));
     assert_eq!(lc.attempts()[a].state, AttemptState::Cancelled);
     // The cancelled attempt's late head is ignored.
-    assert_eq!(lc.on_head(&mut p, a, 200, true, t + MS * 30), Next::Wait);
+    assert_eq!(
+        lc.on_head(&mut p, a, 200, true, t + MS * 30),
+        plain(Next::Wait)
+    );
     // A cancelled attempt is not a failure: the origin is neither ejected nor out of band.
     assert!(!p.origin(o0).unwrap().ejected);
 }
@@ -182,10 +244,10 @@ fn the_first_attempt_can_still_win_the_race() {
     let (h, _) = sent(lc.on_hedge_timer(&mut p, t + MS * 20));
     assert_eq!(
         lc.on_head(&mut p, a, 200, true, t + MS * 21),
-        Next::Deliver {
+        plain(Next::Deliver {
             attempt: a,
             cancel: Some(h)
-        }
+        })
     );
     assert_eq!(lc.hedge_result(), Some(HedgeResult::Lost));
 }
@@ -206,11 +268,20 @@ fn a_failure_during_a_race_waits_for_the_other_attempt() {
             false,
             t + MS * 25
         ),
-        Next::Wait
+        after_failure(
+            Next::Wait,
+            a,
+            RetryReason::ConnectionDropped,
+            Retry::Skipped
+        )
     );
     // The hedge fails too: now a retry goes to the third origin.
-    let n = lc.on_failure(&mut p, h, RetryReason::Status502, true, false, t + MS * 26);
-    let (r, o) = sent(n);
+    let d = lc.on_failure(&mut p, h, RetryReason::Status502, true, false, t + MS * 26);
+    assert_eq!(
+        d,
+        after_failure(d.next, h, RetryReason::Status502, Retry::Sent)
+    );
+    let (r, o) = sent(d.next);
     assert_eq!(r, 2);
     assert_eq!(lc.tried().count_ones(), 3);
     assert!(lc.tried() & (1 << o) != 0);
@@ -273,8 +344,8 @@ fn an_origin_that_keeps_losing_leaves_the_band() {
         let mut lc = Lifecycle::new(get(), 3, i);
         let (_, first) = sent(lc.start(&mut p, now));
         if first == 1 {
-            let n = lc.on_head(&mut p, 0, 200, true, now + MS);
-            assert!(matches!(n, Next::Deliver { .. }));
+            let d = lc.on_head(&mut p, 0, 200, true, now + MS);
+            assert!(matches!(d.next, Next::Deliver { .. }));
             continue;
         }
         let (h, _) = sent(lc.on_hedge_timer(&mut p, now + MS * 5));
@@ -296,22 +367,27 @@ fn a_timeout_counts_against_the_origin_and_slows_it() {
     }
     let mut lc = Lifecycle::new(get(), 3, 9);
     let (a, o) = sent(lc.start(&mut p, t));
-    let (b, o2) = sent(lc.on_failure(
+    let d = lc.on_failure(
         &mut p,
         a,
         RetryReason::ResponseTimeout,
         true,
         false,
         t + MS * 500,
-    ));
+    );
+    assert_eq!(
+        d,
+        after_failure(d.next, a, RetryReason::ResponseTimeout, Retry::Sent)
+    );
+    let (b, o2) = sent(d.next);
     assert_ne!(o, o2);
     assert!(p.origin(o).unwrap().live_latency.unwrap() >= MS * 500);
     assert_eq!(
         lc.on_head(&mut p, b, 200, true, t + MS * 501),
-        Next::Deliver {
+        plain(Next::Deliver {
             attempt: 1,
             cancel: None
-        }
+        })
     );
 }
 
@@ -322,9 +398,85 @@ fn a_drop_on_a_reused_connection_does_not_count_against_the_origin() {
     for _ in 0..10 {
         let mut lc = Lifecycle::new(get(), 1, 0);
         let (a, _) = sent(lc.start(&mut p, t));
-        lc.on_failure(&mut p, a, RetryReason::ConnectionDropped, true, true, t);
+        let give_up = Next::GiveUp {
+            reason: Some(RetryReason::ConnectionDropped),
+        };
+        assert_eq!(
+            lc.on_failure(&mut p, a, RetryReason::ConnectionDropped, true, true, t),
+            after_failure(give_up, a, RetryReason::ConnectionDropped, Retry::Denied)
+        );
     }
     assert!(!p.origin(0).unwrap().ejected && !p.origin(1).unwrap().ejected);
+}
+
+#[test]
+fn a_500_is_delivered_and_its_ejection_comes_with_the_decision() {
+    let t = Instant::now();
+    let mut p = state(
+        2,
+        r#","failover":{"ejection":{"consecutive_failures":1}}"#,
+        t,
+    );
+    let mut lc = Lifecycle::new(get(), 3, 7);
+    let (a, o) = sent(lc.start(&mut p, t));
+    let d = lc.on_head(&mut p, a, 500, true, t + MS);
+    let Some((ejected, EjectionEvent::Ejected { until, .. })) = d.effects.ejected else {
+        panic!("{d:?}")
+    };
+    assert_eq!((ejected, d.effects.failed), (o, None));
+    assert!(until > t + MS);
+    assert_eq!(
+        d.next,
+        Next::Deliver {
+            attempt: a,
+            cancel: None
+        }
+    );
+    assert!(p.origin(o).unwrap().ejected);
+}
+
+#[test]
+fn a_loser_that_waited_a_whole_timeout_is_ejected_by_the_winners_head() {
+    let t = Instant::now();
+    let extra = r#","failover":{"hedging":{"delay_ms":20},"ejection":{"consecutive_failures":1}}"#;
+    let mut p = state(2, extra, t);
+    let mut lc = Lifecycle::new(get(), 3, 5);
+    let (a, o0) = sent(lc.start(&mut p, t));
+    let (h, _) = sent(lc.on_hedge_timer(&mut p, t + MS * 20));
+    let d = lc.on_head(&mut p, h, 200, true, t + MS * 500);
+    assert_eq!(
+        d.next,
+        Next::Deliver {
+            attempt: h,
+            cancel: Some(a)
+        }
+    );
+    let Some((loser, EjectionEvent::Ejected { .. })) = d.effects.ejected else {
+        panic!("{d:?}")
+    };
+    assert_eq!((loser, d.effects.failed), (o0, None));
+}
+
+#[test]
+fn a_failure_after_delivery_or_of_no_attempt_is_reported_but_never_retried() {
+    let t = Instant::now();
+    let mut p = state(3, "", t);
+    let mut lc = Lifecycle::new(get(), 3, 7);
+    let (a, _) = sent(lc.start(&mut p, t));
+    lc.on_head(&mut p, a, 200, true, t);
+    // The delivered response's body broke off: nothing is retried.
+    let give_up = Next::GiveUp {
+        reason: Some(RetryReason::ConnectionDropped),
+    };
+    assert_eq!(
+        lc.on_failure(&mut p, a, RetryReason::ConnectionDropped, true, false, t),
+        after_failure(give_up, a, RetryReason::ConnectionDropped, Retry::Skipped)
+    );
+    assert_eq!(
+        lc.on_failure(&mut p, 9, RetryReason::ConnectionDropped, true, false, t),
+        after_failure(give_up, 9, RetryReason::ConnectionDropped, Retry::Skipped)
+    );
+    assert_eq!(lc.attempts().len(), 1);
 }
 
 #[test]
@@ -339,13 +491,7 @@ fn no_origin_gives_up_at_once() {
     .remove(0);
     let mut p = PoolState::new(&cfg, t);
     let mut lc = Lifecycle::new(get(), 3, 0);
-    assert_eq!(
-        lc.start(&mut p, t),
-        Next::GiveUp {
-            reason: None,
-            retry_denied: false
-        }
-    );
+    assert_eq!(lc.start(&mut p, t), Next::GiveUp { reason: None });
 }
 
 /// One event of a random run.
@@ -411,12 +557,44 @@ proptest::proptest! {
             proptest::prop_assert!(lc.attempts().iter().filter(|a| !a.hedge).count() <= max_attempts);
             Ok(())
         };
+        // The effects say what the decision implies: a retry counted exactly when one is sent,
+        // a denied one only when the request is given up, an ejection only of an origin tried.
+        let effects_fit = |d: Decision, lc: &Lifecycle| -> Result<(), proptest::test_runner::TestCaseError> {
+            let retried = matches!(d.next, Next::Send { retry_of: Some(_), .. });
+            proptest::prop_assert_eq!(retried, matches!(d.effects.failed, Some(Failed { retry: Retry::Sent, .. })));
+            if let Some(f) = d.effects.failed {
+                let fits = match f.retry {
+                    Retry::Sent => matches!(d.next, Next::Send { retry_of: Some(r), .. } if r == f.reason),
+                    Retry::Denied => d.next == Next::GiveUp { reason: Some(f.reason) },
+                    Retry::Skipped => matches!(d.next, Next::Wait | Next::GiveUp { .. }),
+                };
+                proptest::prop_assert!(fits, "{:?}", d);
+            }
+            if let Some((origin, _)) = d.effects.ejected {
+                proptest::prop_assert!(lc.tried() & (1 << origin) != 0);
+            }
+            Ok(())
+        };
         let n = lc.start(&mut p, now);
         check(n, &lc)?;
         for ev in events {
             let n = match ev {
-                Ev::Head(a, s) => lc.on_head(&mut p, a, s, replayable, now),
-                Ev::Fail(a, r, reused) => lc.on_failure(&mut p, a, reason(r), replayable, reused, now),
+                Ev::Head(a, s) => {
+                    let pending = lc.delivered().is_none()
+                        && lc.attempts().get(a).is_some_and(|x| x.state == AttemptState::Pending);
+                    let d = lc.on_head(&mut p, a, s, replayable, now);
+                    // A failing status of a pending attempt is its failure; nothing else is.
+                    let failure = RetryReason::from_status(s).filter(|_| pending).map(|r| (a, r));
+                    proptest::prop_assert_eq!(d.effects.failed.map(|f| (f.attempt, f.reason)), failure);
+                    effects_fit(d, &lc)?;
+                    d.next
+                }
+                Ev::Fail(a, r, reused) => {
+                    let d = lc.on_failure(&mut p, a, reason(r), replayable, reused, now);
+                    proptest::prop_assert_eq!(d.effects.failed.map(|f| (f.attempt, f.reason)), Some((a, reason(r))));
+                    effects_fit(d, &lc)?;
+                    d.next
+                }
                 Ev::Timer => lc.on_hedge_timer(&mut p, now),
                 Ev::Tick(ms) => { now += MS * u32::from(ms); Next::Wait }
             };
@@ -454,9 +632,21 @@ fn a_pinned_request_goes_to_its_origin_until_a_failure_ejects_it() {
     lc.pin(Some(2));
     let (a, o) = sent(lc.start(&mut p, t));
     assert_eq!(o, 2);
-    let (_, retry) = sent(lc.on_failure(&mut p, a, RetryReason::ConnectRefused, true, false, t));
+    let d = lc.on_failure(&mut p, a, RetryReason::ConnectRefused, true, false, t);
+    let (_, retry) = sent(d.next);
     assert_ne!(retry, 2);
     assert!(p.origin(2).unwrap().ejected);
+    let Some((2, EjectionEvent::Ejected { .. })) = d.effects.ejected else {
+        panic!("{d:?}")
+    };
+    assert_eq!(
+        d.effects.failed,
+        Some(Failed {
+            attempt: a,
+            reason: RetryReason::ConnectRefused,
+            retry: Retry::Sent
+        })
+    );
     // While ejected, the next pinned request is chosen anew.
     let mut lc = Lifecycle::new(get(), 3, 5);
     lc.pin(Some(2));

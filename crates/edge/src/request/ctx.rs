@@ -3,7 +3,6 @@
 
 use crate::client_cert::ClientCert;
 use crate::live_pool::LivePool;
-use crate::metrics::Metrics;
 use crate::request::outbound::{ClientSide, response_to_client};
 use crate::request::rule_edits;
 use crate::request::trace::Trace;
@@ -12,8 +11,7 @@ use crate::state::InFlight;
 use http::HeaderValue;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
-use portico_core::lifecycle::{Lifecycle, Next};
-use portico_core::retry::RetryReason;
+use portico_core::lifecycle::Lifecycle;
 use portico_core::rules::Actions;
 use std::sync::Arc;
 use std::time::Instant;
@@ -120,45 +118,6 @@ impl RequestCtx {
             original: session.req_header(),
             rules: &self.rules,
         }
-    }
-
-    /// Counts a lifecycle decision after a failure in the metrics and the trace; plans the
-    /// next attempt when there is one.
-    pub(crate) fn count_next(
-        &mut self,
-        metrics: &Metrics,
-        pool: &LivePool,
-        reason: RetryReason,
-        next: Next,
-    ) -> bool {
-        // Hedged attempts settle in the lifecycle itself; Pingora's loop asks for `planned`.
-        let (retry, denied) = match next {
-            Next::Send {
-                attempt, origin, ..
-            } => {
-                self.planned = Some((attempt, origin));
-                (true, false)
-            }
-            Next::GiveUp { retry_denied, .. } => (false, retry_denied),
-            Next::Wait | Next::Deliver { .. } => (false, false),
-        };
-        if let Some(t) = &mut self.trace {
-            t.outcome_at(
-                self.attempt,
-                format!(
-                    "{} ({})",
-                    reason.label(),
-                    if retry { "retried" } else { "not retried" }
-                ),
-            );
-        }
-        let labels = [pool.config.name.as_str(), reason.label()];
-        if retry {
-            metrics.retries.with_label_values(&labels).inc();
-        } else if denied {
-            metrics.retries_denied.with_label_values(&labels).inc();
-        }
-        retry
     }
 
     /// The `route`, `pool` and `origin` metric labels of the request (empty when unknown).

@@ -199,7 +199,8 @@ impl Sim {
                     }
                     let next = req
                         .lifecycle
-                        .on_head(&mut self.pool, attempt, 200, true, now);
+                        .on_head(&mut self.pool, attempt, 200, true, now)
+                        .next;
                     self.carry_out(request, next);
                 }
                 Event::Timeout { request, attempt } => {
@@ -211,14 +212,17 @@ impl Sim {
                         continue;
                     }
                     self.timeouts += 1;
-                    let next = req.lifecycle.on_failure(
-                        &mut self.pool,
-                        attempt,
-                        RetryReason::ResponseTimeout,
-                        true,
-                        false,
-                        now,
-                    );
+                    let next = req
+                        .lifecycle
+                        .on_failure(
+                            &mut self.pool,
+                            attempt,
+                            RetryReason::ResponseTimeout,
+                            true,
+                            false,
+                            now,
+                        )
+                        .next;
                     self.carry_out(request, next);
                 }
             }
