@@ -7,6 +7,7 @@ use crate::request::outbound::response_to_client;
 use crate::request::rule_edits;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
+use pingora_core::protocols::http::ServerSession;
 use pingora_error::{Error, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
@@ -45,10 +46,12 @@ async fn write_reply(
         && is_grpc(session.req_header())
         && !resp.headers.contains_key("grpc-status")
     {
-        let trailers_only = grpc_answer(&resp, &body)?;
-        return session
-            .write_response_header(Box::new(trailers_only), true)
-            .await;
+        let trailers_only = Box::new(grpc_answer(&resp, &body)?);
+        return match session.as_downstream_mut() {
+            // One HEADERS frame with END_STREAM: what gRPC calls "Trailers-Only".
+            ServerSession::H2(h2) => h2.write_response_header(trailers_only, true),
+            _ => session.write_response_header(trailers_only, true).await,
+        };
     }
     let head_only =
         bodiless || session.req_header().method == http::Method::HEAD || body.is_empty();
