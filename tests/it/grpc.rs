@@ -26,8 +26,18 @@ async fn h2_origin(name: &str) -> OriginHandle {
 }
 
 /// A node with a TLS listener (for h2 clients) and one `protocol: "h2"` pool `p` of `origins`,
-/// with extra pool fields.
+/// with extra pool fields, behind a catch-all route.
 async fn node_for(origins: &[&OriginHandle], pool_extra: &str, ca: &TestCa) -> TlsNode {
+    node_with_routes(origins, pool_extra, r#"[{"name": "r", "pool": "p"}]"#, ca).await
+}
+
+/// [`node_for`] with its own `routes`.
+async fn node_with_routes(
+    origins: &[&OriginHandle],
+    pool_extra: &str,
+    routes: &str,
+    ca: &TestCa,
+) -> TlsNode {
     let leaf: Leaf = ca.leaf("grpc-node", &["grpc.test"]);
     let origins: Vec<String> = origins
         .iter()
@@ -35,7 +45,7 @@ async fn node_for(origins: &[&OriginHandle], pool_extra: &str, ca: &TestCa) -> T
         .collect();
     let config = format!(
         r#"{{"pools": [{{"name": "p", "protocol": "h2", "origins": [{}], {pool_extra}}}],
-            "routes": [{{"name": "r", "pool": "p"}}],
+            "routes": {routes},
             "certificates": [{}]}}"#,
         origins.join(", "),
         certificate_json("main", &["grpc.test"], &leaf)
@@ -573,6 +583,28 @@ async fn portico_timing_out_on_the_origin_is_a_grpc_deadline_exceeded() {
         "{}",
         m.text
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_without_a_route_is_a_grpc_unimplemented() {
+    let origin = h2_origin("o").await;
+    let ca = TestCa::new("grpc-no-route");
+    let routes =
+        r#"[{"name": "r", "hosts": ["grpc.test"], "paths": ["/other.Svc/*"], "pool": "p"}]"#;
+    let node = node_with_routes(&[&origin], FAST_PROBES, routes, &ca).await;
+    let mut client = Client::new(&node, &ca).await;
+    let status = client
+        .unary(tonic::Request::new(echo("lost")))
+        .await
+        .expect_err("no route");
+    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+    assert!(
+        status
+            .message()
+            .starts_with("404 Not Found: no route for host \"grpc.test"),
+        "{status:?}"
+    );
+    assert!(calls(&origin, grpc::UNARY).is_empty());
 }
 
 /// Long probe intervals and no ejection: only live requests tell the node about a fault.
