@@ -1,189 +1,59 @@
 //! HTTP/2 and gRPC to origins (`pools[].protocol`): an h2c origin (prior knowledge) is
-//! reached over HTTP/2 by requests and probes; a gRPC call from an h2 client passes through
-//! with its `grpc-status` trailer (success and failure) and a streamed response is not
-//! buffered; HTTP/1.1 clients are still served by an h2 pool. The origin is a hyper HTTP/2
-//! server in this file that frames gRPC messages by hand (5-byte prefix), so it records
-//! exactly which HTTP version each request arrived with; the clients are hyper's HTTP/2
-//! client and tonic's gRPC client (messages derived with prost: no protoc).
+//! reached over HTTP/2 by requests and probes, `auto` negotiates by ALPN; gRPC calls of a
+//! real tonic client pass through with their status and trailers (unary, server and client
+//! streaming), a stream is not buffered, the client's deadline reaches the origin, Portico's
+//! own timeout is a gRPC DEADLINE_EXCEEDED, calls are never hedged and are retried only when
+//! they never reached an origin. The origin is `portico-origin --http2` and its gRPC service
+//! `portico.origin.Echo`; the clients are tonic's (messages derived with prost: no protoc) and
+//! hyper's HTTP/2 client where the frames themselves are checked.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use portico_origin::grpc::{self, EchoReply, EchoRequest};
+use portico_origin::{Fault, OriginConfig, OriginHandle, OriginTls};
 use portico_tests::tls::{Leaf, TestCa, TlsNode, certificate_json};
 use portico_tests::*;
-use std::convert::Infallible;
+use prost::Message;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
-/// What the origin saw: per request, its path, HTTP version and whether it was a probe.
-#[derive(Default)]
-struct Seen(Mutex<Vec<(String, http::Version, bool)>>);
-
-impl Seen {
-    fn all(&self) -> Vec<(String, http::Version, bool)> {
-        self.0.lock().expect("seen").clone()
-    }
+/// A `portico-origin` that speaks HTTP/2 beside HTTP/1.1 and serves the gRPC service.
+async fn h2_origin(name: &str) -> OriginHandle {
+    let mut c = OriginConfig::new(name, "127.0.0.1:0".parse().expect("addr"));
+    c.http2 = true;
+    origin_with(c).await
 }
 
-/// A gRPC message frame: uncompressed flag, big-endian length, payload.
-fn grpc_frame(payload: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(payload.len() + 5);
-    out.push(0);
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    out.extend_from_slice(payload);
-    Bytes::from(out)
+/// A node with a TLS listener (for h2 clients) and one `protocol: "h2"` pool `p` of `origins`,
+/// with extra pool fields, behind a catch-all route.
+async fn node_for(origins: &[&OriginHandle], pool_extra: &str, ca: &TestCa) -> TlsNode {
+    node_with_routes(origins, pool_extra, r#"[{"name": "r", "pool": "p"}]"#, ca).await
 }
 
-/// The origin's frames, sent as the origin produces them.
-type Frames =
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send>>;
-type OriginBody = StreamBody<Frames>;
-
-/// The streaming gate: the origin sends the first message of `/stream.Svc/Two`, then waits
-/// on this before the second.
-type Gate = Arc<tokio::sync::Notify>;
-
-/// An HTTP/2-only (h2c, prior knowledge) origin on a free port.
-async fn h2c_origin(seen: Arc<Seen>, gate: Gate) -> SocketAddr {
-    h2_origin(seen, gate, None).await
-}
-
-/// An HTTP/2-only origin on a free port: over TLS with `leaf`, choosing ALPN `h2` (and
-/// refusing a handshake that does not offer it), else cleartext prior knowledge.
-async fn h2_origin(seen: Arc<Seen>, gate: Gate, leaf: Option<&Leaf>) -> SocketAddr {
-    let acceptor = leaf.map(|leaf| {
-        use openssl::ssl::{AlpnError, SslAcceptor, SslFiletype, SslMethod, select_next_proto};
-        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("acceptor");
-        b.set_certificate_chain_file(&leaf.cert_file).expect("cert");
-        b.set_private_key_file(&leaf.key_file, SslFiletype::PEM)
-            .expect("key");
-        b.set_alpn_select_callback(|_, offered| {
-            select_next_proto(b"\x02h2", offered).ok_or(AlpnError::ALERT_FATAL)
-        });
-        Arc::new(b.build())
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (seen, gate, acceptor) = (seen.clone(), gate.clone(), acceptor.clone());
-            tokio::spawn(async move {
-                let svc =
-                    hyper::service::service_fn(move |req| handle(req, seen.clone(), gate.clone()));
-                let server =
-                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
-                let Some(acceptor) = acceptor else {
-                    let _ = server
-                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                        .await;
-                    return;
-                };
-                let Ok(ssl) = openssl::ssl::Ssl::new(acceptor.context()) else {
-                    return;
-                };
-                let Ok(mut tls) = tokio_openssl::SslStream::new(ssl, tcp) else {
-                    return;
-                };
-                if std::pin::Pin::new(&mut tls).accept().await.is_ok() {
-                    let _ = server
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                        .await;
-                }
-            });
-        }
-    });
-    addr
-}
-
-async fn handle(
-    req: http::Request<Incoming>,
-    seen: Arc<Seen>,
-    gate: Gate,
-) -> Result<http::Response<OriginBody>, Infallible> {
-    let path = req.uri().path().to_string();
-    let probe = req.headers().contains_key("x-portico-health-probe");
-    seen.0
-        .lock()
-        .expect("seen")
-        .push((path.clone(), req.version(), probe));
-    // A strict gRPC server: without `TE: trailers` the call fails (a proxy that drops it
-    // might drop the status trailer too).
-    let te_trailers = req.headers().get("te").is_some_and(|v| v == "trailers");
-    let fail = req.headers().contains_key("x-fail") || !te_trailers;
-    let (tx, rx) = mpsc::channel::<Frame<Bytes>>(4);
-    let grpc = path.starts_with("/echo.Echo/");
-    let body = req.into_body();
-    tokio::spawn(async move {
-        if !grpc {
-            let _ = tx.send(Frame::data(Bytes::from("h2 origin\n"))).await;
-            return;
-        }
-        // Echo the request's message back (unary), or two messages around the gate.
-        let request = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let payload = request.get(5..).unwrap_or_default().to_vec();
-        let _ = tx.send(Frame::data(grpc_frame(&payload))).await;
-        if path == "/echo.Echo/Two" {
-            gate.notified().await;
-            let _ = tx.send(Frame::data(grpc_frame(b"second"))).await;
-        }
-        let mut trailers = http::HeaderMap::new();
-        if fail {
-            let (status, message) = if te_trailers {
-                ("5", "no such echo")
-            } else {
-                ("3", "te: trailers missing")
-            };
-            trailers.insert("grpc-status", status.parse().expect("value"));
-            trailers.insert("grpc-message", message.parse().expect("value"));
-        } else {
-            trailers.insert("grpc-status", "0".parse().expect("value"));
-        }
-        let _ = tx.send(Frame::trailers(trailers)).await;
-    });
-    let stream =
-        futures_util::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|f| (Ok(f), rx)) },
-        );
-    let mut resp = http::Response::new(StreamBody::new(Box::pin(stream) as Frames));
-    if grpc {
-        resp.headers_mut()
-            .insert("content-type", "application/grpc".parse().expect("value"));
-    }
-    Ok(resp)
-}
-
-/// A node with a TLS listener (for h2 clients) and one `protocol: "h2"` pool of `origin`.
-async fn node_for(origin: SocketAddr, ca: &TestCa) -> TlsNode {
+/// [`node_for`] with its own `routes`.
+async fn node_with_routes(
+    origins: &[&OriginHandle],
+    pool_extra: &str,
+    routes: &str,
+    ca: &TestCa,
+) -> TlsNode {
     let leaf: Leaf = ca.leaf("grpc-node", &["grpc.test"]);
+    let origins: Vec<String> = origins
+        .iter()
+        .map(|o| origin_json(o.name(), o.addr(), ""))
+        .collect();
     let config = format!(
-        r#"{{"pools": [{{"name": "p", "protocol": "h2", "origins": [{}], {}}}],
-            "routes": [{{"name": "r", "pool": "p"}}],
+        r#"{{"pools": [{{"name": "p", "protocol": "h2", "origins": [{}], {pool_extra}}}],
+            "routes": {routes},
             "certificates": [{}]}}"#,
-        origin_json("o", origin, ""),
-        FAST_PROBES,
+        origins.join(", "),
         certificate_json("main", &["grpc.test"], &leaf)
     );
     TlsNode::start(&config).await
 }
 
-/// An HTTP/2 client over TLS to the node (ALPN `h2` only).
-async fn h2_client(
-    node: &TlsNode,
-    ca: &TestCa,
-) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
-    h2_sender(node, ca).await
-}
-
-/// [`h2_client`] for any request body type.
+/// An HTTP/2 connection over TLS to the node (ALPN `h2` only), for any request body type.
 async fn h2_sender<B>(node: &TlsNode, ca: &TestCa) -> hyper::client::conn::http2::SendRequest<B>
 where
     B: hyper::body::Body + Send + Unpin + 'static,
@@ -219,221 +89,6 @@ where
     send
 }
 
-/// A gRPC request for `method` carrying one message.
-fn grpc_request(
-    node: &TlsNode,
-    method: &str,
-    message: &[u8],
-    fail: bool,
-) -> http::Request<Full<Bytes>> {
-    let mut b = http::Request::post(format!(
-        "https://grpc.test:{}/echo.Echo/{method}",
-        node.port()
-    ))
-    .header("content-type", "application/grpc")
-    .header("te", "trailers");
-    if fail {
-        b = b.header("x-fail", "1");
-    }
-    b.body(Full::new(grpc_frame(message))).expect("request")
-}
-
-/// Reads the whole response body: (data, trailers).
-async fn read_all(body: Incoming) -> (Vec<u8>, http::HeaderMap) {
-    let collected = tokio::time::timeout(Duration::from_secs(20), body.collect())
-        .await
-        .expect("the response ends")
-        .expect("body");
-    let trailers = collected.trailers().cloned().unwrap_or_default();
-    (collected.to_bytes().to_vec(), trailers)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_h2_pool_reaches_its_origin_and_probes_it_over_http2() {
-    let seen = Arc::new(Seen::default());
-    let origin = h2c_origin(seen.clone(), Gate::default()).await;
-    let ca = TestCa::new("h2-pool");
-    let node = node_for(origin, &ca).await;
-
-    // An HTTP/1.1 client through the plain listener is still served by the h2 pool.
-    let resp = node.node.get("/plain").await;
-    assert_eq!(resp.status, 200);
-    assert_eq!(resp.body, "h2 origin\n".as_bytes());
-
-    // Probes reach the origin over HTTP/2 too (it speaks nothing else).
-    eventually("a probe over HTTP/2", Duration::from_secs(10), || {
-        let seen = seen.clone();
-        async move { seen.all().iter().any(|(_, _, probe)| *probe) }
-    })
-    .await;
-    let all = seen.all();
-    assert!(
-        all.iter().all(|(_, v, _)| *v == http::Version::HTTP_2),
-        "{all:?}"
-    );
-    assert!(
-        all.iter().any(|(p, _, probe)| p == "/plain" && !probe),
-        "{all:?}"
-    );
-    node.node.wait_health("p", "o", true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_calls_pass_through_with_their_status_trailers() {
-    let seen = Arc::new(Seen::default());
-    let origin = h2c_origin(seen.clone(), Gate::default()).await;
-    let ca = TestCa::new("grpc");
-    let node = node_for(origin, &ca).await;
-    let mut client = h2_client(&node, &ca).await;
-
-    // Unary, succeeding: the message echoed, grpc-status 0 in the trailers.
-    client.ready().await.expect("ready");
-    let resp = client
-        .send_request(grpc_request(&node, "Unary", b"hello", false))
-        .await
-        .expect("response");
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "application/grpc");
-    let (data, trailers) = read_all(resp.into_body()).await;
-    assert_eq!(data, grpc_frame(b"hello").to_vec());
-    assert_eq!(
-        trailers.get("grpc-status").map(|v| v.as_bytes()),
-        Some(&b"0"[..])
-    );
-
-    // Failing: HTTP 200 with grpc-status 5 and its message in the trailers, untouched.
-    client.ready().await.expect("ready");
-    let resp = client
-        .send_request(grpc_request(&node, "Unary", b"nope", true))
-        .await
-        .expect("response");
-    assert_eq!(resp.status(), 200);
-    let (_, trailers) = read_all(resp.into_body()).await;
-    assert_eq!(
-        trailers.get("grpc-status").map(|v| v.as_bytes()),
-        Some(&b"5"[..])
-    );
-    assert_eq!(
-        trailers.get("grpc-message").map(|v| v.as_bytes()),
-        Some(&b"no such echo"[..])
-    );
-
-    let calls: Vec<_> = seen
-        .all()
-        .into_iter()
-        .filter(|(p, _, _)| p.starts_with("/echo."))
-        .collect();
-    assert_eq!(calls.len(), 2, "{calls:?}");
-    assert!(calls.iter().all(|(_, v, _)| *v == http::Version::HTTP_2));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_streamed_grpc_response_is_not_buffered() {
-    let gate = Gate::default();
-    let origin = h2c_origin(Arc::new(Seen::default()), gate.clone()).await;
-    let ca = TestCa::new("grpc-stream");
-    let node = node_for(origin, &ca).await;
-    let mut client = h2_client(&node, &ca).await;
-    client.ready().await.expect("ready");
-    let resp = client
-        .send_request(grpc_request(&node, "Two", b"first", false))
-        .await
-        .expect("response");
-    let mut body = resp.into_body();
-    // The first message arrives while the origin still holds the second back: nothing
-    // between the origin and this client waited for the end of the response.
-    let first = tokio::time::timeout(Duration::from_secs(20), body.frame())
-        .await
-        .expect("the first message arrives before the response ends")
-        .expect("a frame")
-        .expect("data");
-    assert_eq!(first.into_data().expect("data"), grpc_frame(b"first"));
-    gate.notify_one();
-    let (rest, trailers) = read_all(body).await;
-    assert_eq!(rest, grpc_frame(b"second").to_vec());
-    assert_eq!(
-        trailers.get("grpc-status").map(|v| v.as_bytes()),
-        Some(&b"0"[..])
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auto_negotiates_h2_with_a_tls_origin_that_offers_it_and_http1_with_one_that_does_not() {
-    let ca = TestCa::new("auto-origins");
-    let seen = Arc::new(Seen::default());
-    let h2 = h2_origin(
-        seen.clone(),
-        Gate::default(),
-        Some(&ca.leaf("h2-origin", &["h2.origin.test"])),
-    )
-    .await;
-    // portico-origin over TLS speaks HTTP/1.1 only.
-    let mut c = portico_origin::OriginConfig::new("h1", "127.0.0.1:0".parse().expect("addr"));
-    let h1_leaf = ca.leaf("h1-origin", &["h1.origin.test"]);
-    c.tls = Some(portico_origin::OriginTls {
-        cert_file: h1_leaf.cert_file.clone(),
-        key_file: h1_leaf.key_file.clone(),
-    });
-    let h1 = origin_with(c).await;
-    let pool = |protocol: &str, name: &str, addr: SocketAddr, sni: &str| {
-        format!(
-            r#"{{"name": "{name}", "protocol": "{protocol}", "ca_file": "{}", {FAST_PROBES},
-                "origins": [{}]}}"#,
-            ca.ca_file.display(),
-            origin_json(name, addr, &format!(r#", "tls": true, "sni": "{sni}""#))
-        )
-    };
-    let config = format!(
-        r#"{{"pools": [{}, {}],
-            "routes": [{{"name": "h2", "hosts": ["h2.test"], "pool": "h2"}},
-                       {{"name": "h1", "hosts": ["h1.test"], "pool": "h1"}}]}}"#,
-        pool("auto", "h2", h2, "h2.origin.test"),
-        pool("auto", "h1", h1.addr(), "h1.origin.test"),
-    );
-    let node = TestNode::start(&config).await;
-
-    let resp = node
-        .http
-        .get_host(&format!("{}/over-tls", node.url), "h2.test")
-        .await;
-    assert_eq!(resp.status, 200);
-    assert_eq!(resp.body, "h2 origin\n".as_bytes());
-    let over_tls: Vec<_> = seen
-        .all()
-        .into_iter()
-        .filter(|(p, _, _)| p == "/over-tls")
-        .collect();
-    assert_eq!(over_tls.len(), 1, "{over_tls:?}");
-    assert_eq!(over_tls[0].1, http::Version::HTTP_2);
-
-    // The HTTP/1.1-only origin is still served by an `auto` pool: ALPN picked http/1.1.
-    let resp = node
-        .http
-        .get_host(&format!("{}/fallback", node.url), "h1.test")
-        .await;
-    assert_eq!(resp.status, 200);
-    assert_eq!(h1.log().iter().filter(|r| r.path == "/fallback").count(), 1);
-    // And both are probed healthy in their own protocol.
-    eventually(
-        "a probe of the h2 TLS origin",
-        Duration::from_secs(10),
-        || {
-            let seen = seen.clone();
-            async move { seen.all().iter().any(|(_, _, probe)| *probe) }
-        },
-    )
-    .await;
-    node.wait_health("h2", "h2", true).await;
-    node.wait_health("h1", "h1", true).await;
-}
-
-/// The echo message, declared with prost's derive (no `.proto`, no protoc).
-#[derive(Clone, PartialEq, prost::Message)]
-struct EchoMessage {
-    #[prost(string, tag = "1")]
-    text: String,
-}
-
 /// tonic's client over the hyper HTTP/2 connection to the node.
 #[derive(Clone)]
 struct H2Service(hyper::client::conn::http2::SendRequest<tonic::body::Body>);
@@ -457,42 +112,621 @@ impl tonic::codegen::Service<http::Request<tonic::body::Body>> for H2Service {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tonic_client_gets_its_reply_and_its_status_through_portico() {
-    let origin = h2c_origin(Arc::new(Seen::default()), Gate::default()).await;
-    let ca = TestCa::new("tonic");
-    let node = node_for(origin, &ca).await;
-    let send = h2_sender::<tonic::body::Body>(&node, &ca).await;
-    let origin_uri: http::Uri = format!("https://grpc.test:{}", node.port())
-        .parse()
-        .expect("uri");
-    let mut client = tonic::client::Grpc::with_origin(H2Service(send), origin_uri);
-    let path = http::uri::PathAndQuery::from_static("/echo.Echo/Unary");
+/// A tonic client of `portico.origin.Echo` through the node's TLS listener.
+struct Client(tonic::client::Grpc<H2Service>);
 
-    client.ready().await.expect("ready");
-    let reply: tonic::Response<EchoMessage> = client
-        .unary(
-            tonic::Request::new(EchoMessage {
-                text: "hello".into(),
-            }),
-            path.clone(),
-            tonic_prost::ProstCodec::default(),
+type Codec = tonic_prost::ProstCodec<EchoRequest, EchoReply>;
+
+impl Client {
+    async fn new(node: &TlsNode, ca: &TestCa) -> Client {
+        let send = h2_sender::<tonic::body::Body>(node, ca).await;
+        let origin: http::Uri = format!("https://grpc.test:{}", node.port())
+            .parse()
+            .expect("uri");
+        Client(tonic::client::Grpc::with_origin(H2Service(send), origin))
+    }
+
+    async fn unary(
+        &mut self,
+        req: tonic::Request<EchoRequest>,
+    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
+        self.0.ready().await.expect("ready");
+        let path = http::uri::PathAndQuery::from_static(grpc::UNARY);
+        self.0.unary(req, path, Codec::default()).await
+    }
+
+    async fn server_stream(
+        &mut self,
+        req: EchoRequest,
+    ) -> Result<tonic::Streaming<EchoReply>, tonic::Status> {
+        self.0.ready().await.expect("ready");
+        let path = http::uri::PathAndQuery::from_static(grpc::SERVER_STREAM);
+        let resp = self
+            .0
+            .server_streaming(tonic::Request::new(req), path, Codec::default())
+            .await?;
+        Ok(resp.into_inner())
+    }
+
+    async fn client_stream(&mut self, reqs: Vec<EchoRequest>) -> Result<EchoReply, tonic::Status> {
+        self.0.ready().await.expect("ready");
+        let path = http::uri::PathAndQuery::from_static(grpc::CLIENT_STREAM);
+        let stream = futures_util::stream::iter(reqs);
+        let resp = self
+            .0
+            .client_streaming(tonic::Request::new(stream), path, Codec::default())
+            .await?;
+        Ok(resp.into_inner())
+    }
+}
+
+/// An echo of `text`.
+fn echo(text: &str) -> EchoRequest {
+    EchoRequest {
+        text: text.into(),
+        ..Default::default()
+    }
+}
+
+/// Waits up to 20 s for the next message of a stream (a stalled stream fails the test).
+async fn next(
+    stream: &mut tonic::Streaming<EchoReply>,
+) -> Result<Option<EchoReply>, tonic::Status> {
+    tokio::time::timeout(Duration::from_secs(20), stream.message())
+        .await
+        .expect("the stream moves on")
+}
+
+/// The gRPC calls of `method` an origin received.
+fn calls(o: &OriginHandle, method: &str) -> Vec<portico_origin::RequestRecord> {
+    o.log().into_iter().filter(|r| r.path == method).collect()
+}
+
+/// A gRPC message frame: uncompressed flag, big-endian length, payload.
+fn grpc_frame(message: &impl Message) -> Bytes {
+    let payload = message.encode_to_vec();
+    let mut out = Vec::with_capacity(payload.len() + 5);
+    out.push(0);
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(&payload);
+    Bytes::from(out)
+}
+
+/// A gRPC request by hand for `path` carrying one message.
+fn raw_request(node: &TlsNode, path: &str, m: &EchoRequest) -> http::Request<Full<Bytes>> {
+    http::Request::post(format!("https://grpc.test:{}{path}", node.port()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(grpc_frame(m)))
+        .expect("request")
+}
+
+/// Reads the whole response body: (data, trailers).
+async fn read_all(body: Incoming) -> (Vec<u8>, http::HeaderMap) {
+    let collected = tokio::time::timeout(Duration::from_secs(20), body.collect())
+        .await
+        .expect("the response ends")
+        .expect("body");
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    (collected.to_bytes().to_vec(), trailers)
+}
+
+fn text(h: &http::HeaderMap, name: &str) -> Option<String> {
+    h.get(name).map(|v| v.to_str().expect("text").to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_pool_reaches_its_origin_and_probes_it_over_http2() {
+    let origin = h2_origin("o").await;
+    let ca = TestCa::new("h2-pool");
+    let node = node_for(&[&origin], FAST_PROBES, &ca).await;
+
+    // An HTTP/1.1 client through the plain listener is still served by the h2 pool.
+    let resp = node.node.get("/plain").await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.body, "o\n".as_bytes());
+
+    // Probes reach the origin over HTTP/2 too.
+    eventually("a probe", Duration::from_secs(10), || {
+        let origin = origin.clone();
+        async move { origin.log().iter().any(|r| r.probe) }
+    })
+    .await;
+    let all = origin.log();
+    assert!(
+        all.iter().all(|r| r.version == http::Version::HTTP_2),
+        "{all:?}"
+    );
+    assert!(
+        all.iter().any(|r| r.path == "/plain" && !r.probe),
+        "{all:?}"
+    );
+    node.node.wait_health("p", "o", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_negotiates_h2_with_a_tls_origin_that_offers_it_and_http1_with_one_that_does_not() {
+    let ca = TestCa::new("auto-origins");
+    let tls_origin = |name: &str, host: &str, http2: bool| {
+        let leaf = ca.leaf(name, &[host]);
+        let mut c = OriginConfig::new(name, "127.0.0.1:0".parse().expect("addr"));
+        c.tls = Some(OriginTls {
+            cert_file: leaf.cert_file.clone(),
+            key_file: leaf.key_file.clone(),
+        });
+        c.http2 = http2;
+        origin_with(c)
+    };
+    let h2 = tls_origin("h2", "h2.origin.test", true).await;
+    // Without --http2 the origin answers no ALPN: HTTP/1.1 only.
+    let h1 = tls_origin("h1", "h1.origin.test", false).await;
+    let pool = |name: &str, addr: SocketAddr, sni: &str| {
+        format!(
+            r#"{{"name": "{name}", "protocol": "auto", "ca_file": "{}", {FAST_PROBES},
+                "origins": [{}]}}"#,
+            ca.ca_file.display(),
+            origin_json(name, addr, &format!(r#", "tls": true, "sni": "{sni}""#))
         )
+    };
+    let config = format!(
+        r#"{{"pools": [{}, {}],
+            "routes": [{{"name": "h2", "hosts": ["h2.test"], "pool": "h2"}},
+                       {{"name": "h1", "hosts": ["h1.test"], "pool": "h1"}}]}}"#,
+        pool("h2", h2.addr(), "h2.origin.test"),
+        pool("h1", h1.addr(), "h1.origin.test"),
+    );
+    let node = TestNode::start(&config).await;
+
+    for (host, origin, version) in [
+        ("h2.test", &h2, http::Version::HTTP_2),
+        ("h1.test", &h1, http::Version::HTTP_11),
+    ] {
+        let resp = node
+            .http
+            .get_host(&format!("{}/over-tls", node.url), host)
+            .await;
+        assert_eq!(resp.status, 200, "{host}");
+        let seen = calls(origin, "/over-tls");
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].version, version, "{host}");
+    }
+    // And both are probed in their own protocol, and healthy.
+    for (origin, version) in [(&h2, http::Version::HTTP_2), (&h1, http::Version::HTTP_11)] {
+        eventually("a probe", Duration::from_secs(10), || async {
+            origin.log().iter().any(|r| r.probe)
+        })
+        .await;
+        let probes: Vec<_> = origin.log().into_iter().filter(|r| r.probe).collect();
+        assert!(probes.iter().all(|r| r.version == version), "{probes:?}");
+    }
+    node.wait_health("h2", "h2", true).await;
+    node.wait_health("h1", "h1", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tonic_unary_call_gets_its_reply_or_its_status_through_portico() {
+    let origin = h2_origin("o").await;
+    let ca = TestCa::new("grpc-unary");
+    let node = node_for(&[&origin], FAST_PROBES, &ca).await;
+    let mut client = Client::new(&node, &ca).await;
+
+    let reply = client
+        .unary(tonic::Request::new(echo("hello")))
         .await
         .expect("the call succeeds");
-    assert_eq!(reply.into_inner().text, "hello");
+    assert_eq!(
+        reply.metadata().get("x-served-by").map(|v| v.to_str().ok()),
+        Some(Some("o"))
+    );
+    let reply = reply.into_inner();
+    assert_eq!(
+        (reply.text.as_str(), reply.served_by.as_str()),
+        ("hello", "o")
+    );
+    // The call reached the origin over HTTP/2 with the `TE: trailers` gRPC requires.
+    let seen = calls(&origin, grpc::UNARY);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].version, http::Version::HTTP_2);
+    assert!(
+        seen[0]
+            .headers
+            .iter()
+            .any(|(k, v)| k == "te" && v == "trailers"),
+        "{:?}",
+        seen[0].headers
+    );
 
-    // A failing call: tonic reads the status from the trailers Portico passed on.
-    client.ready().await.expect("ready");
-    let mut req = tonic::Request::new(EchoMessage {
-        text: "nope".into(),
-    });
-    req.metadata_mut()
-        .insert("x-fail", "1".parse().expect("value"));
+    // A failing call: tonic reads the origin's status and message, passed on untouched.
     let status = client
-        .unary::<_, EchoMessage, _>(req, path, tonic_prost::ProstCodec::default())
+        .unary(tonic::Request::new(EchoRequest {
+            text: "no such echo".into(),
+            status: tonic::Code::NotFound as i32,
+            ..Default::default()
+        }))
         .await
         .expect_err("the call fails");
     assert_eq!(status.code(), tonic::Code::NotFound);
     assert_eq!(status.message(), "no such echo");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trailers_after_the_messages_reach_the_client_intact() {
+    let origin = h2_origin("o").await;
+    let ca = TestCa::new("grpc-trailers");
+    let node = node_for(&[&origin], FAST_PROBES, &ca).await;
+    let mut h2 = h2_sender::<Full<Bytes>>(&node, &ca).await;
+
+    // Unary, succeeding: one message, then grpc-status 0 in the trailers.
+    h2.ready().await.expect("ready");
+    let resp = h2
+        .send_request(raw_request(&node, grpc::UNARY, &echo("hi")))
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        text(resp.headers(), "content-type").as_deref(),
+        Some("application/grpc")
+    );
+    let (data, trailers) = read_all(resp.into_body()).await;
+    let expected = EchoReply {
+        text: "hi".into(),
+        served_by: "o".into(),
+        ..Default::default()
+    };
+    assert_eq!(data, grpc_frame(&expected).to_vec());
+    assert_eq!(text(&trailers, "grpc-status").as_deref(), Some("0"));
+
+    // Two messages, then a failure: its status and message in the trailers, as sent.
+    h2.ready().await.expect("ready");
+    let resp = h2
+        .send_request(raw_request(
+            &node,
+            grpc::SERVER_STREAM,
+            &EchoRequest {
+                text: "then it failed".into(),
+                status: tonic::Code::FailedPrecondition as i32,
+                count: 2,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), 200);
+    let (data, trailers) = read_all(resp.into_body()).await;
+    let message = |seq| EchoReply {
+        text: "then it failed".into(),
+        served_by: "o".into(),
+        seq,
+        ..Default::default()
+    };
+    assert_eq!(
+        data,
+        [grpc_frame(&message(0)), grpc_frame(&message(1))].concat()
+    );
+    assert_eq!(text(&trailers, "grpc-status").as_deref(), Some("9"));
+    // As tonic's server percent-encoded it.
+    assert_eq!(
+        text(&trailers, "grpc-message").as_deref(),
+        Some("then%20it%20failed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_and_client_streaming_calls_pass_whole() {
+    let origin = h2_origin("o").await;
+    let ca = TestCa::new("grpc-streams");
+    let node = node_for(&[&origin], FAST_PROBES, &ca).await;
+    let mut client = Client::new(&node, &ca).await;
+
+    let mut stream = client
+        .server_stream(EchoRequest {
+            text: "tick".into(),
+            count: 3,
+            delay_ms: 20,
+            ..Default::default()
+        })
+        .await
+        .expect("the call starts");
+    let mut seqs = Vec::new();
+    while let Some(m) = next(&mut stream).await.expect("no error") {
+        assert_eq!(m.text, "tick");
+        seqs.push(m.seq);
+    }
+    assert_eq!(seqs, [0, 1, 2]);
+
+    let reply = client
+        .client_stream(
+            ["a", "b", "c", "d"]
+                .iter()
+                .zip(1..)
+                .map(|(t, n)| EchoRequest {
+                    text: t.to_string(),
+                    number: n,
+                    ..Default::default()
+                })
+                .collect(),
+        )
+        .await
+        .expect("the call succeeds");
+    assert_eq!(
+        (reply.text.as_str(), reply.seq, reply.sum),
+        ("a b c d", 4, 10)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_grpc_response_is_not_buffered() {
+    let origin = h2_origin("o").await;
+    let ca = TestCa::new("grpc-stream");
+    let node = node_for(&[&origin], FAST_PROBES, &ca).await;
+    let mut client = Client::new(&node, &ca).await;
+    // The origin sends its first message at once and the second ten minutes later: the
+    // first reaches the client while the response is still under way, so nothing between
+    // the origin and this client waited for its end.
+    let mut stream = client
+        .server_stream(EchoRequest {
+            text: "first".into(),
+            count: 2,
+            delay_ms: 600_000,
+            ..Default::default()
+        })
+        .await
+        .expect("the call starts");
+    let first = next(&mut stream)
+        .await
+        .expect("no error")
+        .expect("a message");
+    assert_eq!((first.text.as_str(), first.seq), ("first", 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clients_deadline_reaches_the_origin() {
+    let origin = h2_origin("o").await;
+    let ca = TestCa::new("grpc-deadline");
+    let node = node_for(&[&origin], FAST_PROBES, &ca).await;
+    let mut client = Client::new(&node, &ca).await;
+
+    // tonic sends the deadline as `grpc-timeout`; the origin saw it as sent.
+    let mut req = tonic::Request::new(echo("in time"));
+    req.set_timeout(Duration::from_secs(30));
+    let reply = client.unary(req).await.expect("the call succeeds");
+    let seen = reply
+        .metadata()
+        .get(grpc::TIMEOUT_SEEN)
+        .map(|v| v.to_str().expect("text").to_string());
+    let reply = reply.into_inner();
+    assert_eq!(seen.as_deref(), Some(reply.grpc_timeout.as_str()));
+    assert_eq!(
+        grpc::parse_timeout(&reply.grpc_timeout),
+        Some(Duration::from_secs(30))
+    );
+
+    // Work longer than the deadline (and shorter than the pool's 30 s response timeout for
+    // Portico's part): the origin keeps the deadline it was given and says so.
+    let mut req = tonic::Request::new(EchoRequest {
+        text: "too slow".into(),
+        delay_ms: 600_000,
+        ..Default::default()
+    });
+    req.set_timeout(Duration::from_millis(500));
+    let status = client.unary(req).await.expect_err("the deadline passes");
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        status.message().ends_with("exceeded at origin o"),
+        "{status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portico_timing_out_on_the_origin_is_a_grpc_deadline_exceeded() {
+    let origin = h2_origin("o").await;
+    let ca = TestCa::new("grpc-timeout");
+    let node = node_for(
+        &[&origin],
+        &format!(r#"{FAST_PROBES}, "timeouts": {{"response_ms": 300}}"#),
+        &ca,
+    )
+    .await;
+    let slow = EchoRequest {
+        text: "slow".into(),
+        delay_ms: 600_000,
+        count: 2,
+        ..Default::default()
+    };
+
+    // A tonic client reads a status, not an opaque HTTP error.
+    let mut client = Client::new(&node, &ca).await;
+    let status = client
+        .unary(tonic::Request::new(slow.clone()))
+        .await
+        .expect_err("Portico gives up");
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        status.message().starts_with("504 Gateway Timeout") && status.message().contains("\"p\""),
+        "{status:?}"
+    );
+
+    // On the wire: a trailers-only answer, HTTP 200 with the status in its head and no body.
+    let mut h2 = h2_sender::<Full<Bytes>>(&node, &ca).await;
+    h2.ready().await.expect("ready");
+    let resp = h2
+        .send_request(raw_request(&node, grpc::UNARY, &slow))
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        text(resp.headers(), "content-type").as_deref(),
+        Some("application/grpc")
+    );
+    assert_eq!(text(resp.headers(), "grpc-status").as_deref(), Some("4"));
+    let (data, trailers) = read_all(resp.into_body()).await;
+    assert!(
+        data.is_empty() && trailers.is_empty(),
+        "{data:?} {trailers:?}"
+    );
+
+    // A stream that goes silent after its first message ends with the same status, in
+    // trailers after that message.
+    let mut stream = client.server_stream(slow).await.expect("the call starts");
+    let first = next(&mut stream)
+        .await
+        .expect("no error")
+        .expect("a message");
+    assert_eq!(first.seq, 0);
+    let status = next(&mut stream).await.expect_err("Portico gives up");
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+
+    // Counted as what they stand for: 504s.
+    let m = node.node.metrics().await;
+    assert!(
+        m.sum("portico_requests_total", &[("pool", "p"), ("code", "504")]) >= 2.0,
+        "{}",
+        m.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_without_a_route_is_a_grpc_unimplemented() {
+    let origin = h2_origin("o").await;
+    let ca = TestCa::new("grpc-no-route");
+    let routes =
+        r#"[{"name": "r", "hosts": ["grpc.test"], "paths": ["/other.Svc/*"], "pool": "p"}]"#;
+    let node = node_with_routes(&[&origin], FAST_PROBES, routes, &ca).await;
+    let mut client = Client::new(&node, &ca).await;
+    let status = client
+        .unary(tonic::Request::new(echo("lost")))
+        .await
+        .expect_err("no route");
+    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+    assert!(
+        status
+            .message()
+            .starts_with("404 Not Found: no route for host \"grpc.test"),
+        "{status:?}"
+    );
+    assert!(calls(&origin, grpc::UNARY).is_empty());
+}
+
+/// Long probe intervals and no ejection: only live requests tell the node about a fault.
+const NO_PROBE_NEWS: &str = r#""health_probe": {"interval_ms": 60000, "timeout_ms": 1000},
+    "failover": {"ejection": {"enabled": false}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_call_is_never_hedged() {
+    let (a, b) = (h2_origin("a").await, h2_origin("b").await);
+    let ca = TestCa::new("grpc-hedging");
+    let node = node_for(
+        &[&a, &b],
+        r#""health_probe": {"interval_ms": 60000, "timeout_ms": 1000},
+           "failover": {"hedging": {"enabled": true, "delay_ms": 20, "max_percent": 100}}"#,
+        &ca,
+    )
+    .await;
+    node.node.wait_latencies("p", &["a", "b"]).await;
+    let hedged = || async {
+        let m = node.node.metrics().await;
+        m.sum("portico_hedges_total", &[("pool", "p"), ("result", "won")])
+            + m.sum("portico_hedges_total", &[("pool", "p"), ("result", "lost")])
+    };
+
+    // The pool hedges: a slow GET gets a second attempt.
+    let resp = node
+        .node
+        .http
+        .request(
+            http::Method::GET,
+            &format!("{}/slow", node.node.url),
+            &[("x-origin-delay-ms", "1000")],
+            "",
+        )
+        .await
+        .expect("GET");
+    assert_eq!(resp.status, 200);
+    eventually("the GET hedged", Duration::from_secs(10), || async {
+        hedged().await >= 1.0
+    })
+    .await;
+    let before = hedged().await;
+
+    // A gRPC call as slow is sent once.
+    let mut client = Client::new(&node, &ca).await;
+    let reply = client
+        .unary(tonic::Request::new(EchoRequest {
+            text: "once".into(),
+            delay_ms: 1000,
+            ..Default::default()
+        }))
+        .await
+        .expect("the call succeeds");
+    assert_eq!(reply.into_inner().text, "once");
+    let sent = calls(&a, grpc::UNARY).len() + calls(&b, grpc::UNARY).len();
+    assert_eq!(sent, 1, "the call reached one origin once");
+    assert_eq!(hedged().await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_call_refused_by_an_origin_is_sent_to_another() {
+    let (a, b) = (h2_origin("a").await, h2_origin("b").await);
+    let ca = TestCa::new("grpc-refused");
+    let node = node_for(&[&a, &b], NO_PROBE_NEWS, &ca).await;
+    node.node.wait_latencies("p", &["a", "b"]).await;
+    a.set_fault(Fault::Refuse);
+    let mut client = Client::new(&node, &ca).await;
+    for i in 0..20 {
+        let reply = client
+            .unary(tonic::Request::new(echo(&format!("call-{i}"))))
+            .await
+            .expect("the call succeeds");
+        assert_eq!(reply.into_inner().served_by, "b");
+    }
+    assert_eq!(calls(&b, grpc::UNARY).len(), 20);
+    let m = node.node.metrics().await;
+    assert!(
+        m.sum("portico_retries_total", &[("reason", "connect_refused")]) >= 1.0,
+        "a was selected at least once in 20 calls and refused:\n{}",
+        m.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_call_that_reached_its_origin_is_not_resent() {
+    let (a, b) = (h2_origin("a").await, h2_origin("b").await);
+    let ca = TestCa::new("grpc-no-resend");
+    let node = node_for(&[&a, &b], NO_PROBE_NEWS, &ca).await;
+    node.node.wait_latencies("p", &["a", "b"]).await;
+    let mut client = Client::new(&node, &ca).await;
+    let call = tokio::spawn(async move {
+        client
+            .unary(tonic::Request::new(EchoRequest {
+                text: "lost".into(),
+                delay_ms: 600_000,
+                ..Default::default()
+            }))
+            .await
+    });
+    // The origin that got the call drops its connections while working on it.
+    let (got, other) = poll("the call at an origin", Duration::from_secs(10), || {
+        let (a, b) = (a.clone(), b.clone());
+        async move {
+            match (calls(&a, grpc::UNARY).len(), calls(&b, grpc::UNARY).len()) {
+                (1, 0) => Some((a, b)),
+                (0, 1) => Some((b, a)),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    got.set_fault(Fault::Refuse);
+    let status = tokio::time::timeout(Duration::from_secs(20), call)
+        .await
+        .expect("the call ends")
+        .expect("task")
+        .expect_err("the call fails");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().starts_with("502 Bad Gateway"),
+        "{status:?}"
+    );
+    assert!(calls(&other, grpc::UNARY).is_empty(), "not resent");
+    assert_eq!(calls(&got, grpc::UNARY).len(), 1);
 }

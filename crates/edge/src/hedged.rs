@@ -216,6 +216,12 @@ async fn deliver(
         return Ok(());
     };
     let mut resp = head.clone();
+    // An HTTP/2 origin's head goes out as HTTP/1.1 to an HTTP/1.1 client (Pingora cannot
+    // write "HTTP/2" on an HTTP/1 connection; an HTTP/2 client's connection ignores it), as
+    // Pingora's own proxy loop downgrades it.
+    if resp.version == http::Version::HTTP_2 {
+        resp.set_version(http::Version::HTTP_11);
+    }
     let status = resp.status.as_u16();
     let head_only = session.req_header().method == http::Method::HEAD;
     let no_body = head_only || matches!(status, 204 | 304);

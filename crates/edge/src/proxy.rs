@@ -514,7 +514,12 @@ impl ProxyHttp for EdgeProxy {
             let pool = ctx.pool().map(|p| p.config.name.as_str()).unwrap_or("");
             let body = answers::client_error_body(code, e)
                 .unwrap_or_else(|| error_body(code, e.etype().as_str(), pool, ctx.attempts()));
-            if let Err(write_error) = respond(session, ctx, self.draining(), code, body).await {
+            let written = if session.response_written().is_some() {
+                answers::end_started_response(session, code, &body).await
+            } else {
+                respond(session, ctx, self.draining(), code, body).await
+            };
+            if let Err(write_error) = written {
                 log::debug!("could not send the error response: {write_error}");
             }
         }

@@ -9,10 +9,13 @@ use pingora_proxy::Session;
 
 /// Records the finished request `ctx` of `session`.
 pub fn record(node: &NodeState, session: &Session, ctx: &RequestCtx) {
-    let code = session
-        .response_written()
-        .map(|r| r.status.as_u16())
-        .unwrap_or(ctx.status);
+    // The node's own answer to a gRPC call goes out as a 200 with a `grpc-status`
+    // (answers.rs): it counts as the status it stands for (a 504 stays a 504 in metrics).
+    let code = match session.response_written() {
+        Some(r) if !ctx.answered && r.headers.contains_key("grpc-status") => ctx.status,
+        Some(r) => r.status.as_u16(),
+        None => ctx.status,
+    };
     let (route, pool, origin) = ctx.labels();
     let metrics = &node.metrics;
     let series = &ctx.snapshot.series;

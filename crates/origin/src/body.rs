@@ -2,7 +2,6 @@
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -46,12 +45,14 @@ pub fn fnv1a(data: &[u8]) -> u64 {
 
 const CHUNK: u64 = 64 * 1024;
 
-/// A response body: fixed bytes, or a generated pattern of a given length.
+/// A response body: fixed bytes, a generated pattern of a given length, or a gRPC answer.
 pub(crate) enum OriginBody {
     /// Bytes known up front (taken on first poll).
     Full(Option<Bytes>),
     /// `len` bytes of [`pattern_byte`], sent in 64 KiB frames; `chunked` hides the length.
     Pattern { sent: u64, len: u64, chunked: bool },
+    /// The messages and trailers of a gRPC call, as tonic produces them.
+    Grpc(tonic::body::Body),
 }
 
 impl OriginBody {
@@ -66,13 +67,14 @@ impl OriginBody {
 
 impl Body for OriginBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = tonic::Status;
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
         match self.get_mut() {
+            OriginBody::Grpc(b) => Pin::new(b).poll_frame(cx),
             OriginBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             OriginBody::Pattern { sent, len, .. } => {
                 if *sent >= *len {
@@ -88,6 +90,7 @@ impl Body for OriginBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
+            OriginBody::Grpc(b) => b.is_end_stream(),
             OriginBody::Full(b) => b.as_ref().is_none_or(|b| b.is_empty()),
             OriginBody::Pattern { sent, len, .. } => sent >= len,
         }
@@ -95,6 +98,7 @@ impl Body for OriginBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
+            OriginBody::Grpc(b) => b.size_hint(),
             OriginBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             OriginBody::Pattern { chunked: true, .. } => SizeHint::default(),
             OriginBody::Pattern { sent, len, .. } => SizeHint::with_exact(len - sent),

@@ -2,11 +2,13 @@
 //!
 //! Used by `make run`, the simulation, the integration tests and the benchmarks. Every answer
 //! carries `X-Served-By: <name>`; the body of a plain request is `<name>\n`. `GET /ws` is a
-//! WebSocket echo.
+//! WebSocket echo. With [`OriginConfig::http2`] it speaks HTTP/2 too and serves the gRPC
+//! service of [`grpc`].
 
 mod body;
 mod demo_tls;
 mod fault;
+pub mod grpc;
 mod server;
 mod service;
 mod shared;
@@ -44,6 +46,9 @@ pub struct OriginConfig {
     pub log_capacity: usize,
     /// Serve HTTPS (HTTP/1.1 over TLS) with this certificate and key instead of plain HTTP.
     pub tls: Option<OriginTls>,
+    /// Speak HTTP/2 beside HTTP/1.1: cleartext connections that open with the HTTP/2 preface
+    /// (prior knowledge, "h2c"), and ALPN `h2` over TLS. The gRPC service needs it.
+    pub http2: bool,
 }
 
 /// The certificate an HTTPS origin serves.
@@ -68,6 +73,7 @@ impl OriginConfig {
             fault: Fault::None,
             log_capacity: 10_000,
             tls: None,
+            http2: false,
         }
     }
 }

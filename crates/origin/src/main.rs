@@ -14,6 +14,14 @@ use std::time::Duration;
 /// of the request body in `X-Body-Length`/`X-Body-Fnv`), `/status/NNN`. Header
 /// `X-Origin-Delay-Ms` adds a delay to one request. `/ws` is a WebSocket echo (every text and
 /// binary message comes back).
+///
+/// With --http2 it speaks HTTP/2 too (cleartext prior knowledge, ALPN `h2` over TLS) and serves
+/// the gRPC service `portico.origin.Echo` (the `.proto` is in the crate's `grpc` module):
+/// `Unary` echoes `text` after `delay_ms`, or ends with gRPC status `status` (message `text`)
+/// when it is not 0; `ServerStream` sends `count` messages `delay_ms` apart, then `status`;
+/// `ClientStream` answers the sum of the messages' `number` and how many came. Every call
+/// answers the `grpc-timeout` it received in the `x-grpc-timeout-seen` metadata and keeps it
+/// (DEADLINE_EXCEEDED "deadline T exceeded at origin NAME" when the work would outlast it).
 #[derive(Parser, Debug)]
 #[command(name = "portico-origin", version)]
 struct Args {
@@ -50,6 +58,10 @@ struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Speak HTTP/2 beside HTTP/1.1 (h2c prior knowledge; ALPN h2 with --tls-cert) and serve
+    /// the gRPC service.
+    #[arg(long)]
+    http2: bool,
 }
 
 fn parse_rtt(s: &str) -> Result<(String, Duration), String> {
@@ -87,6 +99,7 @@ fn main() -> Result<()> {
                         key_file,
                     },
                 ),
+                http2: args.http2,
             };
         let origin = start(config)
             .await

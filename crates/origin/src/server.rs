@@ -5,8 +5,9 @@ use crate::shared::{RequestRecord, Shared, Stats};
 use crate::{Fault, OriginConfig};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use openssl::ssl::{Ssl, SslAcceptor, SslFiletype, SslMethod};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use openssl::ssl::{AlpnError, Ssl, SslAcceptor, SslFiletype, SslMethod, select_next_proto};
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -92,7 +93,11 @@ impl OriginHandle {
 
 /// Binds the listeners and starts serving on the current tokio runtime.
 pub async fn start(config: OriginConfig) -> io::Result<OriginHandle> {
-    let tls = config.tls.as_ref().map(acceptor).transpose()?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|t| acceptor(t, config.http2))
+        .transpose()?;
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let control_listener = match config.control {
@@ -173,8 +178,10 @@ async fn accept_loop(shared: Arc<Shared>, mut listener: Option<TcpListener>) {
     }
 }
 
-/// The TLS acceptor of an HTTPS origin (Mozilla intermediate settings; no ALPN: HTTP/1.1).
-fn acceptor(tls: &crate::OriginTls) -> io::Result<SslAcceptor> {
+/// The TLS acceptor of an HTTPS origin (Mozilla intermediate settings). With `http2` it
+/// chooses ALPN `h2` when the client offers it, else `http/1.1`; without, it answers no ALPN
+/// (HTTP/1.1).
+fn acceptor(tls: &crate::OriginTls, http2: bool) -> io::Result<SslAcceptor> {
     let err = |what: &str, e: openssl::error::ErrorStack| {
         io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
     };
@@ -186,6 +193,11 @@ fn acceptor(tls: &crate::OriginTls) -> io::Result<SslAcceptor> {
         .map_err(|e| err(&format!("key {}", tls.key_file.display()), e))?;
     b.check_private_key()
         .map_err(|e| err("key does not match the certificate", e))?;
+    if http2 {
+        b.set_alpn_select_callback(|_, offered| {
+            select_next_proto(b"\x02h2\x08http/1.1", offered).ok_or(AlpnError::NOACK)
+        });
+    }
     Ok(b.build())
 }
 
@@ -205,20 +217,29 @@ async fn serve_tls(shared: Arc<Shared>, acceptor: SslAcceptor, stream: tokio::ne
 }
 
 /// One connection; dropped at once when the origin starts refusing or shuts down (an upgraded
-/// WebSocket lives on in its own task, which watches the same state).
+/// WebSocket lives on in its own task, which watches the same state). HTTP/1.1, or with
+/// `http2` either version: HTTP/2 when the connection opens with its preface (after ALPN
+/// `h2` over TLS, or prior knowledge in cleartext).
 async fn serve<S>(shared: Arc<Shared>, stream: S)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let svc_shared = shared.clone();
+    let svc = service_fn(move |req| handle(svc_shared.clone(), req));
+    let killed = shared.killed();
+    if shared.config.http2 {
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        tokio::select! {
+            _ = conn => {}
+            _ = killed => {}
+        }
+        return;
+    }
     let conn = http1::Builder::new()
         .keep_alive(true)
-        .serve_connection(
-            TokioIo::new(stream),
-            service_fn(move |req| handle(svc_shared.clone(), req)),
-        )
+        .serve_connection(TokioIo::new(stream), svc)
         .with_upgrades();
-    let killed = shared.killed();
     tokio::select! {
         _ = conn => {}
         _ = killed => {}

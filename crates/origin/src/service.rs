@@ -3,7 +3,7 @@
 use crate::Fault;
 use crate::body::{Fnv1a, OriginBody};
 use crate::shared::{RequestRecord, Shared};
-use crate::websocket;
+use crate::{grpc, websocket};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -30,6 +30,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answe
     if shared.config.log_capacity > 0 {
         shared.record(RequestRecord {
             at: Instant::now(),
+            version: req.version(),
             method: req.method().to_string(),
             path: req
                 .uri()
@@ -80,6 +81,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answe
 
     if req.uri().path() == websocket::PATH {
         return Ok(websocket::accept(&shared, req));
+    }
+    if grpc::is_call(&req) {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        return Ok(grpc::serve(&shared, req).await.map(OriginBody::Grpc));
     }
 
     let (parts, mut body) = req.into_parts();

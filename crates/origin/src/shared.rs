@@ -28,6 +28,8 @@ pub struct Stats {
 pub struct RequestRecord {
     /// When the request head arrived.
     pub at: Instant,
+    /// The HTTP version it arrived in.
+    pub version: http::Version,
     /// Method.
     pub method: String,
     /// Path with query.

@@ -7,6 +7,7 @@ use crate::request::outbound::response_to_client;
 use crate::request::rule_edits;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
+use pingora_core::protocols::http::ServerSession;
 use pingora_error::{Error, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
@@ -41,6 +42,17 @@ async fn write_reply(
         resp.insert_header("Content-Length", body.len().to_string())?;
     }
     ctx.prepare_response(&mut resp, session, draining)?;
+    if resp.status.as_u16() >= 400
+        && is_grpc(session.req_header())
+        && !resp.headers.contains_key("grpc-status")
+    {
+        let trailers_only = Box::new(grpc_answer(&resp, &body)?);
+        return match session.as_downstream_mut() {
+            // One HEADERS frame with END_STREAM: what gRPC calls "Trailers-Only".
+            ServerSession::H2(h2) => h2.write_response_header(trailers_only, true),
+            _ => session.write_response_header(trailers_only, true).await,
+        };
+    }
     let head_only =
         bodiless || session.req_header().method == http::Method::HEAD || body.is_empty();
     session
@@ -50,6 +62,99 @@ async fn write_reply(
         session.write_response_body(Some(body), true).await?;
     }
     Ok(())
+}
+
+/// Whether a request is a gRPC call: `Content-Type: application/grpc`, alone or with a
+/// `+format` or parameters (gRPC-Web's `application/grpc-web` is not).
+pub fn is_grpc(req: &RequestHeader) -> bool {
+    const GRPC: &[u8] = b"application/grpc";
+    req.headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| v.as_bytes())
+        .is_some_and(|v| {
+            v.get(..GRPC.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(GRPC))
+                && matches!(v.get(GRPC.len()), None | Some(b'+' | b';'))
+        })
+}
+
+/// The gRPC status code a reply of the node with HTTP `status` stands for: the gRPC project's
+/// HTTP-to-gRPC table (400 INTERNAL, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED,
+/// 404 UNIMPLEMENTED, 502 and 503 UNAVAILABLE, others UNKNOWN), except where the node knows
+/// more: 504 is a timeout waiting for the origin, DEADLINE_EXCEEDED (as Envoy answers its own
+/// timeouts since envoyproxy/envoy#44479: UNAVAILABLE invites clients to retry a call that
+/// may have run);
+/// 429 (rate limit) and 413 (body over the limit) are RESOURCE_EXHAUSTED; 421 (a client
+/// certificate required) is UNAUTHENTICATED.
+pub fn grpc_status_for(status: u16) -> u8 {
+    match status {
+        400 => 13,
+        401 | 421 => 16,
+        403 => 7,
+        404 => 12,
+        413 | 429 => 8,
+        502 | 503 => 14,
+        504 => 4,
+        _ => 2,
+    }
+}
+
+/// `text` as a `grpc-message` value: trimmed, percent-encoded as gRPC asks (every byte outside
+/// printable ASCII, and `%`).
+pub fn grpc_message(text: &[u8]) -> String {
+    let text = text.trim_ascii();
+    let mut out = String::with_capacity(text.len());
+    for &b in text {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The node's reply `resp` (status 400 or more, `text` its body) as gRPC clients read one: a
+/// "trailers-only" answer, HTTP 200 and `application/grpc` with the `grpc-status` it stands
+/// for and the text in `grpc-message`, no body; every other header of `resp` kept.
+fn grpc_answer(resp: &ResponseHeader, text: &[u8]) -> Result<ResponseHeader> {
+    let mut out = ResponseHeader::build(200, Some(resp.headers.len() + 3))?;
+    for (name, value) in resp.headers.iter() {
+        if name != http::header::CONTENT_TYPE && name != http::header::CONTENT_LENGTH {
+            out.append_header(name.clone(), value.clone())?;
+        }
+    }
+    out.insert_header("Content-Type", "application/grpc")?;
+    out.insert_header("Content-Length", "0")?;
+    out.insert_header(
+        "grpc-status",
+        grpc_status_for(resp.status.as_u16()).to_string(),
+    )?;
+    out.insert_header("grpc-message", grpc_message(text))?;
+    Ok(out)
+}
+
+/// Ends a response whose head already went to the client when the proxy failed after it
+/// (`code` the failure's status, `text` its error page): a gRPC call over HTTP/2 gets trailers
+/// with the `grpc-status` that status stands for and the text as `grpc-message`, so the client
+/// reads a status rather than a cut stream; any other response is left to be cut (an error
+/// page cannot follow a body under way).
+pub async fn end_started_response(session: &mut Session, code: u16, text: &str) -> Result<()> {
+    if !is_grpc(session.req_header()) {
+        return Ok(());
+    }
+    let mut trailers = http::HeaderMap::with_capacity(2);
+    trailers.insert(
+        "grpc-status",
+        HeaderValue::from(u16::from(grpc_status_for(code))),
+    );
+    if let Ok(message) = HeaderValue::from_str(&grpc_message(text.as_bytes())) {
+        trailers.insert("grpc-message", message);
+    }
+    session
+        .as_downstream_mut()
+        .write_response_trailers(trailers)
+        .await
 }
 
 /// Writes the 308 redirect to `location` (a route's `https_redirect`), without a body.
@@ -349,6 +454,61 @@ mod tests {
             ]
         );
         assert_eq!(client_error_body(502, &stalled), None);
+    }
+
+    #[test]
+    fn grpc_calls_are_told_by_their_content_type() {
+        let req = |ct: Option<&str>| {
+            let mut r = RequestHeader::build("POST", b"/pkg.Svc/M", None).unwrap();
+            if let Some(ct) = ct {
+                r.insert_header("Content-Type", ct).unwrap();
+            }
+            r
+        };
+        for yes in [
+            "application/grpc",
+            "application/grpc+proto",
+            "Application/GRPC;charset=utf-8",
+        ] {
+            assert!(is_grpc(&req(Some(yes))), "{yes}");
+        }
+        for no in [
+            "application/grpc-web",
+            "application/grpc-web-text",
+            "application/grpcx",
+            "application/json",
+            "text/plain",
+        ] {
+            assert!(!is_grpc(&req(Some(no))), "{no}");
+        }
+        assert!(!is_grpc(&req(None)));
+    }
+
+    #[test]
+    fn a_node_reply_to_a_grpc_call_is_trailers_only_with_its_status() {
+        assert_eq!(
+            [400, 401, 403, 404, 408, 413, 421, 429, 502, 503, 504, 508].map(grpc_status_for),
+            [13, 16, 7, 12, 2, 8, 16, 8, 14, 14, 4, 2]
+        );
+        let mut resp = ResponseHeader::build(504, None).unwrap();
+        resp.insert_header("Content-Type", "text/plain; charset=utf-8")
+            .unwrap();
+        resp.insert_header("Content-Length", "40").unwrap();
+        resp.insert_header("X-Request-Id", "abc").unwrap();
+        let text = error_body(504, "ReadTimedout", "grpc", 1);
+        let g = grpc_answer(&resp, text.as_bytes()).unwrap();
+        assert_eq!(g.status.as_u16(), 200);
+        let h = |n: &str| g.headers.get(n).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(h("content-type").as_deref(), Some("application/grpc"));
+        assert_eq!(h("content-length").as_deref(), Some("0"));
+        assert_eq!(h("x-request-id").as_deref(), Some("abc"));
+        assert_eq!(h("grpc-status").as_deref(), Some("4"));
+        assert_eq!(
+            h("grpc-message").as_deref(),
+            Some("504 Gateway Timeout: ReadTimedout (pool \"grpc\", 1 attempt)")
+        );
+        assert_eq!(g.headers.get_all("content-type").iter().count(), 1);
+        assert_eq!(grpc_message("50% off, é\n".as_bytes()), "50%25 off, %C3%A9");
     }
 
     #[test]
