@@ -44,6 +44,9 @@ pub struct OriginConfig {
     pub log_capacity: usize,
     /// Serve HTTPS (HTTP/1.1 over TLS) with this certificate and key instead of plain HTTP.
     pub tls: Option<OriginTls>,
+    /// With `tls`: require a client certificate that chains to the CA certificates of this
+    /// PEM file (a client without one fails the handshake). Needs `tls`.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// The certificate an HTTPS origin serves.
@@ -68,6 +71,7 @@ impl OriginConfig {
             fault: Fault::None,
             log_capacity: 10_000,
             tls: None,
+            tls_client_ca: None,
         }
     }
 }

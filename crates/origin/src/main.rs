@@ -50,6 +50,10 @@ struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Require HTTPS clients to present a certificate from the CAs of this PEM file (needs
+    /// --tls-cert).
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 fn parse_rtt(s: &str) -> Result<(String, Duration), String> {
@@ -87,6 +91,7 @@ fn main() -> Result<()> {
                         key_file,
                     },
                 ),
+                tls_client_ca: args.tls_client_ca.clone(),
             };
         let origin = start(config)
             .await

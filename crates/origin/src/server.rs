@@ -6,7 +6,8 @@ use crate::{Fault, OriginConfig};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use openssl::ssl::{Ssl, SslAcceptor, SslFiletype, SslMethod};
+use openssl::ssl::{Ssl, SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
+use openssl::x509::X509;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -92,7 +93,16 @@ impl OriginHandle {
 
 /// Binds the listeners and starts serving on the current tokio runtime.
 pub async fn start(config: OriginConfig) -> io::Result<OriginHandle> {
-    let tls = config.tls.as_ref().map(acceptor).transpose()?;
+    let tls = match (&config.tls, &config.tls_client_ca) {
+        (Some(tls), client_ca) => Some(acceptor(tls, client_ca.as_deref())?),
+        (None, Some(_)) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a client CA (tls_client_ca) needs a TLS listener (tls)",
+            ));
+        }
+        (None, None) => None,
+    };
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let control_listener = match config.control {
@@ -173,8 +183,12 @@ async fn accept_loop(shared: Arc<Shared>, mut listener: Option<TcpListener>) {
     }
 }
 
-/// The TLS acceptor of an HTTPS origin (Mozilla intermediate settings; no ALPN: HTTP/1.1).
-fn acceptor(tls: &crate::OriginTls) -> io::Result<SslAcceptor> {
+/// The TLS acceptor of an HTTPS origin (Mozilla intermediate settings; no ALPN: HTTP/1.1),
+/// requiring a client certificate from the CAs of `client_ca` when given.
+fn acceptor(
+    tls: &crate::OriginTls,
+    client_ca: Option<&std::path::Path>,
+) -> io::Result<SslAcceptor> {
     let err = |what: &str, e: openssl::error::ErrorStack| {
         io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
     };
@@ -186,6 +200,23 @@ fn acceptor(tls: &crate::OriginTls) -> io::Result<SslAcceptor> {
         .map_err(|e| err(&format!("key {}", tls.key_file.display()), e))?;
     b.check_private_key()
         .map_err(|e| err("key does not match the certificate", e))?;
+    if let Some(file) = client_ca {
+        let what = format!("client CA {}", file.display());
+        let pem =
+            std::fs::read(file).map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))?;
+        let cas = X509::stack_from_pem(&pem).map_err(|e| err(&what, e))?;
+        if cas.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{what}: no PEM certificate"),
+            ));
+        }
+        for ca in cas {
+            b.add_client_ca(&ca).map_err(|e| err(&what, e))?;
+            b.cert_store_mut().add_cert(ca).map_err(|e| err(&what, e))?;
+        }
+        b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    }
     Ok(b.build())
 }
 
