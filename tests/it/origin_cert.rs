@@ -162,7 +162,9 @@ async fn a_reload_re_reads_the_certificate_files_even_for_the_same_document() {
     let cas = Cas::new();
     let o = cas.origin("o").await;
     let good = cas.edge.leaf("portico-edge", &[]);
-    let stranger = cas.stranger.leaf("stranger", &[]);
+    // The same key certified by another CA: the same serial number, which is all Pingora
+    // tells pooled connections apart by.
+    let stranger = cas.stranger.leaf_for_key("stranger", &[], &good);
     // The files the config names, rewritten in place as a certificate rotation would.
     let dir = tempfile::tempdir().expect("tempdir");
     let files = Leaf {
@@ -182,8 +184,8 @@ async fn a_reload_re_reads_the_certificate_files_even_for_the_same_document() {
     wait_probe(&node, "p", "o", "success").await;
 
     // Another CA's certificate in the same files, the same document reloaded: the pool is
-    // rebuilt with it and the origin refuses requests and probes alike (no connection opened
-    // with the old certificate is reused).
+    // rebuilt with it and the origin refuses requests and probes alike (the idle connection
+    // opened with the old certificate is not reused).
     install(&stranger);
     let applied = node
         .node
@@ -191,12 +193,17 @@ async fn a_reload_re_reads_the_certificate_files_even_for_the_same_document() {
         .await
         .expect("reload");
     assert!(applied.changed, "new file contents rebuild the pool");
-    assert_eq!(node.http.get(&url).await.status, 502);
+    assert_eq!(
+        node.http.get(&url).await.status,
+        502,
+        "a new connection, presenting the stranger's certificate"
+    );
     node.wait_health("p", "o", false).await;
 
     // A key that does not match the certificate: the reload is refused at its path and the
     // running certificate stays.
-    std::fs::copy(&good.key_file, &files.key_file).expect("copy");
+    let other = cas.edge.leaf("other", &[]);
+    std::fs::copy(&other.key_file, &files.key_file).expect("copy");
     let errors = node
         .node
         .apply(&text, ReloadSource::Admin)
