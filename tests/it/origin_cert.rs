@@ -231,3 +231,30 @@ async fn a_reload_re_reads_the_certificate_files_even_for_the_same_document() {
     assert_eq!(node.http.get(&url).await.status, 200);
     wait_probe(&node, "p", "o", "success").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_origin_needs_tls_and_a_pem_file_for_its_client_ca() {
+    let cas = Cas::new();
+    let mut c = OriginConfig::new("o", "127.0.0.1:0".parse().expect("addr"));
+    c.tls_client_ca = Some(cas.edge.ca_file.clone());
+    let error = portico_origin::start(c.clone()).await.expect_err("no TLS");
+    assert!(
+        error.to_string().contains("needs a TLS listener"),
+        "{error}"
+    );
+    let leaf = cas.servers.leaf("o", &["origin.test"]);
+    let junk = cas.edge.dir().join("junk.pem");
+    std::fs::write(&junk, "no PEM here").expect("write");
+    c.tls = Some(OriginTls {
+        cert_file: leaf.cert_file,
+        key_file: leaf.key_file,
+    });
+    c.tls_client_ca = Some(junk.clone());
+    let error = portico_origin::start(c).await.expect_err("no PEM");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("client CA {}", junk.display())),
+        "{error}"
+    );
+}
