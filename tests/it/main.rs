@@ -21,6 +21,7 @@ mod hedging;
 mod limits;
 mod mtls;
 mod observability;
+mod origin_cert;
 mod probes;
 mod proxying;
 mod reload;

@@ -689,7 +689,7 @@ fn an_expired_certificate_is_a_warning_and_a_ca_file_is_checked_by_path() {
         "{:?}",
         tls.warnings
     );
-    assert!(tls.cas[0].is_some());
+    assert!(tls.pools[0].ca.is_some());
     let config = portico_core::config::parse(&text(&junk)).expect("valid");
     let Err(errors) = portico::tls::load(&config) else {
         panic!("a CA file without PEM is an error");

@@ -65,17 +65,34 @@ impl TestCa {
         })
     }
 
+    /// A leaf certificate for the key of `leaf` (as a renewal that keeps its key would be;
+    /// `rcgen` derives the serial number from the key, so it has `leaf`'s serial too).
+    pub fn leaf_for_key(&self, stem: &str, names: &[&str], leaf: &Leaf) -> Leaf {
+        let pem = std::fs::read_to_string(&leaf.key_file).expect("read the key");
+        let key = KeyPair::from_pem(&pem).expect("a PEM key");
+        self.leaf_signed(stem, names, |_| {}, key)
+    }
+
     fn leaf_with(
         &self,
         stem: &str,
         names: &[&str],
         adjust: impl Fn(&mut CertificateParams),
     ) -> Leaf {
+        self.leaf_signed(stem, names, adjust, KeyPair::generate().expect("leaf key"))
+    }
+
+    fn leaf_signed(
+        &self,
+        stem: &str,
+        names: &[&str],
+        adjust: impl Fn(&mut CertificateParams),
+        key: KeyPair,
+    ) -> Leaf {
         let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(sans).expect("leaf params");
         params.distinguished_name.push(DnType::CommonName, stem);
         adjust(&mut params);
-        let key = KeyPair::generate().expect("leaf key");
         let cert = params.signed_by(&key, &self.issuer).expect("sign the leaf");
         let leaf = Leaf {
             cert_file: self.dir.path().join(format!("{stem}.pem")),

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod live_pool;
 pub mod metrics;
 pub mod node;
+pub mod origin_tls;
 pub mod probe;
 pub mod probe_connector;
 pub mod proxy;

@@ -2,7 +2,7 @@
 //! (health, latency, ejection, budget) behind a lock.
 
 use crate::metrics::Metrics;
-use pingora_core::protocols::tls::CaType;
+use crate::origin_tls::PoolTls;
 use pingora_core::upstreams::peer::HttpPeer;
 use portico_core::config::{OriginConfig, PoolConfig};
 use portico_core::ejection::EjectionEvent;
@@ -51,8 +51,9 @@ pub struct LivePool {
     pub config: PoolConfig,
     /// Origins, index for index with `config.origins`.
     pub origins: Vec<OriginPeer>,
-    /// The CA certificates read from `ca_file` (what TLS origins are checked against).
-    pub ca: Option<Arc<CaType>>,
+    /// What its TLS origins need from disk: the CA certificates of `ca_file` (what they are
+    /// checked against) and the certificate presented to them.
+    pub tls: PoolTls,
     state: Mutex<PoolState>,
     metrics: Arc<Metrics>,
 }
@@ -62,7 +63,7 @@ impl LivePool {
     pub fn new(
         config: PoolConfig,
         addrs: &[SocketAddr],
-        ca: Option<Arc<CaType>>,
+        tls: PoolTls,
         state: PoolState,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -70,7 +71,7 @@ impl LivePool {
             .origins
             .iter()
             .zip(addrs)
-            .map(|(o, &addr)| origin_peer(&config, o, addr, ca.as_ref()))
+            .map(|(o, &addr)| origin_peer(&config, o, addr, &tls))
             .collect();
         metrics.register_pool(&config.name);
         for o in &config.origins {
@@ -79,7 +80,7 @@ impl LivePool {
         let pool = Self {
             config,
             origins,
-            ca,
+            tls,
             state: Mutex::new(state),
             metrics,
         };
@@ -278,20 +279,19 @@ impl LivePool {
 /// Concurrent requests multiplexed on one HTTP/2 connection to an origin.
 const H2_STREAMS_PER_ORIGIN_CONNECTION: usize = 100;
 
-/// The peer template of one origin: its address, TLS (SNI, verification, the pool's CA), the
-/// pool's HTTP version and the pool's timeouts.
-fn origin_peer(
-    pool: &PoolConfig,
-    o: &OriginConfig,
-    addr: SocketAddr,
-    ca: Option<&Arc<CaType>>,
-) -> OriginPeer {
+/// The peer template of one origin: its address, TLS (SNI, verification, the pool's CA, the
+/// pool's client certificate), the pool's HTTP version and the pool's timeouts.
+fn origin_peer(pool: &PoolConfig, o: &OriginConfig, addr: SocketAddr, tls: &PoolTls) -> OriginPeer {
     let sni = if o.tls { o.sni_name() } else { String::new() };
     let mut peer = HttpPeer::new(addr, o.tls, sni);
     if o.tls {
         peer.options.verify_cert = o.tls_verify;
         peer.options.verify_hostname = o.tls_verify;
-        peer.options.ca = ca.cloned();
+        peer.options.ca = tls.ca.clone();
+        if let Some(cert) = &tls.client_cert {
+            peer.client_cert_key = Some(cert.cert_key().clone());
+            peer.group_key = cert.group_key();
+        }
     }
     peer.options.connection_timeout = Some(pool.timeouts.connect);
     peer.options.read_timeout = Some(pool.timeouts.response);

@@ -199,7 +199,7 @@ impl Node {
         let listen = config.node.listen.clone();
         let admin_listen = config.node.admin_listen.clone();
         let tls_listen = config.node.tls_listen.clone();
-        let (snapshot, _) = Snapshot::build(config, document, &addrs, &tls.cas, None, &metrics);
+        let (snapshot, _) = Snapshot::build(config, document, &addrs, &tls.pools, None, &metrics);
         let state = Arc::new(NodeState::new(
             snapshot,
             metrics,

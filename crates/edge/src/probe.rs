@@ -4,12 +4,12 @@
 //! probe goes through the node's one [`ProbeConnector`]; each is timed and recorded in the
 //! pool that holds the origin in the running config.
 
+use crate::origin_tls::PoolTls;
 use crate::probe_connector::ProbeConnector;
 use crate::request::outbound::probe_request;
 use crate::snapshot::Snapshot;
 use crate::state::NodeState;
 use async_trait::async_trait;
-use pingora_core::protocols::tls::CaType;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -54,8 +54,9 @@ struct ProbeSpec {
     probe: ProbeConfig,
     host_header: Option<String>,
     region: String,
-    /// For a TLS origin: SNI, whether the certificate is checked, the pool's CA certificates.
-    tls: Option<(String, bool, Option<Arc<CaType>>)>,
+    /// For a TLS origin: SNI, whether the certificate is checked, the pool's CA certificates
+    /// and the certificate it presents.
+    tls: Option<(String, bool, PoolTls)>,
 }
 
 /// The probes a snapshot needs, by origin.
@@ -77,7 +78,9 @@ fn wanted(snapshot: &Snapshot) -> HashMap<OriginKey, ProbeSpec> {
                     probe: pool.config.probe.clone(),
                     host_header: o.host_header.clone(),
                     region: snapshot.region().to_string(),
-                    tls: o.tls.then(|| (o.sni_name(), o.tls_verify, pool.ca.clone())),
+                    tls: o
+                        .tls
+                        .then(|| (o.sni_name(), o.tls_verify, pool.tls.clone())),
                 },
             );
         }
@@ -176,8 +179,8 @@ async fn probe_once(
     (ProbeResult::Failure, Some(text))
 }
 
-/// The origin's own peer (over TLS with its SNI, verification and the pool's CA; the pool's
-/// HTTP version) with the probe's timeouts, and the probe request.
+/// The origin's own peer (over TLS with its SNI, verification, the pool's CA and client
+/// certificate; the pool's HTTP version) with the probe's timeouts, and the probe request.
 fn prepare(
     snapshot: &Snapshot,
     key: &OriginKey,

@@ -3,8 +3,9 @@
 //! `TransportConnector`, built when the first TLS origin is probed. Building one loads the
 //! system roots (the whole CA bundle, parsed under OpenSSL's global lock: tens of
 //! milliseconds and about a mebibyte), so that is paid once per node, not per origin or per
-//! reload. An origin's SNI, certificate check and pool CA travel with its peer and are
-//! applied per handshake, so the one context serves every TLS setting a config can hold.
+//! reload. An origin's SNI, certificate check, pool CA and pool client certificate travel
+//! with its peer and are applied per handshake, so the one context serves every TLS setting a
+//! config can hold.
 //! Probes speak the pool's protocol: HTTP/2 where the pool's requests would.
 
 use pingora_core::connectors::TransportConnector;

@@ -4,9 +4,9 @@
 
 use crate::live_pool::LivePool;
 use crate::metrics::{Metrics, SeriesCache};
+use crate::origin_tls::PoolTls;
 use crate::rate_limits::RateLimits;
 use http::HeaderValue;
-use pingora_core::protocols::tls::CaType;
 use portico_core::config::Config;
 use portico_core::pool_state::PoolState;
 use portico_core::reload::{self, ReloadPlan};
@@ -50,7 +50,7 @@ impl Snapshot {
         config: Config,
         document: Arc<str>,
         addrs: &[Vec<SocketAddr>],
-        cas: &[Option<Arc<CaType>>],
+        tls: &[PoolTls],
         previous: Option<&Snapshot>,
         metrics: &Arc<Metrics>,
     ) -> (Snapshot, Option<ReloadPlan>) {
@@ -78,12 +78,12 @@ impl Snapshot {
             .enumerate()
             .map(|(i, pool)| {
                 let pool_addrs = addrs.get(i).map(Vec::as_slice).unwrap_or(&[]);
-                let ca = cas.get(i).cloned().flatten();
+                let pool_tls = tls.get(i).cloned().unwrap_or_default();
                 let (Some(prev), Some(plan)) = (previous, &plan) else {
                     return Arc::new(LivePool::new(
                         pool.clone(),
                         pool_addrs,
-                        ca,
+                        pool_tls,
                         PoolState::new(pool, now),
                         metrics.clone(),
                     ));
@@ -91,11 +91,9 @@ impl Snapshot {
                 let pp = &plan.pools[i];
                 let old = pp.old.map(|o| &prev.pools[o]);
                 if let Some(old) = old {
-                    // A CA file re-read with other certificates rebuilds the peers.
-                    if pp.unchanged
-                        && old.addrs() == pool_addrs
-                        && old.ca.as_deref() == ca.as_deref()
-                    {
+                    // A CA or client certificate file re-read with other certificates
+                    // rebuilds the peers.
+                    if pp.unchanged && old.addrs() == pool_addrs && old.tls == pool_tls {
                         return old.clone();
                     }
                 }
@@ -108,7 +106,7 @@ impl Snapshot {
                 Arc::new(LivePool::new(
                     pool.clone(),
                     pool_addrs,
-                    ca,
+                    pool_tls,
                     state,
                     metrics.clone(),
                 ))

@@ -1,7 +1,9 @@
 //! TLS material read from disk: the listener's certificates (chosen by SNI in the handshake,
-//! swapped whole on every reload) and the pools' CA files for origins over TLS.
+//! swapped whole on every reload) and, through [`crate::origin_tls`], the pools' files for origins
+//! over TLS.
 
 use crate::client_cert::{ClientAuth, ClientCert};
+use crate::origin_tls::PoolTls;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use openssl::asn1::Asn1Time;
@@ -9,7 +11,7 @@ use openssl::pkey::{PKey, Private};
 use openssl::ssl::NameType;
 use openssl::x509::X509;
 use pingora_core::listeners::TlsAccept;
-use pingora_core::protocols::tls::{CaType, TlsRef};
+use pingora_core::protocols::tls::TlsRef;
 use pingora_core::tls::ext::{ssl_add_chain_cert, ssl_use_certificate, ssl_use_private_key};
 use portico_core::config::{CertSource, Config, ConfigError, ConfigErrors, HostPattern};
 use std::any::Any;
@@ -125,8 +127,9 @@ impl CertStore {
 pub struct TlsMaterial {
     /// The listener's certificates.
     pub certs: CertStore,
-    /// Per pool (index for index with `config.pools`): the CA certificates of `ca_file`.
-    pub cas: Vec<Option<Arc<CaType>>>,
+    /// Per pool (index for index with `config.pools`): the CA certificates of `ca_file` and
+    /// the certificate presented to origins.
+    pub pools: Vec<PoolTls>,
     /// Problems that do not stop the config (an expired certificate, a certificate host no
     /// route serves), each `path: message`.
     pub warnings: Vec<String>,
@@ -164,45 +167,15 @@ pub fn load(config: &Config) -> Result<TlsMaterial, ConfigErrors> {
         };
         let cert_path = format!("certificates[{i}].cert_file");
         let key_path = format!("certificates[{i}].key_file");
-        let chain = read(cert_file)
-            .and_then(|pem| {
-                X509::stack_from_pem(&pem)
-                    .ok()
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| format!("{cert_file} holds no PEM certificate"))
-            })
-            .map_err(|e| errors.push(ConfigError::new(&cert_path, e)))
-            .ok();
-        let key = read(key_file)
-            .and_then(|pem| {
-                PKey::private_key_from_pem(&pem)
-                    .map_err(|_| format!("{key_file} holds no PEM private key"))
-            })
-            .map_err(|e| errors.push(ConfigError::new(&key_path, e)))
-            .ok();
-        let (Some(chain), Some(key)) = (chain, key) else {
+        let Some((chain, key)) = read_cert_key(
+            cert_file,
+            key_file,
+            (&cert_path, &key_path),
+            &mut errors,
+            &mut warnings,
+        ) else {
             continue;
         };
-        let leaf = &chain[0];
-        let matches = leaf
-            .public_key()
-            .map(|public| public.public_eq(&key))
-            .unwrap_or(false);
-        if !matches {
-            errors.push(ConfigError::new(
-                &key_path,
-                format!("the key in {key_file} does not match the certificate in {cert_file}"),
-            ));
-            continue;
-        }
-        if let Ok(now) = Asn1Time::days_from_now(0) {
-            if leaf.not_after() < now {
-                warnings.push(format!(
-                    "{cert_path}: the certificate in {cert_file} expired on {}",
-                    leaf.not_after()
-                ));
-            }
-        }
         certs.push(LoadedCert {
             name: c.name.clone(),
             hosts: c.hosts.clone(),
@@ -222,31 +195,17 @@ pub fn load(config: &Config) -> Result<TlsMaterial, ConfigErrors> {
             errors.push(ConfigError::new("acme.ca_file", e));
         }
     }
-    let mut cas = Vec::new();
-    for (i, pool) in config.pools.iter().enumerate() {
-        let Some(file) = &pool.ca_file else {
-            cas.push(None);
-            continue;
-        };
-        let loaded = read(file).and_then(|pem| {
-            X509::stack_from_pem(&pem)
-                .ok()
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| format!("{file} holds no PEM certificate"))
-        });
-        match loaded {
-            Ok(list) => cas.push(Some(Arc::new(list.into_boxed_slice()))),
-            Err(e) => {
-                errors.push(ConfigError::new(format!("pools[{i}].ca_file"), e));
-                cas.push(None);
-            }
-        }
-    }
+    let pools = config
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(i, pool)| crate::origin_tls::load(i, pool, &mut errors, &mut warnings))
+        .collect();
     if errors.is_empty() {
         warnings.extend(portico_core::config::warnings(config));
         Ok(TlsMaterial {
             certs: CertStore::new(certs).with_client_auth(client_auth),
-            cas,
+            pools,
             warnings,
         })
     } else {
@@ -254,8 +213,59 @@ pub fn load(config: &Config) -> Result<TlsMaterial, ConfigErrors> {
     }
 }
 
-fn read(file: &str) -> Result<Vec<u8>, String> {
+/// The bytes of `file`, or why it cannot be read.
+pub(crate) fn read(file: &str) -> Result<Vec<u8>, String> {
     std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))
+}
+
+/// The PEM chain of `cert_file` (leaf first) and the key of `key_file`, the key checked
+/// against the leaf. Problems are errors at `paths` (the certificate's, the key's); an
+/// expired leaf is a warning.
+pub(crate) fn read_cert_key(
+    cert_file: &str,
+    key_file: &str,
+    (cert_path, key_path): (&str, &str),
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) -> Option<(Vec<X509>, PKey<Private>)> {
+    let chain = read(cert_file)
+        .and_then(|pem| {
+            X509::stack_from_pem(&pem)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| format!("{cert_file} holds no PEM certificate"))
+        })
+        .map_err(|e| errors.push(ConfigError::new(cert_path, e)))
+        .ok();
+    let key = read(key_file)
+        .and_then(|pem| {
+            PKey::private_key_from_pem(&pem)
+                .map_err(|_| format!("{key_file} holds no PEM private key"))
+        })
+        .map_err(|e| errors.push(ConfigError::new(key_path, e)))
+        .ok();
+    let (chain, key) = (chain?, key?);
+    let leaf = chain.first()?;
+    let matches = leaf
+        .public_key()
+        .map(|public| public.public_eq(&key))
+        .unwrap_or(false);
+    if !matches {
+        errors.push(ConfigError::new(
+            key_path,
+            format!("the key in {key_file} does not match the certificate in {cert_file}"),
+        ));
+        return None;
+    }
+    if let Ok(now) = Asn1Time::days_from_now(0) {
+        if leaf.not_after() < now {
+            warnings.push(format!(
+                "{cert_path}: the certificate in {cert_file} expired on {}",
+                leaf.not_after()
+            ));
+        }
+    }
+    Some((chain, key))
 }
 
 /// The handshake's certificate callback: picks from the certificates installed last.

@@ -19,7 +19,8 @@ async fn running(text: &str) -> NodeState {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let metrics = Arc::new(Metrics::new(&p.config.node.region, &p.config.version));
-    let (snapshot, _) = Snapshot::build(p.config, p.document, &p.addrs, &p.tls.cas, None, &metrics);
+    let (snapshot, _) =
+        Snapshot::build(p.config, p.document, &p.addrs, &p.tls.pools, None, &metrics);
     NodeState::new(
         snapshot,
         metrics,

@@ -291,3 +291,76 @@ fn a_state_dir_that_cannot_be_a_directory_stops_check_and_start_up() {
         & 0o777;
     assert_eq!(mode, 0o700);
 }
+
+#[test]
+fn check_reads_a_pool_client_certificate_and_reports_bad_files_by_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = 1_700_000_000;
+    let (edge, edge_key) = self_signed("edge.test", now, now + 10 * 365 * 86_400);
+    let (old, old_key) = self_signed("old.test", 946_684_800, 978_307_200);
+    let edge_files = write(dir.path(), "edge", &edge, &edge_key);
+    let old_files = write(dir.path(), "old", &old, &old_key);
+    // Pool `p` presents `files` to its TLS origin; pool `q`, cleartext, presents `files` too.
+    let run = |files: &(String, String), q_files: &(String, String)| {
+        let pool = |name: &str, tls: bool, files: &(String, String)| {
+            serde_json::json!({
+                "name": name,
+                "client_cert_file": files.0,
+                "client_key_file": files.1,
+                "origins": [{"name": "a", "address": "127.0.0.1:9001", "tls": tls}],
+            })
+        };
+        let text = serde_json::json!({
+            "pools": [pool("p", true, files), pool("q", false, q_files)],
+            "routes": [{"name": "r", "pool": "p"}, {"name": "s", "hosts": ["q.test"], "pool": "q"}],
+        });
+        let path = dir.path().join("pools.json");
+        std::fs::write(&path, text.to_string()).expect("write");
+        let out = Command::new(BIN)
+            .args(["--config", path.to_str().expect("path"), "--check"])
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run portico");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Good files: exit 0; an expired certificate and a pool with no TLS origin are warnings.
+    let (code, err) = run(&old_files, &edge_files);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "warning: pools[0].client_cert_file: the certificate in {} expired on Jan  1 00:00:00 2001 GMT",
+                old_files.0
+            ),
+            "warning: pools[1].client_cert_file: no origin of the pool has \"tls\": true, so the certificate is never presented".to_string(),
+        ],
+        "{err}"
+    );
+    // A key of another certificate and a file that is not there: each at its path, exit 1.
+    let missing = dir.path().join("missing.pem").display().to_string();
+    let (code, err) = run(
+        &(edge_files.0.clone(), old_files.1.clone()),
+        &(missing.clone(), edge_files.1.clone()),
+    );
+    assert_eq!(code, 1, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "pools[0].client_key_file: the key in {} does not match the certificate in {}",
+            old_files.1, edge_files.0
+        )
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "pools[1].client_cert_file: cannot read {missing}: "
+        )),
+        "{err}"
+    );
+}

@@ -49,6 +49,9 @@ pub struct OriginConfig {
     /// Speak HTTP/2 beside HTTP/1.1: cleartext connections that open with the HTTP/2 preface
     /// (prior knowledge, "h2c"), and ALPN `h2` over TLS. The gRPC service needs it.
     pub http2: bool,
+    /// With `tls`: require a client certificate that chains to the CA certificates of this
+    /// PEM file (a client without one fails the handshake). Needs `tls`.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// The certificate an HTTPS origin serves.
@@ -74,6 +77,7 @@ impl OriginConfig {
             log_capacity: 10_000,
             tls: None,
             http2: false,
+            tls_client_ca: None,
         }
     }
 }

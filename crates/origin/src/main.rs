@@ -62,6 +62,10 @@ struct Args {
     /// the gRPC service.
     #[arg(long)]
     http2: bool,
+    /// Require HTTPS clients to present a certificate from the CAs of this PEM file (needs
+    /// --tls-cert).
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 fn parse_rtt(s: &str) -> Result<(String, Duration), String> {
@@ -100,6 +104,7 @@ fn main() -> Result<()> {
                     },
                 ),
                 http2: args.http2,
+                tls_client_ca: args.tls_client_ca.clone(),
             };
         let origin = start(config)
             .await

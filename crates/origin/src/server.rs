@@ -7,7 +7,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use openssl::ssl::{AlpnError, Ssl, SslAcceptor, SslFiletype, SslMethod, select_next_proto};
+use openssl::ssl::{
+    AlpnError, Ssl, SslAcceptor, SslFiletype, SslMethod, SslVerifyMode, select_next_proto,
+};
+use openssl::x509::X509;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -93,11 +96,16 @@ impl OriginHandle {
 
 /// Binds the listeners and starts serving on the current tokio runtime.
 pub async fn start(config: OriginConfig) -> io::Result<OriginHandle> {
-    let tls = config
-        .tls
-        .as_ref()
-        .map(|t| acceptor(t, config.http2))
-        .transpose()?;
+    let tls = match (&config.tls, &config.tls_client_ca) {
+        (Some(tls), client_ca) => Some(acceptor(tls, config.http2, client_ca.as_deref())?),
+        (None, Some(_)) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a client CA (tls_client_ca) needs a TLS listener (tls)",
+            ));
+        }
+        (None, None) => None,
+    };
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let control_listener = match config.control {
@@ -180,8 +188,12 @@ async fn accept_loop(shared: Arc<Shared>, mut listener: Option<TcpListener>) {
 
 /// The TLS acceptor of an HTTPS origin (Mozilla intermediate settings). With `http2` it
 /// chooses ALPN `h2` when the client offers it, else `http/1.1`; without, it answers no ALPN
-/// (HTTP/1.1).
-fn acceptor(tls: &crate::OriginTls, http2: bool) -> io::Result<SslAcceptor> {
+/// (HTTP/1.1). With `client_ca` it requires a client certificate from those CAs.
+fn acceptor(
+    tls: &crate::OriginTls,
+    http2: bool,
+    client_ca: Option<&std::path::Path>,
+) -> io::Result<SslAcceptor> {
     let err = |what: &str, e: openssl::error::ErrorStack| {
         io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
     };
@@ -197,6 +209,23 @@ fn acceptor(tls: &crate::OriginTls, http2: bool) -> io::Result<SslAcceptor> {
         b.set_alpn_select_callback(|_, offered| {
             select_next_proto(b"\x02h2\x08http/1.1", offered).ok_or(AlpnError::NOACK)
         });
+    }
+    if let Some(file) = client_ca {
+        let what = format!("client CA {}", file.display());
+        let pem =
+            std::fs::read(file).map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))?;
+        let cas = X509::stack_from_pem(&pem).map_err(|e| err(&what, e))?;
+        if cas.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{what}: no PEM certificate"),
+            ));
+        }
+        for ca in cas {
+            b.add_client_ca(&ca).map_err(|e| err(&what, e))?;
+            b.cert_store_mut().add_cert(ca).map_err(|e| err(&what, e))?;
+        }
+        b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
     }
     Ok(b.build())
 }

@@ -399,10 +399,22 @@ pub struct PoolConfig {
     pub failover: FailoverConfig,
     /// CA file that TLS origins are checked against (none: the system roots).
     pub ca_file: Option<String>,
+    /// Certificate presented to TLS origins (none: no certificate).
+    pub client_cert: Option<PoolClientCert>,
     /// HTTP version spoken to the origins.
     pub protocol: OriginProtocol,
     /// Origins, in document order (their index is their identity inside the pool).
     pub origins: Vec<OriginConfig>,
+}
+
+/// `pools[].client_cert_file` and `client_key_file`: the certificate a pool presents to its
+/// TLS origins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolClientCert {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: String,
+    /// PEM private key of the leaf.
+    pub key_file: String,
 }
 
 /// `pools[].protocol`: the HTTP version spoken to a pool's origins.

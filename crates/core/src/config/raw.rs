@@ -272,6 +272,15 @@ pub struct RawPool {
     /// instead of the system roots (default none: the system roots).
     #[schemars(pattern(NOT_BLANK_PATTERN))]
     pub ca_file: Option<String>,
+    /// PEM certificate chain (leaf first) presented to the pool's TLS origins that ask for a
+    /// client certificate, in requests and probes (needs `client_key_file`; default none:
+    /// no certificate). Re-read on every reload.
+    #[schemars(pattern(NOT_BLANK_PATTERN))]
+    pub client_cert_file: Option<String>,
+    /// PEM private key of `client_cert_file` (needs `client_cert_file`). Re-read on every
+    /// reload.
+    #[schemars(pattern(NOT_BLANK_PATTERN))]
+    pub client_key_file: Option<String>,
     /// HTTP version spoken to the pool's origins: `"http/1.1"` (default), `"h2"` (HTTP/2 over
     /// TLS by ALPN, or cleartext prior knowledge for origins without `tls`) or `"auto"` (ALPN
     /// offers `h2` and `http/1.1`; cleartext origins get HTTP/1.1). gRPC needs `"h2"`.

@@ -496,6 +496,42 @@ fn tls_fields_parse_with_their_defaults() {
 }
 
 #[test]
+fn a_pool_client_certificate_needs_both_files() {
+    let pool = |extra: &str| with_tls("", "[]", r#", "tls": true"#, extra);
+    assert_eq!(parse(MINIMAL).unwrap().pools[0].client_cert, None);
+    let c = parse(&pool(
+        r#", "client_cert_file": "edge.pem", "client_key_file": "edge-key.pem""#,
+    ))
+    .unwrap();
+    assert_eq!(
+        c.pools[0].client_cert,
+        Some(PoolClientCert {
+            cert_file: "edge.pem".into(),
+            key_file: "edge-key.pem".into(),
+        })
+    );
+    assert_eq!(
+        errors(&pool(r#", "client_cert_file": "edge.pem""#)),
+        vec![
+            "pools[0].client_key_file: is required with client_cert_file: the PEM private key of that certificate"
+        ]
+    );
+    assert_eq!(
+        errors(&pool(r#", "client_key_file": "edge-key.pem""#)),
+        vec![
+            "pools[0].client_cert_file: is required with client_key_file: the PEM certificate chain of that key"
+        ]
+    );
+    assert_eq!(
+        errors(&pool(r#", "client_cert_file": " ", "client_key_file": """#)),
+        vec![
+            "pools[0].client_cert_file: must name a PEM file",
+            "pools[0].client_key_file: must name a PEM file",
+        ]
+    );
+}
+
+#[test]
 fn the_origin_sni_defaults_to_host_header_then_the_address_host() {
     let origin = |address: &str, host_header: Option<&str>| OriginConfig {
         name: "a".into(),

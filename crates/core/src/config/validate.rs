@@ -485,6 +485,7 @@ fn validate_pools(c: &mut Collector, raw: Option<&[RawPool]>) -> (Pools, HashSet
             }
             other => other.clone(),
         };
+        let client_cert = validate_client_cert(c, &path, pool);
         let protocol = match pool.protocol.as_deref() {
             None => OriginProtocol::default(),
             Some(v) => OriginProtocol::parse(v).unwrap_or_else(|| {
@@ -505,6 +506,7 @@ fn validate_pools(c: &mut Collector, raw: Option<&[RawPool]>) -> (Pools, HashSet
                     timeouts,
                     failover,
                     ca_file,
+                    client_cert,
                     protocol,
                     origins,
                 },
@@ -517,6 +519,36 @@ fn validate_pools(c: &mut Collector, raw: Option<&[RawPool]>) -> (Pools, HashSet
         }
     }
     (pools, failed)
+}
+
+/// `client_cert_file` and `client_key_file`: both or neither, each naming a file.
+fn validate_client_cert(c: &mut Collector, pool: &str, raw: &RawPool) -> Option<PoolClientCert> {
+    let cert_path = join(pool, "client_cert_file");
+    let key_path = join(pool, "client_key_file");
+    let file = |c: &mut Collector, path: &str, v: &Option<String>| match v {
+        Some(f) if f.trim().is_empty() => {
+            c.push(path, "must name a PEM file");
+            None
+        }
+        other => other.clone(),
+    };
+    let cert_file = file(c, &cert_path, &raw.client_cert_file);
+    let key_file = file(c, &key_path, &raw.client_key_file);
+    match (&raw.client_cert_file, &raw.client_key_file) {
+        (Some(_), None) => c.push(
+            key_path,
+            "is required with client_cert_file: the PEM private key of that certificate",
+        ),
+        (None, Some(_)) => c.push(
+            cert_path,
+            "is required with client_key_file: the PEM certificate chain of that key",
+        ),
+        _ => {}
+    }
+    Some(PoolClientCert {
+        cert_file: cert_file?,
+        key_file: key_file?,
+    })
 }
 
 fn validate_probe(c: &mut Collector, pool: &str, raw: Option<&RawProbe>) -> ProbeConfig {

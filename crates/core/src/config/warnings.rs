@@ -1,6 +1,7 @@
 //! Problems that do not stop a config (`--check` prints them, start-up and reloads log them):
 //! certificate hosts that no route serves, rules that do nothing or are never reached, rule
-//! sets no route names, cleartext origins of an `"auto"` pool.
+//! sets no route names, cleartext origins of an `"auto"` pool, a client certificate for a pool
+//! without TLS origins.
 
 use super::model::{Config, HostPattern, OriginProtocol};
 
@@ -29,6 +30,13 @@ pub fn warnings(config: &Config) -> Vec<String> {
         if !named {
             out.push(format!(
                 "rule_sets[{i}]: no route names {name:?} in its rule_sets, so it never runs"
+            ));
+        }
+    }
+    for (i, pool) in config.pools.iter().enumerate() {
+        if pool.client_cert.is_some() && !pool.origins.iter().any(|o| o.tls) {
+            out.push(format!(
+                "pools[{i}].client_cert_file: no origin of the pool has \"tls\": true, so the certificate is never presented"
             ));
         }
     }
@@ -143,5 +151,25 @@ mod tests {
         );
         assert!(warnings(&parse(&text("h2")).unwrap()).is_empty());
         assert!(warnings(&parse(&text("http/1.1")).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn a_client_certificate_for_a_pool_without_tls_origins_is_a_warning() {
+        let text = |tls: bool| {
+            format!(
+                r#"{{"pools": [{{"name": "p", "client_cert_file": "c.pem", "client_key_file": "k.pem",
+                    "origins": [{{"name": "a", "address": "127.0.0.1:9001", "tls": {tls}}},
+                                {{"name": "b", "address": "127.0.0.1:9002"}}]}}],
+                   "routes": [{{"name": "r", "pool": "p"}}]}}"#
+            )
+        };
+        let w = warnings(&parse(&text(false)).unwrap());
+        assert_eq!(
+            w,
+            [
+                "pools[0].client_cert_file: no origin of the pool has \"tls\": true, so the certificate is never presented"
+            ]
+        );
+        assert!(warnings(&parse(&text(true)).unwrap()).is_empty());
     }
 }

@@ -21,8 +21,9 @@ pub struct Prepared {
     /// Certificates and CA files read from disk, and the warnings (an expired certificate, a
     /// certificate host no route serves).
     pub tls: TlsMaterial,
-    /// The running document again, its CA files unchanged: nothing to rebuild, only the
-    /// certificates (re-read) to install. The addresses are the running ones.
+    /// The running document again, its pools' CA and client certificate files unchanged:
+    /// nothing to rebuild, only the listener's certificates (re-read) to install. The
+    /// addresses are the running ones.
     pub unchanged: bool,
 }
 
@@ -45,7 +46,7 @@ pub fn document(text: &str, overrides: &Overrides) -> Result<Config, ConfigError
 /// the origin names (beside `running`, a name that fails keeps its running address); read the
 /// token file. Stops after the first two steps when they fail; the others report together,
 /// names first, then files, each error at its JSON path. Files are read off the calling
-/// thread. The running document again (same text, same CA certificates) skips resolution and
+/// thread. The running document again (same text, same pool certificates) skips resolution and
 /// comes back [`Prepared::unchanged`].
 pub async fn prepare(
     text: &str,
@@ -90,14 +91,14 @@ pub async fn prepare(
     }
 }
 
-/// Whether `config` (from `text`, its CA files read into `tls`) is what `current` runs.
+/// Whether `config` (from `text`, its pools' files read into `tls`) is what `current` runs.
 fn is_running(current: &Snapshot, config: &Config, text: &str, tls: &TlsMaterial) -> bool {
-    let same_cas = current
+    let same_files = current
         .pools
         .iter()
-        .zip(&tls.cas)
-        .all(|(pool, ca)| pool.ca.as_deref() == ca.as_deref());
-    *config == current.config && *current.document == *text && same_cas
+        .zip(&tls.pools)
+        .all(|(pool, read)| pool.tls == *read);
+    *config == current.config && *current.document == *text && same_files
 }
 
 /// The addresses `current` runs with, per pool, per origin.
@@ -181,7 +182,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let metrics = Arc::new(Metrics::new(&p.config.node.region, &p.config.version));
         let (snapshot, _) =
-            Snapshot::build(p.config, p.document, &p.addrs, &p.tls.cas, None, &metrics);
+            Snapshot::build(p.config, p.document, &p.addrs, &p.tls.pools, None, &metrics);
         snapshot
     }
 
@@ -253,5 +254,72 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(!fresh.unchanged);
+    }
+
+    /// A self-signed certificate and its key, PEM, written to `dir` as `<stem>.pem` and
+    /// `<stem>-key.pem`: their paths.
+    fn write_cert(dir: &std::path::Path, stem: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec![stem.to_string()]).expect("params");
+        let cert = params.self_signed(&key).expect("cert");
+        let cert_file = dir.join(format!("{stem}.pem")).display().to_string();
+        let key_file = dir.join(format!("{stem}-key.pem")).display().to_string();
+        std::fs::write(&cert_file, cert.pem()).expect("write");
+        std::fs::write(&key_file, key.serialize_pem()).expect("write");
+        (cert_file, key_file)
+    }
+
+    /// [`GOOD`] with its pool presenting `cert`/`key` to its origin over TLS.
+    fn with_client_cert(cert: &str, key: &str) -> String {
+        GOOD.replace(
+            r#""name":"p","#,
+            &format!(r#""name":"p","client_cert_file":{cert:?},"client_key_file":{key:?},"#),
+        )
+        .replace(r#""127.0.0.1:7001"}"#, r#""127.0.0.1:7001","tls":true}"#)
+    }
+
+    #[tokio::test]
+    async fn a_client_certificate_file_with_new_contents_is_a_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key) = write_cert(dir.path(), "edge");
+        let text = with_client_cert(&cert, &key);
+        let current = running(&text).await;
+        assert!(current.pools[0].tls.client_cert.is_some());
+        let again = prepare(&text, &Overrides::default(), Some(&current))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(again.unchanged, "the same files");
+        write_cert(dir.path(), "edge");
+        let next = prepare(&text, &Overrides::default(), Some(&current))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!next.unchanged, "the same document, a new certificate");
+        assert_ne!(next.tls.pools[0], current.pools[0].tls);
+    }
+
+    #[tokio::test]
+    async fn client_certificate_files_are_checked_with_the_others() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, _) = write_cert(dir.path(), "edge");
+        let (_, other_key) = write_cert(dir.path(), "other");
+        let missing = dir.path().join("missing.pem").display().to_string();
+        let text = with_client_cert(&cert, &other_key).replace(
+            r#""name":"p","#,
+            &format!(r#""name":"p","ca_file":{missing:?},"#),
+        );
+        let errors = prepare(&text, &Overrides::default(), None)
+            .await
+            .err()
+            .expect("a missing CA file and a key of another certificate");
+        assert_eq!(
+            paths(&errors),
+            ["pools[0].ca_file", "pools[0].client_key_file"],
+            "{errors}"
+        );
+        assert!(
+            errors.0[1].message
+                == format!("the key in {other_key} does not match the certificate in {cert}"),
+            "{errors}"
+        );
     }
 }

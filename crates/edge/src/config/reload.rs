@@ -190,7 +190,7 @@ async fn build_next(node: &NodeState, text: &str) -> Result<Next, ConfigErrors> 
         prepared.config,
         prepared.document,
         &prepared.addrs,
-        &prepared.tls.cas,
+        &prepared.tls.pools,
         Some(&current),
         &node.metrics,
     );

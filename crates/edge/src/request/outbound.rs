@@ -418,7 +418,15 @@ mod tests {
             "10.0.0.1:8080".parse().unwrap(),
             "10.0.0.1:8081".parse().unwrap(),
         ]];
-        Snapshot::build(config, text.into(), &addrs, &[None], None, &metrics).0
+        Snapshot::build(
+            config,
+            text.into(),
+            &addrs,
+            &[Default::default()],
+            None,
+            &metrics,
+        )
+        .0
     }
 
     /// Every header as `name: value`, names lower-case, sorted.
