@@ -127,6 +127,23 @@ async fn the_first_head_over_tls_counts_from_accept_and_is_answered_408() {
     still_serves(&node, &ca).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_connection_silent_after_its_handshake_is_closed_at_client_header_timeout() {
+    // ALPN picked h2, then not even the preface: the deadline of the first request holds.
+    let (node, ca, o) = tls_node(r#""client_header_timeout_ms": 300"#).await;
+    let mut quiet = Vec::new();
+    for _ in 0..5 {
+        let tls = tls_connect(node.tls, &ca, b"\x02h2").await;
+        assert_eq!(tls.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
+        quiet.push(tls);
+    }
+    for tls in &mut quiet {
+        until_closed(tls).await.expect("closed in time");
+    }
+    assert_eq!(o.stats().requests, 0);
+    still_serves(&node, &ca).await;
+}
+
 /// The HTTP/2 client preface and an empty SETTINGS frame.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
