@@ -159,13 +159,16 @@ async fn watch<S: AsyncReadExt + Unpin>(
     }
 }
 
-/// Opens `n` TCP connections to `addr`, one after the other; those that failed.
+/// Opens `n` TCP connections to `addr`, one after the other, each with the instant before its
+/// connect (so a busy client overstates, never understates, how long one is held); and how
+/// many failed.
 async fn silent_connections(addr: SocketAddr, n: usize) -> (Vec<(TcpStream, Instant)>, usize) {
     let mut open = Vec::new();
     let mut failed = 0;
     for _ in 0..n {
+        let since = Instant::now();
         match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => open.push((s, Instant::now())),
+            Ok(Ok(s)) => open.push((s, since)),
             _ => failed += 1,
         }
     }
