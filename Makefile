@@ -23,7 +23,7 @@ help:
 	@echo "make bench-config    config propagation to three regions through etcd, and errors during reloads"
 	@echo "make bench-rollout   a good and a valid-but-wrong document pushed to three regions under load: waves, gates, rollback"
 	@echo "make bench-scale     cost per origin and per route: CPU, memory, reloads at 10 to 5,000 origins, beside HAProxy and nginx"
-	@echo "make bench-hostile   slow clients, huge heads, smuggling shapes against Portico, nginx and HAProxy"
+	@echo "make bench-hostile   slow clients, huge heads, smuggling shapes, TLS and h2 floods against Portico, nginx and HAProxy"
 	@echo "make soak            churn soak: faults, reloads and slow clients under load (SOAK_S=600 seconds)"
 	@echo "make fuzz            mutation fuzzing of a running node: crashes, hangs, refused requests forwarded (FUZZ_S=600 seconds)"
 	@echo "make bench-deps      install nginx, HAProxy, wrk, h2load and strace from Debian's packages"

@@ -8,6 +8,9 @@
 //! held a connection that never finished its handshake for a fixed 60 s, so these tests,
 //! which wait at most [`PATIENCE`] with a 300 ms deadline configured, failed then.
 
+use portico_tests::h2_frames::{
+    self, Frame, PREFACE as H2_PREFACE, frames, goaway_code, head as frame_head, setting,
+};
 use portico_tests::tls::{TestCa, TlsNode, certificate_json};
 use portico_tests::*;
 use std::net::SocketAddr;
@@ -127,57 +130,21 @@ async fn the_first_head_over_tls_counts_from_accept_and_is_answered_408() {
     still_serves(&node, &ca).await;
 }
 
-/// The HTTP/2 client preface and an empty SETTINGS frame.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
-
-/// One HTTP/2 frame as read off the wire.
-#[derive(Debug)]
-struct Frame {
-    kind: u8,
-    flags: u8,
-    stream: u32,
-    payload: Vec<u8>,
-}
-
-/// The frames in `bytes` (a trailing partial frame is dropped).
-fn frames(mut bytes: &[u8]) -> Vec<Frame> {
-    let mut out = Vec::new();
-    while bytes.len() >= 9 {
-        let len = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]) as usize;
-        if bytes.len() < 9 + len {
-            break;
-        }
-        out.push(Frame {
-            kind: bytes[3],
-            flags: bytes[4],
-            stream: u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) & 0x7fff_ffff,
-            payload: bytes[9..9 + len].to_vec(),
-        });
-        bytes = &bytes[9 + len..];
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_connection_silent_after_its_handshake_is_closed_at_client_header_timeout() {
+    // ALPN picked h2, then not even the preface: the deadline of the first request holds.
+    let (node, ca, o) = tls_node(r#""client_header_timeout_ms": 300"#).await;
+    let mut quiet = Vec::new();
+    for _ in 0..5 {
+        let tls = tls_connect(node.tls, &ca, b"\x02h2").await;
+        assert_eq!(tls.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
+        quiet.push(tls);
     }
-    out
-}
-
-/// The value of setting `id` in the server's first SETTINGS frame.
-fn setting(frames: &[Frame], id: u16) -> Option<u32> {
-    let settings = frames
-        .iter()
-        .find(|f| f.kind == 0x4 && f.flags & 0x1 == 0)?;
-    settings.payload.chunks_exact(6).find_map(|s| {
-        (u16::from_be_bytes([s[0], s[1]]) == id)
-            .then(|| u32::from_be_bytes([s[2], s[3], s[4], s[5]]))
-    })
-}
-
-/// The error code of the GOAWAY among `frames`, if one was sent.
-fn goaway_code(frames: &[Frame]) -> Option<u32> {
-    let g = frames.iter().find(|f| f.kind == 0x7)?;
-    Some(u32::from_be_bytes([
-        g.payload[4],
-        g.payload[5],
-        g.payload[6],
-        g.payload[7],
-    ]))
+    for tls in &mut quiet {
+        until_closed(tls).await.expect("closed in time");
+    }
+    assert_eq!(o.stats().requests, 0);
+    still_serves(&node, &ca).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,19 +205,9 @@ async fn an_h2_connection_idle_after_its_requests_gets_goaway_after_keepalive_ti
     assert_eq!(last, 1, "{got:?}");
 }
 
-/// A frame header: `len` bytes of `kind` with `flags` on `stream`.
-fn frame_head(len: usize, kind: u8, flags: u8, stream: u32) -> Vec<u8> {
-    let mut head = (len as u32).to_be_bytes()[1..].to_vec();
-    head.extend_from_slice(&[kind, flags]);
-    head.extend_from_slice(&stream.to_be_bytes());
-    head
-}
-
 /// An HPACK block for GET https://site.test/.
 fn get_block() -> Vec<u8> {
-    let mut block = vec![0x82, 0x87, 0x84, 0x41, 9];
-    block.extend_from_slice(b"site.test");
-    block
+    h2_frames::get_block("site.test")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,16 +304,9 @@ async fn streams_over_h2_max_streams_are_refused() {
 async fn an_h2_header_list_over_max_header_bytes_is_refused_before_the_origin() {
     let (node, ca, o) = tls_node(r#""max_header_bytes": 1024"#).await;
     let mut tls = tls_connect(node.tls, &ca, b"\x02h2").await;
-    // GET / with one header `x-big` of 2000 bytes (literal, new name; HPACK integers).
+    // GET / with one header `x-big` of 2000 bytes.
     let mut block = get_block();
-    block.extend_from_slice(&[0x00, 5]);
-    block.extend_from_slice(b"x-big");
-    block.extend_from_slice(&[
-        0x7f,
-        0x80 | ((2000 - 127) & 0x7f) as u8,
-        ((2000 - 127) >> 7) as u8,
-    ]);
-    block.extend_from_slice(&[b'a'; 2000]);
+    h2_frames::literal(&mut block, "x-big", &[b'a'; 2000]);
     let mut burst = H2_PREFACE.to_vec();
     burst.extend(frame_head(block.len(), 0x1, 0x5, 1));
     burst.extend_from_slice(&block);

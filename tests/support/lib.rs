@@ -1,8 +1,10 @@
-//! Helpers shared by Portico's test suites: free loopback ports, polling with a deadline and a
-//! local etcd for every suite; with feature `node`, in-process nodes and origins on those
-//! ports, a small HTTP client, TLS material and a metrics scraper (tests/it).
+//! Helpers shared by Portico's test suites: free loopback ports, polling with a deadline, a
+//! local etcd and raw HTTP/2 frames (also the hostile benchmark's) for every suite; with
+//! feature `node`, in-process nodes and origins on those ports, a small HTTP client, TLS
+//! material and a metrics scraper (tests/it).
 
 pub mod etcd;
+pub mod h2_frames;
 pub mod port;
 pub mod wait;
 

@@ -1,13 +1,17 @@
 //! `bench-hostile`: slowloris, idle keep-alive, huge and unterminated heads, a long request
 //! line, CL+TE, pipelining, a descriptor flood and stalled POST bodies against Portico, nginx
-//! and HAProxy; a table of what each did, and every config.
+//! and HAProxy; then on their TLS listeners handshake-less connections, silent h2
+//! connections, rapid reset and a CONTINUATION flood; tables of what each did (and
+//! `hostile.json`), and every config.
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use portico_bench::hostile::attacks;
 use portico_bench::hostile::peers::{self, Instance, Kind};
-use portico_bench::hostile::{ATTACKS, table};
+use portico_bench::hostile::tls_attacks::{self, IDLE_H2_CONNECTIONS, SILENT_CONNECTIONS};
+use portico_bench::hostile::{ATTACKS, TLS_ATTACKS, attacks, table};
 use portico_bench::procs::{skip_line, which, workspace_bin};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -27,10 +31,18 @@ struct Args {
     /// Where configs, logs and the table go.
     #[arg(long, default_value = "target/bench-hostile")]
     out: PathBuf,
+    /// Which tables: `plain` (the HTTP/1 listener), `tls` (the TLS listener, HTTP/2).
+    #[arg(long, default_value = "plain,tls", value_delimiter = ',')]
+    sections: Vec<String>,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    for s in &args.sections {
+        if !matches!(s.as_str(), "plain" | "tls") {
+            bail!("unknown section {s:?} (plain, tls)");
+        }
+    }
     let portico = workspace_bin("portico");
     let origin = workspace_bin("portico-origin");
     for b in [&portico, &origin] {
@@ -91,6 +103,7 @@ fn portico_low_fd_limits(portico: &Path, dir: &Path) -> Result<Option<String>> {
         low_fd: true,
         portico_limits: Some(limits.clone()),
         dir: dir.to_path_buf(),
+        tls: None,
     };
     let path = dir.join("limits-check.json");
     let ok = portico_bench::soak::config::check(portico, &peers::portico(&setup), &path)?;
@@ -104,33 +117,106 @@ fn note_alive(inst: &mut Instance, cell: String) -> String {
     }
 }
 
-async fn run(
-    args: &Args,
-    kinds: &[(Kind, PathBuf)],
-    portico: &Path,
-    origin: &Path,
-    work: &Path,
-    out: &Path,
-) -> Result<()> {
-    let cap = Duration::from_secs(args.cap_s);
-    let low_fd_limits = portico_low_fd_limits(portico, work)?;
-    let limits_note = match &low_fd_limits {
-        Some(l) => format!("Portico's low-fd variant sets node.limits {l}"),
-        None => "this Portico build does not accept node.limits: its low-fd variant has no max_connections".into(),
-    };
-    eprintln!(
-        "bench-hostile: {limits_note}; slow attacks watched for up to {} s",
-        args.cap_s
-    );
-
-    // The slow attacks, against every proxy at once (each with its own origins).
-    let mut insts = Vec::new();
-    for (kind, bin) in kinds {
-        let dir = work.join(kind.name().to_ascii_lowercase());
-        insts.push(peers::start(*kind, bin, origin, &dir, false, None)?);
+/// A measurement's cell, and its JSON under `key` in `json` (an error becomes both).
+fn put<T: Serialize>(
+    r: Result<T>,
+    cell: impl Fn(&T) -> String,
+    key: &str,
+    json: &mut Map<String, Value>,
+) -> String {
+    match r {
+        Ok(m) => {
+            json.insert(key.into(), serde_json::to_value(&m).unwrap_or(Value::Null));
+            cell(&m)
+        }
+        Err(e) => {
+            json.insert(key.into(), json!({ "error": format!("{e:#}") }));
+            format!("failed: {e:#}")
+        }
     }
-    // Let the active checks see the origins.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+}
+
+/// The TLS and HTTP/2 rows against every instance's TLS listener: the slow ones against all at
+/// once (first the handshake-less connections, then the silent h2 ones, so that the second's
+/// handshakes do not delay the first's clocks), the rest one proxy at a time. The cells, and
+/// each proxy's measurements.
+async fn tls_rows(
+    insts: &mut [Instance],
+    cap: Duration,
+) -> Result<(Vec<Vec<String>>, Vec<Map<String, Value>>)> {
+    let mut cells = vec![vec![String::new(); TLS_ATTACKS.len()]; insts.len()];
+    let mut jsons = vec![Map::new(); insts.len()];
+    eprintln!(
+        "  TLS: {SILENT_CONNECTIONS} handshake-less connections against every proxy at once…"
+    );
+    let slow: Vec<_> = insts
+        .iter()
+        .map(|inst| {
+            let t = inst.target.clone();
+            tokio::spawn(
+                async move { tls_attacks::no_handshake(&t, SILENT_CONNECTIONS, cap).await },
+            )
+        })
+        .collect();
+    for (i, task) in slow.into_iter().enumerate() {
+        cells[i][0] = put(
+            task.await?,
+            tls_attacks::Held::cell,
+            "no_handshake",
+            &mut jsons[i],
+        );
+    }
+    eprintln!("  TLS: {IDLE_H2_CONNECTIONS} silent h2 connections against every proxy at once…");
+    let slow: Vec<_> = insts
+        .iter()
+        .map(|inst| {
+            let t = inst.target.clone();
+            tokio::spawn(async move { tls_attacks::silent_h2(&t, IDLE_H2_CONNECTIONS, cap).await })
+        })
+        .collect();
+    for (i, task) in slow.into_iter().enumerate() {
+        cells[i][2] = put(
+            task.await?,
+            tls_attacks::Held::cell,
+            "silent_h2",
+            &mut jsons[i],
+        );
+    }
+    for (i, inst) in insts.iter_mut().enumerate() {
+        eprintln!(
+            "  TLS: legitimate clients, rapid reset, CONTINUATION flood against {}…",
+            inst.kind.name()
+        );
+        let t = inst.target.clone();
+        let j = &mut jsons[i];
+        cells[i][1] = put(
+            tls_attacks::legit_clients(&t, 4, Duration::from_secs(5)).await,
+            tls_attacks::Legit::cell,
+            "legitimate_clients",
+            j,
+        );
+        cells[i][3] = put(
+            tls_attacks::rapid_reset(&t).await,
+            tls_attacks::RapidReset::cell,
+            "rapid_reset",
+            j,
+        );
+        cells[i][4] = put(
+            tls_attacks::continuation_flood(&t).await,
+            tls_attacks::Flood::cell,
+            "continuation_flood",
+            j,
+        );
+        for c in cells[i].iter_mut() {
+            *c = note_alive(inst, std::mem::take(c));
+        }
+    }
+    Ok((cells, jsons))
+}
+
+/// The plain rows' slow and quick attacks against `insts` (the descriptor flood is separate).
+async fn plain_rows(insts: &mut [Instance], args: &Args) -> Result<Vec<Vec<String>>> {
+    let cap = Duration::from_secs(args.cap_s);
     eprintln!("  slowloris, idle keep-alive and stalled POSTs against every proxy at once…");
     let every = Duration::from_secs(args.byte_every_s);
     let slow: Vec<_> = insts
@@ -173,12 +259,82 @@ async fn run(
             *c = note_alive(inst, std::mem::take(c));
         }
     }
+    Ok(cells)
+}
+
+/// One table as JSON: a row per attack, a cell per proxy.
+fn rows_json(rows: &[&str], names: &[&str], cells: &[Vec<String>]) -> Value {
+    rows.iter()
+        .enumerate()
+        .map(|(i, attack)| {
+            let by: Map<String, Value> = names
+                .iter()
+                .zip(cells)
+                .map(|(n, c)| (n.to_string(), c.get(i).cloned().unwrap_or_default().into()))
+                .collect();
+            json!({ "attack": attack, "cells": by })
+        })
+        .collect()
+}
+
+async fn run(
+    args: &Args,
+    kinds: &[(Kind, PathBuf)],
+    portico: &Path,
+    origin: &Path,
+    work: &Path,
+    out: &Path,
+) -> Result<()> {
+    let plain = args.sections.iter().any(|s| s == "plain");
+    let tls = args.sections.iter().any(|s| s == "tls");
+    let cap = Duration::from_secs(args.cap_s);
+    let low_fd_limits = portico_low_fd_limits(portico, work)?;
+    let limits_note = match &low_fd_limits {
+        Some(l) => format!("Portico's low-fd variant sets node.limits {l}"),
+        None => "this Portico build does not accept node.limits: its low-fd variant has no max_connections".into(),
+    };
+    eprintln!(
+        "bench-hostile: {limits_note}; slow attacks watched for up to {} s",
+        args.cap_s
+    );
+    let certs = if tls {
+        Some(portico_bench::tls_bench::peers::make_certs(work)?)
+    } else {
+        None
+    };
+
+    // Every proxy with its own origins, a plain and a TLS listener.
+    let mut insts = Vec::new();
+    for (kind, bin) in kinds {
+        let dir = work.join(kind.name().to_ascii_lowercase());
+        insts.push(peers::start(
+            *kind,
+            bin,
+            origin,
+            &dir,
+            false,
+            None,
+            certs.as_ref(),
+        )?);
+    }
+    // Let the active checks see the origins.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut cells = if plain {
+        plain_rows(&mut insts, args).await?
+    } else {
+        Vec::new()
+    };
+    let (tls_cells, tls_json) = if tls {
+        tls_rows(&mut insts, cap).await?
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let configs: Vec<(Kind, String)> = insts.iter().map(|i| (i.kind, i.config.clone())).collect();
     drop(insts);
 
     // The descriptor flood, one proxy at a time, each under a 1,024-descriptor limit.
     let mut low_configs = Vec::new();
-    for (i, (kind, bin)) in kinds.iter().enumerate() {
+    for (i, (kind, bin)) in kinds.iter().enumerate().filter(|_| plain) {
         eprintln!(
             "  1,100 idle connections against {} at {} fds…",
             kind.name(),
@@ -190,7 +346,7 @@ async fn run(
         } else {
             None
         };
-        let mut inst = peers::start(*kind, bin, origin, &dir, true, limits)?;
+        let mut inst = peers::start(*kind, bin, origin, &dir, true, limits, None)?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let cell =
             attacks::many_idle_then_request(inst.target.addr, 1100, Duration::from_secs(30)).await;
@@ -199,11 +355,21 @@ async fn run(
     }
 
     let names: Vec<&str> = kinds.iter().map(|(k, _)| k.name()).collect();
-    let t = table(&names, &cells);
-    let mut report = format!(
-        "{t}\nSlow attacks watched for up to {} s; {limits_note}. Run on one machine's loopback, each proxy with two `portico-origin`s.\n",
+    let mut report = String::new();
+    if plain {
+        report.push_str(&table(&ATTACKS, &names, &cells));
+        report.push('\n');
+    }
+    if tls {
+        report.push_str(&format!(
+            "On the TLS listener (h2 and http/1.1 by ALPN; handshake and first request bounded at 10 s, idle at 60 s by each proxy's own directives):\n\n{}\n",
+            table(&TLS_ATTACKS, &names, &tls_cells)
+        ));
+    }
+    report.push_str(&format!(
+        "Slow attacks watched for up to {} s; {limits_note}. Run on one machine's loopback, each proxy with two `portico-origin`s.\n",
         args.cap_s
-    );
+    ));
     for (kind, config) in configs.iter().chain(&low_configs) {
         let variant = if low_configs.iter().any(|(_, c)| c == config) {
             format!(" (under a {}-fd limit)", peers::LOW_FD_LIMIT)
@@ -214,10 +380,29 @@ async fn run(
     }
     println!("{report}");
     std::fs::write(out.join("hostile.md"), &report)?;
+    let measured: Map<String, Value> = names
+        .iter()
+        .zip(tls_json)
+        .map(|(n, j)| (n.to_string(), Value::Object(j)))
+        .collect();
+    let doc = json!({
+        "proxies": names,
+        "cap_s": args.cap_s,
+        "plain": if plain { rows_json(&ATTACKS, &names, &cells) } else { Value::Null },
+        "tls": if tls { rows_json(&TLS_ATTACKS, &names, &tls_cells) } else { Value::Null },
+        "tls_measured": measured,
+        "configs": configs.iter().map(|(k, c)| (k.name().to_string(), Value::from(c.as_str()))).collect::<Map<_, _>>(),
+        "low_fd_configs": low_configs.iter().map(|(k, c)| (k.name().to_string(), Value::from(c.as_str()))).collect::<Map<_, _>>(),
+    });
+    std::fs::write(
+        out.join("hostile.json"),
+        serde_json::to_string_pretty(&doc)? + "\n",
+    )?;
     eprintln!(
-        "wrote {}/hostile.md ({} attacks)",
+        "wrote {0}/hostile.md and {0}/hostile.json ({1} + {2} attacks)",
         out.display(),
-        ATTACKS.len()
+        if plain { ATTACKS.len() } else { 0 },
+        if tls { TLS_ATTACKS.len() } else { 0 },
     );
     Ok(())
 }

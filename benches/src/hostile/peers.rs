@@ -1,7 +1,9 @@
 //! The proxies under attack, each configured for an edge as its own docs advise, in front of
-//! the same two `portico-origin`s; and a variant of each for a 1,024-descriptor limit.
+//! the same two `portico-origin`s, with a TLS listener (HTTP/2 by ALPN) beside the plain one;
+//! and a variant of each for a 1,024-descriptor limit.
 
 use crate::procs::{Proc, free_port, wait_port};
+use crate::tls_bench::peers::{Certs, HOST as TLS_HOST};
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,10 +53,22 @@ pub struct Setup {
     pub portico_limits: Option<String>,
     /// Working directory (nginx's temp paths and pid).
     pub dir: PathBuf,
+    /// The TLS listener, if any.
+    pub tls: Option<TlsSetup>,
+}
+
+/// A TLS listener beside the plain one: `h2` and `http/1.1` by ALPN, one certificate.
+#[derive(Debug, Clone)]
+pub struct TlsSetup {
+    /// Its port.
+    pub port: u16,
+    /// The certificate for [`TLS_HOST`] (`bench-tls`'s, from `portico-demo-certs`).
+    pub certs: Certs,
 }
 
 /// Portico: its defaults (SPEC part 2's `node.limits` defaults: 10 s for a head, 60 s idle,
-/// 32 KiB heads), probes every second, a 10 s response timeout like the peers'; for the low-fd
+/// 32 KiB heads; on TLS the same 10 s bounds the handshake and the first request, h2 at most
+/// 100 streams), probes every second, a 10 s response timeout like the peers'; for the low-fd
 /// variant `max_connections` below the descriptor limit (each proxied client needs two).
 pub fn portico(s: &Setup) -> String {
     let origins: Vec<String> = s
@@ -66,16 +80,28 @@ pub fn portico(s: &Setup) -> String {
         .portico_limits
         .as_ref()
         .map_or(String::new(), |l| format!(r#", "limits": {l}"#));
+    let (tls_listen, certificates) = match &s.tls {
+        Some(t) => (
+            format!(r#", "tls_listen": "127.0.0.1:{}""#, t.port),
+            format!(
+                r#",
+  "certificates": [{{ "name": "hostile", "hosts": ["{TLS_HOST}"], "cert_file": "{}", "key_file": "{}" }}]"#,
+                t.certs.cert.display(),
+                t.certs.key.display()
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
     format!(
         r#"{{
-  "node": {{ "region": "hostile", "listen": "127.0.0.1:{port}", "admin_listen": "127.0.0.1:{admin}", "threads": 1{limits} }},
+  "node": {{ "region": "hostile", "listen": "127.0.0.1:{port}"{tls_listen}, "admin_listen": "127.0.0.1:{admin}", "threads": 1{limits} }},
   "pools": [{{
     "name": "web",
     "health_probe": {{ "path": "/", "method": "HEAD", "interval_ms": 1000, "timeout_ms": 500 }},
     "timeouts": {{ "connect_ms": 1000, "response_ms": 10000 }},
     "origins": [ {origins} ]
   }}],
-  "routes": [{{ "name": "all", "hosts": ["*"], "paths": ["/*"], "pool": "web" }}]
+  "routes": [{{ "name": "all", "hosts": ["*"], "paths": ["/*"], "pool": "web" }}]{certificates}
 }}
 "#,
         port = s.port,
@@ -89,7 +115,11 @@ pub fn portico(s: &Setup) -> String {
 /// `keepalive_timeout` 60 s, the default `large_client_header_buffers 4 8k`,
 /// `reset_timedout_connection on`, request bodies buffered before the upstream is picked
 /// (`proxy_request_buffering on`, the default), passive health (`max_fails`); for the low-fd
-/// variant `worker_rlimit_nofile` at the limit and `worker_connections` half of it.
+/// variant `worker_rlimit_nofile` at the limit and `worker_connections` half of it. TLS:
+/// `listen … ssl http2` with TLS 1.2/1.3 and a shared session cache (as `bench-tls`); nginx
+/// 1.22 has no `ssl_handshake_timeout` (1.25.3), `client_header_timeout` bounds the handshake
+/// and the HTTP/2 preface, `keepalive_timeout` an idle HTTP/2 connection, its defaults
+/// `http2_max_concurrent_streams 128` and `keepalive_requests 1000` the streams.
 pub fn nginx(s: &Setup) -> String {
     let d = s.dir.display();
     let servers: String = s
@@ -105,6 +135,19 @@ pub fn nginx(s: &Setup) -> String {
     } else {
         (String::new(), 4096)
     };
+    let tls = s.tls.as_ref().map_or(String::new(), |t| {
+        format!(
+            "        listen 127.0.0.1:{} ssl http2;
+        ssl_certificate {};
+        ssl_certificate_key {};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+",
+            t.port,
+            t.certs.cert.display(),
+            t.certs.key.display()
+        )
+    });
     format!(
         r#"worker_processes 1;
 {rlimit}pid {d}/nginx.pid;
@@ -129,7 +172,7 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{port};
-        location / {{
+{tls}        location / {{
             proxy_pass http://pool;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -150,7 +193,12 @@ http {{
 /// head, "a few seconds" advised), `timeout http-keep-alive 60s`, `option http-buffer-request`
 /// (waits for the body before choosing a server, with `timeout http-request` covering it:
 /// the manual's protection against slow POSTs), active checks plus `observe layer7`; for the
-/// low-fd variant `ulimit-n` at the limit and `maxconn` below half of it.
+/// low-fd variant `ulimit-n` at the limit and `maxconn` below half of it. TLS: a frontend
+/// binding `ssl crt … alpn h2,http/1.1` (TLS 1.2 minimum, as `bench-tls`) with
+/// `timeout client 10s`, which in HAProxy 2.6 also bounds the handshake (`timeout client-hs`
+/// came in 2.8) and equals `timeout server` as the manual recommends; `timeout http-request`
+/// bounds an HTTP/2 connection's wait for its first stream, `timeout http-keep-alive` an idle
+/// one, `tune.h2.max-concurrent-streams` is left at 100.
 pub fn haproxy(s: &Setup) -> String {
     let servers: String = s
         .origins
@@ -169,6 +217,17 @@ pub fn haproxy(s: &Setup) -> String {
     } else {
         "    maxconn 4000\n".to_string()
     };
+    let tls = s.tls.as_ref().map_or(String::new(), |t| {
+        format!(
+            "frontend fe_tls
+    bind 127.0.0.1:{} ssl crt {} alpn h2,http/1.1 ssl-min-ver TLSv1.2
+    timeout client 10s
+    default_backend pool
+",
+            t.port,
+            t.certs.combined.display()
+        )
+    });
     format!(
         r#"global
     nbthread 1
@@ -188,7 +247,7 @@ pub fn haproxy(s: &Setup) -> String {
 frontend fe
     bind 127.0.0.1:{port}
     default_backend pool
-backend pool
+{tls}backend pool
     balance roundrobin
     option httpchk
     http-check send meth HEAD uri / hdr X-Portico-Health-Probe 1
@@ -212,6 +271,8 @@ pub fn render(kind: Kind, s: &Setup) -> String {
 pub struct Target {
     /// The proxy's listener.
     pub addr: SocketAddr,
+    /// Its TLS listener, if it has one.
+    pub tls: Option<SocketAddr>,
     /// Portico's admin listener.
     pub admin: Option<SocketAddr>,
     /// The origins' control listeners (for `/stats`).
@@ -238,7 +299,7 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// Starts two origins and `kind` in front of them, under `dir`.
+/// Starts two origins and `kind` in front of them, under `dir`; with `certs`, a TLS listener too.
 pub fn start(
     kind: Kind,
     bin: &Path,
@@ -246,6 +307,7 @@ pub fn start(
     dir: &Path,
     low_fd: bool,
     portico_limits: Option<String>,
+    certs: Option<&Certs>,
 ) -> Result<Instance> {
     std::fs::create_dir_all(dir)?;
     let mut origins = Vec::new();
@@ -278,6 +340,14 @@ pub fn start(
         low_fd,
         portico_limits,
         dir: dir.to_path_buf(),
+        tls: certs
+            .map(|c| {
+                Ok::<_, std::io::Error>(TlsSetup {
+                    port: free_port()?,
+                    certs: c.clone(),
+                })
+            })
+            .transpose()?,
     };
     let config = render(kind, &setup);
     let path = dir.join(match kind {
@@ -316,14 +386,16 @@ pub fn start(
         return Err(e).context(format!("{} did not start", kind.name()));
     }
     let admin = (kind == Kind::Portico).then(|| loopback(setup.admin));
-    if let Some(a) = admin {
-        wait_port(a, Duration::from_secs(15))?;
+    let tls = setup.tls.as_ref().map(|t| loopback(t.port));
+    for a in admin.iter().chain(&tls) {
+        wait_port(*a, Duration::from_secs(15))?;
     }
     let pid = proxy.pid();
     Ok(Instance {
         kind,
         target: Target {
             addr,
+            tls,
             admin,
             controls,
             pid,
@@ -346,7 +418,54 @@ mod tests {
             low_fd,
             portico_limits: None,
             dir: PathBuf::from("/tmp/x"),
+            tls: None,
         }
+    }
+
+    fn with_tls() -> Setup {
+        Setup {
+            tls: Some(TlsSetup {
+                port: 8443,
+                certs: Certs {
+                    ca: "/c/ca.pem".into(),
+                    cert: "/c/server.pem".into(),
+                    key: "/c/server-key.pem".into(),
+                    combined: "/c/server-combined.pem".into(),
+                },
+            }),
+            ..setup(false)
+        }
+    }
+
+    #[test]
+    fn the_tls_listener_is_configured_beside_the_plain_one() {
+        let n = nginx(&with_tls());
+        for d in [
+            "listen 127.0.0.1:8080;",
+            "listen 127.0.0.1:8443 ssl http2;",
+            "ssl_certificate /c/server.pem;",
+        ] {
+            assert!(n.contains(d), "nginx lacks {d}");
+        }
+        assert!(!nginx(&setup(false)).contains("ssl"));
+        let h = haproxy(&with_tls());
+        for d in [
+            "bind 127.0.0.1:8443 ssl crt /c/server-combined.pem alpn h2,http/1.1",
+            "frontend fe_tls\n",
+            "    timeout client 10s\n",
+        ] {
+            assert!(h.contains(d), "haproxy lacks {d}");
+        }
+        assert!(!haproxy(&setup(false)).contains("fe_tls"));
+        let c = portico_core::config::parse(&portico(&with_tls())).unwrap();
+        assert_eq!(c.node.tls_listen.as_deref(), Some("127.0.0.1:8443"));
+        assert_eq!(c.certificates.len(), 1);
+        assert!(
+            portico_core::config::parse(&portico(&setup(false)))
+                .unwrap()
+                .certificates
+                .is_empty()
+        );
     }
 
     #[test]
