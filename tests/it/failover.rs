@@ -318,3 +318,55 @@ async fn an_ejected_origin_returns_after_its_ejection_time_and_a_good_probe() {
     );
     assert_eq!(m.sum("portico_origin_ejected", &[("origin", "a")]), 0.0);
 }
+
+/// Three origins in pool `p`, hedging off (Pingora's own proxy loop), no probe news and no
+/// ejection: the node and the origins, each answering with `fault` from now on.
+async fn three_failing(fault: Fault) -> (TestNode, Vec<OriginHandle>) {
+    let origins = vec![origin("a").await, origin("b").await, origin("c").await];
+    let config = one_pool(
+        &origins
+            .iter()
+            .map(|o| origin_json(o.name(), o.addr(), ""))
+            .collect::<Vec<_>>(),
+        r#""health_probe": {"interval_ms": 60000, "timeout_ms": 1000},
+           "failover": {"ejection": {"enabled": false}, "hedging": {"enabled": false}}"#,
+    );
+    let node = TestNode::start(&config).await;
+    node.wait_latencies("p", &["a", "b", "c"]).await;
+    for o in &origins {
+        o.set_fault(fault);
+    }
+    (node, origins)
+}
+
+/// `portico_retries_total` and `portico_retries_denied_total` of pool `p` for `reason`.
+async fn retry_counts(node: &TestNode, reason: &str) -> (f64, f64) {
+    let m = node.metrics().await;
+    let labels = [("pool", "p"), ("reason", reason)];
+    (
+        m.sum("portico_retries_total", &labels),
+        m.sum("portico_retries_denied_total", &labels),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_retry_after_a_502_is_counted_once_and_the_last_failure_as_denied() {
+    let (node, _origins) = three_failing(Fault::Status(502)).await;
+    for _ in 0..4 {
+        let r = node.get("/").await;
+        assert_eq!(r.status, 502, "the last origin's own 502: {}", r.text());
+    }
+    // Three attempts per request (`max_attempts` 3): two retries, then a retry refused.
+    assert_eq!(retry_counts(&node, "status_502").await, (8.0, 4.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_retry_after_a_refused_connection_is_counted_once_and_the_last_as_denied() {
+    let (node, _origins) = three_failing(Fault::Refuse).await;
+    for _ in 0..4 {
+        let r = node.get("/").await;
+        assert_eq!(r.status, 502, "{}", r.text());
+        assert!(r.text().contains("3 attempts"), "{}", r.text());
+    }
+    assert_eq!(retry_counts(&node, "connect_refused").await, (8.0, 4.0));
+}

@@ -16,6 +16,7 @@ mod compression;
 mod decision;
 mod edge_policy;
 mod failover;
+mod framing;
 mod grpc;
 mod hedging;
 mod limits;

@@ -742,6 +742,66 @@ async fn a_reload_re_reads_the_pool_ca_file_even_for_the_same_document() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_checked_against_one_ca_never_serves_a_pool_that_trusts_another() {
+    let signer = TestCa::new("signer");
+    let other = TestCa::new("other");
+    let o = https_origin("o", &signer.leaf("o", &["origin.test"])).await;
+    // `rotated` trusts the signer through a file rotated below; `other` never trusts it.
+    let rotated_ca = signer.dir().join("rotated-ca.pem");
+    std::fs::copy(&signer.ca_file, &rotated_ca).expect("copy");
+    let pool = |name: &str, ca: &std::path::Path| {
+        format!(
+            r#"{{"name": "{name}", "origins": [{}], "ca_file": {},
+                "health_probe": {{"interval_ms": 60000, "timeout_ms": 1000}}}}"#,
+            tls_origin_json("o", o.addr(), r#", "sni": "origin.test""#),
+            serde_json::to_string(ca).expect("json")
+        )
+    };
+    let text = format!(
+        r#"{{"pools": [{}, {}],
+            "routes": [{{"name": "rotated", "hosts": ["rotated.test"], "pool": "rotated"}},
+                       {{"name": "other", "hosts": ["other.test"], "pool": "other"}}]}}"#,
+        pool("rotated", &rotated_ca),
+        pool("other", &other.ca_file)
+    );
+    let node = TestNode::start(&text).await;
+    let get = |host: &'static str, path: &'static str| {
+        let url = format!("{}{path}", node.url);
+        let http = node.http.clone();
+        async move { http.get_host(&url, host).await }
+    };
+    let reached = |path: &str| o.log().iter().filter(|r| r.path == path).count();
+    // A verified connection to the origin, idle in the connection pool now.
+    let r = get("rotated.test", "/first").await;
+    assert_eq!((r.status, r.served_by()), (200, "o"), "{}", r.text());
+    // The same origin, address and SNI for a pool whose CA did not sign its certificate:
+    // that connection is not for it.
+    let r = get("other.test", "/other").await;
+    assert_ne!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        reached("/other"),
+        0,
+        "sent over a connection checked by another CA"
+    );
+    // The rotated pool's CA file now holds the other CA: after the reload, the idle
+    // connection checked by the old one is not reused either.
+    std::fs::copy(&other.ca_file, &rotated_ca).expect("copy");
+    let applied = node
+        .node
+        .apply(&text, ReloadSource::Admin)
+        .await
+        .expect("reload");
+    assert!(applied.changed, "the pool was rebuilt with the new CA");
+    let r = get("rotated.test", "/after").await;
+    assert_ne!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        reached("/after"),
+        0,
+        "sent over a connection checked by the old CA"
+    );
+}
+
 /// A config of `plain` plain origins on `port` of as many loopback addresses (none
 /// listening) in pools of 50, the first with `weight`, and `tls` pools of TLS origins (each
 /// `(pool extra, origins)`), probed every 300 ms.

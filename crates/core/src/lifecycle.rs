@@ -336,7 +336,9 @@ impl Lifecycle {
     /// connection (a drop there says little about the origin). Retries go to an origin not
     /// tried yet, only when the request is safe to resend, nothing was delivered, attempts
     /// are left and the pool's retry budget allows it; while another attempt is in flight
-    /// (a hedge race), that one is waited for instead.
+    /// (a hedge race), that one is waited for instead. An attempt settled already (its
+    /// response given up on and passed to the client, or delivered) is never retried: what
+    /// it sent is on its way.
     pub fn on_failure(
         &mut self,
         pool: &mut PoolState,
@@ -347,8 +349,12 @@ impl Lifecycle {
         now: Instant,
     ) -> Decision {
         let mut ejected = None;
+        let pending = self
+            .attempts
+            .get(attempt)
+            .is_some_and(|a| a.state == AttemptState::Pending);
         if let Some(a) = self.attempts.get(attempt).copied()
-            && a.state == AttemptState::Pending
+            && pending
         {
             self.attempts[attempt].state = AttemptState::Failed(reason);
             let counts = !(reused_connection && reason == RetryReason::ConnectionDropped);
@@ -361,7 +367,16 @@ impl Lifecycle {
                     .map(|e| (a.origin, e));
             }
         }
-        let (next, retry) = self.after_failure(pool, attempt, reason, replayable, now);
+        let (next, retry) = if pending {
+            self.after_failure(pool, reason, replayable, now)
+        } else {
+            (
+                Next::GiveUp {
+                    reason: Some(reason),
+                },
+                Retry::Skipped,
+            )
+        };
         Decision {
             next,
             effects: Effects {
@@ -375,12 +390,12 @@ impl Lifecycle {
         }
     }
 
-    /// What follows a failure of `attempt`: nothing while a response was delivered or another
-    /// attempt is in flight, else a retry when one may follow, else giving up.
+    /// What follows a failure of an attempt that was pending: nothing while a response was
+    /// delivered or another attempt is in flight, else a retry when one may follow, else
+    /// giving up.
     fn after_failure(
         &mut self,
         pool: &mut PoolState,
-        attempt: usize,
         reason: RetryReason,
         replayable: bool,
         now: Instant,
@@ -388,7 +403,7 @@ impl Lifecycle {
         let give_up = Next::GiveUp {
             reason: Some(reason),
         };
-        if attempt >= self.attempts.len() || self.delivered.is_some() {
+        if self.delivered.is_some() {
             return (give_up, Retry::Skipped);
         }
         if self.pending().next().is_some() {

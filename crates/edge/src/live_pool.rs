@@ -67,11 +67,12 @@ impl LivePool {
         state: PoolState,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let group_key = tls.group_key();
         let origins = config
             .origins
             .iter()
             .zip(addrs)
-            .map(|(o, &addr)| origin_peer(&config, o, addr, &tls))
+            .map(|(o, &addr)| origin_peer(&config, o, addr, &tls, group_key))
             .collect();
         metrics.register_pool(&config.name);
         for o in &config.origins {
@@ -280,17 +281,24 @@ impl LivePool {
 const H2_STREAMS_PER_ORIGIN_CONNECTION: usize = 100;
 
 /// The peer template of one origin: its address, TLS (SNI, verification, the pool's CA, the
-/// pool's client certificate), the pool's HTTP version and the pool's timeouts.
-fn origin_peer(pool: &PoolConfig, o: &OriginConfig, addr: SocketAddr, tls: &PoolTls) -> OriginPeer {
+/// pool's client certificate, their connection-pool key `group_key`), the pool's HTTP
+/// version and the pool's timeouts.
+fn origin_peer(
+    pool: &PoolConfig,
+    o: &OriginConfig,
+    addr: SocketAddr,
+    tls: &PoolTls,
+    group_key: u64,
+) -> OriginPeer {
     let sni = if o.tls { o.sni_name() } else { String::new() };
     let mut peer = HttpPeer::new(addr, o.tls, sni);
     if o.tls {
         peer.options.verify_cert = o.tls_verify;
         peer.options.verify_hostname = o.tls_verify;
         peer.options.ca = tls.ca.clone();
+        peer.group_key = group_key;
         if let Some(cert) = &tls.client_cert {
             peer.client_cert_key = Some(cert.cert_key().clone());
-            peer.group_key = cert.group_key();
         }
     }
     peer.options.connection_timeout = Some(pool.timeouts.connect);

@@ -3,7 +3,7 @@
 //! read by every config build and compared by content across reloads.
 
 use crate::tls::{read, read_cert_key};
-use openssl::hash::MessageDigest;
+use openssl::hash::{Hasher, MessageDigest};
 use openssl::x509::X509;
 use pingora_core::protocols::tls::CaType;
 use pingora_core::utils::tls::CertKey;
@@ -20,6 +20,42 @@ pub struct PoolTls {
     pub client_cert: Option<OriginCert>,
 }
 
+impl PoolTls {
+    /// A connection-pool key for TLS peers with this material (0 without a CA file or a
+    /// certificate). Pingora tells pooled connections apart by address, SNI, verification
+    /// flags and the client certificates' serial numbers, not by the CA a connection was
+    /// checked against nor a certificate's contents: without this key a connection checked
+    /// against one pool's CA would serve another pool that trusts another CA (or the same
+    /// pool after its CA file changed), and one opened with a certificate would serve a new
+    /// certificate with the old serial (a renewal with the same key). The first 8 bytes of
+    /// a SHA-256 over both.
+    pub fn group_key(&self) -> u64 {
+        if self.ca.is_none() && self.client_cert.is_none() {
+            return 0;
+        }
+        let digest = || -> Result<[u8; 8], openssl::error::ErrorStack> {
+            let mut h = Hasher::new(MessageDigest::sha256())?;
+            for ca in self.ca.iter().flat_map(|cas| cas.iter()) {
+                let der = ca.to_der()?;
+                h.update(b"ca")?;
+                h.update(&(der.len() as u64).to_be_bytes())?;
+                h.update(&der)?;
+            }
+            if let Some(cert) = &self.client_cert {
+                h.update(b"client")?;
+                h.update(&(cert.der.len() as u64).to_be_bytes())?;
+                h.update(&cert.der)?;
+            }
+            let mut key = [0u8; 8];
+            key.copy_from_slice(h.finish()?.get(..8).unwrap_or(&[0; 8]));
+            Ok(key)
+        };
+        // A failed digest (out of memory in OpenSSL) still keeps the material apart from
+        // none.
+        digest().map_or(u64::MAX, u64::from_be_bytes)
+    }
+}
+
 /// A certificate chain and its key, presented to TLS origins that ask for a client
 /// certificate. Two are equal when their chains are the same DER (the key is the one that
 /// matches the leaf).
@@ -30,8 +66,6 @@ pub struct OriginCert {
     der: Arc<[u8]>,
     /// SHA-256 of the leaf, lowercase hex.
     fingerprint: String,
-    /// The first 8 bytes of that SHA-256.
-    group_key: u64,
 }
 
 impl OriginCert {
@@ -40,7 +74,6 @@ impl OriginCert {
         let leaf = chain.first()?;
         let digest = leaf.digest(MessageDigest::sha256()).ok()?;
         let fingerprint = digest.iter().map(|b| format!("{b:02x}")).collect();
-        let group_key = u64::from_be_bytes(digest.get(..8)?.try_into().ok()?);
         let mut der = Vec::new();
         for c in &chain {
             der.extend(c.to_der().ok()?);
@@ -49,21 +82,12 @@ impl OriginCert {
             cert_key: Arc::new(CertKey::new(chain, key)),
             der: der.into(),
             fingerprint,
-            group_key,
         })
     }
 
     /// What Pingora's peer carries (`HttpPeer::client_cert_key`).
     pub fn cert_key(&self) -> &Arc<CertKey> {
         &self.cert_key
-    }
-
-    /// A connection-pool key for peers that present this certificate: Pingora tells pooled
-    /// connections apart by the client certificates' serial numbers only, so a new
-    /// certificate with an old serial (a renewal with the same key) would reuse connections
-    /// opened with the old one; the fingerprint keeps them apart.
-    pub fn group_key(&self) -> u64 {
-        self.group_key
     }
 }
 
@@ -174,19 +198,52 @@ mod tests {
         );
         let (again, _) = load_errors(&pool(&cert, &key));
         assert_eq!(first, again, "the same files, the same material");
-        assert_eq!(
-            loaded.group_key(),
-            again.client_cert.expect("cert").group_key()
-        );
+        assert_eq!(first.group_key(), again.group_key());
         let (c2, k2) = self_signed("edge");
         std::fs::write(&cert, &c2).expect("write");
         std::fs::write(&key, &k2).expect("write");
         let (next, errors) = load_errors(&pool(&cert, &key));
         assert!(errors.is_empty(), "{errors:?}");
         assert_ne!(first, next, "new file contents are new material");
-        assert_ne!(
-            loaded.group_key(),
-            next.client_cert.expect("cert").group_key()
+        assert_ne!(first.group_key(), next.group_key());
+    }
+
+    #[test]
+    fn the_connection_pool_key_tells_cas_and_certificates_apart() {
+        let ca = |cn: &str| -> Option<Arc<CaType>> {
+            let pem = self_signed(cn).0;
+            let list = X509::stack_from_pem(pem.as_bytes()).expect("PEM");
+            Some(Arc::new(list.into_boxed_slice()))
+        };
+        let cert = |cn: &str| {
+            let (c, k) = self_signed(cn);
+            OriginCert::new(
+                X509::stack_from_pem(c.as_bytes()).expect("PEM"),
+                openssl::pkey::PKey::private_key_from_pem(k.as_bytes()).expect("key"),
+            )
+        };
+        let (one, other, edge) = (ca("one"), ca("other"), cert("edge"));
+        let tls = |ca: &Option<Arc<CaType>>, client_cert: &Option<OriginCert>| PoolTls {
+            ca: ca.clone(),
+            client_cert: client_cert.clone(),
+        };
+        assert_eq!(PoolTls::default().group_key(), 0);
+        let keys = [
+            tls(&one, &None),
+            tls(&other, &None),
+            tls(&None, &edge),
+            tls(&one, &edge),
+            tls(&other, &edge),
+        ]
+        .map(|t| t.group_key());
+        for (i, k) in keys.iter().enumerate() {
+            assert_ne!(*k, 0);
+            assert_eq!(keys.iter().filter(|o| *o == k).count(), 1, "{i}: {keys:?}");
+        }
+        assert_eq!(
+            tls(&one, &edge).group_key(),
+            keys[3],
+            "the same material, the same key"
         );
     }
 

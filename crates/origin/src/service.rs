@@ -16,6 +16,36 @@ type Answer = Result<Response<OriginBody>, Infallible>;
 
 /// Serves one request on the main listener.
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
+    let head = req.method() == Method::HEAD;
+    let resp = answer(shared, req).await?;
+    Ok(without_forbidden_body(resp, head))
+}
+
+/// `resp` without the body HTTP forbids it: a HEAD answer's (keeping the `Content-Length`
+/// the body has), a 204's and a 304's. hyper's HTTP/1 server leaves such a body out by
+/// itself; its HTTP/2 server sends it, and a client reads that as a protocol error.
+fn without_forbidden_body(resp: Response<OriginBody>, head: bool) -> Response<OriginBody> {
+    let bodiless_status = matches!(
+        resp.status(),
+        StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+    );
+    if !head && !bodiless_status {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    if bodiless_status {
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+    } else if let Some(len) = hyper::body::Body::size_hint(&body).exact() {
+        parts
+            .headers
+            .entry(http::header::CONTENT_LENGTH)
+            .or_insert(HeaderValue::from(len));
+    }
+    Response::from_parts(parts, OriginBody::empty())
+}
+
+/// What the origin answers `req`, its body whatever the method and status.
+async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
     let probe = req
         .headers()
         .get("x-portico-health-probe")

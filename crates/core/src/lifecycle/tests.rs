@@ -480,6 +480,47 @@ fn a_failure_after_delivery_or_of_no_attempt_is_reported_but_never_retried() {
 }
 
 #[test]
+fn an_attempt_given_up_at_its_head_is_never_retried_by_a_later_failure() {
+    // No retry budget until requests come: the 502 is given up and goes to the client.
+    let t = Instant::now();
+    let extra = r#","failover":{"retries":{"budget_percent":100,"budget_min_per_second":0}}"#;
+    let mut p = PoolState::new(&pool(2, extra), t);
+    for i in 0..2 {
+        p.record_probe(t, i, ProbeResult::Success(MS));
+    }
+    let mut lc = Lifecycle::new(get(), 3, 7);
+    let (a, _) = sent(lc.start(&mut p, t));
+    let give_up = |reason| Next::GiveUp {
+        reason: Some(reason),
+    };
+    assert_eq!(
+        lc.on_head(&mut p, a, 502, true, t),
+        after_failure(
+            give_up(RetryReason::Status502),
+            a,
+            RetryReason::Status502,
+            Retry::Denied
+        )
+    );
+    // The budget fills; then the 502's body breaks off. Its head went out already: nothing
+    // may follow it (another attempt's answer would be written after it), and its retry was
+    // counted as denied once.
+    for _ in 0..10 {
+        p.record_request(t);
+    }
+    assert_eq!(
+        lc.on_failure(&mut p, a, RetryReason::ResponseTimeout, true, false, t),
+        after_failure(
+            give_up(RetryReason::ResponseTimeout),
+            a,
+            RetryReason::ResponseTimeout,
+            Retry::Skipped
+        )
+    );
+    assert_eq!(lc.attempts().len(), 1);
+}
+
+#[test]
 fn no_origin_gives_up_at_once() {
     let t = Instant::now();
     let cfg = parse(
