@@ -1,0 +1,196 @@
+//! TLS session tickets: the keys the listener encrypts and decrypts tickets with
+//! ([`TicketRing`], read inside handshakes), and the service that rotates them on the schedule
+//! of [`portico_core::tls_tickets`]. Alone, a node makes its own keys. Following a store, it
+//! follows the store's keys and, when one is due, writes the next there (compare-and-swap: one
+//! node writes, the others read it), so a ticket from any node resumes on every node; while
+//! the store cannot be written it rotates on its own keys, and takes the store's back when it
+//! reads them. The keys are secrets: never logged, never shown by `/status`.
+
+use crate::state::{ConfigSource, NodeState};
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use portico_core::tls_tickets::{KEY_MATERIAL_BYTES, TicketKey, TicketKeys};
+use portico_openssl_ext::KeyMaterial;
+use portico_store::{Store, StoreEvent, StoreUrl};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Longest sleep between two looks at the clock (it may be set back or forward).
+const MAX_NAP: Duration = Duration::from_secs(60);
+
+/// The time allowed to connect to the store and for each request.
+const STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The keys in use, swapped whole on each rotation or store update.
+#[derive(Default)]
+pub struct TicketRing {
+    keys: ArcSwap<TicketKeys>,
+}
+
+impl TicketRing {
+    /// Keys for `source`: a first key made at once for a node on its own; none for a node
+    /// following a store until it reads (or writes) the store's (no tickets meanwhile).
+    pub fn for_source(source: &ConfigSource) -> Self {
+        let ring = TicketRing::default();
+        if !matches!(source, ConfigSource::Store { .. }) {
+            ring.rotate_locally(now_millis());
+        }
+        ring
+    }
+
+    /// The keys in use.
+    pub fn keys(&self) -> Arc<TicketKeys> {
+        self.keys.load_full()
+    }
+
+    /// Uses `keys` from now on.
+    pub fn install(&self, keys: TicketKeys) {
+        self.keys.store(Arc::new(keys));
+    }
+
+    /// Makes a new key locally if one is due at `now`.
+    fn rotate_locally(&self, now: u64) {
+        let keys = self.keys.load();
+        if keys.rotation_due(now) {
+            if let Some(fresh) = fresh_key(now) {
+                self.install(keys.rotated(fresh, now));
+                log::debug!("TLS ticket keys rotated (local)");
+            }
+        }
+    }
+}
+
+fn material(key: &TicketKey) -> KeyMaterial {
+    KeyMaterial {
+        name: key.name,
+        aes_key: key.aes_key,
+        hmac_key: key.hmac_key,
+    }
+}
+
+impl portico_openssl_ext::TicketKeys for TicketRing {
+    fn encrypting(&self) -> Option<KeyMaterial> {
+        self.keys.load().encrypting(now_millis()).map(material)
+    }
+
+    fn decrypting(&self, name: &[u8; 16]) -> Option<(KeyMaterial, bool)> {
+        let keys = self.keys.load();
+        let found = keys.decrypting(name, now_millis())?;
+        Some((material(found.key), found.renew))
+    }
+}
+
+/// A key made at `now` from OpenSSL's cryptographic generator.
+fn fresh_key(now: u64) -> Option<TicketKey> {
+    let mut random = [0u8; KEY_MATERIAL_BYTES];
+    match openssl::rand::rand_bytes(&mut random) {
+        Ok(()) => Some(TicketKey::new(random, now)),
+        Err(e) => {
+            log::warn!("TLS ticket keys: no random bytes ({e}); not rotated");
+            None
+        }
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Rotates the listener's ticket keys (through the store for a node following one).
+pub struct TicketService {
+    ring: Arc<TicketRing>,
+    store: Option<StoreUrl>,
+}
+
+impl TicketService {
+    /// The service of `node`'s listener, whose keys are `ring`.
+    pub fn new(node: &NodeState, ring: Arc<TicketRing>) -> Self {
+        let store = match &node.source {
+            ConfigSource::Store { url, .. } => url.parse::<StoreUrl>().ok(),
+            _ => None,
+        };
+        TicketService { ring, store }
+    }
+
+    /// One look at the clock: a key if one is due (in the store when there is one). Returns
+    /// how long to wait before the next look.
+    async fn tick(&self, store: &mut Option<Store>) -> Duration {
+        let now = now_millis();
+        if self.ring.keys().rotation_due(now) {
+            match &self.store {
+                Some(url) => {
+                    if let Err(e) = self.rotate_in_store(url, store, now).await {
+                        *store = None;
+                        log::warn!(
+                            "TLS ticket keys: cannot rotate in the store ({e}); rotating this node's own"
+                        );
+                        self.ring.rotate_locally(now);
+                    }
+                }
+                None => self.ring.rotate_locally(now),
+            }
+        }
+        let wait = self.ring.keys().wait(now_millis()).max(1_000);
+        Duration::from_millis(wait).min(MAX_NAP)
+    }
+
+    async fn rotate_in_store(
+        &self,
+        url: &StoreUrl,
+        store: &mut Option<Store>,
+        now: u64,
+    ) -> Result<(), portico_store::StoreError> {
+        if store.is_none() {
+            *store = Some(Store::connect(url, STORE_TIMEOUT).await?);
+        }
+        let Some(s) = store.as_ref() else {
+            return Ok(());
+        };
+        let Some(fresh) = fresh_key(now) else {
+            return Ok(());
+        };
+        let keys = s.rotate_tickets(now, fresh).await;
+        self.ring.install(keys?);
+        Ok(())
+    }
+}
+
+/// Follows the store's keys and installs each version read.
+async fn follow_store(ring: Arc<TicketRing>, url: StoreUrl) {
+    let (mut events, task) = portico_store::follow_tickets(url);
+    while let Some(event) = events.recv().await {
+        if let StoreEvent::Document(doc) = event {
+            match TicketKeys::parse(&doc.text) {
+                Ok(keys) => ring.install(keys),
+                Err(e) => log::warn!("TLS ticket keys in the store are not valid: {e}"),
+            }
+        }
+    }
+    task.abort();
+}
+
+#[async_trait]
+impl BackgroundService for TicketService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let follower = self
+            .store
+            .as_ref()
+            .map(|url| tokio::spawn(follow_store(self.ring.clone(), url.clone())));
+        let mut store = None;
+        loop {
+            let nap = self.tick(&mut store).await;
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep(nap) => {}
+            }
+        }
+        if let Some(f) = follower {
+            f.abort();
+        }
+    }
+}
