@@ -4,6 +4,10 @@
 //! and the SNI name of a ClientHello inside the client hello callback
 //! (`SSL_client_hello_get0_ext`). Portico's only unsafe code: each block says why it holds.
 //!
+//! [`ResumingClient`]: a client that offers each connection the session of an earlier one
+//! of its own (benchmarks of resumed handshakes), safe because the sessions it offers can only
+//! come from its own context.
+//!
 //! Ticket keys: OpenSSL's default is one random key per `SSL_CTX`, made at start and never
 //! rotated, so a ticket resumes only on the process that issued it. [`set_ticket_keys`]
 //! hands encryption and decryption to a [`TicketKeys`] instead: the key that encrypts new
@@ -16,9 +20,10 @@
 use foreign_types::ForeignTypeRef;
 use openssl::error::ErrorStack;
 use openssl::ex_data::Index;
-use openssl::ssl::{SslContext, SslContextBuilder, SslRef};
+use openssl::ssl::{Ssl, SslConnector, SslContext, SslContextBuilder, SslRef, SslSession};
 use openssl_sys as ffi;
 use std::ffi::{c_int, c_long, c_uchar, c_uint, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// `SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB` of `ssl.h` (what the `SSL_CTX_set_tlsext_ticket_key_cb`
@@ -267,11 +272,75 @@ fn host_name(ext: &[u8]) -> Option<String> {
     None
 }
 
+/// A TLS client whose connections can offer the session of an earlier connection of its own
+/// (TLS resumption by session ID or ticket).
+///
+/// rust-openssl's `SslRef::set_session` is unsafe because the session must come from the
+/// same context as the connection; here a [`ClientSession`] is only made from a connection of
+/// this client's context and only offered by the client that made it.
+pub struct ResumingClient {
+    connector: SslConnector,
+    id: u64,
+}
+
+/// A session one connection of a [`ResumingClient`] established.
+#[derive(Clone)]
+pub struct ClientSession {
+    session: SslSession,
+    client: u64,
+}
+
+impl ResumingClient {
+    /// A client connecting with `connector`'s settings.
+    pub fn new(connector: SslConnector) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        ResumingClient {
+            connector,
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// A connection to `host` (SNI; its certificate name checked when `verify_hostname`)
+    /// offering `session` when it is one of this client's.
+    pub fn ssl(
+        &self,
+        host: &str,
+        verify_hostname: bool,
+        session: Option<&ClientSession>,
+    ) -> Result<Ssl, ErrorStack> {
+        let mut config = self.connector.configure()?;
+        config.set_verify_hostname(verify_hostname);
+        let mut ssl = config.into_ssl(host)?;
+        if let Some(s) = session.filter(|s| s.client == self.id) {
+            #[allow(unsafe_code)]
+            // SAFETY: the session came from a connection of `self.connector`'s context (see
+            // `session`), the condition rust-openssl's `set_session` states.
+            unsafe {
+                ssl.set_session(&s.session)?;
+            }
+        }
+        Ok(ssl)
+    }
+
+    /// The session of `ssl` after its handshake, if `ssl` is a connection of this client. Send
+    /// close_notify (shut the stream down) before dropping the connection: OpenSSL marks the
+    /// session of a connection dropped without it not resumable.
+    pub fn session(&self, ssl: &SslRef) -> Option<ClientSession> {
+        if ssl.ssl_context().as_ptr() != self.connector.context().as_ptr() {
+            return None;
+        }
+        Some(ClientSession {
+            session: ssl.session()?.to_owned(),
+            client: self.id,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use openssl::ssl::{
-        SslAcceptor, SslConnector, SslMethod, SslSession, SslStream, SslVerifyMode, SslVersion,
+        SslAcceptor, SslConnector, SslMethod, SslStream, SslVerifyMode, SslVersion,
     };
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
@@ -322,13 +391,22 @@ mod tests {
         b.build().into_context()
     }
 
-    /// One connection to `server` offering `session`: whether it was resumed, and the
-    /// session (with the ticket the server sent) to offer next time.
+    /// A client of TLS `version` only.
+    fn client(version: SslVersion) -> ResumingClient {
+        let mut c = SslConnector::builder(SslMethod::tls()).expect("connector");
+        c.set_verify(SslVerifyMode::NONE);
+        c.set_min_proto_version(Some(version)).expect("min");
+        c.set_max_proto_version(Some(version)).expect("max");
+        ResumingClient::new(c.build())
+    }
+
+    /// One connection of `client` to `server` offering `session`: whether it was resumed,
+    /// and the session (with the ticket the server sent) to offer next time.
     fn connect(
         server: &SslContext,
-        version: SslVersion,
-        session: Option<&SslSession>,
-    ) -> (bool, SslSession) {
+        client: &ResumingClient,
+        session: Option<&ClientSession>,
+    ) -> (bool, ClientSession) {
         let (a, b) = UnixStream::pair().expect("pair");
         let ctx = server.clone();
         let accept = std::thread::spawn(move || {
@@ -339,24 +417,7 @@ mod tests {
             s.read_exact(&mut byte).expect("read");
             s.write_all(b"y").expect("write");
         });
-        let mut c = SslConnector::builder(SslMethod::tls()).expect("connector");
-        c.set_verify(SslVerifyMode::NONE);
-        c.set_min_proto_version(Some(version)).expect("min");
-        c.set_max_proto_version(Some(version)).expect("max");
-        let mut ssl = c
-            .build()
-            .configure()
-            .expect("configure")
-            .into_ssl("t")
-            .expect("ssl");
-        if let Some(session) = session {
-            #[allow(unsafe_code)]
-            // SAFETY: rust-openssl asks that the session come from a context like this one;
-            // it came from a client context configured the same way.
-            unsafe {
-                ssl.set_session(session).expect("set session");
-            }
-        }
+        let ssl = client.ssl("t", false, session).expect("ssl");
         let mut s = SslStream::new(ssl, b).expect("stream");
         s.connect().expect("connect");
         s.write_all(b"x").expect("write");
@@ -366,26 +427,28 @@ mod tests {
         let _ = s.shutdown();
         accept.join().expect("server");
         let reused = s.ssl().session_reused();
-        let session = s.ssl().session().expect("session").to_owned();
-        (reused, session)
+        (reused, client.session(s.ssl()).expect("session"))
     }
 
     #[test]
     fn tickets_resume_on_any_context_with_the_same_keys_and_not_on_others() {
         for version in [SslVersion::TLS1_2, SslVersion::TLS1_3] {
+            let c = client(version);
             let a = server(vec![key(1)]);
             let b = server(vec![key(1)]);
             let other = server(vec![key(2)]);
-            let (reused, session) = connect(&a, version, None);
+            let (reused, session) = connect(&a, &c, None);
             assert!(!reused);
-            assert!(connect(&b, version, Some(&session)).0, "{version:?}");
-            assert!(!connect(&other, version, Some(&session)).0, "{version:?}");
+            assert!(connect(&b, &c, Some(&session)).0, "{version:?}");
+            assert!(!connect(&other, &c, Some(&session)).0, "{version:?}");
+            // Another client does not offer this client's session.
+            assert!(!connect(&b, &client(version), Some(&session)).0);
             // After a rotation elsewhere (key 3 encrypts, 1 still decrypts) it resumes, and
             // the new ticket is made with key 3: it resumes where only key 3 is known.
             let rotated = server(vec![key(3), key(1)]);
-            let (reused, renewed) = connect(&rotated, version, Some(&session));
+            let (reused, renewed) = connect(&rotated, &c, Some(&session));
             assert!(reused, "{version:?}");
-            assert!(connect(&server(vec![key(3)]), version, Some(&renewed)).0);
+            assert!(connect(&server(vec![key(3)]), &c, Some(&renewed)).0);
         }
     }
 
