@@ -15,6 +15,7 @@ use portico_core::tls_tickets::{KEY_MATERIAL_BYTES, TicketKey, TicketKeys};
 use portico_openssl_ext::KeyMaterial;
 use portico_store::{Store, StoreEvent, StoreUrl};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Longest sleep between two looks at the clock (it may be set back or forward).
@@ -105,6 +106,9 @@ pub fn now_millis() -> u64 {
 pub struct TicketService {
     ring: Arc<TicketRing>,
     store: Option<StoreUrl>,
+    /// The ring holds keys of this node's own (the store could not be written): the store's
+    /// are read again at the next look.
+    own_keys: AtomicBool,
 }
 
 impl TicketService {
@@ -114,26 +118,38 @@ impl TicketService {
             ConfigSource::Store { url, .. } => url.parse::<StoreUrl>().ok(),
             _ => None,
         };
-        TicketService { ring, store }
+        TicketService {
+            ring,
+            store,
+            own_keys: AtomicBool::new(false),
+        }
     }
 
-    /// One look at the clock: a key if one is due (in the store when there is one). Returns
-    /// how long to wait before the next look.
+    /// One look at the clock: a key if one is due (in the store when there is one; the
+    /// store's keys again after keys of this node's own). Returns how long to wait before the
+    /// next look.
     async fn tick(&self, store: &mut Option<Store>) -> Duration {
         let now = now_millis();
-        if self.ring.keys().rotation_due(now) {
-            match &self.store {
-                Some(url) => {
-                    if let Err(e) = self.rotate_in_store(url, store, now).await {
+        let due = self.ring.keys().rotation_due(now);
+        match &self.store {
+            Some(url) if due || self.own_keys.load(Ordering::Relaxed) => {
+                match self.rotate_in_store(url, store, now).await {
+                    Ok(()) => self.own_keys.store(false, Ordering::Relaxed),
+                    Err(e) => {
                         *store = None;
-                        log::warn!(
-                            "TLS ticket keys: cannot rotate in the store ({e}); rotating this node's own"
-                        );
-                        self.ring.rotate_locally(now);
+                        if due {
+                            log::warn!(
+                                "TLS ticket keys: cannot rotate in the store ({e}); rotating this node's own"
+                            );
+                            self.ring.rotate_locally(now);
+                            self.own_keys.store(true, Ordering::Relaxed);
+                        }
                     }
                 }
-                None => self.ring.rotate_locally(now),
             }
+            Some(_) => {}
+            None if due => self.ring.rotate_locally(now),
+            None => {}
         }
         let wait = self.ring.keys().wait(now_millis()).max(1_000);
         Duration::from_millis(wait).min(MAX_NAP)
