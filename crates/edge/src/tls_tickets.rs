@@ -210,3 +210,62 @@ impl BackgroundService for TicketService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(store: Option<&str>) -> TicketService {
+        TicketService {
+            ring: Arc::new(TicketRing::default()),
+            store: store.map(|s| s.parse().expect("store url")),
+            own_keys: AtomicBool::new(false),
+        }
+    }
+
+    #[tokio::test]
+    async fn alone_a_node_makes_its_first_key_and_waits_for_the_next() {
+        let s = service(None);
+        let wait = s.tick(&mut None).await;
+        let keys = s.ring.keys();
+        assert_eq!(keys.keys().len(), 1);
+        assert!(wait > Duration::ZERO && wait <= MAX_NAP);
+        s.tick(&mut None).await;
+        assert_eq!(s.ring.keys().keys(), keys.keys(), "not due: unchanged");
+        let found = portico_openssl_ext::TicketKeys::encrypting(&*s.ring).expect("a key");
+        assert_eq!(found.name, keys.keys()[0].name);
+    }
+
+    #[tokio::test]
+    async fn a_node_that_cannot_write_the_store_rotates_its_own_keys_and_tries_again() {
+        // Nothing listens on port 1: the store cannot be reached.
+        let s = service(Some("etcd://127.0.0.1:1/portico"));
+        let mut store = None;
+        let wait = s.tick(&mut store).await;
+        assert!(store.is_none());
+        assert_eq!(s.ring.keys().keys().len(), 1, "a key of its own");
+        assert!(s.own_keys.load(Ordering::Relaxed));
+        assert!(wait <= MAX_NAP, "the store is tried again within a minute");
+        let keys = s.ring.keys();
+        s.tick(&mut store).await;
+        assert_eq!(
+            s.ring.keys().keys(),
+            keys.keys(),
+            "not due: its own key kept"
+        );
+        assert!(s.own_keys.load(Ordering::Relaxed), "still its own");
+    }
+
+    #[test]
+    fn a_node_following_a_store_issues_no_ticket_before_it_reads_the_stores_keys() {
+        let store = ConfigSource::Store {
+            url: "etcd://127.0.0.1:1/portico".into(),
+            name: "n".into(),
+            cache: None,
+        };
+        let ring = TicketRing::for_source(&store);
+        assert!(portico_openssl_ext::TicketKeys::encrypting(&ring).is_none());
+        let alone = TicketRing::for_source(&ConfigSource::Inline);
+        assert!(portico_openssl_ext::TicketKeys::encrypting(&alone).is_some());
+    }
+}
