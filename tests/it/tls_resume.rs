@@ -3,7 +3,8 @@
 //! with keys of its own does not resume it. A session made under one certificate entry is not
 //! resumed under another, so a client certificate verified for one entry's CAs is never carried
 //! to another's hosts. The key schedule (rotation, the accept window) is tested in
-//! `portico_core::tls_tickets`, with time passed in.
+//! `portico_core::tls_tickets`, with time passed in; here, the store's compare-and-swap of the
+//! next key, with time passed in too.
 
 use portico_core::config::Overrides;
 use portico_store::Store;
@@ -275,4 +276,47 @@ async fn a_ticket_from_one_node_resumes_on_another_node_of_the_same_store() {
     let hex: String = key.aes_key.iter().map(|b| format!("{b:02x}")).collect();
     assert!(!status.contains(&hex));
     drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_racing_to_rotate_write_one_key_and_old_keys_leave_the_store() {
+    use portico_core::tls_tickets::{
+        ACCEPT_FOR_MS, KEY_MATERIAL_BYTES, ROTATE_EVERY_MS, TicketKey,
+    };
+    let (etcd, _dir) = etcd(1);
+    let url = etcd.url("portico");
+    let connect = || Store::connect(&url, Duration::from_secs(5));
+    let (a, b) = (connect().await.expect("a"), connect().await.expect("b"));
+    let t0 = 1_800_000_000_000;
+    let key = |tag: u8, at: u64| TicketKey::new([tag; KEY_MATERIAL_BYTES], at);
+    // Both find no key at t0 and write at once: one key is stored, and both get it.
+    let (ka, kb) = tokio::join!(
+        a.rotate_tickets(t0, key(1, t0)),
+        b.rotate_tickets(t0, key(2, t0))
+    );
+    let (ka, kb) = (ka.expect("a rotates"), kb.expect("b rotates"));
+    assert_eq!(ka, kb);
+    assert_eq!(ka.keys().len(), 1);
+    // Not due yet: nothing written.
+    let same = a
+        .rotate_tickets(t0 + 1, key(3, t0 + 1))
+        .await
+        .expect("not due");
+    assert_eq!(same, ka);
+    // Due an hour later, again raced: one more key.
+    let t1 = t0 + ROTATE_EVERY_MS;
+    let (ka, kb) = tokio::join!(
+        a.rotate_tickets(t1, key(4, t1)),
+        b.rotate_tickets(t1, key(5, t1))
+    );
+    let (ka, kb) = (ka.expect("a rotates"), kb.expect("b rotates"));
+    assert_eq!(ka, kb);
+    assert_eq!(ka.keys().len(), 2);
+    // Past the first key's accept window it is dropped from the store.
+    let late = t0 + ACCEPT_FOR_MS;
+    let kept = a.rotate_tickets(late, key(6, late)).await.expect("rotates");
+    let (stored, _) = b.get_tickets().await.expect("read");
+    assert_eq!(stored, kept);
+    assert_eq!(stored.keys().len(), 2, "{stored:?}");
+    assert!(stored.keys().iter().all(|k| k.created_ms >= t1));
 }
