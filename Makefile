@@ -16,7 +16,7 @@ help:
 	@echo "make run-single      one edge node with three demo origins"
 	@echo "make test            format check, clippy -D warnings, every test"
 	@echo "make bench           throughput against nginx and HAProxy (ARGS=... for options)"
-	@echo "make bench-tls       TLS termination against nginx and HAProxy: handshakes, TLS keep-alive, HTTP/2"
+	@echo "make bench-tls       TLS termination against nginx and HAProxy: full and resumed handshakes, TLS keep-alive, HTTP/2"
 	@echo "make bench-rules     10 rules against none, nginx and HAProxy with the same; rate-limit accuracy"
 	@echo "make bench-micro     criterion micro-benchmarks of route matching and selection"
 	@echo "make bench-failover  failover benchmark against nginx, HAProxy and Front Door-style probing"

@@ -36,4 +36,5 @@ mod stop;
 mod store;
 mod tls;
 mod tls_limits;
+mod tls_resume;
 mod websocket;

@@ -1,5 +1,6 @@
 //! `bench-tls`: Portico, nginx and HAProxy terminating TLS with the same ECDSA P-256
-//! certificate: full handshakes, HTTP/1.1 keep-alive over TLS and HTTP/2 keep-alive.
+//! certificate: full handshakes, resumed handshakes, HTTP/1.1 keep-alive over TLS and HTTP/2
+//! keep-alive.
 
 use anyhow::{Result, bail};
 use clap::Parser;
@@ -26,8 +27,12 @@ struct Args {
     /// Seconds of unmeasured warm-up per proxy and case.
     #[arg(long, default_value_t = 2)]
     warmup: u64,
-    /// Cases, comma-separated: handshake, keepalive, h2.
-    #[arg(long, default_value = "handshake,keepalive,h2", value_delimiter = ',')]
+    /// Cases, comma-separated: handshake, resumed, keepalive, h2.
+    #[arg(
+        long,
+        default_value = "handshake,resumed,keepalive,h2",
+        value_delimiter = ','
+    )]
     cases: Vec<String>,
     /// Proxies, comma-separated: portico, nginx, haproxy.
     #[arg(long, default_value = "portico,nginx,haproxy", value_delimiter = ',')]
@@ -72,6 +77,9 @@ struct Args {
     /// Internal: the handshake client's SNI.
     #[arg(long, hide = true, default_value = "bench.local")]
     sni: String,
+    /// Internal: the handshake client offers each connection the session of its last.
+    #[arg(long, hide = true)]
+    resume: bool,
 }
 
 fn cpus(s: String) -> Option<String> {
@@ -86,6 +94,7 @@ fn main() -> Result<()> {
             sni: args.sni,
             connections: args.handshake_connections,
             duration: Duration::from_secs_f64(args.duration as f64),
+            resume: args.resume,
         };
         println!("{}", to_line(&client.run()?));
         return Ok(());
@@ -94,7 +103,7 @@ fn main() -> Result<()> {
     for c in &args.cases {
         match TlsCase::from_name(c) {
             Some(k) => cases.push(k),
-            None => bail!("unknown case {c:?} (handshake, keepalive, h2)"),
+            None => bail!("unknown case {c:?} (handshake, resumed, keepalive, h2)"),
         }
     }
     for p in &args.peers {

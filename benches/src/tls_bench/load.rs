@@ -1,9 +1,11 @@
-//! The TLS load generators: a new-connection-per-request client (full handshakes, no
-//! resumption) run as a pinned child process, and h2load for HTTP/2 keep-alive.
+//! The TLS load generators: a new-connection-per-request client (full handshakes, or
+//! resumed ones offering the session of the thread's last connection) run as a pinned child
+//! process, and h2load for HTTP/2 keep-alive.
 
 use crate::procs::pinned;
 use anyhow::{Context, Result, bail};
-use openssl::ssl::{SslConnector, SslMethod, SslSessionCacheMode, SslVerifyMode};
+use openssl::ssl::{SslConnector, SslMethod, SslSessionCacheMode, SslStream, SslVerifyMode};
+use portico_openssl_ext::{ClientSession, ResumingClient};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -29,7 +31,7 @@ pub struct LoadReport {
     pub errors: u64,
     /// What was negotiated, e.g. `TLSv1.3 TLS_AES_256_GCM_SHA384, h2`.
     pub negotiated: String,
-    /// Handshakes that resumed a session (the handshake client never offers one: 0).
+    /// Handshakes that resumed a session (0 unless the client offers them).
     pub resumed: u64,
 }
 
@@ -44,6 +46,9 @@ pub struct HandshakeClient {
     pub connections: usize,
     /// Length of the run.
     pub duration: Duration,
+    /// Whether each connection offers the session of the thread's last one (resumed
+    /// handshakes after each thread's first), rather than none (full handshakes).
+    pub resume: bool,
 }
 
 impl HandshakeClient {
@@ -59,12 +64,16 @@ impl HandshakeClient {
             .arg(self.connections.to_string())
             .arg("--duration")
             .arg(self.duration.as_secs().max(1).to_string());
+        if self.resume {
+            cmd.arg("--resume");
+        }
         Ok(cmd)
     }
 
-    /// Runs the load in this process: every thread opens a TCP connection, does a full TLS
-    /// handshake (no session cache, so no ID or ticket is ever offered), sends one
-    /// `GET / HTTP/1.1` with `Connection: close` and reads the answer to the end.
+    /// Runs the load in this process: every thread opens a TCP connection, does a TLS
+    /// handshake (full: no session is ever offered; or, with `resume`, offering the session of
+    /// its last connection, ticket or ID), sends one `GET / HTTP/1.1` with `Connection: close`
+    /// and reads the answer to the end.
     pub fn run(&self) -> Result<LoadReport> {
         let mut b = SslConnector::builder(SslMethod::tls_client())?;
         // The server's signature over the handshake is still checked (TLS 1.3 always does);
@@ -72,7 +81,7 @@ impl HandshakeClient {
         b.set_verify(SslVerifyMode::NONE);
         b.set_session_cache_mode(SslSessionCacheMode::OFF);
         b.set_alpn_protos(b"\x08http/1.1")?;
-        let connector = b.build();
+        let connector = ResumingClient::new(b.build());
         let deadline = Instant::now() + self.duration;
         let start = Instant::now();
         let results: Vec<Thread> = std::thread::scope(|s| {
@@ -111,7 +120,7 @@ impl HandshakeClient {
         })
     }
 
-    fn thread(&self, connector: &SslConnector, deadline: Instant) -> Thread {
+    fn thread(&self, connector: &ResumingClient, deadline: Instant) -> Thread {
         let mut t = Thread::default();
         let request = format!(
             "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
@@ -133,14 +142,18 @@ impl HandshakeClient {
         t
     }
 
-    fn one(&self, connector: &SslConnector, request: &str, t: &mut Thread) -> Result<()> {
+    fn one(&self, connector: &ResumingClient, request: &str, t: &mut Thread) -> Result<()> {
         let tcp = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))?;
         tcp.set_nodelay(true)?;
         tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut cfg = connector.configure()?;
-        cfg.set_verify_hostname(false);
-        let mut tls = cfg
-            .connect(&self.sni, tcp)
+        let offered = if self.resume {
+            t.session.as_ref()
+        } else {
+            None
+        };
+        let ssl = connector.ssl(&self.sni, false, offered)?;
+        let mut tls = SslStream::new(ssl, tcp)?;
+        tls.connect()
             .map_err(|e| anyhow::anyhow!("handshake: {e}"))?;
         if tls.ssl().session_reused() {
             t.resumed += 1;
@@ -167,12 +180,19 @@ impl HandshakeClient {
         if !buf.starts_with(b"HTTP/1.1 200") || !complete(&buf) {
             bail!("not a whole 200 answer");
         }
+        if self.resume {
+            // close_notify first: OpenSSL marks a session dropped without it not resumable.
+            let _ = tls.shutdown();
+            t.session = connector.session(tls.ssl()).or(t.session.take());
+        }
         Ok(())
     }
 }
 
 #[derive(Default)]
 struct Thread {
+    /// The session to offer next (resuming clients).
+    session: Option<ClientSession>,
     latencies_us: Vec<u32>,
     errors: u64,
     resumed: u64,

@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 pub enum TlsCase {
     /// A new TLS connection (full handshake) per request.
     Handshake,
+    /// A new TLS connection per request, resuming the session of the client thread's last
+    /// connection (a TLS 1.3 ticket).
+    Resumed,
     /// HTTP/1.1 over TLS keep-alive, small response (wrk).
     KeepAlive,
     /// HTTP/2 keep-alive, several streams per connection (h2load).
@@ -30,12 +33,18 @@ pub enum TlsCase {
 
 impl TlsCase {
     /// Every case, in report order.
-    pub const ALL: [TlsCase; 3] = [TlsCase::Handshake, TlsCase::KeepAlive, TlsCase::H2];
+    pub const ALL: [TlsCase; 4] = [
+        TlsCase::Handshake,
+        TlsCase::Resumed,
+        TlsCase::KeepAlive,
+        TlsCase::H2,
+    ];
 
     /// The command-line name.
     pub fn name(self) -> &'static str {
         match self {
             TlsCase::Handshake => "handshake",
+            TlsCase::Resumed => "resumed",
             TlsCase::KeepAlive => "keepalive",
             TlsCase::H2 => "h2",
         }
@@ -87,6 +96,10 @@ impl Options {
         match case {
             TlsCase::Handshake => format!(
                 "new TLS connection per request (full handshake, no resumption), GET / with Connection: close, {} concurrent connections (this benchmark's client)",
+                self.handshake_connections
+            ),
+            TlsCase::Resumed => format!(
+                "new TLS connection per request resuming the thread's last session (ticket; each thread's first handshake is full), GET / with Connection: close, {} concurrent connections (this benchmark's client)",
                 self.handshake_connections
             ),
             TlsCase::KeepAlive => format!(
@@ -238,12 +251,13 @@ fn measure(
     let cpu_before = procinfo::cpu_split(pid);
     let start = Instant::now();
     let report = match case {
-        TlsCase::Handshake => {
+        TlsCase::Handshake | TlsCase::Resumed => {
             let client = HandshakeClient {
                 addr: proxy.addr,
                 sni: peers::HOST.into(),
                 connections: opts.handshake_connections,
                 duration,
+                resume: case == TlsCase::Resumed,
             };
             let child = client
                 .command(load)?
@@ -468,6 +482,13 @@ pub fn case_table(r: &CaseResult) -> String {
             (None, None) => "not counted".into(),
         }
     );
+    if r.case == TlsCase::Resumed {
+        let _ = writeln!(
+            out,
+            "  handshakes resumed (each client thread's first is full): {}",
+            resumed_counts(r)
+        );
+    }
     if let Some(portico) = r.summary_of("portico") {
         for peer in ["nginx", "haproxy"] {
             if let Some(other) = r.summary_of(peer) {
@@ -494,10 +515,23 @@ pub fn case_table(r: &CaseResult) -> String {
     out
 }
 
+/// Each proxy's resumed handshakes over its answered requests, over every run.
+fn resumed_counts(r: &CaseResult) -> String {
+    r.peers
+        .iter()
+        .map(|p| {
+            let requests: u64 = p.samples.iter().map(|s| s.report.requests).sum();
+            format!("{} {} of {}", p.peer, p.summary().resumed, requests)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The closing Markdown tables (ready for docs/benchmarks.md).
 pub fn markdown(results: &[CaseResult]) -> String {
     let label = |c: TlsCase| match c {
         TlsCase::Handshake => "new TLS connection per request",
+        TlsCase::Resumed => "resumed TLS connection per request",
         TlsCase::KeepAlive => "TLS keep-alive (HTTP/1.1)",
         TlsCase::H2 => "HTTP/2 keep-alive",
     };
@@ -555,6 +589,9 @@ pub fn markdown(results: &[CaseResult]) -> String {
             cell("nginx"),
             cell("haproxy")
         );
+    }
+    for r in results.iter().filter(|r| r.case == TlsCase::Resumed) {
+        let _ = writeln!(out, "\nHandshakes resumed: {}.", resumed_counts(r));
     }
     out
 }
@@ -623,7 +660,7 @@ pub fn run(opts: &Options) -> Result<()> {
         certs.ca.display()
     );
     println!(
-        "session resumption: every proxy keeps its default session cache and tickets, but the handshake client never offers a session (no cache, no ticket): each of its connections is a full handshake; wrk and h2load keep their connections open"
+        "session resumption: every proxy has a session cache and tickets on (configs below); in the handshake case the client never offers a session (each connection a full handshake), in the resumed case each client thread offers the session of its last connection (TLS 1.3: a ticket) and the report counts the handshakes resumed; wrk and h2load keep their connections open"
     );
     let origin_kind = if which("nginx").is_some() {
         OriginKind::Nginx
@@ -761,6 +798,29 @@ mod tests {
         for c in TlsCase::ALL {
             assert_eq!(TlsCase::from_name(c.name()), Some(c));
         }
+    }
+
+    #[test]
+    fn the_resumed_case_counts_resumed_handshakes() {
+        let mut s = sample(3000.0, 1.0, Some(900.0), None);
+        s.report.resumed = 2990;
+        let r = CaseResult {
+            case: TlsCase::Resumed,
+            title: "t".into(),
+            peers: vec![PeerResult {
+                peer: "portico".into(),
+                syscalls: Err("not counted".into()),
+                samples: vec![s],
+            }],
+        };
+        let t = case_table(&r);
+        assert!(t.contains("portico 2990 of "), "{t}");
+        let md = markdown(&[r]);
+        assert!(
+            md.contains("| resumed TLS connection per request | portico |"),
+            "{md}"
+        );
+        assert!(md.contains("Handshakes resumed: portico 2990 of "), "{md}");
     }
 
     #[test]

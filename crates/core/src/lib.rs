@@ -21,3 +21,4 @@ pub mod rollout;
 pub mod routing;
 pub mod rules;
 pub mod selection;
+pub mod tls_tickets;

@@ -30,6 +30,7 @@ pub mod state;
 pub mod store_link;
 pub mod tls;
 pub mod tls_accept;
+pub mod tls_tickets;
 pub mod watchdog;
 
 pub use node::{Node, NodeOptions, RunningNode, StartError};

@@ -219,6 +219,9 @@ impl Node {
         let connections = Connections::new(state.clone());
         // The TLS address is listened on as plain TCP: its handshakes are done inside the
         // client limits, under `client_header_timeout_ms` (tls_accept.rs).
+        // Session ticket keys, rotated (through the store for a node following one) by the
+        // tickets service below (tls_tickets.rs).
+        let tickets = Arc::new(crate::tls_tickets::TicketRing::for_source(&options.source));
         let tls_port = match &tls_listen {
             Some(addr) => {
                 let tls_error = |e: String| {
@@ -230,7 +233,7 @@ impl Node {
                 let sock: std::net::SocketAddr = addr
                     .parse()
                     .map_err(|e| tls_error(format!("{addr}: {e}")))?;
-                Some(TlsPort::new(sock, state.certs.clone()).map_err(tls_error)?)
+                Some(TlsPort::new(sock, state.certs.clone(), tickets.clone()).map_err(tls_error)?)
             }
             None => None,
         };
@@ -286,11 +289,19 @@ impl Node {
             Arc::new(crate::acme::AcmeService::new(state.clone())),
         );
         acme.threads = Some(1);
+        let mut ticket_keys = GenBackgroundService::new(
+            "portico tls tickets".to_string(),
+            Arc::new(crate::tls_tickets::TicketService::new(&state, tickets)),
+        );
+        ticket_keys.threads = Some(1);
         server.add_service(proxy);
         server.add_service(admin);
         server.add_service(control);
         server.add_service(probes);
         server.add_service(acme);
+        if tls_listen.is_some() {
+            server.add_service(ticket_keys);
+        }
         Ok(Node {
             server,
             state,

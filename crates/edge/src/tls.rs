@@ -59,6 +59,23 @@ impl CertStore {
         &self.client_auth
     }
 
+    /// The session id context of a handshake with SNI `sni`: which certificate entry it
+    /// gets, and the CAs of that entry's `client_auth`. A session (ticket) is resumed only
+    /// under the context it was made in, so a client verified under one entry's CAs cannot
+    /// carry that verification to another entry's hosts by resuming with another SNI, nor
+    /// past a reload that changed the CA file.
+    pub fn session_context(&self, sni: Option<&str>) -> [u8; 32] {
+        let mut hasher = openssl::sha::Sha256::new();
+        if let Some(cert) = self.pick(sni) {
+            hasher.update(cert.name.as_bytes());
+            if let Some(auth) = self.client_auth.get(&cert.name) {
+                hasher.update(b"\0");
+                hasher.update(&auth.id());
+            }
+        }
+        hasher.finish()
+    }
+
     /// The certificates, in document order.
     pub fn certs(&self) -> &[LoadedCert] {
         &self.certs

@@ -7,14 +7,21 @@
 //! address and runs the handshake itself (Pingora's own `handshake_with_callback`, with the
 //! SNI certificate callback) under the deadline `client_header_timeout_ms` after accept. The
 //! same deadline then bounds the first HTTP/1 request head (see `limits.rs`).
+//!
+//! Session resumption: tickets are encrypted with the rotated keys of
+//! [`crate::tls_tickets::TicketRing`] (shared by the nodes of a store), and each handshake's
+//! session id context names the certificate entry its SNI picks (see
+//! [`CertStore::session_context`]).
 
 use crate::tls::{CertStore, SniCertificates};
+use crate::tls_tickets::TicketRing;
 use arc_swap::ArcSwap;
 use pingora_core::protocols::tls::server::handshake_with_callback;
 use pingora_core::protocols::{IO, Stream};
 use pingora_core::tls::ssl::{
-    AlpnError, SslAcceptor, SslMethod, SslRef, SslVersion, select_next_proto,
+    AlpnError, ClientHelloResponse, SslAcceptor, SslMethod, SslRef, SslVersion, select_next_proto,
 };
+use portico_core::tls_tickets::TICKET_LIFETIME_MS;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -31,14 +38,30 @@ pub struct TlsPort {
 
 impl TlsPort {
     /// The listener on `addr`, with certificates by SNI from `store`, TLS 1.2 and 1.3 only
-    /// (Mozilla's intermediate profile), ALPN `h2` then `http/1.1`.
-    pub fn new(addr: SocketAddr, store: Arc<ArcSwap<CertStore>>) -> Result<Self, String> {
+    /// (Mozilla's intermediate profile), ALPN `h2` then `http/1.1`, session tickets with the
+    /// keys of `tickets`.
+    pub fn new(
+        addr: SocketAddr,
+        store: Arc<ArcSwap<CertStore>>,
+        tickets: Arc<TicketRing>,
+    ) -> Result<Self, String> {
         let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())
             .map_err(|e| format!("TLS acceptor: {e}"))?;
         builder
             .set_min_proto_version(Some(SslVersion::TLS1_2))
             .map_err(|e| format!("TLS minimum version: {e}"))?;
         builder.set_alpn_select_callback(prefer_h2);
+        let lifetime = u32::try_from(TICKET_LIFETIME_MS / 1000).unwrap_or(u32::MAX);
+        portico_openssl_ext::set_ticket_keys(&mut builder, tickets, lifetime)
+            .map_err(|e| format!("TLS session tickets: {e}"))?;
+        // Before OpenSSL looks a session up: the context of the entry the SNI picks.
+        let certs = store.clone();
+        builder.set_client_hello_callback(move |ssl, _alert| {
+            let sni = portico_openssl_ext::client_hello_server_name(ssl);
+            let context = certs.load().session_context(sni.as_deref());
+            portico_openssl_ext::set_session_id_context(ssl, &context)?;
+            Ok(ClientHelloResponse::SUCCESS)
+        });
         Ok(TlsPort {
             addr,
             acceptor: builder.build(),

@@ -14,6 +14,8 @@
 //! - [`Conductorship`]: the election of the node that conducts rollouts (a lease-held key).
 //! - [`AcmeDoc`], [`follow_acme`], [`Store::lock_acme_order`]: managed certificates shared by
 //!   the nodes, and the lock that lets one of them order at a time.
+//! - [`follow_tickets`], [`Store::rotate_tickets`]: the TLS session ticket keys the nodes
+//!   share, so a session resumes on any of them.
 //! - `LocalEtcd` (feature `local-etcd`): starts a real etcd cluster of child processes, on
 //!   ports from `free_loopback_addrs` (tests, the simulation, benches; not the edge).
 
@@ -34,6 +36,7 @@ mod liveness;
 mod node;
 mod register;
 mod rollouts;
+mod tickets;
 mod url;
 mod versions;
 
@@ -53,5 +56,6 @@ pub use liveness::LeaseLife;
 pub use node::{NodeRecord, NodeStatus, Registered, now_rfc3339, unix_millis};
 pub use register::{MIN_PUT_INTERVAL, REVOKE_TIMEOUT, register};
 pub use rollouts::StoredRollout;
+pub use tickets::follow_tickets;
 pub use url::StoreUrl;
 pub use versions::{KEPT_VERSIONS, StoredVersion, VersionRecord};

@@ -22,7 +22,9 @@ use std::str::FromStr;
 /// - `/{prefix}/acme` — managed certificates: CA accounts, challenge answers, issued chains
 ///   and keys ([`StoreUrl::acme_key`], see [`crate::AcmeDoc`]);
 /// - `/{prefix}/acme-locks/{name}` — the node ordering certificate `name`, under its lease
-///   ([`StoreUrl::acme_lock_key`]).
+///   ([`StoreUrl::acme_lock_key`]);
+/// - `/{prefix}/tls-tickets` — the TLS session ticket keys every node encrypts and decrypts
+///   tickets with ([`StoreUrl::tickets_key`], see [`portico_core::tls_tickets::TicketKeys`]).
 ///
 /// The prefix may contain `/` (`etcd://h:2379/prod/eu` → `/prod/eu/config`), but no empty
 /// segment.
