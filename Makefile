@@ -84,6 +84,7 @@ sim-clean:
 
 # Real tools the tests drive: Prometheus (promtool and the server), BIRD 2 (config check and
 # the anycast health check), Chromium (the status page), systemd-analyze (the unit file), curl,
+# the openssl command (TLS session resumption tests),
 # Pebble and pebble-challtestsrv (a real ACME server and its mock DNS, for managed certificates).
 test-deps:
 	@missing=""; \
@@ -92,6 +93,7 @@ test-deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v pebble >/dev/null 2>&1 && command -v pebble-challtestsrv >/dev/null 2>&1 || missing="$$missing pebble"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -284,6 +284,7 @@ pub async fn legit_clients(t: &Target, clients: usize, run: Duration) -> Result<
         sni: HOST.into(),
         connections: clients,
         duration: run,
+        resume: false,
     };
     let load = |c: HandshakeClient| async move {
         tokio::task::spawn_blocking(move || c.run())
