@@ -195,6 +195,37 @@ async fn a_session_of_one_certificate_entry_is_not_resumed_under_another() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_client_resumes_under_an_entry_that_is_not_the_first() {
+    // The entry that requires a client certificate is not the default (first) one: a resumed
+    // handshake must still be matched to it, not to the default entry.
+    let server = TestCa::new("second");
+    let clients = TestCa::new("second-clients");
+    let user = clients.leaf("user", &["user"]);
+    let api = server.leaf("api", &["api.test"]);
+    let open = server.leaf("open", &["open.test"]);
+    let o = origin("o").await;
+    let mut locked: serde_json::Value =
+        serde_json::from_str(&certificate_json("api", &["api.test"], &api)).expect("json");
+    locked["client_auth"] = serde_json::json!({"ca_file": clients.ca_file, "required": true});
+    let text = config(
+        o.addr(),
+        &[
+            certificate_json("open", &["open.test"], &open),
+            locked.to_string(),
+        ],
+    );
+    let node = TlsNode::start(&text).await;
+    for version in VERSIONS {
+        let mut client = Client::new(&server, version, "api.test");
+        client.cert = Some(user.clone());
+        assert!(
+            resumes_across(&client, node.tls, node.tls).await,
+            "{version}"
+        );
+    }
+}
+
 /// A node following the store at `url`, named `name`, with a TLS listener of its own.
 async fn store_node(url: &portico_store::StoreUrl, name: &str) -> (TestNode, SocketAddr) {
     let (listen, admin, tls) = (free_addr(), free_addr(), free_addr());

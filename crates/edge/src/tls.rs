@@ -7,8 +7,9 @@ use crate::origin_tls::PoolTls;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use openssl::asn1::Asn1Time;
+use openssl::ex_data::Index;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::NameType;
+use openssl::ssl::{NameType, Ssl, SslRef};
 use openssl::x509::X509;
 use pingora_core::listeners::TlsAccept;
 use pingora_core::protocols::tls::TlsRef;
@@ -16,7 +17,7 @@ use pingora_core::tls::ext::{ssl_add_chain_cert, ssl_use_certificate, ssl_use_pr
 use portico_core::config::{CertSource, Config, ConfigError, ConfigErrors, HostPattern};
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// One certificate chain with its key and the SNI names it serves.
 #[derive(Clone)]
@@ -285,6 +286,31 @@ pub(crate) fn read_cert_key(
     Some((chain, key))
 }
 
+/// The connection's ex-data slot for the SNI name of its ClientHello.
+fn hello_sni_index() -> Option<Index<Ssl, Option<String>>> {
+    static INDEX: OnceLock<Option<Index<Ssl, Option<String>>>> = OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().ok())
+}
+
+/// Keeps `sni`, the SNI name of the ClientHello (what the session id context was made from:
+/// [`CertStore::session_context`]), for [`hello_sni`].
+pub fn keep_hello_sni(ssl: &mut SslRef, sni: Option<String>) {
+    if let Some(index) = hello_sni_index() {
+        ssl.set_ex_data(index, sni);
+    }
+}
+
+/// The SNI name of the handshake's ClientHello. Not `SslRef::servername`: after a resumed
+/// TLS 1.2 handshake that gives the name of the session's first handshake, stored only when a
+/// servername callback acknowledged it (none here), so none: the default entry, not the one
+/// whose session id context the session was resumed under.
+fn hello_sni(ssl: &SslRef) -> Option<&str> {
+    match hello_sni_index().and_then(|index| ssl.ex_data(index)) {
+        Some(kept) => kept.as_deref(),
+        None => ssl.servername(NameType::HOST_NAME),
+    }
+}
+
 /// The handshake's certificate callback: picks from the certificates installed last.
 pub struct SniCertificates {
     /// Swapped whole by each reload; a handshake uses the store it loaded.
@@ -327,9 +353,8 @@ impl TlsAccept for SniCertificates {
         ssl: &TlsRef,
     ) -> Option<Arc<dyn Any + Send + Sync>> {
         let store = self.store.load();
-        let sni = ssl.servername(NameType::HOST_NAME);
         let auth = store
-            .pick(sni)
+            .pick(hello_sni(ssl))
             .and_then(|c| store.client_auth().get(&c.name))?;
         ClientCert::verified(ssl, auth.id()).map(|c| Arc::new(c) as Arc<dyn Any + Send + Sync>)
     }

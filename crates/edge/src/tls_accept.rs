@@ -60,6 +60,7 @@ impl TlsPort {
             let sni = portico_openssl_ext::client_hello_server_name(ssl);
             let context = certs.load().session_context(sni.as_deref());
             portico_openssl_ext::set_session_id_context(ssl, &context)?;
+            crate::tls::keep_hello_sni(ssl, sni);
             Ok(ClientHelloResponse::SUCCESS)
         });
         Ok(TlsPort {

@@ -132,7 +132,8 @@ unsafe extern "C" fn ticket_key_callback(
     hmac: *mut ffi::HMAC_CTX,
     enc: c_int,
 ) -> c_int {
-    // A panic must not unwind into C: it would abort the process; refuse the ticket instead.
+    // A panic must not unwind into C: it would abort the process. Refuse the ticket instead
+    // (0: no new ticket, or a full handshake for the one offered); -1 would fail the handshake.
     std::panic::catch_unwind(|| {
         // SAFETY: OpenSSL calls this with the connection in handshake, a 16-byte `key_name`,
         // an `iv` of EVP_MAX_IV_LENGTH (16) bytes and live cipher and HMAC contexts
@@ -140,7 +141,7 @@ unsafe extern "C" fn ticket_key_callback(
         // none used elsewhere during the call.
         unsafe { ticket_key(ssl, key_name, iv, cipher, hmac, enc) }
     })
-    .unwrap_or(-1)
+    .unwrap_or(0)
 }
 
 #[allow(unsafe_code)]
@@ -370,6 +371,11 @@ mod tests {
 
     /// A server context (a node) with a self-signed certificate and `keys`.
     fn server(keys: Vec<KeyMaterial>) -> SslContext {
+        server_with(Arc::new(Fixed { keys }))
+    }
+
+    /// A server context with a self-signed certificate and its ticket keys from `keys`.
+    fn server_with(keys: Arc<dyn TicketKeys>) -> SslContext {
         let pkey = openssl::pkey::PKey::ec_gen("prime256v1").expect("key");
         let mut name = openssl::x509::X509NameBuilder::new().expect("name");
         name.append_entry_by_text("CN", "t").expect("cn");
@@ -387,7 +393,7 @@ mod tests {
         let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("acceptor");
         b.set_certificate(&cert.build()).expect("cert");
         b.set_private_key(&pkey).expect("pkey");
-        set_ticket_keys(&mut b, Arc::new(Fixed { keys }), 7200).expect("ticket keys");
+        set_ticket_keys(&mut b, keys, 7200).expect("ticket keys");
         b.build().into_context()
     }
 
@@ -449,6 +455,59 @@ mod tests {
             let (reused, renewed) = connect(&rotated, &c, Some(&session));
             assert!(reused, "{version:?}");
             assert!(connect(&server(vec![key(3)]), &c, Some(&renewed)).0);
+        }
+    }
+
+    /// A key source that panics whenever it is asked.
+    struct Panics;
+
+    impl TicketKeys for Panics {
+        fn encrypting(&self) -> Option<KeyMaterial> {
+            panic!("encrypting")
+        }
+        fn decrypting(&self, _: &[u8; 16]) -> Option<(KeyMaterial, bool)> {
+            panic!("decrypting")
+        }
+    }
+
+    #[test]
+    fn a_panicking_key_source_costs_the_ticket_not_the_handshake() {
+        for version in [SslVersion::TLS1_2, SslVersion::TLS1_3] {
+            let c = client(version);
+            let (_, session) = connect(&server(vec![key(1)]), &c, None);
+            // The ticket offered is not decrypted (a full handshake) and no new one is made,
+            // but the connection is served.
+            let (reused, _) = connect(&server_with(Arc::new(Panics)), &c, Some(&session));
+            assert!(!reused, "{version:?}");
+        }
+    }
+
+    /// Keys of a node that has none that encrypts: counts the tickets it is asked to open.
+    #[derive(Default)]
+    struct NoneEncrypts {
+        decrypts: AtomicU64,
+    }
+
+    impl TicketKeys for NoneEncrypts {
+        fn encrypting(&self) -> Option<KeyMaterial> {
+            None
+        }
+        fn decrypting(&self, _: &[u8; 16]) -> Option<(KeyMaterial, bool)> {
+            self.decrypts.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+
+    #[test]
+    fn without_a_key_that_encrypts_no_ticket_is_issued_and_the_handshake_completes() {
+        for version in [SslVersion::TLS1_2, SslVersion::TLS1_3] {
+            let c = client(version);
+            let keys = Arc::new(NoneEncrypts::default());
+            let node = server_with(keys.clone());
+            let (_, session) = connect(&node, &c, None);
+            // The session comes back without a ticket: none for the node to open.
+            connect(&node, &c, Some(&session));
+            assert_eq!(keys.decrypts.load(Ordering::Relaxed), 0, "{version:?}");
         }
     }
 
