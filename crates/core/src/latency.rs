@@ -115,6 +115,17 @@ impl LatencyHistogram {
             .filter(move |h| h.epoch <= epoch && h.epoch + 1 >= epoch && h.total > 0)
     }
 
+    /// The halves in the window at `now`, looked up once (a quantile reads every bucket).
+    fn live_halves(&self, now: Instant) -> ([&Half; 2], usize) {
+        let mut out = [&self.halves[0]; 2];
+        let mut n = 0;
+        for h in self.live(now) {
+            out[n] = h;
+            n += 1;
+        }
+        (out, n)
+    }
+
     /// Samples in the window.
     pub fn count(&self, now: Instant) -> u64 {
         self.live(now).map(|h| h.total).sum()
@@ -123,14 +134,18 @@ impl LatencyHistogram {
     /// The `q` quantile (0–1) of the window, as its bucket's upper bound; `None` with fewer
     /// than [`MIN_SAMPLES`] samples.
     pub fn quantile(&self, now: Instant, q: f64) -> Option<Duration> {
-        let total = self.count(now);
+        // The window is found once, not once per bucket: a hedging pool asks for its 95th
+        // percentile on every request.
+        let (halves, n) = self.live_halves(now);
+        let live = &halves[..n];
+        let total: u64 = live.iter().map(|h| h.total).sum();
         if total < MIN_SAMPLES {
             return None;
         }
         let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
         let mut seen = 0u64;
         for i in 0..BUCKETS {
-            seen += self.live(now).map(|h| u64::from(h.counts[i])).sum::<u64>();
+            seen += live.iter().map(|h| u64::from(h.counts[i])).sum::<u64>();
             if seen >= rank {
                 return Some(bucket_upper(i));
             }

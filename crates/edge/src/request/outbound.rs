@@ -130,7 +130,12 @@ pub fn response_to_client(
     request_id: &HeaderValue,
     trace: Option<&Trace>,
 ) -> Result<()> {
-    resp.insert_header("X-Request-Id", request_id.clone())?;
+    // Unique per response, so HTTP/2 must not add it to the HPACK table: there it would only
+    // evict reusable entries and lengthen the encoder's search for every later response.
+    // `sensitive` is the h2 crate's way to send a literal that is never indexed.
+    let mut id = request_id.clone();
+    id.set_sensitive(true);
+    resp.insert_header("X-Request-Id", id)?;
     resp.insert_header("X-Portico-Region", snapshot.region_value.clone())?;
     if let Some(t) = trace {
         resp.insert_header(DECISION_HEADER, t.header())?;
@@ -719,6 +724,9 @@ mod tests {
             lines(&resp.headers),
             ["x-portico-region: eu-west", "x-request-id: rid-1"]
         );
+        // Never indexed by HPACK (unique per response); the region is.
+        assert!(resp.headers["x-request-id"].is_sensitive());
+        assert!(!resp.headers["x-portico-region"].is_sensitive());
         let trace = Trace::default();
         response_to_client(&mut resp, &snapshot, &id, Some(&trace)).unwrap();
         assert_eq!(
