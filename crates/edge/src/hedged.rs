@@ -112,9 +112,9 @@ pub async fn serve(
                 attempt, origin, ..
             } => {
                 let o = &pool.origins[origin];
-                let mut req = session.req_header().clone();
+                let mut req =
+                    request_to_origin(&ctx.client_side(session), session.req_header(), o)?;
                 req.set_version(http::Version::HTTP_11);
-                request_to_origin(&ctx.client_side(session), &mut req, o)?;
                 if let Some(t) = &mut ctx.trace {
                     t.attempt(&o.name);
                 }

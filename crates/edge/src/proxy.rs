@@ -369,7 +369,8 @@ impl ProxyHttp for EdgeProxy {
         let Some(pool) = ctx.pool() else {
             return Ok(());
         };
-        request_to_origin(&ctx.client_side(session), upstream, &pool.origins[origin])
+        *upstream = request_to_origin(&ctx.client_side(session), upstream, &pool.origins[origin])?;
+        Ok(())
     }
 
     async fn upstream_response_filter(
