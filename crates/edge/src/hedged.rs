@@ -1,6 +1,8 @@
-//! Hedged requests: up to two upstream attempts racing for one client request, driven by
-//! the core's lifecycle. The first response head wins and is streamed to the client; the
-//! other attempt is dropped mid-flight, so its connection never returns to the pool.
+//! Portico's own attempt loop for bodiless requests (GET, HEAD, OPTIONS), hedged or not:
+//! attempts through Pingora's connector, driven by the core's lifecycle — retries after
+//! failures and, when the pool hedges, up to two attempts racing for one client request.
+//! The first response head wins and is streamed to the client; the other attempt is
+//! dropped mid-flight, so its connection never returns to the pool.
 
 use crate::classify::{connect_reason, proxy_reason, status_for_reason};
 use crate::live_pool::LivePool;
@@ -81,7 +83,7 @@ async fn attempt_flight(
 /// Where the edge's shared parts are: the connector of hedged attempts, the metrics, and
 /// whether the node is draining.
 pub struct Shell<'a> {
-    /// Connections of hedged requests.
+    /// Connections of bodiless requests (Pingora's connector).
     pub connector: &'a Connector,
     /// The node's metrics.
     pub metrics: &'a Metrics,
@@ -89,9 +91,9 @@ pub struct Shell<'a> {
     pub draining: bool,
 }
 
-/// Serves a hedgeable request (GET, HEAD or OPTIONS without a body) with the lifecycle:
-/// the first attempt, a hedge when it is due, retries after failures, then the winner's
-/// response streamed to the client or an error page.
+/// Serves a request without a body (GET, HEAD or OPTIONS) with the lifecycle: the first
+/// attempt, a hedge when the pool hedges and one is due, retries after failures, then the
+/// winner's response streamed to the client or an error page.
 pub async fn serve(
     shell: Shell<'_>,
     session: &mut Session,
@@ -110,9 +112,9 @@ pub async fn serve(
                 attempt, origin, ..
             } => {
                 let o = &pool.origins[origin];
-                let mut req = session.req_header().clone();
+                let mut req =
+                    request_to_origin(&ctx.client_side(session), session.req_header(), o)?;
                 req.set_version(http::Version::HTTP_11);
-                request_to_origin(&ctx.client_side(session), &mut req, o)?;
                 if let Some(t) = &mut ctx.trace {
                     t.attempt(&o.name);
                 }

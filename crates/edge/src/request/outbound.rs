@@ -39,44 +39,90 @@ pub struct ClientSide<'a> {
     pub rules: &'a Actions,
 }
 
-/// Rewrites `upstream` (a copy of the client's request) for `origin`.
+/// Portico's contract headers, named once: a name given to Pingora's `insert_header` is
+/// parsed and allocated again on every call.
+mod names {
+    use http::HeaderName;
+    pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    pub const X_PORTICO_REGION: HeaderName = HeaderName::from_static("x-portico-region");
+    pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+}
+
+/// The request going to `origin`, built from `base` (the client's request, or Pingora's copy
+/// of it in its proxy loop). It is built without the case-preserving name map Pingora keeps
+/// for parsed requests, and Portico's own headers go into its header map under the names
+/// above: no name is parsed or allocated again, and no second map is kept in step. Header
+/// names therefore go out lower-case (the standard ones Pingora knows, such as `Host`,
+/// titled), as HTTP/2 and HAProxy send them.
 pub fn request_to_origin(
     c: &ClientSide<'_>,
-    upstream: &mut RequestHeader,
+    base: &RequestHeader,
     origin: &OriginPeer,
-) -> Result<()> {
-    if let Some(ip) = c.client_ip {
-        let xff = append_ip(
-            upstream
-                .headers
-                .get("x-forwarded-for")
-                .map(|v| v.as_bytes()),
-            ip,
-        );
-        upstream.insert_header("X-Forwarded-For", xff)?;
+) -> Result<RequestHeader> {
+    let mut upstream = with_target_of(base, RequestHeader::from(base.as_owned_parts()))?;
+    // One pass over the names instead of nine removals that each parse and hash a name
+    // (most requests carry none of them).
+    if has_stripped_header(&upstream) {
+        strip_hop_by_hop(&mut upstream);
+        // The health probe marker is Portico's own: a client may not pose as a probe.
+        upstream.remove_header("x-portico-health-probe");
+        // The client certificate headers are Portico's alone, even behind a trusted proxy.
+        upstream.remove_header(SUBJECT_HEADER);
+        upstream.remove_header(SHA256_HEADER);
     }
-    strip_hop_by_hop(upstream);
     // Rules cannot name the headers set below, so Portico's own values always win.
-    rule_edits::edit_request(c.rules, upstream)?;
-    keep_te_trailers(c.original, upstream, origin);
-    // The health probe marker is Portico's own: a client may not pose as a probe.
-    upstream.remove_header("x-portico-health-probe");
-    // The client certificate headers are Portico's alone, even behind a trusted proxy.
-    upstream.remove_header(SUBJECT_HEADER);
-    upstream.remove_header(SHA256_HEADER);
+    rule_edits::edit_request(c.rules, &mut upstream)?;
+    keep_te_trailers(c.original, &mut upstream, origin);
     if let Some(cert) = c.client_cert {
         let subject = HeaderValue::from_str(&cert.subject)
             .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, SUBJECT_HEADER, e))?;
         upstream.insert_header("X-Client-Cert-Subject", subject)?;
         upstream.insert_header("X-Client-Cert-Sha256", cert.sha256.as_str())?;
     }
+    let via = via_value(&upstream, c.snapshot)?;
+    // Moved out and back (no copy) to reach the header map; the target is kept across.
+    let mut parts: http::request::Parts = upstream.into();
+    contract_headers(c, &mut parts.headers, via)?;
+    let mut upstream = with_target_of(base, RequestHeader::from(parts))?;
+    to_origin_form(&mut upstream, &origin.address)?;
+    if let Some(host) = &origin.host_header {
+        upstream.insert_header("Host", host.as_str())?;
+    }
+    Ok(upstream)
+}
+
+/// `req` (built from parts, so its target is its URI) with `base`'s target when that is not
+/// in origin form: an absolute-form target's authority is in its raw bytes only.
+fn with_target_of(base: &RequestHeader, mut req: RequestHeader) -> Result<RequestHeader> {
+    let raw = base.raw_path();
+    if !matches!(raw.first(), Some(b'/' | b'*')) && !raw.is_empty() {
+        req.set_raw_path(raw)?;
+    }
+    Ok(req)
+}
+
+/// `X-Forwarded-For`, `-Proto`, `-Host`, `Via`, `X-Portico-Region` and `X-Request-Id`.
+fn contract_headers(c: &ClientSide<'_>, h: &mut http::HeaderMap, via: HeaderValue) -> Result<()> {
+    let invalid = |name: &'static str| {
+        move |e: http::header::InvalidHeaderValue| {
+            Error::because(ErrorType::InvalidHTTPHeader, name, e)
+        }
+    };
+    if let Some(ip) = c.client_ip {
+        let xff = append_ip(h.get(names::X_FORWARDED_FOR).map(|v| v.as_bytes()), ip);
+        let xff =
+            HeaderValue::from_maybe_shared(Bytes::from(xff)).map_err(invalid("X-Forwarded-For"))?;
+        h.insert(names::X_FORWARDED_FOR, xff);
+    }
     // A trusted proxy's forwarding headers are kept; anyone else's are replaced.
     let trusted = c.trusted_proxy;
-    if !(trusted && upstream.headers.contains_key("x-forwarded-proto")) {
+    if !(trusted && h.contains_key(names::X_FORWARDED_PROTO)) {
         let proto = if c.tls { "https" } else { "http" };
-        upstream.insert_header("X-Forwarded-Proto", HeaderValue::from_static(proto))?;
+        h.insert(names::X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
-    if !(trusted && upstream.headers.contains_key("x-forwarded-host")) {
+    if !(trusted && h.contains_key(names::X_FORWARDED_HOST)) {
         let req = c.original;
         // The Host header as sent (shared, not copied), else the URI's authority.
         let host = match req.headers.get(http::header::HOST) {
@@ -86,19 +132,14 @@ pub fn request_to_origin(
                 .and_then(|h| HeaderValue::from_maybe_shared(h).ok()),
         };
         if let Some(host) = host {
-            upstream.insert_header("X-Forwarded-Host", host)?;
+            h.insert(names::X_FORWARDED_HOST, host);
         }
     }
-    let via = via_value(upstream, c.snapshot)?;
-    upstream.insert_header("Via", via)?;
-    if !(trusted && upstream.headers.contains_key("x-portico-region")) {
-        upstream.insert_header("X-Portico-Region", c.snapshot.region_value.clone())?;
+    h.insert(http::header::VIA, via);
+    if !(trusted && h.contains_key(names::X_PORTICO_REGION)) {
+        h.insert(names::X_PORTICO_REGION, c.snapshot.region_value.clone());
     }
-    upstream.insert_header("X-Request-Id", c.request_id.clone())?;
-    to_origin_form(upstream, &origin.address)?;
-    if let Some(host) = &origin.host_header {
-        upstream.insert_header("Host", host.as_str())?;
-    }
+    h.insert(names::X_REQUEST_ID, c.request_id.clone());
     Ok(())
 }
 
@@ -185,6 +226,26 @@ pub fn append_list(existing: Option<&[u8]>, addition: &str) -> Vec<u8> {
         }
         _ => addition.as_bytes().to_vec(),
     }
+}
+
+/// Whether the client's request carries a header that never goes to an origin as sent:
+/// a hop-by-hop header (`Connection` and what it names included) or one of Portico's own
+/// (`X-Portico-Health-Probe`, `X-Client-Cert-*`).
+fn has_stripped_header(req: &RequestHeader) -> bool {
+    req.headers.keys().any(|name| {
+        matches!(
+            name.as_str(),
+            "connection"
+                | "keep-alive"
+                | "proxy-connection"
+                | "te"
+                | "trailer"
+                | "upgrade"
+                | "x-portico-health-probe"
+                | SUBJECT_HEADER
+                | SHA256_HEADER
+        )
+    })
 }
 
 /// Hop-by-hop headers that never go to the origin (RFC 9110 §7.6.1), besides `Connection` and
@@ -324,6 +385,22 @@ mod tests {
         strip_hop_by_hop(&mut r);
         let left: Vec<&str> = r.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn the_one_pass_check_finds_every_header_that_is_stripped() {
+        let names = HOP_BY_HOP.iter().chain(&[
+            "Connection",
+            "X-Portico-Health-Probe",
+            SUBJECT_HEADER,
+            SHA256_HEADER,
+        ]);
+        for name in names {
+            let r = req(&[("Host", "a"), (name, "1"), ("Accept", "*/*")]);
+            assert!(has_stripped_header(&r), "{name}");
+        }
+        let plain = req(&[("Host", "a"), ("Accept", "*/*"), ("X-Kept", "yes")]);
+        assert!(!has_stripped_header(&plain));
     }
 
     #[test]
@@ -475,8 +552,8 @@ mod tests {
             original,
             rules: &Actions::default(),
         };
-        let mut upstream = original.clone();
-        request_to_origin(&side, &mut upstream, &snapshot.pools[0].origins[origin]).unwrap();
+        let upstream =
+            request_to_origin(&side, original, &snapshot.pools[0].origins[origin]).unwrap();
         (lines(&upstream.headers), upstream.raw_path().to_vec())
     }
 
