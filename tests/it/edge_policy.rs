@@ -243,14 +243,19 @@ async fn each_action_does_what_it_says() {
     assert_eq!(r.status, 200);
     let seen = last_request(&c);
     assert_eq!(seen.path, "/api/v1/x");
-    let m = node.metrics().await;
-    assert_eq!(
-        m.sum(
-            "portico_requests_total",
-            &[("route", "r"), ("pool", "canary"), ("origin", "c")]
-        ),
-        1.0
-    );
+    // The request is counted after its response was written: poll until it shows, then
+    // check it shows once.
+    let labels = [("route", "r"), ("pool", "canary"), ("origin", "c")];
+    let counted = poll(
+        "the canary request counted",
+        Duration::from_secs(10),
+        || async {
+            let n = node.metrics().await.sum("portico_requests_total", &labels);
+            (n > 0.0).then_some(n)
+        },
+    )
+    .await;
+    assert_eq!(counted, 1.0);
 }
 
 #[tokio::test]
