@@ -326,45 +326,6 @@ async fn until_issued_the_first_file_certificate_is_served_and_a_ca_back_up_issu
     assert_eq!(fallback["source"], "file");
 }
 
-/// A node following the store at `url`, named `name`, its plain listener on `listen`, TLS on
-/// a free port.
-async fn store_node(
-    url: &portico_store::StoreUrl,
-    name: &str,
-    listen: SocketAddr,
-) -> (TestNode, SocketAddr) {
-    let admin = free_addr();
-    let tls = free_addr();
-    let options = portico::NodeOptions {
-        overrides: Overrides {
-            region: Some(name.to_string()),
-            listen: Some(listen.to_string()),
-            admin_listen: Some(admin.to_string()),
-            tls_listen: Some(tls.to_string()),
-        },
-        ..portico::NodeOptions::default()
-    };
-    let node = portico::Node::from_store(url, Some(name), None, options)
-        .await
-        .unwrap_or_else(|e| panic!("{name} does not start: {e}"))
-        .spawn();
-    for addr in [listen, admin, tls] {
-        eventually(
-            &format!("{addr} accepts"),
-            Duration::from_secs(10),
-            || async move { std::net::TcpStream::connect(addr).is_ok() },
-        )
-        .await;
-    }
-    let node = TestNode {
-        node,
-        url: format!("http://{listen}"),
-        admin: format!("http://{admin}"),
-        http: Http::new(),
-    };
-    (node, tls)
-}
-
 /// The store config: one origin, a managed certificate `www` for [`HOSTS`] from `pebble`.
 fn store_config(pebble: &Pebble, o: &portico_origin::OriginHandle) -> String {
     json!({
@@ -404,7 +365,7 @@ async fn three_store_nodes_share_one_order_and_a_node_that_did_not_order_answers
         .await
         .expect("push");
     // `first` starts while the CA is down: its orders fail and back off (2 s, 4 s, 8 s, 16 s).
-    let (first, first_tls) = store_node(&url, "first", first_listen).await;
+    let (first, first_tls) = store_tls_node(&url, "first", first_listen).await;
     eventually(
         "first's orders fail four times",
         Duration::from_secs(60),
@@ -420,8 +381,8 @@ async fn three_store_nodes_share_one_order_and_a_node_that_did_not_order_answers
     pebble.resume().await;
     let root = pebble.root_file().await;
     let started = std::time::Instant::now();
-    let (second, second_tls) = store_node(&url, "second", free_addr()).await;
-    let (third, third_tls) = store_node(&url, "third", free_addr()).await;
+    let (second, second_tls) = store_tls_node(&url, "second", free_addr()).await;
+    let (third, third_tls) = store_tls_node(&url, "third", free_addr()).await;
     for (node, tls) in [
         (&first, first_tls),
         (&second, second_tls),
@@ -499,8 +460,8 @@ async fn an_orderer_that_dies_mid_order_is_replaced_once_its_lock_lapses() {
         Some("dead-node"),
         "the dead node's lock is held until its lease lapses"
     );
-    let (a, a_tls) = store_node(&url, "a", listen).await;
-    let (b, b_tls) = store_node(&url, "b", free_addr()).await;
+    let (a, a_tls) = store_tls_node(&url, "a", listen).await;
+    let (b, b_tls) = store_tls_node(&url, "b", free_addr()).await;
     eventually(
         "the certificate is issued after the lock lapsed",
         Duration::from_secs(60),

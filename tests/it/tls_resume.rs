@@ -6,12 +6,11 @@
 //! `portico_core::tls_tickets`, with time passed in; here, the store's compare-and-swap of the
 //! next key, with time passed in too.
 
-use portico_core::config::Overrides;
 use portico_store::Store;
 use portico_tests::tls::{Leaf, TestCa, TlsNode, certificate_json};
 use portico_tests::*;
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -226,39 +225,6 @@ async fn a_verified_client_resumes_under_an_entry_that_is_not_the_first() {
     }
 }
 
-/// A node following the store at `url`, named `name`, with a TLS listener of its own.
-async fn store_node(url: &portico_store::StoreUrl, name: &str) -> (TestNode, SocketAddr) {
-    let (listen, admin, tls) = (free_addr(), free_addr(), free_addr());
-    let options = portico::NodeOptions {
-        overrides: Overrides {
-            region: Some(name.to_string()),
-            listen: Some(listen.to_string()),
-            admin_listen: Some(admin.to_string()),
-            tls_listen: Some(tls.to_string()),
-        },
-        ..portico::NodeOptions::default()
-    };
-    let node = portico::Node::from_store(url, Some(name), None, options)
-        .await
-        .unwrap_or_else(|e| panic!("{name} does not start: {e}"))
-        .spawn();
-    for addr in [listen, admin, tls] {
-        eventually(
-            &format!("{addr} accepts"),
-            Duration::from_secs(10),
-            || async move { TcpStream::connect(addr).is_ok() },
-        )
-        .await;
-    }
-    let node = TestNode {
-        node,
-        url: format!("http://{listen}"),
-        admin: format!("http://{admin}"),
-        http: Http::new(),
-    };
-    (node, tls)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticket_from_one_node_resumes_on_another_node_of_the_same_store() {
     let (etcd, _dir) = etcd(1);
@@ -274,8 +240,8 @@ async fn a_ticket_from_one_node_resumes_on_another_node_of_the_same_store() {
         .put_config(&text, portico_store::Expect::Any)
         .await
         .expect("push");
-    let (a, a_tls) = store_node(&url, "a").await;
-    let (b, b_tls) = store_node(&url, "b").await;
+    let (a, a_tls) = store_tls_node(&url, "a", free_addr()).await;
+    let (b, b_tls) = store_tls_node(&url, "b", free_addr()).await;
     // Both nodes found no key and raced to make the first: one wrote it, the other read it.
     eventually(
         "a ticket key in the store",

@@ -30,6 +30,8 @@ pub use client::{Http, Resp, raw, until_closed};
 #[cfg(feature = "node")]
 pub use metrics::Scrape;
 #[cfg(feature = "node")]
-pub use node::{FAST_PROBES, TestNode, one_pool, origin, origin_json, origin_pair, origin_with};
+pub use node::{
+    FAST_PROBES, TestNode, one_pool, origin, origin_json, origin_pair, origin_with, store_tls_node,
+};
 #[cfg(feature = "node")]
 pub use seen::{header, last_request};

@@ -224,3 +224,42 @@ pub fn one_pool(origins: &[String], pool_extra: &str) -> String {
 
 /// Probes every 100 ms with an 80 ms timeout: fast enough for tests.
 pub const FAST_PROBES: &str = r#""health_probe": {"interval_ms": 100, "timeout_ms": 80}"#;
+
+/// A node following the store at `url`, named `name` (its region too), its plain listener on
+/// `listen`, its admin listener and a TLS listener on free ports; returns the node and the TLS
+/// listener's address once all three accept.
+pub async fn store_tls_node(
+    url: &StoreUrl,
+    name: &str,
+    listen: SocketAddr,
+) -> (TestNode, SocketAddr) {
+    let (admin, tls) = (free_addr(), free_addr());
+    let options = NodeOptions {
+        overrides: Overrides {
+            region: Some(name.to_string()),
+            listen: Some(listen.to_string()),
+            admin_listen: Some(admin.to_string()),
+            tls_listen: Some(tls.to_string()),
+        },
+        ..NodeOptions::default()
+    };
+    let node = Node::from_store(url, Some(name), None, options)
+        .await
+        .unwrap_or_else(|e| panic!("{name} does not start: {e}"))
+        .spawn();
+    for addr in [listen, admin, tls] {
+        eventually(
+            &format!("{addr} accepts"),
+            Duration::from_secs(10),
+            || async move { TcpStream::connect(addr).is_ok() },
+        )
+        .await;
+    }
+    let node = TestNode {
+        node,
+        url: format!("http://{listen}"),
+        admin: format!("http://{admin}"),
+        http: Http::new(),
+    };
+    (node, tls)
+}

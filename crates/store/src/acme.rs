@@ -158,21 +158,7 @@ impl Store {
                 key: key.clone(),
                 reason: e.to_string(),
             })?;
-            let compare = match revision {
-                None => Compare::create_revision(key.as_str(), CompareOp::Equal, 0),
-                Some(rev) => Compare::mod_revision(key.as_str(), CompareOp::Equal, rev),
-            };
-            let resp = self
-                .request(&format!("put of {key}"), |mut c| {
-                    let txn = Txn::new().when([compare.clone()]).and_then([TxnOp::put(
-                        key.as_str(),
-                        text.as_str(),
-                        None,
-                    )]);
-                    async move { c.txn(txn).await }
-                })
-                .await?;
-            if resp.succeeded() {
+            if self.put_if_unchanged(&key, &text, revision).await? {
                 return Ok(doc);
             }
         }

@@ -106,6 +106,30 @@ impl Store {
         Ok((doc, revision))
     }
 
+    /// Writes `text` at `key` only while the key's `mod_revision` is still `revision` (`None`:
+    /// only while the key does not exist). `Ok(false)` when another writer came first: the
+    /// caller reads again and decides anew.
+    pub(crate) async fn put_if_unchanged(
+        &self,
+        key: &str,
+        text: &str,
+        revision: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let compare = match revision {
+            None => Compare::create_revision(key, CompareOp::Equal, 0),
+            Some(rev) => Compare::mod_revision(key, CompareOp::Equal, rev),
+        };
+        let resp = self
+            .request(&format!("put of {key}"), |mut c| {
+                let txn = Txn::new()
+                    .when([compare.clone()])
+                    .and_then([TxnOp::put(key, text, None)]);
+                async move { c.txn(txn).await }
+            })
+            .await?;
+        Ok(resp.succeeded())
+    }
+
     /// The raw key-value pair at `key` (if any) and the store revision the read saw.
     pub(crate) async fn get_raw(&self, key: &str) -> Result<(Option<KeyValue>, i64), StoreError> {
         let key = key.to_string();

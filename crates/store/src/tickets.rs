@@ -9,7 +9,6 @@ use crate::client::Store;
 use crate::error::StoreError;
 use crate::follow::{StoreEvent, follow_key};
 use crate::url::StoreUrl;
-use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 use portico_core::tls_tickets::{TicketKey, TicketKeys};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -66,21 +65,7 @@ impl Store {
             }
             let next = keys.rotated(fresh.clone(), now);
             let text = next.to_json();
-            let compare = match revision {
-                None => Compare::create_revision(key.as_str(), CompareOp::Equal, 0),
-                Some(rev) => Compare::mod_revision(key.as_str(), CompareOp::Equal, rev),
-            };
-            let resp = self
-                .request(&format!("put of {key}"), |mut c| {
-                    let txn = Txn::new().when([compare.clone()]).and_then([TxnOp::put(
-                        key.as_str(),
-                        text.as_str(),
-                        None,
-                    )]);
-                    async move { c.txn(txn).await }
-                })
-                .await?;
-            if resp.succeeded() {
+            if self.put_if_unchanged(&key, &text, revision).await? {
                 return Ok(next);
             }
         }
