@@ -17,6 +17,7 @@ pub mod live_pool;
 pub mod metrics;
 pub mod node;
 pub mod origin_tls;
+pub mod pem_files;
 pub mod probe;
 pub mod probe_connector;
 pub mod proxy;

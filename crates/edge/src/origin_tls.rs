@@ -2,7 +2,7 @@
 //! (`ca_file`) and the certificate presented to them (`client_cert_file`/`client_key_file`),
 //! read by every config build and compared by content across reloads.
 
-use crate::tls::{read, read_cert_key};
+use crate::pem_files::{read, read_cert_key};
 use openssl::hash::{Hasher, MessageDigest};
 use openssl::x509::X509;
 use pingora_core::protocols::tls::CaType;
