@@ -571,6 +571,7 @@ pub fn run(opts: &Options, accuracy_seconds: u64) -> Result<()> {
         o,
         threads,
         None,
+        None,
     )?];
     proxies.push(start(
         "portico+rules",

@@ -67,6 +67,7 @@ fn main() -> Result<()> {
         origin: None,
         portico_threads: 1,
         pingora_minimal: None,
+        portico_before: None,
         syscall_sample: Duration::ZERO,
         syscall_counter: Choice::Auto,
         dir: std::path::absolute(&dir)?,

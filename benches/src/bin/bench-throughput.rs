@@ -70,6 +70,11 @@ struct Args {
     /// floor Portico's own work sits on (default: this workspace's `pingora-minimal` binary).
     #[arg(long, value_name = "BIN")]
     pingora_minimal: Option<PathBuf>,
+    /// Another `portico` binary (e.g. main before a change), measured as peer `portico-before`
+    /// with the same config in the same rounds as this workspace's portico; the summary prints
+    /// portico/portico-before.
+    #[arg(long, value_name = "BIN")]
+    portico_before: Option<PathBuf>,
     /// Seconds of the extra run per proxy and case that counts system calls per request (perf
     /// stat on raw_syscalls:sys_enter, else strace -c -f); it comes after the measured rounds
     /// and its req/s are not reported, since counting slows the proxy. 0: no counting.
@@ -107,6 +112,9 @@ fn main() -> Result<()> {
     if args.pingora_minimal.is_some() && !peers.contains(&PeerKind::PingoraMinimal) {
         peers.push(PeerKind::PingoraMinimal);
     }
+    if args.portico_before.is_some() && !peers.contains(&PeerKind::PorticoBefore) {
+        peers.push(PeerKind::PorticoBefore);
+    }
     let origin = match args.origin.as_str() {
         "auto" => None,
         "nginx" => Some(OriginKind::Nginx),
@@ -138,6 +146,7 @@ fn main() -> Result<()> {
             let built = portico_bench::procs::workspace_bin("pingora-minimal");
             built.is_file().then_some(built)
         }),
+        portico_before: args.portico_before,
         syscall_sample: Duration::from_secs(args.syscall_sample),
         syscall_counter: match Choice::from_name(&args.syscall_counter) {
             Some(c) => c,

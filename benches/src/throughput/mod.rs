@@ -129,6 +129,8 @@ pub struct Options {
     pub portico_threads: usize,
     /// A minimal Pingora proxy binary (`BIN LISTEN ORIGIN`) to compare with, if any.
     pub pingora_minimal: Option<PathBuf>,
+    /// Another `portico` binary measured as peer `portico-before`, if any.
+    pub portico_before: Option<PathBuf>,
     /// Length of the extra, unreported run per proxy and case that counts system calls
     /// (zero: none).
     pub syscall_sample: Duration,
@@ -639,7 +641,7 @@ pub fn case_table(r: &CaseResult) -> String {
         }
     }
     if let Some(portico) = r.summary_of("portico") {
-        for peer in ["nginx", "haproxy", "pingora-minimal"] {
+        for peer in ["nginx", "haproxy", "pingora-minimal", "portico-before"] {
             if let Some(other) = r.summary_of(peer) {
                 let _ = writeln!(
                     out,
@@ -986,6 +988,10 @@ pub fn run(opts: &Options) -> Result<()> {
             );
             continue;
         }
+        if kind == PeerKind::PorticoBefore && opts.portico_before.is_none() {
+            println!("skipped portico-before: no binary given (`--portico-before BIN`)");
+            continue;
+        }
         let p = peers::start_proxy(
             kind,
             &opts.dir,
@@ -993,15 +999,19 @@ pub fn run(opts: &Options) -> Result<()> {
             origin.addr,
             opts.portico_threads,
             opts.pingora_minimal.as_deref(),
+            opts.portico_before.as_deref(),
         )
         .with_context(|| format!("starting {}", kind.name()))?;
         println!("\n-- {} at {} --\n{}", p.name, p.addr, p.config);
-        if matches!(kind, PeerKind::Portico | PeerKind::PorticoAccessLog) {
+        if matches!(
+            kind,
+            PeerKind::Portico | PeerKind::PorticoAccessLog | PeerKind::PorticoBefore
+        ) {
             println!(
                 "{}: {}; proxy CPU counts every thread of the process{}",
                 p.name,
                 accesslog::threads_line(p.proc.pid()),
-                if kind == PeerKind::Portico {
+                if kind != PeerKind::PorticoAccessLog {
                     " (the access log writer exists but is idle: node.access_log is null)"
                 } else {
                     ", the access log writer's included"
@@ -1115,6 +1125,7 @@ mod tests {
             origin: None,
             portico_threads: 1,
             pingora_minimal: None,
+            portico_before: None,
             syscall_sample: Duration::from_secs(3),
             syscall_counter: syscalls::Choice::Auto,
             dir: "/tmp/x".into(),

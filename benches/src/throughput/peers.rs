@@ -29,12 +29,17 @@ pub enum PeerKind {
     /// nginx with `access_log FILE combined buffer=64k` (otherwise the same config as
     /// `Nginx`): what nginx's access log costs, for comparison. Not in the default peers.
     NginxAccessLog,
+    /// Another `portico` binary (given with `--portico-before`, e.g. main before a change)
+    /// with the same config as `Portico`, measured in the same rounds: before and after
+    /// under the same load and noise. Not in the default peers.
+    PorticoBefore,
 }
 
 impl PeerKind {
     /// Every peer, in the order `--help` lists them.
-    pub const ALL: [PeerKind; 6] = [
+    pub const ALL: [PeerKind; 7] = [
         PeerKind::Portico,
+        PeerKind::PorticoBefore,
         PeerKind::PorticoAccessLog,
         PeerKind::Nginx,
         PeerKind::NginxAccessLog,
@@ -51,6 +56,7 @@ impl PeerKind {
             PeerKind::PingoraMinimal => "pingora-minimal",
             PeerKind::PorticoAccessLog => "portico+accesslog",
             PeerKind::NginxAccessLog => "nginx+accesslog",
+            PeerKind::PorticoBefore => "portico-before",
         }
     }
 
@@ -353,6 +359,7 @@ pub fn start_proxy(
     origin: SocketAddr,
     portico_threads: usize,
     pingora_minimal: Option<&Path>,
+    portico_before: Option<&Path>,
 ) -> Result<Running> {
     let port = crate::procs::free_port()?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -366,8 +373,13 @@ pub fn start_proxy(
     }
     let mut admin_addr = None;
     let (cmd, config) = match kind {
-        PeerKind::Portico | PeerKind::PorticoAccessLog => {
-            let bin = workspace_bin("portico");
+        PeerKind::Portico | PeerKind::PorticoAccessLog | PeerKind::PorticoBefore => {
+            let bin = match kind {
+                PeerKind::PorticoBefore => portico_before
+                    .context("--portico-before BIN not given")?
+                    .to_path_buf(),
+                _ => workspace_bin("portico"),
+            };
             if !bin.is_file() {
                 bail!(
                     "{} not found: cargo build --release -p portico",
