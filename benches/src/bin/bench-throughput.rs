@@ -76,8 +76,9 @@ struct Args {
     #[arg(long, value_name = "BIN")]
     portico_before: Option<PathBuf>,
     /// Seconds of the extra run per proxy and case that counts system calls per request (perf
-    /// stat on raw_syscalls:sys_enter, else strace -c -f); it comes after the measured rounds
-    /// and its req/s are not reported, since counting slows the proxy. 0: no counting.
+    /// stat on raw_syscalls:sys_enter, with the tasks woken, page faults and context switches
+    /// beside them; else strace -c -f, calls only); it comes after the measured rounds and its
+    /// req/s are not reported, since counting slows the proxy. 0: no counting.
     #[arg(long, default_value_t = 3)]
     syscall_sample: u64,
     /// What counts the system calls: auto (perf when it works here, else strace), perf or

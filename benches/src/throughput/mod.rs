@@ -451,7 +451,7 @@ fn count_syscalls(
     std::thread::sleep(syscalls::ATTACH_PAUSE);
     let run = measure(wrk_bin, opts, case, p.addr, None, opts.syscall_sample);
     // Detach before looking at the run, so a failed run never leaves the proxy traced.
-    let syscalls = counting.stop()?;
+    let (syscalls, extra) = counting.stop()?;
     let report = run?.report;
     if let Some(log) = &p.access_log {
         accesslog::settle(log, Duration::from_secs(2));
@@ -462,6 +462,7 @@ fn count_syscalls(
         syscalls,
         requests: report.requests,
         rps: report.rps,
+        extra,
     })
 }
 
@@ -543,12 +544,13 @@ pub fn run_case(
                 p.name,
                 match &r.syscalls {
                     Ok(s) => format!(
-                        "{} per request: {} calls over {} requests ({}; this run's {} req/s are slowed by the counting and reported nowhere else)",
+                        "{} per request: {} calls over {} requests ({}; this run's {} req/s are slowed by the counting and reported nowhere else){}",
                         fmt_per_request(s.per_request()),
                         fmt_rate(Some(s.syscalls as f64)),
                         fmt_rate(Some(s.requests as f64)),
                         s.tool,
                         fmt_rate(Some(s.rps)),
+                        s.extra_note(),
                     ),
                     Err(e) => e.clone(),
                 }
@@ -1202,6 +1204,7 @@ mod tests {
             syscalls: 536,
             requests: 100,
             rps: 10.0,
+            extra: syscalls::Extra::default(),
         });
         let result = CaseResult {
             case: Case::new(CaseKind::Small, &opts),

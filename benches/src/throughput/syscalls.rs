@@ -1,7 +1,11 @@
 //! System calls a proxy makes per request, counted over one extra, unreported run: by `perf
 //! stat` on the `raw_syscalls:sys_enter` tracepoint when the kernel allows it, else by
 //! `strace -c -f`. Counting slows the proxy (strace by several times), so the runs whose req/s
-//! and CPU are reported never count.
+//! and CPU are reported never count. perf counts, in the same run, what else the kernel does
+//! for the proxy that a system call count misses: the tasks woken while the proxy runs (on a
+//! pinned core, mostly wrk and the origin, asleep on the other core because the proxy was
+//! slow to answer: each such wakeup is an inter-processor interrupt), page faults and context
+//! switches.
 
 use crate::procs::which;
 use anyhow::{Context, Result, bail};
@@ -13,10 +17,15 @@ use std::time::Duration;
 /// strace seizes every thread in well under this; requests before it would go uncounted).
 pub const ATTACH_PAUSE: Duration = Duration::from_millis(300);
 
+/// The events `perf stat` counts: system calls first, then the [`Extra`] counts.
+pub const PERF_EVENTS: &str =
+    "raw_syscalls:sys_enter,sched:sched_waking,page-faults,context-switches";
+
 /// The program that counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tool {
-    /// `perf stat -e raw_syscalls:sys_enter`: the kernel counts; the proxy barely slows.
+    /// `perf stat -e raw_syscalls:sys_enter,…` ([`PERF_EVENTS`]): the kernel counts; the
+    /// proxy barely slows.
     Perf(PathBuf),
     /// `strace -c -f`: stops the proxy at every call; the count is exact, req/s is not.
     Strace(PathBuf),
@@ -61,7 +70,9 @@ impl Tool {
     /// `perf stat (raw_syscalls:sys_enter)` or `strace -c -f`, for the report.
     pub fn describe(&self) -> &'static str {
         match self {
-            Tool::Perf(_) => "perf stat -e raw_syscalls:sys_enter",
+            Tool::Perf(_) => {
+                "perf stat -e raw_syscalls:sys_enter,sched:sched_waking,page-faults,context-switches"
+            }
             Tool::Strace(_) => "strace -c -f",
         }
     }
@@ -71,7 +82,7 @@ impl Tool {
         match self {
             Tool::Perf(perf) => {
                 let mut cmd = Command::new(perf);
-                cmd.args(["stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-o"])
+                cmd.args(["stat", "-x", ",", "-e", PERF_EVENTS, "-o"])
                     .arg(out)
                     .arg("-p")
                     .arg(
@@ -93,27 +104,42 @@ impl Tool {
         }
     }
 
-    /// The total count in what the tool wrote.
-    pub fn parse(&self, text: &str) -> Option<u64> {
+    /// The total count in what the tool wrote, and perf's other counts.
+    pub fn parse(&self, text: &str) -> Option<(u64, Extra)> {
         match self {
-            Tool::Perf(_) => parse_perf(text),
-            Tool::Strace(_) => parse_strace(text),
+            Tool::Perf(_) => Some((parse_perf(text)?, Extra::parse_perf(text))),
+            Tool::Strace(_) => Some((parse_strace(text)?, Extra::default())),
         }
     }
 }
 
-/// Whether `perf` counts the syscall tracepoint for a trivial command.
+/// What perf counts beside the system calls (strace counts none of it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// Tasks woken while the proxy ran (`sched:sched_waking`): wrk and the origin when the
+    /// proxy's answer finds them asleep, and the proxy's own helper threads.
+    pub wakeups: Option<u64>,
+    /// Page faults of the proxy (`page-faults`).
+    pub faults: Option<u64>,
+    /// Times the proxy's threads left the CPU (`context-switches`).
+    pub switches: Option<u64>,
+}
+
+impl Extra {
+    /// The counts in `perf stat -x ,` output (each `None` when perf did not count it).
+    pub fn parse_perf(text: &str) -> Extra {
+        Extra {
+            wakeups: perf_count(text, "sched:sched_waking"),
+            faults: perf_count(text, "page-faults"),
+            switches: perf_count(text, "context-switches"),
+        }
+    }
+}
+
+/// Whether `perf` counts every event of [`PERF_EVENTS`] for a trivial command.
 fn perf_works(perf: &Path) -> bool {
     Command::new(perf)
-        .args([
-            "stat",
-            "-x",
-            ",",
-            "-e",
-            "raw_syscalls:sys_enter",
-            "--",
-            "true",
-        ])
+        .args(["stat", "-x", ",", "-e", PERF_EVENTS, "--", "true"])
         .stdout(Stdio::null())
         .output()
         .ok()
@@ -122,15 +148,20 @@ fn perf_works(perf: &Path) -> bool {
         .is_some()
 }
 
-/// The count of `perf stat -x ,` output: the line `1837603,,raw_syscalls:sys_enter,…`.
+/// The system call count of `perf stat -x ,` output: the line
+/// `1837603,,raw_syscalls:sys_enter,…`.
 pub fn parse_perf(text: &str) -> Option<u64> {
+    perf_count(text, "raw_syscalls:sys_enter")
+}
+
+/// The count of `event` in `perf stat -x ,` output (`None` when it reads `<not counted>` or
+/// `<not supported>`, or is missing).
+pub fn perf_count(text: &str, event: &str) -> Option<u64> {
     text.lines().find_map(|l| {
         let mut fields = l.split(',');
         let count = fields.next()?.trim();
-        let event = fields.nth(1)?;
-        (event == "raw_syscalls:sys_enter")
-            .then(|| count.parse().ok())
-            .flatten()
+        let name = fields.nth(1)?;
+        (name == event).then(|| count.parse().ok()).flatten()
     })
 }
 
@@ -170,8 +201,9 @@ pub fn start(tool: &Tool, pids: &[u32], out: &Path) -> Result<Counting> {
 }
 
 impl Counting {
-    /// Detaches (SIGINT: both tools then write their summary) and returns the count.
-    pub fn stop(mut self) -> Result<u64> {
+    /// Detaches (SIGINT: both tools then write their summary) and returns the system call
+    /// count and perf's other counts.
+    pub fn stop(mut self) -> Result<(u64, Extra)> {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-INT", &pid]).status();
         self.child.wait()?;
@@ -199,12 +231,39 @@ pub struct SyscallSample {
     pub requests: u64,
     /// Its req/s, slowed by the counting: not comparable with the measured runs.
     pub rps: f64,
+    /// What perf counted beside the system calls, over the same run.
+    pub extra: Extra,
 }
 
 impl SyscallSample {
     /// System calls per request.
     pub fn per_request(&self) -> Option<f64> {
-        (self.requests > 0).then(|| self.syscalls as f64 / self.requests as f64)
+        self.per_request_of(Some(self.syscalls))
+    }
+
+    /// `count` (one of the [`Extra`] counts) per request.
+    pub fn per_request_of(&self, count: Option<u64>) -> Option<f64> {
+        let n = count?;
+        (self.requests > 0).then(|| n as f64 / self.requests as f64)
+    }
+
+    /// `; per request also 0.31 wakeups of other tasks, 0.03 page faults, 0.04 context
+    /// switches` when perf counted them, else nothing.
+    pub fn extra_note(&self) -> String {
+        let e = self.extra;
+        let parts: Vec<String> = [
+            (e.wakeups, "tasks woken while it ran (sched_waking)"),
+            (e.faults, "page faults"),
+            (e.switches, "context switches"),
+        ]
+        .into_iter()
+        .filter_map(|(n, what)| Some(format!("{:.3} {what}", self.per_request_of(n)?)))
+        .collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("; per request also {}", parts.join(", "))
+        }
     }
 
     /// The sample as JSON.
@@ -212,6 +271,9 @@ impl SyscallSample {
         serde_json::json!({
             "tool": self.tool, "syscalls": self.syscalls, "requests": self.requests,
             "rps_while_counting": self.rps, "per_request": self.per_request(),
+            "wakeups_per_request": self.per_request_of(self.extra.wakeups),
+            "page_faults_per_request": self.per_request_of(self.extra.faults),
+            "context_switches_per_request": self.per_request_of(self.extra.switches),
         })
     }
 }
@@ -260,6 +322,52 @@ mod tests {
     }
 
     #[test]
+    fn perf_is_described_with_its_events() {
+        let d = Tool::Perf("perf".into()).describe();
+        assert_eq!(d.strip_prefix("perf stat -e "), Some(PERF_EVENTS));
+        let cmd = Tool::Perf("perf".into()).command(&[7], Path::new("/tmp/x"));
+        assert!(cmd.get_args().any(|a| a == PERF_EVENTS));
+    }
+
+    #[test]
+    fn parses_perf_extra_counts() {
+        let text = "1837603,,raw_syscalls:sys_enter,1960889029,100.00,,\n\
+112000,,sched:sched_waking,1960889029,100.00,,\n\
+3600,,page-faults,1960889029,100.00,,\n\
+<not counted>,,context-switches,0,0.00,,\n";
+        let (syscalls, extra) = Tool::Perf("perf".into()).parse(text).unwrap();
+        assert_eq!(syscalls, 1837603);
+        assert_eq!(
+            extra,
+            Extra {
+                wakeups: Some(112000),
+                faults: Some(3600),
+                switches: None
+            }
+        );
+        let s = SyscallSample {
+            tool: "perf",
+            syscalls,
+            requests: 360_000,
+            rps: 1.0,
+            extra,
+        };
+        assert_eq!(
+            s.extra_note(),
+            "; per request also 0.311 tasks woken while it ran (sched_waking), 0.010 page faults"
+        );
+        let json = s.to_json();
+        assert_eq!(json["page_faults_per_request"], 0.01);
+        assert!(json["context_switches_per_request"].is_null(), "{json}");
+        // strace counts nothing beside the calls.
+        let strace = "100.00    1.000000           1    536000           total\n";
+        let (n, none) = Tool::Strace("strace".into()).parse(strace).unwrap();
+        assert_eq!((n, none), (536000, Extra::default()));
+        let s = SyscallSample { extra: none, ..s };
+        assert_eq!(s.extra_note(), "");
+    }
+
+    #[test]
     fn parses_strace_totals() {
         let text = "% time     seconds  usecs/call     calls    errors syscall\n\
 ------ ----------- ----------- --------- --------- ----------------\n\
@@ -283,6 +391,7 @@ mod tests {
             syscalls: 517,
             requests: 100,
             rps: 10.0,
+            extra: Extra::default(),
         };
         assert_eq!(fmt_per_request(s.per_request()), "5.17");
         s.requests = 0;

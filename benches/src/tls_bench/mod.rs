@@ -343,13 +343,14 @@ fn count_syscalls(
     let counting = syscalls::start(tool, &procinfo::tree(proxy.proc.pid()), &out)?;
     std::thread::sleep(syscalls::ATTACH_PAUSE);
     let run = measure(tools, opts, case, proxy, opts.syscall_sample);
-    let syscalls = counting.stop()?;
+    let (syscalls, extra) = counting.stop()?;
     let report = run?.report;
     Ok(SyscallSample {
         tool: tool.describe(),
         syscalls,
         requests: report.requests,
         rps: report.rps,
+        extra,
     })
 }
 
@@ -411,12 +412,13 @@ fn run_case(
                 p.name,
                 match &r.syscalls {
                     Ok(s) => format!(
-                        "{} per request: {} calls over {} requests ({}; this run's {} req/s are slowed by the counting and reported nowhere else)",
+                        "{} per request: {} calls over {} requests ({}; this run's {} req/s are slowed by the counting and reported nowhere else){}",
                         fmt_per_request(s.per_request()),
                         fmt_rate(Some(s.syscalls as f64)),
                         fmt_rate(Some(s.requests as f64)),
                         s.tool,
                         fmt_rate(Some(s.rps)),
+                        s.extra_note(),
                     ),
                     Err(e) => e.clone(),
                 }
