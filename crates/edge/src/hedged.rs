@@ -32,7 +32,7 @@ type Flight<'a> = Pin<Box<dyn Future<Output = Result<Upstream, Failure>> + Send 
 /// through Pingora's session.
 enum Upstream {
     /// Portico's own client (plain HTTP/1 origins).
-    Own(Exchange),
+    Own(Box<Exchange>),
     /// Pingora's session (TLS and HTTP/2 origins).
     Pingora(Box<HttpSession>),
 }
@@ -89,7 +89,9 @@ async fn attempt_flight(
     req: pingora_http::RequestHeader,
 ) -> Result<Upstream, Failure> {
     if let Some(addr) = upstream::serves(&peer) {
-        return upstream::send(&peer, addr, &req).await.map(Upstream::Own);
+        return upstream::send(&peer, addr, &req)
+            .await
+            .map(|x| Upstream::Own(Box::new(x)));
     }
     let (mut up, reused) = connector
         .get_http_session(&peer)

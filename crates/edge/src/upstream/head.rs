@@ -355,7 +355,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\n: b\r\n\r\n",
             b"XTTP/1.1 200 OK\r\n\r\n",
         ] {
-            let e = parse(bad).err().expect("rejected");
+            let e = parse(bad).expect_err("rejected");
             assert_eq!(e.etype(), &ErrorType::InvalidHTTPHeader, "{bad:?}");
         }
     }
@@ -467,7 +467,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
         ] {
-            let e = planned(bad, false).err().expect("refused");
+            let e = planned(bad, false).expect_err("refused");
             assert_eq!(e.etype(), &ErrorType::InvalidHTTPHeader);
         }
         // A HEAD response's framing headers are still checked.

@@ -89,6 +89,11 @@ impl Pool {
         self.count
     }
 
+    /// Whether no idle connection is kept.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
     fn maybe_sweep(&mut self, now: Instant) {
         if self.next_sweep.is_some_and(|t| now < t) {
             return;
