@@ -363,3 +363,225 @@ impl Exchange {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    /// An origin that answers each request head on each connection with the next of
+    /// `answers` (each written in the given pieces) and counts its connections.
+    async fn origin(
+        answers: Vec<Vec<&'static [u8]>>,
+    ) -> (SocketAddr, tokio::task::JoinHandle<usize>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let mut answers = answers.into_iter();
+            let mut conns = 0;
+            while answers.len() > 0 {
+                let (mut s, _) = l.accept().await.expect("accept");
+                conns += 1;
+                let mut buf = Vec::new();
+                while let Some(answer) = answers.next() {
+                    // Read one request head.
+                    loop {
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            break;
+                        }
+                        let mut chunk = [0u8; 1024];
+                        let n = tokio::io::AsyncReadExt::read(&mut s, &mut chunk)
+                            .await
+                            .expect("read");
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    for piece in answer {
+                        s.write_all(piece).await.expect("write");
+                        s.flush().await.expect("flush");
+                        tokio::task::yield_now().await;
+                    }
+                    if answers.len() == 0 {
+                        break;
+                    }
+                    // A connection the client will not reuse: wait for its close.
+                    let mut probe = [0u8; 1];
+                    match tokio::io::AsyncReadExt::read(&mut s, &mut probe).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => buf.push(probe[0]),
+                    }
+                }
+            }
+            conns
+        });
+        (addr, task)
+    }
+
+    fn peer(addr: SocketAddr) -> HttpPeer {
+        let mut p = HttpPeer::new(addr, false, String::new());
+        p.options.connection_timeout = Some(Duration::from_secs(5));
+        p.options.read_timeout = Some(Duration::from_secs(5));
+        p.options.write_timeout = Some(Duration::from_secs(5));
+        p
+    }
+
+    fn get() -> RequestHeader {
+        let mut r = RequestHeader::build_no_case("GET", b"/", None).expect("req");
+        r.insert_header("Host", "o").expect("host");
+        r
+    }
+
+    async fn body(x: &mut Exchange) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(piece) = x.read_body().await? {
+            out.extend_from_slice(&piece);
+        }
+        Ok(out)
+    }
+
+    async fn fetch(p: &HttpPeer, addr: SocketAddr) -> (Vec<u8>, bool) {
+        let Ok(mut x) = send(p, addr, &get()).await else {
+            panic!("send failed");
+        };
+        let b = body(&mut x).await.expect("body");
+        let done = x.done();
+        x.finish();
+        (b, done)
+    }
+
+    #[tokio::test]
+    async fn a_cleanly_framed_response_returns_its_connection_for_the_next_request() {
+        let (addr, task) = origin(vec![
+            vec![
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel",
+                b"lo",
+            ],
+            vec![
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r",
+                b"\n0\r\n\r\n",
+            ],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+        ])
+        .await;
+        let p = peer(addr);
+        assert_eq!(fetch(&p, addr).await, (b"hello".to_vec(), true));
+        assert_eq!(fetch(&p, addr).await, (b"abc".to_vec(), true));
+        assert_eq!(fetch(&p, addr).await, (b"ok".to_vec(), true));
+        assert_eq!(
+            task.await.expect("origin"),
+            1,
+            "one connection carried all three"
+        );
+    }
+
+    #[tokio::test]
+    async fn smuggling_shaped_or_close_delimited_responses_close_their_connection() {
+        let (addr, task) = origin(vec![
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxEXTRA"],
+            vec![b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\ny"],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz"],
+        ])
+        .await;
+        let p = peer(addr);
+        assert_eq!(fetch(&p, addr).await.0, b"x");
+        assert_eq!(
+            fetch(&p, addr).await.0,
+            b"x",
+            "bytes past the body are dropped"
+        );
+        assert_eq!(fetch(&p, addr).await.0, b"y");
+        assert_eq!(fetch(&p, addr).await.0, b"z");
+        assert_eq!(
+            task.await.expect("origin"),
+            4,
+            "none of the first three was reused"
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_responses_are_errors_of_pingoras_types() {
+        let (addr, _task) = origin(vec![
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"],
+            vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"],
+        ])
+        .await;
+        let p = peer(addr);
+        let Err(f) = send(&p, addr, &get()).await else {
+            panic!("conflicting lengths accepted");
+        };
+        assert_eq!(f.error.etype(), &ErrorType::InvalidHTTPHeader);
+        assert!(!f.connecting);
+        let Ok(mut x) = send(&p, addr, &get()).await else {
+            panic!("head refused");
+        };
+        let e = body(&mut x).await.expect_err("bad chunk size");
+        assert_eq!(e.etype(), &ErrorType::Custom("InvalidChunk"));
+        x.finish();
+        let Ok(mut x) = send(&p, addr, &get()).await else {
+            panic!("head refused");
+        };
+        // The origin task ends after its last answer, closing the connection mid-body.
+        let e = body(&mut x).await.expect_err("short body");
+        assert_eq!(e.etype(), &ErrorType::ConnectionClosed);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_fails_while_connecting() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        drop(l);
+        let Err(f) = send(&peer(addr), addr, &get()).await else {
+            panic!("connected to a closed port");
+        };
+        assert_eq!(f.error.etype(), &ErrorType::ConnectRefused);
+        assert!(f.connecting && !f.reused);
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_origin_dropped_fails_as_reused() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let (c, s) = tokio::join!(TcpStream::connect(addr), l.accept());
+        let (mut server, _) = s.expect("accept");
+        pool::checkin(
+            addr,
+            Conn {
+                stream: c.expect("connect"),
+                wbuf: Vec::new(),
+            },
+            Duration::from_secs(60),
+        );
+        // The origin reads the request, then closes without answering (as one closing an
+        // idle connection at the moment it is reused).
+        let origin = tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut server, &mut buf).await;
+        });
+        let Err(f) = send(&peer(addr), addr, &get()).await else {
+            panic!("an answer from nowhere");
+        };
+        origin.await.expect("origin");
+        assert!(f.reused && !f.connecting);
+        assert_eq!(f.error.etype(), &ErrorType::ConnectionClosed);
+    }
+
+    #[test]
+    fn tls_and_http2_peers_stay_with_pingora() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        assert_eq!(serves(&peer(addr)), Some(addr));
+        let tls = HttpPeer::new(addr, true, "example.com".into());
+        assert_eq!(serves(&tls), None);
+        let mut h2 = peer(addr);
+        h2.options.set_http_version(2, 2);
+        assert_eq!(serves(&h2), None);
+        let mut auto = peer(addr);
+        auto.options.set_http_version(2, 1);
+        assert_eq!(serves(&auto), None);
+    }
+}
