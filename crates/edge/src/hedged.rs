@@ -1,5 +1,6 @@
 //! Portico's own attempt loop for bodiless requests (GET, HEAD, OPTIONS), hedged or not:
-//! attempts through Pingora's connector, driven by the core's lifecycle — retries after
+//! attempts through Portico's own HTTP/1 client for plain HTTP/1 origins ([`upstream`]) and
+//! through Pingora's connector for the others (TLS, HTTP/2), driven by the core's lifecycle — retries after
 //! failures and, when the pool hedges, up to two attempts racing for one client request.
 //! The first response head wins and is streamed to the client; the other attempt is
 //! dropped mid-flight, so its connection never returns to the pool.
@@ -11,6 +12,8 @@ use crate::request::answers::{error_body, respond};
 use crate::request::ctx::{RequestCtx, over_tls};
 use crate::request::outbound::request_to_origin;
 use crate::response_options;
+use crate::upstream::{self, Exchange, Failure};
+use bytes::Bytes;
 use pingora_core::connectors::http::Connector;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::{HttpPeer, Peer};
@@ -23,15 +26,46 @@ use std::pin::Pin;
 use std::time::Instant;
 
 /// An attempt in flight: connect, send the head, wait for the response head.
-type Flight<'a> = Pin<Box<dyn Future<Output = Result<HttpSession, Failure>> + Send + 'a>>;
+type Flight<'a> = Pin<Box<dyn Future<Output = Result<Upstream, Failure>> + Send + 'a>>;
 
-/// How an attempt failed.
-struct Failure {
-    error: Box<Error>,
-    /// Whether the connection had been reused from the pool.
-    reused: bool,
-    /// The failure came while connecting (nothing was sent).
-    connecting: bool,
+/// An attempt that received its response head: through Portico's own HTTP/1 client or
+/// through Pingora's session.
+enum Upstream {
+    /// Portico's own client (plain HTTP/1 origins).
+    Own(Box<Exchange>),
+    /// Pingora's session (TLS and HTTP/2 origins).
+    Pingora(Box<HttpSession>),
+}
+
+impl Upstream {
+    fn status(&self) -> u16 {
+        match self {
+            Upstream::Own(x) => x.status(),
+            Upstream::Pingora(s) => s.response_header().map_or(502, |h| h.status.as_u16()),
+        }
+    }
+
+    /// The response head: moved out of Portico's client, copied from Pingora's session.
+    fn take_head(&mut self) -> Option<pingora_http::ResponseHeader> {
+        match self {
+            Upstream::Own(x) => x.take_head(),
+            Upstream::Pingora(s) => s.response_header().cloned(),
+        }
+    }
+
+    fn done(&mut self) -> bool {
+        match self {
+            Upstream::Own(x) => x.done(),
+            Upstream::Pingora(s) => s.response_done(),
+        }
+    }
+
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        match self {
+            Upstream::Own(x) => x.read_body().await,
+            Upstream::Pingora(s) => s.read_response_body().await,
+        }
+    }
 }
 
 /// One running attempt.
@@ -40,19 +74,25 @@ struct Slot<'a> {
     flight: Flight<'a>,
 }
 
-async fn run(slot: &mut Option<Slot<'_>>) -> (usize, Result<HttpSession, Failure>) {
+async fn run(slot: &mut Option<Slot<'_>>) -> (usize, Result<Upstream, Failure>) {
     match slot {
         Some(s) => (s.attempt, (&mut s.flight).await),
         None => std::future::pending().await,
     }
 }
 
-/// Sends the request to `peer` and waits for its response head (skipping 1xx heads).
+/// Sends the request to `peer` and waits for its response head (skipping 1xx heads):
+/// through Portico's own client when it serves the peer, else through Pingora's connector.
 async fn attempt_flight(
     connector: &Connector,
     peer: HttpPeer,
     req: pingora_http::RequestHeader,
-) -> Result<HttpSession, Failure> {
+) -> Result<Upstream, Failure> {
+    if let Some(addr) = upstream::serves(&peer) {
+        return upstream::send(&peer, addr, &req)
+            .await
+            .map(|x| Upstream::Own(Box::new(x)));
+    }
     let (mut up, reused) = connector
         .get_http_session(&peer)
         .await
@@ -77,7 +117,7 @@ async fn attempt_flight(
             _ => break,
         }
     }
-    Ok(up)
+    Ok(Upstream::Pingora(Box::new(up)))
 }
 
 /// Where the edge's shared parts are: the connector of hedged attempts, the metrics, and
@@ -151,7 +191,7 @@ pub async fn serve(
         ctx.attempt = attempt;
         let (decision, answer) = match result {
             Ok(up) => {
-                let status = up.response_header().map_or(502, |h| h.status.as_u16());
+                let status = up.status();
                 let decision = lc.on_head(&mut pool.state(), attempt, status, true, now);
                 (decision, Some((up, status)))
             }
@@ -211,13 +251,12 @@ async fn deliver(
     shell: &Shell<'_>,
     session: &mut Session,
     ctx: &mut RequestCtx,
-    mut up: HttpSession,
+    mut up: Upstream,
     peer: &HttpPeer,
 ) -> Result<()> {
-    let Some(head) = up.response_header() else {
+    let Some(mut resp) = up.take_head() else {
         return Ok(());
     };
-    let mut resp = head.clone();
     // An HTTP/2 origin's head goes out as HTTP/1.1 to an HTTP/1.1 client (Pingora cannot
     // write "HTTP/2" on an HTTP/1 connection; an HTTP/2 client's connection ignores it), as
     // Pingora's own proxy loop downgrades it.
@@ -227,7 +266,7 @@ async fn deliver(
     let status = resp.status.as_u16();
     let head_only = session.req_header().method == http::Method::HEAD;
     let no_body = head_only || matches!(status, 204 | 304);
-    let done = up.response_done();
+    let done = up.done();
     if !no_body
         && !done
         && resp.headers.get(http::header::TRANSFER_ENCODING).is_none()
@@ -254,7 +293,7 @@ async fn deliver(
         .await?;
     if !no_body && !done {
         loop {
-            match up.read_response_body().await {
+            match up.read_body().await {
                 Ok(Some(chunk)) => {
                     let mut piece = Some(chunk);
                     response_options::origin_body(ctx, &mut piece, false);
@@ -270,7 +309,7 @@ async fn deliver(
                     return Err(e.into_up());
                 }
             }
-            if up.response_done() {
+            if up.done() {
                 break;
             }
         }
@@ -278,11 +317,16 @@ async fn deliver(
         response_options::origin_body(ctx, &mut last, true);
         session.write_response_body(last, true).await?;
     }
-    if up.response_done() {
-        shell
-            .connector
-            .release_http_session(up, peer, peer.idle_timeout())
-            .await;
+    match up {
+        Upstream::Own(x) => x.finish(),
+        Upstream::Pingora(mut s) => {
+            if s.response_done() {
+                shell
+                    .connector
+                    .release_http_session(*s, peer, peer.idle_timeout())
+                    .await;
+            }
+        }
     }
     Ok(())
 }

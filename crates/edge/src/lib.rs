@@ -32,6 +32,7 @@ pub mod store_link;
 pub mod tls;
 pub mod tls_accept;
 pub mod tls_tickets;
+pub mod upstream;
 pub mod watchdog;
 
 pub use node::{Node, NodeOptions, RunningNode, StartError};
