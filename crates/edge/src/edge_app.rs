@@ -310,3 +310,33 @@ impl GetSocketDigest for Vacant {
 }
 
 impl Peek for Vacant {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora_http::RequestHeader;
+
+    fn head(method: &str, headers: &[(&'static str, &'static str)]) -> RequestHeader {
+        let mut req = RequestHeader::build(method, b"/", None).expect("head");
+        for (name, value) in headers {
+            req.insert_header(*name, *value).expect("header");
+        }
+        req
+    }
+
+    #[test]
+    fn own_loop_takes_bodiless_get_head_options_and_nothing_else() {
+        let own = |method: &str, body: bool, headers: &[(&'static str, &'static str)]| {
+            own_loop(RequestKind::new(method, body), &head(method, headers))
+        };
+        for method in ["GET", "HEAD", "OPTIONS"] {
+            assert!(own(method, false, &[]), "{method}");
+            assert!(!own(method, true, &[]), "{method} with a body");
+        }
+        for method in ["POST", "PUT", "DELETE", "PATCH", "CONNECT"] {
+            assert!(!own(method, false, &[]), "{method}");
+        }
+        let upgrade = [("Connection", "Upgrade"), ("Upgrade", "websocket")];
+        assert!(!own("GET", false, &upgrade), "a WebSocket upgrade");
+    }
+}
