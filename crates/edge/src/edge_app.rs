@@ -15,6 +15,10 @@
 //!   passed to `logging`, and closes the connection (Portico's `fail_to_proxy` never lets it
 //!   be reused).
 //!
+//! Not carried over, as Portico uses neither: the proxy `Session` built here never reports
+//! `is_process_shutting_down()` (draining is Portico's own flag), and `allow_spawning_subrequest`
+//! is not asked (no subrequests).
+//!
 //! Which requests: [`crate::proxy::own_loop`], the one predicate `request_filter` decides by
 //! too. An HTTP/2 stream comes with its head read, so the choice is made before anything
 //! runs. An HTTP/1 head has to be read to be known: when it is not one of them, the bytes it
