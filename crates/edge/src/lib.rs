@@ -10,6 +10,7 @@ pub mod compression;
 pub mod config;
 pub mod config_api;
 pub mod control;
+pub mod edge_app;
 pub mod h2_conn;
 pub mod hedged;
 pub mod limits;

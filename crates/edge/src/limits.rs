@@ -32,6 +32,7 @@ use crate::request::answers;
 use crate::state::NodeState;
 use crate::tls_accept::TlsPort;
 use async_trait::async_trait;
+use bytes::BytesMut;
 use pingora_core::apps::{HttpServerApp, ServerApp};
 use pingora_core::listeners::ConnectionFilter;
 use pingora_core::protocols::http::ServerSession;
@@ -49,8 +50,8 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -360,6 +361,21 @@ struct HeadGuard {
     first: bool,
 }
 
+/// What [`EdgeApp`](crate::edge_app::EdgeApp) needs to hand a request head it has read to
+/// Pingora's proxy, which reads it again (see [`replay`]).
+#[derive(Debug, Default)]
+struct Replay {
+    /// The bytes handed on since the connection went idle (the head and whatever came with
+    /// it), after the previous request's pipelined bytes; at most `max_header_bytes` of reads.
+    seen: BytesMut,
+    /// Pipelined bytes of the previous request, which Pingora parses before reading on.
+    carried: Option<BytesMut>,
+    /// Set once a head read here was handed to Pingora's proxy: what that proxy leaves of
+    /// pipelined bytes is not known here, so the later requests of the connection are all
+    /// its own.
+    handed_on: bool,
+}
+
 /// A client connection under `node.limits` (see the module docs).
 pub struct LimitedStream {
     inner: Stream,
@@ -372,6 +388,8 @@ pub struct LimitedStream {
     /// Whether the last read of the body found nothing from the client (so a timeout while
     /// the body is unfinished is the client's stall, not a blocked origin).
     waiting_on_client: AtomicBool,
+    /// The head's bytes, for [`replay`] (HTTP/1 only; uncontended: the connection's task).
+    replay: Mutex<Replay>,
 }
 
 impl std::fmt::Debug for LimitedStream {
@@ -406,6 +424,7 @@ impl LimitedStream {
             })),
             parsed: AtomicBool::new(false),
             waiting_on_client: AtomicBool::new(false),
+            replay: Mutex::default(),
         }
     }
 
@@ -416,6 +435,7 @@ impl LimitedStream {
             guard: None,
             parsed: AtomicBool::new(true),
             waiting_on_client: AtomicBool::new(false),
+            replay: Mutex::default(),
         }
     }
 
@@ -423,6 +443,12 @@ impl LimitedStream {
     fn idle(&mut self) {
         self.parsed.store(false, Ordering::Release);
         self.waiting_on_client.store(false, Ordering::Relaxed);
+        if let Ok(r) = self.replay.get_mut() {
+            r.seen.clear();
+            if let Some(carried) = r.carried.take() {
+                r.seen.extend_from_slice(&carried);
+            }
+        }
         if let Some(g) = self.guard.as_deref_mut() {
             g.phase = Phase::Idle;
             g.meter = HeadMeter::default();
@@ -441,6 +467,7 @@ impl HeadGuard {
         inner: &mut Stream,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
+        seen: &mut BytesMut,
     ) -> Poll<io::Result<()>> {
         let allowance = self.meter.allowance(self.limits.max_header_bytes);
         if allowance == 0 {
@@ -477,6 +504,7 @@ impl HeadGuard {
                     buf.set_filled(before);
                     return self.refuse(inner, cx, refusal);
                 }
+                seen.extend_from_slice(&buf.filled()[before..]);
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -596,7 +624,13 @@ impl AsyncRead for LimitedStream {
                 }
                 read
             }
-            Phase::Idle | Phase::Head => guard.poll_head(&mut this.inner, cx, buf),
+            Phase::Idle | Phase::Head => {
+                let replay = this
+                    .replay
+                    .get_mut()
+                    .map_err(|_| io::Error::other("poisoned"))?;
+                guard.poll_head(&mut this.inner, cx, buf, &mut replay.seen)
+            }
             Phase::Refusing(_) => guard.poll_refusing(&mut this.inner, cx),
         }
     }
@@ -711,6 +745,46 @@ fn limited(session: &ServerSession) -> Option<&LimitedStream> {
     session
         .stream()
         .and_then(|s| (**s).as_any().downcast_ref::<LimitedStream>())
+}
+
+/// Whether a request head read from this session can be handed to Pingora's proxy to read
+/// again ([`replay`]): HTTP/1 under the limits, no head handed on before.
+pub fn replayable(session: &ServerSession) -> bool {
+    limited(session)
+        .is_some_and(|s| s.guard.is_some() && s.replay.lock().is_ok_and(|r| !r.handed_on))
+}
+
+/// Sets the session up for Pingora's proxy to read the head just read once more: the bytes
+/// it was parsed from (and those read with it) become the session's pipelined prefix, which
+/// Pingora parses before reading on. Later requests of the connection are left to Pingora's
+/// proxy unread ([`replayable`] is then `false`). `false` when the session is not
+/// [`replayable`].
+pub fn replay(session: &mut ServerSession) -> bool {
+    let Some(bytes) = limited(session).and_then(|s| {
+        let mut r = s.replay.lock().ok()?;
+        (s.guard.is_some() && !r.handed_on).then(|| {
+            r.handed_on = true;
+            r.seen.split()
+        })
+    }) else {
+        return false;
+    };
+    session.set_pipelined_prefix(bytes);
+    true
+}
+
+/// The connection `stream` after a request that left `pipelined` bytes of the next one:
+/// those bytes come first in what [`replay`] hands on. `None` only if the stream was lost.
+pub fn carry(stream: Stream, pipelined: &BytesMut) -> Option<Stream> {
+    if !(*stream).as_any().is::<LimitedStream>() {
+        // Not under the limits: nothing is replayed on it.
+        return Some(stream);
+    }
+    let mut limited = stream.into_any().downcast::<LimitedStream>().ok()?;
+    if let Ok(r) = limited.replay.get_mut() {
+        r.carried = Some(pipelined.clone());
+    }
+    Some(limited)
 }
 
 /// Tells the connection that Pingora has parsed the request head: what follows is the body,

@@ -213,9 +213,12 @@ impl Node {
         // The proxy inside the client limits (limits.rs): every client connection is counted
         // against `node.limits.max_connections` and its request heads kept to their deadline
         // and size.
-        let mut http =
-            pingora_proxy::HttpProxy::new(EdgeProxy::new(state.clone(), &server_conf), server_conf);
+        // Portico's own path runs in front of Pingora's proxy (edge_app.rs); both share the
+        // hooks' node and connector.
+        let edge = EdgeProxy::new(state.clone(), &server_conf);
+        let mut http = pingora_proxy::HttpProxy::new(edge.clone(), server_conf);
         http.handle_init_modules();
+        let http = crate::edge_app::EdgeApp::new(http, edge);
         let connections = Connections::new(state.clone());
         // The TLS address is listened on as plain TCP: its handshakes are done inside the
         // client limits, under `client_header_timeout_ms` (tls_accept.rs).

@@ -31,13 +31,22 @@ use portico_core::rules::Ending;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The edge node's proxy logic.
+/// The edge node's proxy logic. Its clones share the node and the connector.
+#[derive(Clone)]
 pub struct EdgeProxy {
     /// Shared node state.
     pub node: Arc<NodeState>,
     /// Connections of bodiless requests, hedged or not (Pingora's own connector serves the
     /// others).
-    pub(crate) connector: Connector,
+    pub(crate) connector: Arc<Connector>,
+}
+
+/// Whether Portico's own attempt loop (`hedged::serve`) serves a request of `kind` with head
+/// `req`: every bodiless GET, HEAD or OPTIONS that is no upgrade; ~9 % fewer instructions per
+/// request than Pingora's proxy loop (docs/performance.md). Bodies and upgrades stay there.
+/// `request_filter` and `EdgeApp` both decide by this.
+pub(crate) fn own_loop(kind: RequestKind, req: &RequestHeader) -> bool {
+    kind.hedgeable && !is_websocket_upgrade(req)
 }
 
 impl EdgeProxy {
@@ -46,7 +55,9 @@ impl EdgeProxy {
     pub fn new(node: Arc<NodeState>, conf: &ServerConf) -> Self {
         Self {
             node,
-            connector: Connector::new(Some(ConnectorOptions::from_server_conf(conf))),
+            connector: Arc::new(Connector::new(Some(ConnectorOptions::from_server_conf(
+                conf,
+            )))),
         }
     }
 
@@ -262,7 +273,6 @@ impl ProxyHttp for EdgeProxy {
                 };
                 ctx.pool_at = Some(pool_at);
                 let kind = RequestKind::new(req.method.as_str(), has_body);
-                let upgrade = is_websocket_upgrade(session.req_header());
                 let mut lc = Lifecycle::new(
                     kind,
                     pool.config.failover.retries.max_attempts,
@@ -270,10 +280,8 @@ impl ProxyHttp for EdgeProxy {
                 );
                 lc.pin(pinned_origin(&pool.config, &req.headers));
                 ctx.compression = Compressor::for_request(&snapshot.config.routes[route], req);
-                // Every bodiless GET, HEAD or OPTIONS takes Portico's own attempt loop (hedged
-                // only when the pool hedges): ~9 % fewer instructions per request than
-                // Pingora's proxy loop (docs/performance.md). Bodies and upgrades stay there.
-                let direct = kind.hedgeable && !upgrade;
+                // Hedged only when the pool hedges.
+                let direct = own_loop(kind, req);
                 pool.state().record_request(Instant::now());
                 ctx.lifecycle = Some(lc);
                 if let Some(t) = &mut ctx.trace {
