@@ -25,6 +25,7 @@
 //! real traffic (or hangs) is pushed out of the band at once, and drifts back in when it gets
 //! no traffic to prove otherwise.
 
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 /// Smallest latency a bucket tells apart.
@@ -54,9 +55,13 @@ pub(crate) fn bucket_of(d: Duration) -> usize {
     (((us / BASE_US).ln() / GROWTH.ln()) as usize + 1).min(BUCKETS - 1)
 }
 
-/// The upper bound of bucket `i` (its value when read back).
+/// The upper bound of bucket `i` (its value when read back), from a table computed once: a
+/// hedging pool reads one on every request.
 pub(crate) fn bucket_upper(i: usize) -> Duration {
-    Duration::from_secs_f64(BASE_US * GROWTH.powi(i as i32) / 1e6)
+    static UPPER: LazyLock<[Duration; BUCKETS]> = LazyLock::new(|| {
+        std::array::from_fn(|i| Duration::from_secs_f64(BASE_US * GROWTH.powi(i as i32) / 1e6))
+    });
+    UPPER[i.min(BUCKETS - 1)]
 }
 
 /// Size of a half's Fenwick tree: the power of two above [`BUCKETS`], so a quantile is found
