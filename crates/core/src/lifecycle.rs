@@ -8,6 +8,7 @@ use crate::hedge::{HedgeResult, hedgeable};
 use crate::pool_state::{LossVerdict, PoolState};
 use crate::retry::{RetryReason, is_idempotent, may_retry};
 use crate::selection::next_rand;
+use smallvec::SmallVec;
 use std::time::{Duration, Instant};
 
 /// What the request is, as far as retrying and hedging care.
@@ -145,7 +146,8 @@ pub struct Lifecycle {
     kind: RequestKind,
     max_attempts: usize,
     tried: u64,
-    attempts: Vec<Attempt>,
+    /// Inline up to two (an attempt and its hedge or retry): no allocation per request.
+    attempts: SmallVec<[Attempt; 2]>,
     delivered: Option<usize>,
     hedge: Option<HedgeResult>,
     rand: u64,
@@ -160,7 +162,7 @@ impl Lifecycle {
             kind,
             max_attempts: max_attempts.max(1),
             tried: 0,
-            attempts: Vec::with_capacity(2),
+            attempts: SmallVec::new(),
             delivered: None,
             hedge: None,
             rand,

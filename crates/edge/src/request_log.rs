@@ -17,6 +17,8 @@ pub fn record(node: &NodeState, session: &Session, ctx: &RequestCtx) {
         None => ctx.status,
     };
     let (route, pool, origin) = ctx.labels();
+    // One clock read serves the duration metric, the rollout counters and the access log.
+    let elapsed = ctx.start.elapsed();
     let metrics = &node.metrics;
     let series = &ctx.snapshot.series;
     let answered_by = ctx
@@ -38,14 +40,9 @@ pub fn record(node: &NodeState, session: &Session, ctx: &RequestCtx) {
             metrics
                 .duration
                 .with_label_values(&[route, pool])
-                .observe(ctx.start.elapsed().as_secs_f64());
+                .observe(elapsed.as_secs_f64());
         } else if code != 101 {
-            metrics.observe_duration(
-                series,
-                route_idx,
-                [route, pool],
-                ctx.start.elapsed().as_secs_f64(),
-            );
+            metrics.observe_duration(series, route_idx, [route, pool], elapsed.as_secs_f64());
         }
         if let Some(h) = ctx.lifecycle.as_ref().and_then(|l| l.hedge_result()) {
             metrics.hedges.with_label_values(&[pool, h.label()]).inc();
@@ -57,7 +54,6 @@ pub fn record(node: &NodeState, session: &Session, ctx: &RequestCtx) {
                 .inc();
         }
     }
-    let elapsed = ctx.start.elapsed();
     if let Some(counters) = node.rollout_counters.get() {
         counters.record(
             &ctx.snapshot.config.version,

@@ -48,6 +48,7 @@ mod names {
     pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
     pub const X_PORTICO_REGION: HeaderName = HeaderName::from_static("x-portico-region");
     pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    pub const X_PORTICO_DECISION: HeaderName = HeaderName::from_static("x-portico-decision");
 }
 
 /// The request going to `origin`, built from `base` (the client's request, or Pingora's copy
@@ -164,7 +165,8 @@ fn via_value(upstream: &RequestHeader, snapshot: &Snapshot) -> Result<HeaderValu
 }
 
 /// Adds Portico's response headers: the request id, the node's region, and the decision
-/// trace when one was asked for.
+/// trace when one was asked for. They go into the response's header map under the names
+/// above (see [`edit_headers`]): no name is parsed or allocated per response.
 pub fn response_to_client(
     resp: &mut ResponseHeader,
     snapshot: &Snapshot,
@@ -176,12 +178,44 @@ pub fn response_to_client(
     // `sensitive` is the h2 crate's way to send a literal that is never indexed.
     let mut id = request_id.clone();
     id.set_sensitive(true);
-    resp.insert_header("X-Request-Id", id)?;
-    resp.insert_header("X-Portico-Region", snapshot.region_value.clone())?;
-    if let Some(t) = trace {
-        resp.insert_header(DECISION_HEADER, t.header())?;
+    let decision = trace
+        .map(|t| {
+            HeaderValue::try_from(t.header())
+                .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, DECISION_HEADER, e))
+        })
+        .transpose()?;
+    edit_headers(resp, |h| {
+        h.reserve(2 + usize::from(decision.is_some()));
+        h.insert(names::X_REQUEST_ID, id);
+        h.insert(names::X_PORTICO_REGION, snapshot.region_value.clone());
+        if let Some(d) = decision {
+            h.insert(names::X_PORTICO_DECISION, d);
+        }
+    })
+}
+
+/// Runs `edit` on `resp`'s header map directly. Pingora's `insert_header` parses and
+/// allocates the name on every call and keeps a second, case-preserving name map in step
+/// (growing both); the response is made one without that map (moved, not copied), as the
+/// request to an origin is, so its names go out lower-case (the standard ones Pingora
+/// knows, such as `Content-Type`, titled), as HTTP/2 and HAProxy send them. A reason phrase
+/// other than the status's own is kept.
+pub fn edit_headers<R>(
+    resp: &mut ResponseHeader,
+    edit: impl FnOnce(&mut http::HeaderMap) -> R,
+) -> Result<R> {
+    let reason = resp
+        .get_reason_phrase()
+        .filter(|r| Some(*r) != resp.status.canonical_reason())
+        .map(str::to_owned);
+    let empty = ResponseHeader::from(http::Response::new(()).into_parts().0);
+    let mut parts: http::response::Parts = std::mem::replace(resp, empty).into();
+    let out = edit(&mut parts.headers);
+    *resp = ResponseHeader::from(parts);
+    if reason.is_some() {
+        resp.set_reason_phrase(reason.as_deref())?;
     }
-    Ok(())
+    Ok(out)
 }
 
 /// `existing, ip` or just `ip` (the `X-Forwarded-For` rule), formatting IPv4 by hand.
@@ -788,6 +822,34 @@ mod tests {
                 ]
             );
         }
+    }
+
+    #[test]
+    fn editing_a_response_s_headers_keeps_its_headers_in_order_status_version_and_reason() {
+        let mut resp = ResponseHeader::build(299, None).unwrap();
+        resp.set_version(http::Version::HTTP_10);
+        resp.set_reason_phrase(Some("Fine Indeed")).unwrap();
+        resp.append_header("X-Served-By", "a").unwrap();
+        resp.append_header("Set-Cookie", "x=1").unwrap();
+        resp.append_header("set-cookie", "y=2").unwrap();
+        assert!(resp.has_case());
+        edit_headers(&mut resp, |h| {
+            h.insert(names::X_REQUEST_ID, "r".parse().unwrap())
+        })
+        .unwrap();
+        assert_eq!(resp.status.as_u16(), 299);
+        assert_eq!(resp.version, http::Version::HTTP_10);
+        assert_eq!(resp.get_reason_phrase(), Some("Fine Indeed"));
+        let mut wire = Vec::new();
+        resp.header_to_h1_wire(&mut wire);
+        assert_eq!(
+            String::from_utf8(wire).unwrap(),
+            "x-served-by: a\r\nSet-Cookie: x=1\r\nSet-Cookie: y=2\r\nx-request-id: r\r\n"
+        );
+        // A status's own reason phrase stays implicit.
+        let mut ok = ResponseHeader::build(200, None).unwrap();
+        edit_headers(&mut ok, |_| ()).unwrap();
+        assert_eq!(ok.get_reason_phrase(), Some("OK"));
     }
 
     #[test]
