@@ -1,7 +1,9 @@
 //! Idle keep-alive connections to plain HTTP/1 origins, one pool per worker thread, with no
 //! task per idle connection: a connection past its idle deadline, or one the origin closed
-//! or wrote to while idle (seen from the readiness tokio already cached, so no syscall
-//! unless the reactor flagged it readable), is dropped when it is next looked at.
+//! or wrote to while idle, is dropped when it is next looked at (sweeps go by the readiness
+//! tokio cached; a checkout also peeks at the socket, one syscall, because the reactor may
+//! not have polled it since bytes arrived, and those bytes would be read as the next
+//! response).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -60,7 +62,7 @@ impl Pool {
         let mut found = None;
         while let Some(idle) = list.pop() {
             self.count -= 1;
-            if idle.deadline > now && usable(&idle.conn.stream) {
+            if idle.deadline > now && usable(&idle.conn.stream) && quiet(&idle.conn.stream) {
                 found = Some(idle.conn);
                 break;
             }
@@ -122,6 +124,16 @@ fn usable(stream: &TcpStream) -> bool {
             matches!(stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
         }
     }
+}
+
+/// Whether the socket itself holds nothing to read and no end of file: a peek, so bytes the
+/// reactor has not reported yet (a late body of a HEAD or 304 response, say) are seen.
+fn quiet(stream: &TcpStream) -> bool {
+    let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    matches!(
+        socket2::SockRef::from(stream).peek(&mut probe),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    )
 }
 
 #[cfg(test)]
@@ -190,6 +202,34 @@ mod tests {
                 "wrote: {wrote}"
             );
             assert_eq!(pool.len(), 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn bytes_or_a_close_the_reactor_has_not_reported_yet_still_keep_a_connection_out() {
+        // The origin writes (a late body of a 304, say) or closes, and the connection is
+        // checked out at once, before this task yields: the reactor has not polled the
+        // socket since, so only a look at the socket itself shows what is waiting there.
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let key = l.local_addr().expect("addr");
+        for wrote in [true, false] {
+            let mut pool = Pool::default();
+            let (conn, server) = pair(&l).await;
+            pool.checkin(key, conn, Duration::from_secs(60), Instant::now());
+            let mut server = server.into_std().expect("std");
+            if wrote {
+                std::io::Write::write_all(
+                    &mut server,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil",
+                )
+                .expect("write");
+            } else {
+                drop(server);
+            }
+            assert!(
+                pool.checkout(key, Instant::now()).is_none(),
+                "wrote: {wrote}"
+            );
         }
     }
 
