@@ -504,6 +504,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_body_on_a_head_response_or_junk_after_a_1xx_closes_the_connection() {
+        let (addr, task) = origin(vec![
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody"],
+            vec![b"HTTP/1.1 100 Continue\r\n\r\nJUNK\r\n\r\n"],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+        ])
+        .await;
+        let p = peer(addr);
+        let mut head = RequestHeader::build_no_case("HEAD", b"/", None).expect("req");
+        head.insert_header("Host", "o").expect("host");
+        let Ok(mut x) = send(&p, addr, &head).await else {
+            panic!("HEAD failed");
+        };
+        assert!(x.done(), "a HEAD response has no body");
+        assert_eq!(body(&mut x).await.expect("body"), b"");
+        x.finish();
+        let Err(f) = send(&p, addr, &get()).await else {
+            panic!("junk after a 1xx accepted");
+        };
+        assert_eq!(f.error.etype(), &ErrorType::InvalidHTTPHeader);
+        assert!(!f.reused, "the HEAD response's connection was not kept");
+        assert_eq!(fetch(&p, addr).await, (b"ok".to_vec(), true));
+        assert_eq!(task.await.expect("origin"), 3, "none was reused");
+    }
+
+    #[tokio::test]
     async fn malformed_responses_are_errors_of_pingoras_types() {
         let (addr, _task) = origin(vec![
             vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"],
