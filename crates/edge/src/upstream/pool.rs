@@ -14,6 +14,8 @@ use tokio::net::TcpStream;
 
 /// Most idle connections one thread keeps (Pingora's pool size for the node).
 pub const MAX_IDLE: usize = crate::node::UPSTREAM_KEEPALIVE_POOL;
+/// Largest request-head buffer kept with an idle connection (most heads are far smaller).
+pub const KEEP_WBUF: usize = 4 * 1024;
 /// How often, at most, a checkout or return also sweeps the other keys' expired connections.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -73,11 +75,16 @@ impl Pool {
         found
     }
 
-    /// Keeps `conn` (dropped instead when the pool is full).
-    pub fn checkin(&mut self, key: SocketAddr, conn: Conn, idle: Duration, now: Instant) {
+    /// Keeps `conn` (dropped instead when the pool is full), with its request buffer only
+    /// when that stayed small: up to [`MAX_IDLE`] idle connections per thread each holding
+    /// the largest head it carried (client headers up to `max_header_bytes`) add up.
+    pub fn checkin(&mut self, key: SocketAddr, mut conn: Conn, idle: Duration, now: Instant) {
         self.maybe_sweep(now);
         if self.count >= MAX_IDLE {
             return;
+        }
+        if conn.wbuf.capacity() > KEEP_WBUF {
+            conn.wbuf = Vec::new();
         }
         self.count += 1;
         self.idle.entry(key).or_default().push(Idle {
@@ -231,6 +238,23 @@ mod tests {
                 "wrote: {wrote}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_does_not_keep_a_large_request_buffer() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let key = l.local_addr().expect("addr");
+        let mut pool = Pool::default();
+        let (mut conn, _s) = pair(&l).await;
+        // The buffer a request with 32 KiB of headers grew.
+        conn.wbuf.reserve(32 * 1024);
+        pool.checkin(key, conn, Duration::from_secs(60), Instant::now());
+        let conn = pool.checkout(key, Instant::now()).expect("live");
+        assert!(
+            conn.wbuf.capacity() <= KEEP_WBUF,
+            "{} bytes kept",
+            conn.wbuf.capacity()
+        );
     }
 
     #[tokio::test]
