@@ -610,4 +610,46 @@ mod tests {
         auto.options.set_http_version(2, 1);
         assert_eq!(serves(&auto), None);
     }
+
+    #[test]
+    fn a_peer_with_any_socket_option_of_pingoras_connector_stays_with_pingora() {
+        use pingora_core::connectors::l4::BindTo;
+        use pingora_core::protocols::l4::ext::TcpKeepalive;
+        let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        type Set = fn(&mut HttpPeer);
+        let options: [(&str, Set); 8] = [
+            ("bind_to", |p| p.options.bind_to = Some(BindTo::default())),
+            ("total_connection_timeout", |p| {
+                p.options.total_connection_timeout = Some(Duration::from_secs(1));
+            }),
+            ("tcp_keepalive", |p| {
+                p.options.tcp_keepalive = Some(TcpKeepalive {
+                    idle: Duration::from_secs(60),
+                    interval: Duration::from_secs(5),
+                    count: 5,
+                    #[cfg(target_os = "linux")]
+                    user_timeout: Duration::ZERO,
+                });
+            }),
+            ("tcp_recv_buf", |p| p.options.tcp_recv_buf = Some(1 << 20)),
+            ("dscp", |p| p.options.dscp = Some(46)),
+            ("tcp_fast_open", |p| p.options.tcp_fast_open = true),
+            ("allow_h1_response_invalid_content_length", |p| {
+                p.options.allow_h1_response_invalid_content_length = true;
+            }),
+            ("an HTTP proxy", |p| {
+                p.proxy = Some(pingora_core::upstreams::peer::Proxy {
+                    next_hop: std::path::Path::new("/tmp/proxy.sock").into(),
+                    host: "origin".into(),
+                    port: 80,
+                    headers: Default::default(),
+                });
+            }),
+        ];
+        for (what, set) in options {
+            let mut p = peer(addr);
+            set(&mut p);
+            assert_eq!(serves(&p), None, "{what}");
+        }
+    }
 }
