@@ -504,6 +504,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_body_on_a_head_response_or_junk_after_a_1xx_closes_the_connection() {
+        let (addr, task) = origin(vec![
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody"],
+            vec![b"HTTP/1.1 100 Continue\r\n\r\nJUNK\r\n\r\n"],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+        ])
+        .await;
+        let p = peer(addr);
+        let mut head = RequestHeader::build_no_case("HEAD", b"/", None).expect("req");
+        head.insert_header("Host", "o").expect("host");
+        let Ok(mut x) = send(&p, addr, &head).await else {
+            panic!("HEAD failed");
+        };
+        assert!(x.done(), "a HEAD response has no body");
+        assert_eq!(body(&mut x).await.expect("body"), b"");
+        x.finish();
+        let Err(f) = send(&p, addr, &get()).await else {
+            panic!("junk after a 1xx accepted");
+        };
+        assert_eq!(f.error.etype(), &ErrorType::InvalidHTTPHeader);
+        assert!(!f.reused, "the HEAD response's connection was not kept");
+        assert_eq!(fetch(&p, addr).await, (b"ok".to_vec(), true));
+        assert_eq!(task.await.expect("origin"), 3, "none was reused");
+    }
+
+    #[tokio::test]
     async fn malformed_responses_are_errors_of_pingoras_types() {
         let (addr, _task) = origin(vec![
             vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"],
@@ -583,5 +609,47 @@ mod tests {
         let mut auto = peer(addr);
         auto.options.set_http_version(2, 1);
         assert_eq!(serves(&auto), None);
+    }
+
+    #[test]
+    fn a_peer_with_any_socket_option_of_pingoras_connector_stays_with_pingora() {
+        use pingora_core::connectors::l4::BindTo;
+        use pingora_core::protocols::l4::ext::TcpKeepalive;
+        let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        type Set = fn(&mut HttpPeer);
+        let options: [(&str, Set); 8] = [
+            ("bind_to", |p| p.options.bind_to = Some(BindTo::default())),
+            ("total_connection_timeout", |p| {
+                p.options.total_connection_timeout = Some(Duration::from_secs(1));
+            }),
+            ("tcp_keepalive", |p| {
+                p.options.tcp_keepalive = Some(TcpKeepalive {
+                    idle: Duration::from_secs(60),
+                    interval: Duration::from_secs(5),
+                    count: 5,
+                    #[cfg(target_os = "linux")]
+                    user_timeout: Duration::ZERO,
+                });
+            }),
+            ("tcp_recv_buf", |p| p.options.tcp_recv_buf = Some(1 << 20)),
+            ("dscp", |p| p.options.dscp = Some(46)),
+            ("tcp_fast_open", |p| p.options.tcp_fast_open = true),
+            ("allow_h1_response_invalid_content_length", |p| {
+                p.options.allow_h1_response_invalid_content_length = true;
+            }),
+            ("an HTTP proxy", |p| {
+                p.proxy = Some(pingora_core::upstreams::peer::Proxy {
+                    next_hop: std::path::Path::new("/tmp/proxy.sock").into(),
+                    host: "origin".into(),
+                    port: 80,
+                    headers: Default::default(),
+                });
+            }),
+        ];
+        for (what, set) in options {
+            let mut p = peer(addr);
+            set(&mut p);
+            assert_eq!(serves(&p), None, "{what}");
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Idle keep-alive connections to plain HTTP/1 origins, one pool per worker thread, with no
 //! task per idle connection: a connection past its idle deadline, or one the origin closed
-//! or wrote to while idle (seen from the readiness tokio already cached, so no syscall
-//! unless the reactor flagged it readable), is dropped when it is next looked at.
+//! or wrote to while idle, is dropped when it is next looked at (sweeps go by the readiness
+//! tokio cached; a checkout also peeks at the socket, one syscall, because the reactor may
+//! not have polled it since bytes arrived, and those bytes would be read as the next
+//! response).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -12,6 +14,8 @@ use tokio::net::TcpStream;
 
 /// Most idle connections one thread keeps (Pingora's pool size for the node).
 pub const MAX_IDLE: usize = crate::node::UPSTREAM_KEEPALIVE_POOL;
+/// Largest request-head buffer kept with an idle connection (most heads are far smaller).
+pub const KEEP_WBUF: usize = 4 * 1024;
 /// How often, at most, a checkout or return also sweeps the other keys' expired connections.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -60,7 +64,7 @@ impl Pool {
         let mut found = None;
         while let Some(idle) = list.pop() {
             self.count -= 1;
-            if idle.deadline > now && usable(&idle.conn.stream) {
+            if idle.deadline > now && usable(&idle.conn.stream) && quiet(&idle.conn.stream) {
                 found = Some(idle.conn);
                 break;
             }
@@ -71,11 +75,16 @@ impl Pool {
         found
     }
 
-    /// Keeps `conn` (dropped instead when the pool is full).
-    pub fn checkin(&mut self, key: SocketAddr, conn: Conn, idle: Duration, now: Instant) {
+    /// Keeps `conn` (dropped instead when the pool is full), with its request buffer only
+    /// when that stayed small: up to [`MAX_IDLE`] idle connections per thread each holding
+    /// the largest head it carried (client headers up to `max_header_bytes`) add up.
+    pub fn checkin(&mut self, key: SocketAddr, mut conn: Conn, idle: Duration, now: Instant) {
         self.maybe_sweep(now);
         if self.count >= MAX_IDLE {
             return;
+        }
+        if conn.wbuf.capacity() > KEEP_WBUF {
+            conn.wbuf = Vec::new();
         }
         self.count += 1;
         self.idle.entry(key).or_default().push(Idle {
@@ -122,6 +131,16 @@ fn usable(stream: &TcpStream) -> bool {
             matches!(stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
         }
     }
+}
+
+/// Whether the socket itself holds nothing to read and no end of file: a peek, so bytes the
+/// reactor has not reported yet (a late body of a HEAD or 304 response, say) are seen.
+fn quiet(stream: &TcpStream) -> bool {
+    let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    matches!(
+        socket2::SockRef::from(stream).peek(&mut probe),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    )
 }
 
 #[cfg(test)]
@@ -191,6 +210,51 @@ mod tests {
             );
             assert_eq!(pool.len(), 0);
         }
+    }
+
+    #[tokio::test]
+    async fn bytes_or_a_close_the_reactor_has_not_reported_yet_still_keep_a_connection_out() {
+        // The origin writes (a late body of a 304, say) or closes, and the connection is
+        // checked out at once, before this task yields: the reactor has not polled the
+        // socket since, so only a look at the socket itself shows what is waiting there.
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let key = l.local_addr().expect("addr");
+        for wrote in [true, false] {
+            let mut pool = Pool::default();
+            let (conn, server) = pair(&l).await;
+            pool.checkin(key, conn, Duration::from_secs(60), Instant::now());
+            let mut server = server.into_std().expect("std");
+            if wrote {
+                std::io::Write::write_all(
+                    &mut server,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil",
+                )
+                .expect("write");
+            } else {
+                drop(server);
+            }
+            assert!(
+                pool.checkout(key, Instant::now()).is_none(),
+                "wrote: {wrote}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_does_not_keep_a_large_request_buffer() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let key = l.local_addr().expect("addr");
+        let mut pool = Pool::default();
+        let (mut conn, _s) = pair(&l).await;
+        // The buffer a request with 32 KiB of headers grew.
+        conn.wbuf.reserve(32 * 1024);
+        pool.checkin(key, conn, Duration::from_secs(60), Instant::now());
+        let conn = pool.checkout(key, Instant::now()).expect("live");
+        assert!(
+            conn.wbuf.capacity() <= KEEP_WBUF,
+            "{} bytes kept",
+            conn.wbuf.capacity()
+        );
     }
 
     #[tokio::test]
