@@ -370,3 +370,34 @@ async fn a_head_handed_to_pingora_is_read_again_whole() {
         .collect();
     assert_eq!(paths, ["/echo", "/g", "/echo", "/h", "/echo"]);
 }
+
+/// A head begun behind a GET in the same write counts those first bytes against
+/// `max_header_bytes` too: finished in a later write past the limit, it is 431 and never
+/// forwarded, as the same head sent alone would be.
+#[tokio::test]
+async fn a_pipelined_head_counts_its_first_bytes_against_max_header_bytes() {
+    let (node, o) = node_with(r#""max_header_bytes": 4096"#, "").await;
+    let mut s = connect(&node).await;
+    let begun = format!(
+        "GET /over HTTP/1.1\r\nHost: x\r\nX-Pad: {}",
+        "p".repeat(3000)
+    );
+    s.write_all(format!("GET /a HTTP/1.1\r\nHost: x\r\n\r\n{begun}").as_bytes())
+        .await
+        .unwrap();
+    let r = one_response(&mut s).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    // 3000 more: a head of over 6000 bytes in all.
+    s.write_all(format!("{}\r\n\r\n", "p".repeat(3000)).as_bytes())
+        .await
+        .unwrap();
+    let r = until_closed(&mut s).await.expect("closed");
+    assert!(r.starts_with("HTTP/1.1 431 "), "{r}");
+    let paths: Vec<String> = o
+        .log()
+        .into_iter()
+        .filter(|r| !r.probe)
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(paths, ["/a"]);
+}

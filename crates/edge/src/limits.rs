@@ -470,12 +470,17 @@ impl LimitedStream {
     fn idle(&mut self) {
         self.parsed.store(false, Ordering::Release);
         self.waiting_on_client.store(false, Ordering::Relaxed);
+        let mut begun: &[u8] = &[];
         if let Ok(r) = self.replay.get_mut() {
             r.idle();
+            begun = &r.seen;
         }
         if let Some(g) = self.guard.as_deref_mut() {
             g.phase = Phase::Idle;
             g.meter = HeadMeter::default();
+            // The next head's first bytes, read with the last request (pipelined), count
+            // against the limit as if read now (a line too long is answered at the next read).
+            g.meter.feed(begun);
             g.first = false;
             g.timer
                 .as_mut()
