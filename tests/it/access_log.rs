@@ -137,3 +137,46 @@ async fn a_reload_moves_the_log_and_a_reopen_follows_logrotate() {
     node.get("/").await;
     assert_eq!(lines(&second).len(), 1);
 }
+
+/// A GET (Portico's own path) whose client goes away mid-response still gets its line and
+/// is counted, with the status sent and fewer bytes than the body.
+#[tokio::test]
+async fn a_client_gone_mid_response_is_still_logged_and_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = origin("a").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    let config = with_log(&one_pool(&[origin_json("a", a.addr(), "")], ""), &log);
+    let node = TestNode::start(&config).await;
+    let addr = node.url.trim_start_matches("http://").to_string();
+    let total: u64 = 64 * 1024 * 1024;
+    let mut s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    s.write_all(format!("GET /bytes/{total} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(15), s.read(&mut buf))
+            .await
+            .expect("a response head in time")
+            .expect("read");
+        assert!(n > 0, "closed before the head");
+        head.extend_from_slice(&buf[..n]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{head:?}");
+    drop(s);
+    eventually("the request's line", Duration::from_secs(15), || async {
+        !lines(&log).is_empty()
+    })
+    .await;
+    let all = lines(&log);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["method"], "GET");
+    assert_eq!(all[0]["status"], 200);
+    assert!(all[0]["bytes_out"].as_u64() < Some(total), "{}", all[0]);
+    let m = node.metrics().await;
+    assert_eq!(m.sum("portico_requests_total", &[("route", "r")]), 1.0);
+}

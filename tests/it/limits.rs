@@ -305,3 +305,99 @@ async fn a_client_that_stalls_its_body_gets_408_and_the_origin_is_not_blamed() {
     assert!(o.stats().requests >= 3, "the heads reached the origin");
     still_serves(&node).await;
 }
+
+/// A head Portico read and handed to Pingora's proxy (a POST) is parsed again from exactly
+/// the bytes it came in: one of exactly `max_header_bytes` with its body behind it, one
+/// written in pieces on a reused connection, and one begun behind a GET in the same write.
+/// Each body arrives whole and nothing is answered twice or skipped.
+#[tokio::test]
+async fn a_head_handed_to_pingora_is_read_again_whole() {
+    let (node, o) = node_with(r#""max_header_bytes": 4096"#, "").await;
+    let post = |pad: usize, body: &str| {
+        let head = format!(
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nX-Pad: {}\r\n\r\n",
+            body.len(),
+            "p".repeat(pad)
+        );
+        (head, body.to_string())
+    };
+    // Exactly at the limit, the body in the same write.
+    let (head, _) = post(0, "hello");
+    let (head, body) = post(4096 - head.len(), "hello");
+    assert_eq!(head.len(), 4096);
+    let mut s = connect(&node).await;
+    s.write_all(format!("{head}{body}").as_bytes())
+        .await
+        .unwrap();
+    let r = one_response(&mut s).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.to_ascii_lowercase().contains("x-body-length: 5"), "{r}");
+    // On a connection a GET used first: a POST head in three writes, then its body.
+    let mut s = connect(&node).await;
+    s.write_all(b"GET /g HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let r = one_response(&mut s).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let (head, body) = post(100, "abcdefg");
+    let (a, rest) = head.split_at(10);
+    let (b, c) = rest.split_at(40);
+    for piece in [a, b, c, &body] {
+        s.write_all(piece.as_bytes()).await.unwrap();
+        s.flush().await.unwrap();
+    }
+    let r = one_response(&mut s).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.to_ascii_lowercase().contains("x-body-length: 7"), "{r}");
+    // A POST head begun behind a GET in the same write, finished in the next.
+    let mut s = connect(&node).await;
+    let (head, body) = post(10, "xyz");
+    let (a, b) = head.split_at(25);
+    s.write_all(format!("GET /h HTTP/1.1\r\nHost: x\r\n\r\n{a}").as_bytes())
+        .await
+        .unwrap();
+    let r = one_response(&mut s).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    s.write_all(format!("{b}{body}").as_bytes()).await.unwrap();
+    let r = one_response(&mut s).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.to_ascii_lowercase().contains("x-body-length: 3"), "{r}");
+    let paths: Vec<String> = o
+        .log()
+        .into_iter()
+        .filter(|r| !r.probe)
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(paths, ["/echo", "/g", "/echo", "/h", "/echo"]);
+}
+
+/// A head begun behind a GET in the same write counts those first bytes against
+/// `max_header_bytes` too: finished in a later write past the limit, it is 431 and never
+/// forwarded, as the same head sent alone would be.
+#[tokio::test]
+async fn a_pipelined_head_counts_its_first_bytes_against_max_header_bytes() {
+    let (node, o) = node_with(r#""max_header_bytes": 4096"#, "").await;
+    let mut s = connect(&node).await;
+    let begun = format!(
+        "GET /over HTTP/1.1\r\nHost: x\r\nX-Pad: {}",
+        "p".repeat(3000)
+    );
+    s.write_all(format!("GET /a HTTP/1.1\r\nHost: x\r\n\r\n{begun}").as_bytes())
+        .await
+        .unwrap();
+    let r = one_response(&mut s).await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    // 3000 more: a head of over 6000 bytes in all.
+    s.write_all(format!("{}\r\n\r\n", "p".repeat(3000)).as_bytes())
+        .await
+        .unwrap();
+    let r = until_closed(&mut s).await.expect("closed");
+    assert!(r.starts_with("HTTP/1.1 431 "), "{r}");
+    let paths: Vec<String> = o
+        .log()
+        .into_iter()
+        .filter(|r| !r.probe)
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(paths, ["/a"]);
+}

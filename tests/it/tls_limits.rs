@@ -363,3 +363,47 @@ async fn an_unfinished_first_h2_header_block_is_closed_at_client_header_timeout(
     assert!(got.iter().any(|f| f.kind == 0x7), "a GOAWAY: {got:?}");
     assert_eq!(o.stats().requests, 0);
 }
+
+/// Over HTTP/2 a GET is bodiless (Portico's own path) only when its stream ends with its
+/// head: a GET with DATA frames goes to Pingora's proxy and its body reaches the origin
+/// whole; one whose head ends the stream is answered on the own path.
+#[tokio::test]
+async fn an_h2_get_with_data_frames_keeps_its_body() {
+    use http_body_util::{BodyExt, Full};
+    let (node, ca, o) = tls_node("").await;
+    let tls = tls_connect(node.tls, &ca, b"\x02h2").await;
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let authority = format!("site.test:{}", node.tls.port());
+    for body in [&b"twelve bytes"[..], b""] {
+        let req = http::Request::get(format!("https://{authority}/echo"))
+            .body(Full::new(bytes::Bytes::from_static(body)))
+            .expect("request");
+        send.ready().await.expect("connection open");
+        let resp = tokio::time::timeout(PATIENCE, send.send_request(req))
+            .await
+            .expect("a response in time")
+            .expect("h2 response");
+        assert_eq!(resp.status(), 200);
+        let length = resp.headers().get("x-body-length").cloned();
+        resp.into_body().collect().await.expect("body");
+        assert_eq!(
+            length.as_ref().and_then(|v| v.to_str().ok()),
+            Some(body.len().to_string().as_str()),
+            "a GET with {} body bytes",
+            body.len()
+        );
+    }
+    let seen: Vec<String> = o
+        .log()
+        .into_iter()
+        .filter(|r| !r.probe)
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(seen, ["/echo", "/echo"]);
+}

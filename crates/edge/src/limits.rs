@@ -62,6 +62,9 @@ use tokio::time::{Instant, Sleep};
 const LINGER: Duration = Duration::from_secs(2);
 /// Most bytes discarded while lingering.
 const LINGER_BYTES: usize = 256 * 1024;
+/// Most capacity a connection keeps for its next request head while idle; the buffer of a
+/// larger head is freed.
+const KEPT_HEAD_CAPACITY: usize = 4096;
 
 /// Why a request head was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,6 +379,30 @@ struct Replay {
     handed_on: bool,
 }
 
+impl Replay {
+    /// Keeps `bytes`, read while a head is wanted, for [`replay`]; nothing once a head was
+    /// handed on (none is replayed after it).
+    fn record(&mut self, bytes: &[u8]) {
+        if !self.handed_on {
+            self.seen.extend_from_slice(bytes);
+        }
+    }
+
+    /// Between two requests: the last head is forgotten (its buffer freed when it was large,
+    /// so an idle keep-alive connection holds no more than [`KEPT_HEAD_CAPACITY`] for it),
+    /// and the next one starts with the previous request's pipelined bytes.
+    fn idle(&mut self) {
+        if self.handed_on || self.seen.capacity() > KEPT_HEAD_CAPACITY {
+            self.seen = BytesMut::new();
+        } else {
+            self.seen.clear();
+        }
+        if let Some(carried) = self.carried.take() {
+            self.seen.extend_from_slice(&carried);
+        }
+    }
+}
+
 /// A client connection under `node.limits` (see the module docs).
 pub struct LimitedStream {
     inner: Stream,
@@ -443,15 +470,17 @@ impl LimitedStream {
     fn idle(&mut self) {
         self.parsed.store(false, Ordering::Release);
         self.waiting_on_client.store(false, Ordering::Relaxed);
+        let mut begun: &[u8] = &[];
         if let Ok(r) = self.replay.get_mut() {
-            r.seen.clear();
-            if let Some(carried) = r.carried.take() {
-                r.seen.extend_from_slice(&carried);
-            }
+            r.idle();
+            begun = &r.seen;
         }
         if let Some(g) = self.guard.as_deref_mut() {
             g.phase = Phase::Idle;
             g.meter = HeadMeter::default();
+            // The next head's first bytes, read with the last request (pipelined), count
+            // against the limit as if read now (a line too long is answered at the next read).
+            g.meter.feed(begun);
             g.first = false;
             g.timer
                 .as_mut()
@@ -467,7 +496,7 @@ impl HeadGuard {
         inner: &mut Stream,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
-        seen: &mut BytesMut,
+        replay: &mut Replay,
     ) -> Poll<io::Result<()>> {
         let allowance = self.meter.allowance(self.limits.max_header_bytes);
         if allowance == 0 {
@@ -504,7 +533,7 @@ impl HeadGuard {
                     buf.set_filled(before);
                     return self.refuse(inner, cx, refusal);
                 }
-                seen.extend_from_slice(&buf.filled()[before..]);
+                replay.record(&buf.filled()[before..]);
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -629,7 +658,7 @@ impl AsyncRead for LimitedStream {
                     .replay
                     .get_mut()
                     .map_err(|_| io::Error::other("poisoned"))?;
-                guard.poll_head(&mut this.inner, cx, buf, &mut replay.seen)
+                guard.poll_head(&mut this.inner, cx, buf, replay)
             }
             Phase::Refusing(_) => guard.poll_refusing(&mut this.inner, cx),
         }
@@ -893,6 +922,39 @@ mod tests {
         assert_eq!(m.feed(b"\r\n\r\n"), None);
         let line = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_REQUEST_LINE - 14));
         assert_eq!(m.feed(line.as_bytes()), None);
+    }
+
+    #[test]
+    fn a_large_head_is_not_held_while_the_connection_idles() {
+        let mut r = Replay::default();
+        r.record(&[b'a'; 32 * 1024]);
+        r.idle();
+        assert!(r.seen.is_empty());
+        assert!(
+            r.seen.capacity() <= KEPT_HEAD_CAPACITY,
+            "an idle connection holds {} bytes for its last head",
+            r.seen.capacity()
+        );
+        // A common head's buffer is kept for the next one.
+        r.record(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        let kept = r.seen.capacity();
+        r.idle();
+        assert_eq!(r.seen.capacity(), kept);
+    }
+
+    #[test]
+    fn pipelined_bytes_start_the_next_head_and_nothing_is_kept_once_handed_on() {
+        let mut r = Replay::default();
+        r.record(b"GET /a HTTP/1.1\r\n\r\nPOST /b");
+        r.carried = Some(BytesMut::from(&b"POST /b"[..]));
+        r.idle();
+        r.record(b" HTTP/1.1\r\n\r\n");
+        assert_eq!(&r.seen[..], b"POST /b HTTP/1.1\r\n\r\n");
+        r.handed_on = true;
+        r.idle();
+        r.record(b"GET /c HTTP/1.1\r\n\r\n");
+        assert!(r.seen.is_empty(), "a head copied for nothing");
+        assert_eq!(r.seen.capacity(), 0);
     }
 
     #[test]
