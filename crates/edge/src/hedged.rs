@@ -96,16 +96,8 @@ async fn attempt_flight(
     let (mut up, reused) = connector
         .get_http_session(&peer)
         .await
-        .map_err(|error| Failure {
-            error,
-            reused: false,
-            connecting: true,
-        })?;
-    let fail = |error: Box<Error>| Failure {
-        error,
-        reused,
-        connecting: false,
-    };
+        .map_err(Failure::connecting)?;
+    let fail = |error: Box<Error>| Failure::exchanging(error, reused);
     up.set_read_timeout(peer.options.read_timeout);
     up.set_write_timeout(peer.options.write_timeout);
     up.write_request_header(Box::new(req)).await.map_err(fail)?;

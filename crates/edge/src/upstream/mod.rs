@@ -38,6 +38,26 @@ pub struct Failure {
     pub connecting: bool,
 }
 
+impl Failure {
+    /// A failure to connect (nothing was sent).
+    pub fn connecting(error: Box<Error>) -> Self {
+        Failure {
+            error,
+            reused: false,
+            connecting: true,
+        }
+    }
+
+    /// A failure after the connection was made (`reused`: taken from the pool).
+    pub fn exchanging(error: Box<Error>, reused: bool) -> Self {
+        Failure {
+            error,
+            reused,
+            connecting: false,
+        }
+    }
+}
+
 /// The address this client reaches `peer` at, when it serves it: plain TCP to an IP
 /// address, HTTP/1 only, none of the socket, proxy or framing options only Pingora's
 /// connector applies.
@@ -100,11 +120,7 @@ pub async fn send(
         None => {
             let stream = connect(addr, peer.options.connection_timeout)
                 .await
-                .map_err(|error| Failure {
-                    error,
-                    reused: false,
-                    connecting: true,
-                })?;
+                .map_err(Failure::connecting)?;
             let conn = Conn {
                 stream,
                 wbuf: Vec::with_capacity(512),
@@ -114,11 +130,7 @@ pub async fn send(
     };
     exchange(peer, addr, req, conn)
         .await
-        .map_err(|error| Failure {
-            error,
-            reused,
-            connecting: false,
-        })
+        .map_err(|error| Failure::exchanging(error, reused))
 }
 
 async fn exchange(
