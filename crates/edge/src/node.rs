@@ -32,8 +32,9 @@ use std::thread::JoinHandle;
 /// clients thousands are in flight: 1,024 left it 40 % slower than work stealing,
 /// 8,192 made it as fast (no origin reconnects). The pool never holds more
 /// connections than the peak of concurrent requests, and the origin's keep-alive
-/// timeout closes the idle ones it no longer wants.
-pub const UPSTREAM_KEEPALIVE_POOL: usize = 8192;
+/// timeout closes the idle ones it no longer wants. Portico's own HTTP/1 client keeps as
+/// many per worker thread (its pool is defined there, so it depends on nothing above it).
+pub use crate::upstream::pool::MAX_IDLE as UPSTREAM_KEEPALIVE_POOL;
 
 /// How a node is run.
 #[derive(Debug, Clone)]

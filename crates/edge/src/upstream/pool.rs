@@ -12,8 +12,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
-/// Most idle connections one thread keeps (Pingora's pool size for the node).
-pub const MAX_IDLE: usize = crate::node::UPSTREAM_KEEPALIVE_POOL;
+/// Most idle connections one thread keeps; also the node's `upstream_keepalive_pool_size` for
+/// Pingora's connector (`node::UPSTREAM_KEEPALIVE_POOL`, where the size is explained).
+pub const MAX_IDLE: usize = 8192;
 /// Largest request-head buffer kept with an idle connection (most heads are far smaller).
 pub const KEEP_WBUF: usize = 4 * 1024;
 /// How often, at most, a checkout or return also sweeps the other keys' expired connections.
