@@ -255,9 +255,14 @@ impl Lifecycle {
     }
 
     /// When a hedge is due: for a hedgeable request in a pool with hedging on, the hedge
-    /// delay after the first attempt while it is the only one and still pending.
+    /// delay after the first attempt while it is the only one and still pending. Never when
+    /// every origin of the pool has been tried (a pool of one origin): there is no origin a
+    /// hedge could go to, so no timer is armed and nothing is counted as denied.
     pub fn hedge_due(&self, pool: &PoolState, now: Instant) -> Option<Instant> {
         if !self.kind.hedgeable || !pool.hedger().enabled() || self.hedge.is_some() {
+            return None;
+        }
+        if self.tried.count_ones() as usize >= pool.len() {
             return None;
         }
         match self.attempts.as_slice() {

@@ -290,13 +290,18 @@ fn a_failure_during_a_race_waits_for_the_other_attempt() {
 #[test]
 fn hedges_are_denied_past_the_budget_or_without_another_origin() {
     let t = Instant::now();
-    // One origin: nowhere to hedge to.
+    // One origin: nowhere to hedge to, so no hedge is ever due (no timer, nothing denied).
     let mut p = state(1, r#","failover":{"hedging":{"delay_ms":5}}"#, t);
     let mut lc = Lifecycle::new(get(), 3, 5);
     sent(lc.start(&mut p, t));
+    assert_eq!(lc.hedge_due(&p, t), None);
     assert_eq!(lc.on_hedge_timer(&mut p, t + MS * 5), Next::Wait);
-    assert_eq!(lc.hedge_result(), Some(HedgeResult::Denied));
-    assert_eq!(lc.hedge_due(&p, t + MS * 6), None);
+    assert_eq!(lc.hedge_result(), None);
+    // Two origins: due after the delay.
+    let mut p = state(2, r#","failover":{"hedging":{"delay_ms":5}}"#, t);
+    let mut lc = Lifecycle::new(get(), 3, 5);
+    sent(lc.start(&mut p, t));
+    assert_eq!(lc.hedge_due(&p, t), Some(t + MS * 5));
     // 100 requests at 10 % plus the floor of one a second over the 10 s window: twenty
     // hedges, then denied.
     let mut p = state(2, r#","failover":{"hedging":{"delay_ms":5}}"#, t);
