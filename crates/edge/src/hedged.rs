@@ -85,16 +85,16 @@ async fn run(slot: &mut Option<Slot<'_>>) -> (usize, Result<Upstream, Failure>) 
 /// through Portico's own client when it serves the peer, else through Pingora's connector.
 async fn attempt_flight(
     connector: &Connector,
-    peer: HttpPeer,
+    peer: &HttpPeer,
     req: pingora_http::RequestHeader,
 ) -> Result<Upstream, Failure> {
-    if let Some(addr) = upstream::serves(&peer) {
-        return upstream::send(&peer, addr, &req)
+    if let Some(addr) = upstream::serves(peer) {
+        return upstream::send(peer, addr, &req)
             .await
             .map(|x| Upstream::Own(Box::new(x)));
     }
     let (mut up, reused) = connector
-        .get_http_session(&peer)
+        .get_http_session(peer)
         .await
         .map_err(Failure::connecting)?;
     let fail = |error: Box<Error>| Failure::exchanging(error, reused);
@@ -150,8 +150,7 @@ pub async fn serve(
                 if let Some(t) = &mut ctx.trace {
                     t.attempt(&o.name);
                 }
-                let flight: Flight<'_> =
-                    Box::pin(attempt_flight(shell.connector, o.peer.clone(), req));
+                let flight: Flight<'_> = Box::pin(attempt_flight(shell.connector, &o.peer, req));
                 let free = if slots[0].is_none() { 0 } else { 1 };
                 slots[free] = Some(Slot { attempt, flight });
             }
@@ -221,11 +220,11 @@ pub async fn serve(
                 t.outcome_at(attempt, status.to_string());
                 t.answered();
             }
-            let peer = pool.origins[lc.attempts()[attempt].origin].peer.clone();
+            let peer = &pool.origins[lc.attempts()[attempt].origin].peer;
             ctx.answered = true;
             ctx.lifecycle = Some(lc);
             drop(slots);
-            return deliver(&shell, session, ctx, up, &peer).await;
+            return deliver(&shell, session, ctx, up, peer).await;
         }
     }
 }

@@ -11,6 +11,9 @@ use pingora_http::{RequestHeader, ResponseHeader};
 pub const MAX_HEAD: usize = 1_048_575;
 /// Most header lines in a response head, as Pingora's.
 pub const MAX_HEADERS: usize = 256;
+/// Headers Portico adds to a response for the client (`X-Request-Id`, `X-Portico-Region`,
+/// `X-Portico-Decision`).
+const CLIENT_HEADERS: usize = 3;
 /// Header lines tried first (most heads have few): the larger array only when needed.
 const FEW_HEADERS: usize = 32;
 
@@ -102,7 +105,9 @@ fn parse_with<const N: usize>(buf: &mut BytesMut) -> std::result::Result<Option<
         return Ok(None);
     };
     let raw: Bytes = buf.split_to(len).freeze();
-    let mut map = HeaderMap::with_capacity(spans.len());
+    // Room for the headers Portico adds before the head goes to the client (request id,
+    // region, a decision trace), so adding them does not grow and rehash the map.
+    let mut map = HeaderMap::with_capacity(spans.len() + CLIENT_HEADERS);
     for (n, nl, v, vl) in spans {
         let name = HeaderName::from_bytes(&raw[n..n + nl]).map_err(invalid("header name"))?;
         let value: HeaderValue = pingora_http::header_value_from_raw(raw.slice(v..v + vl));

@@ -155,7 +155,10 @@ async fn exchange(
     .map_err(|e| Error::because(ErrorType::WriteError, "while writing request headers", e))?;
     let mut rbuf = BytesMut::with_capacity(HEAD_READ);
     let mut head = loop {
-        if let Some(parsed) = head::parse_response(&mut rbuf)? {
+        // Nothing read yet (or everything consumed by a 1xx head): no head to find.
+        if !rbuf.is_empty()
+            && let Some(parsed) = head::parse_response(&mut rbuf)?
+        {
             let status = parsed.head.status.as_u16();
             if (100..200).contains(&status) && status != 101 {
                 continue;
