@@ -2,7 +2,7 @@
 //! the session ticket key callback (`SSL_CTX_set_tlsext_ticket_key_cb`), a session lifetime
 //! (`SSL_CTX_set_timeout`), a connection's session id context (`SSL_set_session_id_context`)
 //! and the SNI name of a ClientHello inside the client hello callback
-//! (`SSL_client_hello_get0_ext`). Portico's only unsafe code: each block says why it holds.
+//! (`SSL_client_hello_get0_ext`). Unsafe code (with `portico-alloc`, Portico's only): each block says why it holds.
 //!
 //! [`ResumingClient`]: a client that offers each connection the session of an earlier one
 //! of its own (benchmarks of resumed handshakes), safe because the sessions it offers can only
