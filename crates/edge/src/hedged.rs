@@ -7,10 +7,11 @@
 
 use crate::classify::{connect_reason, proxy_reason, status_for_reason};
 use crate::live_pool::LivePool;
+use crate::live_pool::OriginPeer;
 use crate::metrics::Metrics;
 use crate::request::answers::{error_body, respond};
 use crate::request::ctx::{RequestCtx, over_tls};
-use crate::request::outbound::request_to_origin;
+use crate::request::outbound::{request_to_origin, write_direct};
 use crate::response_options;
 use crate::upstream::{self, Exchange, Failure};
 use bytes::Bytes;
@@ -81,15 +82,69 @@ async fn run(slot: &mut Option<Slot<'_>>) -> (usize, Result<Upstream, Failure>) 
     }
 }
 
+/// The request of one attempt.
+enum Outgoing {
+    /// Built, for Pingora's connector, or for Portico's client when it could not be
+    /// written directly (boxed as Pingora's session takes it).
+    Built(Box<pingora_http::RequestHeader>),
+    /// Its HTTP/1.1 head, written directly ([`write_direct`]) for Portico's own client.
+    Written {
+        /// Where Portico's client reaches the origin ([`upstream::serves`]).
+        addr: std::net::SocketAddr,
+        /// The head (a buffer of [`upstream::head_buffer`]).
+        bytes: Vec<u8>,
+        /// Whether the method is HEAD.
+        head_request: bool,
+    },
+}
+
+/// The request of an attempt at `o`: its head written straight to bytes when Portico's own
+/// client serves the origin and the request takes the direct path ([`write_direct`]), else
+/// built with [`request_to_origin`] (as HTTP/1.1).
+fn outgoing(ctx: &RequestCtx, session: &Session, o: &OriginPeer) -> Result<Outgoing> {
+    let side = ctx.client_side(session);
+    if let Some(addr) = upstream::serves(&o.peer) {
+        let mut bytes = upstream::head_buffer();
+        if write_direct(&side, o, &mut bytes)? {
+            let head_request = side.original.method == http::Method::HEAD;
+            return Ok(Outgoing::Written {
+                addr,
+                bytes,
+                head_request,
+            });
+        }
+        upstream::give_back(bytes);
+    }
+    let mut req = request_to_origin(&side, session.req_header(), o)?;
+    req.set_version(http::Version::HTTP_11);
+    Ok(Outgoing::Built(Box::new(req)))
+}
+
 /// Sends the request to `peer` and waits for its response head (skipping 1xx heads):
 /// through Portico's own client when it serves the peer, else through Pingora's connector.
 async fn attempt_flight(
     connector: &Connector,
     peer: &HttpPeer,
-    req: pingora_http::RequestHeader,
+    req: Outgoing,
 ) -> Result<Upstream, Failure> {
+    let req = match req {
+        Outgoing::Written {
+            addr,
+            bytes,
+            head_request,
+        } => {
+            let head = upstream::Head::Written {
+                bytes: &bytes,
+                head_request,
+            };
+            let sent = upstream::send(peer, addr, head).await;
+            upstream::give_back(bytes);
+            return sent.map(|x| Upstream::Own(Box::new(x)));
+        }
+        Outgoing::Built(req) => req,
+    };
     if let Some(addr) = upstream::serves(peer) {
-        return upstream::send(peer, addr, &req)
+        return upstream::send(peer, addr, upstream::Head::Built(&req))
             .await
             .map(|x| Upstream::Own(Box::new(x)));
     }
@@ -100,7 +155,7 @@ async fn attempt_flight(
     let fail = |error: Box<Error>| Failure::exchanging(error, reused);
     up.set_read_timeout(peer.options.read_timeout);
     up.set_write_timeout(peer.options.write_timeout);
-    up.write_request_header(Box::new(req)).await.map_err(fail)?;
+    up.write_request_header(req).await.map_err(fail)?;
     up.finish_request_body().await.map_err(fail)?;
     loop {
         up.read_response_header().await.map_err(fail)?;
@@ -144,9 +199,7 @@ pub async fn serve(
                 attempt, origin, ..
             } => {
                 let o = &pool.origins[origin];
-                let mut req =
-                    request_to_origin(&ctx.client_side(session), session.req_header(), o)?;
-                req.set_version(http::Version::HTTP_11);
+                let req = outgoing(ctx, session, o)?;
                 if let Some(t) = &mut ctx.trace {
                     t.attempt(&o.name);
                 }

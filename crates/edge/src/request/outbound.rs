@@ -10,6 +10,7 @@ use crate::request::inbound::{
 use crate::request::rule_edits;
 use crate::request::trace::{DECISION_HEADER, Trace};
 use crate::snapshot::Snapshot;
+use crate::upstream::head;
 use bytes::Bytes;
 use http::HeaderValue;
 use pingora_error::{Error, ErrorType, Result};
@@ -56,7 +57,8 @@ mod names {
 /// for parsed requests, and Portico's own headers go into its header map under the names
 /// above: no name is parsed or allocated again, and no second map is kept in step. Header
 /// names therefore go out lower-case (the standard ones Pingora knows, such as `Host`,
-/// titled), as HTTP/2 and HAProxy send them.
+/// titled), as HTTP/2 and HAProxy send them. [`write_direct`] writes the same request
+/// straight as bytes when it can.
 pub fn request_to_origin(
     c: &ClientSide<'_>,
     base: &RequestHeader,
@@ -82,16 +84,51 @@ pub fn request_to_origin(
         upstream.insert_header("X-Client-Cert-Subject", subject)?;
         upstream.insert_header("X-Client-Cert-Sha256", cert.sha256.as_str())?;
     }
-    let via = via_value(&upstream, c.snapshot)?;
+    let contract = Contract::decide(c, &upstream.headers, &upstream.uri, origin)?;
     // Moved out and back (no copy) to reach the header map; the target is kept across.
     let mut parts: http::request::Parts = upstream.into();
-    contract_headers(c, &mut parts.headers, via)?;
+    contract.apply(&mut parts.headers);
     let mut upstream = with_target_of(base, RequestHeader::from(parts))?;
-    to_origin_form(&mut upstream, &origin.address)?;
-    if let Some(host) = &origin.host_header {
-        upstream.insert_header("Host", host.as_str())?;
-    }
+    to_origin_form(&mut upstream)?;
     Ok(upstream)
+}
+
+/// Writes the request to `origin` straight to `buf` as an HTTP/1.1 head — the bytes
+/// [`request_to_origin`] then [`head::write_request`] give at version HTTP/1.1, header order
+/// included — without building a second [`RequestHeader`], when the request takes this
+/// direct path; `Ok(false)`, with nothing written, when it does not.
+///
+/// The direct path takes the client's request (`c.original`) when all of these hold, else
+/// the caller builds the request with [`request_to_origin`]:
+/// - its target is in origin form (`/…`) and one a request line may carry (absolute-form
+///   and `*` targets go the full path);
+/// - it carries none of the headers the full path removes: hop-by-hop headers (`Connection`
+///   of any value, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Upgrade`, so no
+///   WebSocket upgrade), `X-Portico-Health-Probe`, `X-Client-Cert-Subject` / `-Sha256`;
+/// - the route's rules edit neither its headers nor its path;
+/// - no verified client certificate is passed on (`c.client_cert` is `None`);
+/// - `origin` speaks only HTTP/1 (`TE: trailers` is never kept).
+///
+/// The contract headers come from the same [`Contract`] as the full path's.
+pub fn write_direct(c: &ClientSide<'_>, origin: &OriginPeer, buf: &mut Vec<u8>) -> Result<bool> {
+    let req = c.original;
+    let target = match req.uri.path_and_query() {
+        // The target `RequestHeader::from(parts)` gives: the URI's, for an origin-form one.
+        Some(p) if req.raw_path().first() == Some(&b'/') => p.as_str().as_bytes(),
+        _ => return Ok(false),
+    };
+    if head::forbidden_target(target)
+        || !c.rules.request_headers.is_empty()
+        || c.rules.path.is_some()
+        || c.client_cert.is_some()
+        || origin.peer.options.alpn.get_max_http_version() >= 2
+        || has_stripped_header(req)
+    {
+        return Ok(false);
+    }
+    let contract = Contract::decide(c, &req.headers, &req.uri, origin)?;
+    head::write_head(buf, &req.method, target, contract.lines(&req.headers))?;
+    Ok(true)
 }
 
 /// `req` (built from parts, so its target is its URI) with `base`'s target when that is not
@@ -104,56 +141,185 @@ fn with_target_of(base: &RequestHeader, mut req: RequestHeader) -> Result<Reques
     Ok(req)
 }
 
-/// `X-Forwarded-For`, `-Proto`, `-Host`, `Via`, `X-Portico-Region` and `X-Request-Id`.
-fn contract_headers(c: &ClientSide<'_>, h: &mut http::HeaderMap, via: HeaderValue) -> Result<()> {
-    let invalid = |name: &'static str| {
-        move |e: http::header::InvalidHeaderValue| {
-            Error::because(ErrorType::InvalidHTTPHeader, name, e)
-        }
-    };
-    if let Some(ip) = c.client_ip {
-        let xff = append_ip(h.get(names::X_FORWARDED_FOR).map(|v| v.as_bytes()), ip);
-        let xff =
-            HeaderValue::from_maybe_shared(Bytes::from(xff)).map_err(invalid("X-Forwarded-For"))?;
-        h.insert(names::X_FORWARDED_FOR, xff);
-    }
-    // A trusted proxy's forwarding headers are kept; anyone else's are replaced.
-    let trusted = c.trusted_proxy;
-    if !(trusted && h.contains_key(names::X_FORWARDED_PROTO)) {
-        let proto = if c.tls { "https" } else { "http" };
-        h.insert(names::X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    }
-    if !(trusted && h.contains_key(names::X_FORWARDED_HOST)) {
-        let req = c.original;
-        // The Host header as sent (shared, not copied), else the URI's authority.
-        let host = match req.headers.get(http::header::HOST) {
-            Some(h) if h.to_str().is_ok() => Some(h.clone()),
-            _ => request_host(req)
-                .map(|h| Bytes::copy_from_slice(h.as_bytes()))
-                .and_then(|h| HeaderValue::from_maybe_shared(h).ok()),
+/// The headers [`Contract`] decides, in the order the full path inserts them.
+static CONTRACT_NAMES: [http::HeaderName; 7] = [
+    names::X_FORWARDED_FOR,
+    names::X_FORWARDED_PROTO,
+    names::X_FORWARDED_HOST,
+    http::header::VIA,
+    names::X_PORTICO_REGION,
+    names::X_REQUEST_ID,
+    http::header::HOST,
+];
+
+/// Which of [`CONTRACT_NAMES`] `name` is: matched by its text, which costs a length
+/// comparison for most names where comparing header names one by one costs far more.
+fn contract_slot(name: &http::HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "x-forwarded-for" => 0,
+        "x-forwarded-proto" => 1,
+        "x-forwarded-host" => 2,
+        "via" => 3,
+        "x-portico-region" => 4,
+        "x-request-id" => 5,
+        "host" => 6,
+        _ => return None,
+    })
+}
+
+/// Portico's forwarding policy for one request to an origin: the value each contract
+/// header (`X-Forwarded-For`, `-Proto`, `-Host`, `Via`, `X-Portico-Region`, `X-Request-Id`,
+/// `Host`; [`CONTRACT_NAMES`]) gets. Decided once ([`Contract::decide`]) and rendered
+/// either into a header map ([`Contract::apply`], the full path) or as the header lines
+/// written straight to the wire ([`Contract::lines`], [`write_direct`]); both give the same
+/// headers in the same order. A value replaces every line of its name where the first of
+/// them stood, or comes after the request's own headers, in the order of the names, when
+/// the request had none; `None` leaves the request's own lines of that name as they are.
+pub struct Contract {
+    values: [Option<HeaderValue>; 7],
+}
+
+impl Contract {
+    /// The decisions for a request whose headers are `h` and URI `uri` (the client's, after
+    /// the full path's removals and rule edits) going to `origin`:
+    /// - `X-Forwarded-For`: the request's first one with the client's address appended;
+    /// - `X-Forwarded-Proto`, `-Host`, `X-Portico-Region`: a trusted proxy's are kept,
+    ///   anyone else's replaced (the host as the client named it, when it named one);
+    /// - `Via`: every entry the request carried, then this node's;
+    /// - `X-Request-Id`: the request's id;
+    /// - `Host`: the origin's `host_header`, else the request's own, else its `:authority`
+    ///   (HTTP/2) or the origin's address (HTTP/1.0), since it goes on as HTTP/1.1.
+    pub fn decide(
+        c: &ClientSide<'_>,
+        h: &http::HeaderMap,
+        uri: &http::Uri,
+        origin: &OriginPeer,
+    ) -> Result<Self> {
+        let invalid = |name: &'static str| {
+            move |e: http::header::InvalidHeaderValue| {
+                Error::because(ErrorType::InvalidHTTPHeader, name, e)
+            }
         };
-        if let Some(host) = host {
-            h.insert(names::X_FORWARDED_HOST, host);
+        let trusted = c.trusted_proxy;
+        let kept = |name: &http::HeaderName| trusted && h.contains_key(name);
+        let xff = c
+            .client_ip
+            .map(|ip| {
+                let xff = append_ip(h.get(names::X_FORWARDED_FOR).map(|v| v.as_bytes()), ip);
+                HeaderValue::from_maybe_shared(Bytes::from(xff)).map_err(invalid("X-Forwarded-For"))
+            })
+            .transpose()?;
+        let proto = (!kept(&names::X_FORWARDED_PROTO))
+            .then(|| HeaderValue::from_static(if c.tls { "https" } else { "http" }));
+        let forwarded_host = if kept(&names::X_FORWARDED_HOST) {
+            None
+        } else {
+            let req = c.original;
+            // The Host header as sent (shared, not copied), else the URI's authority.
+            match req.headers.get(http::header::HOST) {
+                Some(h) if h.to_str().is_ok() => Some(h.clone()),
+                _ => request_host(req)
+                    .map(|h| Bytes::copy_from_slice(h.as_bytes()))
+                    .and_then(|h| HeaderValue::from_maybe_shared(h).ok()),
+            }
+        };
+        let region = (!kept(&names::X_PORTICO_REGION)).then(|| c.snapshot.region_value.clone());
+        let host = match &origin.host_header {
+            Some(host) => Some(host.as_str()),
+            // An HTTP/2 request names its host in `:authority` (the URI's authority).
+            None if !h.contains_key(http::header::HOST) => Some(
+                uri.authority()
+                    .map_or(origin.address.as_str(), |a| a.as_str()),
+            ),
+            None => None,
+        }
+        .map(|host| HeaderValue::from_str(host).map_err(invalid("Host")))
+        .transpose()?;
+        Ok(Contract {
+            values: [
+                xff,
+                proto,
+                forwarded_host,
+                Some(via_value(h, c.snapshot)?),
+                region,
+                Some(c.request_id.clone()),
+                host,
+            ],
+        })
+    }
+
+    /// Into `h`: each value inserted in the order of the names (replacing a name's lines in
+    /// place, else going last).
+    pub fn apply(self, h: &mut http::HeaderMap) {
+        for (name, value) in CONTRACT_NAMES.iter().zip(self.values) {
+            if let Some(value) = value {
+                h.insert(name.clone(), value);
+            }
         }
     }
-    h.insert(http::header::VIA, via);
-    if !(trusted && h.contains_key(names::X_PORTICO_REGION)) {
-        h.insert(names::X_PORTICO_REGION, c.snapshot.region_value.clone());
+
+    /// The header lines of a request whose headers are `h` once the decisions are applied,
+    /// in the order [`Contract::apply`] leaves them in `h`, without changing `h`.
+    pub fn lines<'a>(&'a self, h: &'a http::HeaderMap) -> Lines<'a> {
+        Lines {
+            own: h.iter(),
+            contract: self,
+            written: 0,
+            added: 0,
+        }
     }
-    h.insert(names::X_REQUEST_ID, c.request_id.clone());
-    Ok(())
+}
+
+/// The header lines of [`Contract::lines`].
+pub struct Lines<'a> {
+    own: http::header::Iter<'a, HeaderValue>,
+    contract: &'a Contract,
+    /// The decided values already written in place of the request's own (a bit a name).
+    written: u8,
+    /// The next name whose value may come after the request's own headers.
+    added: usize,
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = (&'a http::HeaderName, &'a HeaderValue);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // A header map yields a name's lines together, at the place of its first.
+        for (name, value) in self.own.by_ref() {
+            let Some(i) = contract_slot(name) else {
+                return Some((name, value));
+            };
+            match &self.contract.values[i] {
+                None => return Some((name, value)),
+                Some(_) if self.written & (1 << i) != 0 => {}
+                Some(decided) => {
+                    self.written |= 1 << i;
+                    return Some((&CONTRACT_NAMES[i], decided));
+                }
+            }
+        }
+        while self.added < CONTRACT_NAMES.len() {
+            let i = self.added;
+            self.added += 1;
+            if let Some(decided) = &self.contract.values[i] {
+                if self.written & (1 << i) == 0 {
+                    return Some((&CONTRACT_NAMES[i], decided));
+                }
+            }
+        }
+        None
+    }
 }
 
 /// The `Via` header with this node appended to what the request carried.
-fn via_value(upstream: &RequestHeader, snapshot: &Snapshot) -> Result<HeaderValue> {
-    let mut via = upstream.headers.get_all("via").iter();
+fn via_value(h: &http::HeaderMap, snapshot: &Snapshot) -> Result<HeaderValue> {
+    let mut via = h.get_all(http::header::VIA).iter();
     let joined = match (via.next(), via.next()) {
         (None, _) => return Ok(snapshot.via_value.clone()),
         (Some(one), None) => append_list(Some(one.as_bytes()), &snapshot.via_entry),
         (Some(_), Some(_)) => {
-            let all: Vec<&[u8]> = upstream
-                .headers
-                .get_all("via")
+            let all: Vec<&[u8]> = h
+                .get_all(http::header::VIA)
                 .iter()
                 .map(|v| v.as_bytes())
                 .collect();
@@ -339,9 +505,8 @@ fn keep_te_trailers(original: &RequestHeader, upstream: &mut RequestHeader, orig
 }
 
 /// Turns the request going to an origin into origin form: an absolute-form target becomes
-/// its path and query (its authority is the `Host` by now); a request without a `Host` header
-/// gets its `:authority` (HTTP/2), else `fallback` (HTTP/1.0), since it goes on as HTTP/1.1.
-pub fn to_origin_form(upstream: &mut RequestHeader, fallback: &str) -> pingora_error::Result<()> {
+/// its path and query (its authority is the `Host` by now, see [`Contract::decide`]).
+pub fn to_origin_form(upstream: &mut RequestHeader) -> pingora_error::Result<()> {
     if absolute_authority(upstream).is_some() {
         let path = upstream
             .uri
@@ -349,15 +514,6 @@ pub fn to_origin_form(upstream: &mut RequestHeader, fallback: &str) -> pingora_e
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".to_string());
         upstream.set_raw_path(path.as_bytes())?;
-    }
-    if !upstream.headers.contains_key(http::header::HOST) {
-        // An HTTP/2 request names its host in `:authority` (the URI's authority).
-        let host = upstream
-            .uri
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .unwrap_or_else(|| fallback.to_string());
-        upstream.insert_header("Host", host)?;
     }
     Ok(())
 }
@@ -386,6 +542,7 @@ mod tests {
     use super::*;
     use crate::request::inbound::tests::req;
     use crate::request::inbound::{host_from_target, lacks_required_host};
+    use proptest::prelude::*;
 
     #[test]
     fn forwarded_for_appends_the_client_ip() {
@@ -472,7 +629,7 @@ mod tests {
         host_from_target(&mut r).unwrap();
         assert!(!lacks_required_host(&r));
         assert_eq!(request_host(&r), Some("shop.example.com:8080"));
-        to_origin_form(&mut r, "10.0.0.1:80").unwrap();
+        to_origin_form(&mut r).unwrap();
         assert_eq!(r.raw_path(), b"/a?b=c");
         assert_eq!(
             r.headers.get("host").map(|v| v.as_bytes()),
@@ -487,10 +644,10 @@ mod tests {
         assert!(lacks_required_host(&r));
         r.set_version(http::Version::HTTP_10);
         assert!(!lacks_required_host(&r));
-        to_origin_form(&mut r, "10.0.0.1:80").unwrap();
+        let host = |headers: Vec<String>| headers.into_iter().find(|h| h.starts_with("host:"));
         assert_eq!(
-            r.headers.get("host").map(|v| v.as_bytes()),
-            Some(&b"10.0.0.1:80"[..])
+            host(sent(UNTRUSTED, &r, 0).0),
+            Some("host: 10.0.0.1:8080".to_string())
         );
         let with_host = req(&[("Host", "a.example")]);
         assert!(!lacks_required_host(&with_host));
@@ -499,10 +656,9 @@ mod tests {
         h2.set_version(http::Version::HTTP_2);
         h2.set_uri(http::Uri::from_static("https://shop.example.com/x"));
         assert!(!lacks_required_host(&h2));
-        to_origin_form(&mut h2, "10.0.0.1:80").unwrap();
         assert_eq!(
-            h2.headers.get("host").map(|v| v.as_bytes()),
-            Some(&b"shop.example.com"[..])
+            host(sent(UNTRUSTED, &h2, 0).0),
+            Some("host: shop.example.com".to_string())
         );
     }
 
@@ -804,6 +960,308 @@ mod tests {
                 "x-request-id: rid-1",
             ]
         );
+    }
+
+    /// One request of the reference model: the client's side and its request.
+    #[derive(Debug, Clone)]
+    struct Case {
+        method: &'static str,
+        target: String,
+        version: http::Version,
+        /// HTTP/2's `:authority`, kept as the URI's authority.
+        authority: Option<&'static str>,
+        headers: Vec<(&'static str, &'static str)>,
+        client_ip: Option<IpAddr>,
+        tls: bool,
+        trusted_proxy: bool,
+        origin: usize,
+    }
+
+    impl Case {
+        fn request(&self) -> RequestHeader {
+            let mut r = RequestHeader::build(self.method, self.target.as_bytes(), None).unwrap();
+            r.set_version(self.version);
+            if let Some(authority) = self.authority {
+                let uri = format!("https://{authority}{}", self.target);
+                r.set_uri(http::Uri::try_from(uri).unwrap());
+            }
+            for (k, v) in &self.headers {
+                r.append_header(k.to_string(), *v).unwrap();
+            }
+            r
+        }
+
+        /// The head both ways: the full path (`request_to_origin`, HTTP/1.1, `write_request`)
+        /// and the direct one (`None` when it declines).
+        fn heads(&self, snapshot: &Snapshot, rules: &Actions) -> (Vec<u8>, Option<Vec<u8>>) {
+            let original = self.request();
+            let request_id = HeaderValue::from_static("rid-1");
+            let side = ClientSide {
+                snapshot,
+                client_ip: self.client_ip,
+                tls: self.tls,
+                trusted_proxy: self.trusted_proxy,
+                client_cert: None,
+                request_id: &request_id,
+                original: &original,
+                rules,
+            };
+            let origin = &snapshot.pools[0].origins[self.origin];
+            let mut built = request_to_origin(&side, &original, origin).unwrap();
+            built.set_version(http::Version::HTTP_11);
+            let mut full = Vec::new();
+            head::write_request(&mut full, &built).unwrap();
+            let mut direct = Vec::new();
+            let taken = write_direct(&side, origin, &mut direct).unwrap();
+            assert!(taken || direct.is_empty(), "declined after writing");
+            (full, taken.then_some(direct))
+        }
+    }
+
+    /// A head parsed: its request line (method, target, minor version) and each header
+    /// name (lower-case) with its values in order, sorted by name.
+    type Parsed = ((String, String, u8), Vec<(String, Vec<Vec<u8>>)>);
+
+    /// `head` parsed with `httparse`.
+    fn parsed(head: &[u8]) -> Parsed {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut r = httparse::Request::new(&mut headers);
+        assert!(r.parse(head).unwrap().is_complete(), "one whole head");
+        let mut by_name: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+        for h in r.headers.iter() {
+            let name = h.name.to_ascii_lowercase();
+            match by_name.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, values)) => values.push(h.value.to_vec()),
+                None => by_name.push((name, vec![h.value.to_vec()])),
+            }
+        }
+        by_name.sort();
+        let line = (
+            r.method.unwrap().to_string(),
+            r.path.unwrap().to_string(),
+            r.version.unwrap(),
+        );
+        (line, by_name)
+    }
+
+    /// Header lines a client may send on the direct path, in the case it may send them:
+    /// every contract header, repeated ones, titled standard names, Portico's request id.
+    const LINES: [(&str, &str); 22] = [
+        ("Host", "shop.example"),
+        ("host", "other.example:8443"),
+        ("Accept", "*/*"),
+        ("X-Forwarded-For", "203.0.113.9"),
+        ("x-forwarded-for", "6.6.6.6, 10.1.1.1"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "www.shop.example"),
+        ("Via", "1.1 cdn"),
+        ("via", "1.0 corp"),
+        ("X-Request-Id", "from-client"),
+        ("X-Portico-Region", "us-east"),
+        ("Cache-Control", "no-cache"),
+        ("cookie", "a=1"),
+        ("Cookie", "b=2"),
+        ("User-Agent", "curl/8"),
+        ("Date", "Mon, 07 Dec 2026 23:00:00 GMT"),
+        ("Content-Length", "0"),
+        ("X-Custom", "x"),
+        ("x-empty", ""),
+        ("Accept-Encoding", "gzip, br"),
+        ("If-None-Match", "\"abc\""),
+        ("x-utf8", "caf\u{e9}"),
+    ];
+
+    fn cases() -> impl Strategy<Value = Case> {
+        let version = prop_oneof![
+            Just((http::Version::HTTP_11, None)),
+            Just((http::Version::HTTP_10, None)),
+            Just((http::Version::HTTP_2, Some("h2.example"))),
+        ];
+        let ip = prop_oneof![
+            Just(None),
+            any::<[u8; 4]>().prop_map(|o| Some(IpAddr::from(o))),
+            any::<[u16; 8]>().prop_map(|s| Some(IpAddr::from(s))),
+        ];
+        (
+            prop::sample::select(vec!["GET", "HEAD", "OPTIONS"]),
+            "(/[a-z0-9%.~-]{0,8}){1,3}(\\?[a-z0-9=&%]{0,12})?",
+            version,
+            prop::collection::vec(prop::sample::select(LINES.to_vec()), 0..12),
+            ip,
+            any::<(bool, bool, bool)>(),
+        )
+            .prop_map(
+                |(
+                    method,
+                    target,
+                    (version, authority),
+                    headers,
+                    client_ip,
+                    (tls, trusted, named),
+                )| Case {
+                    method,
+                    target,
+                    version,
+                    authority,
+                    headers,
+                    client_ip,
+                    tls,
+                    trusted_proxy: trusted,
+                    origin: usize::from(named),
+                },
+            )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// The reference model: whatever the client sent, the direct path writes the bytes
+        /// of the full path, so the same request line and the same headers (values in order).
+        #[test]
+        fn the_direct_path_writes_what_the_full_path_writes(case in cases()) {
+            let snapshot = snapshot();
+            let (full, direct) = case.heads(&snapshot, &Actions::default());
+            let direct = direct.expect("a request without stripped headers goes direct");
+            proptest::prop_assert_eq!(parsed(&direct), parsed(&full));
+            proptest::prop_assert_eq!(
+                String::from_utf8_lossy(&direct),
+                String::from_utf8_lossy(&full)
+            );
+        }
+    }
+
+    #[test]
+    fn every_contract_name_is_found_in_its_slot() {
+        for (i, name) in CONTRACT_NAMES.iter().enumerate() {
+            assert_eq!(contract_slot(name), Some(i), "{name}");
+        }
+        for other in [
+            "accept",
+            "x-forwarded",
+            "vias",
+            "x-request-ids",
+            "x-portico-health-probe",
+        ] {
+            assert_eq!(contract_slot(&http::HeaderName::from_static(other)), None);
+        }
+    }
+
+    #[test]
+    fn requests_the_direct_path_does_not_take_go_the_full_path() {
+        let base = Case {
+            method: "GET",
+            target: "/a?b=1".into(),
+            version: http::Version::HTTP_11,
+            authority: None,
+            headers: vec![("Host", "shop.example"), ("Accept", "*/*")],
+            client_ip: Some("192.0.2.7".parse().unwrap()),
+            tls: false,
+            trusted_proxy: false,
+            origin: 0,
+        };
+        let snapshot = snapshot();
+        let none = Actions::default();
+        assert!(base.heads(&snapshot, &none).1.is_some());
+        let with = |line: (&'static str, &'static str)| {
+            let mut c = base.clone();
+            c.headers.push(line);
+            c
+        };
+        for line in [
+            ("Connection", "close"),
+            ("Connection", "keep-alive"),
+            ("Keep-Alive", "timeout=5"),
+            ("TE", "trailers"),
+            ("Upgrade", "websocket"),
+            ("Proxy-Connection", "keep-alive"),
+            ("Trailer", "x"),
+            ("X-Portico-Health-Probe", "1"),
+            ("X-Client-Cert-Subject", "CN=forged"),
+            ("X-Client-Cert-Sha256", "00"),
+        ] {
+            assert_eq!(with(line).heads(&snapshot, &none).1, None, "{line:?}");
+        }
+        let absolute = Case {
+            target: "http://shop.example/a".into(),
+            ..base.clone()
+        };
+        assert_eq!(absolute.heads(&snapshot, &none).1, None);
+        let asterisk = Case {
+            method: "OPTIONS",
+            target: "*".into(),
+            ..base.clone()
+        };
+        assert_eq!(asterisk.heads(&snapshot, &none).1, None);
+        let edits = Actions {
+            request_headers: vec![portico_core::rules::HeaderEdit::Remove(
+                http::HeaderName::from_static("accept"),
+            )],
+            ..Actions::default()
+        };
+        assert_eq!(base.heads(&snapshot, &edits).1, None);
+        let rewrite = Actions {
+            path: Some("/b".into()),
+            ..Actions::default()
+        };
+        assert_eq!(base.heads(&snapshot, &rewrite).1, None);
+        // An origin that may speak HTTP/2 (Pingora's connector) is never written to directly.
+        let h2 = snapshot_speaking("auto");
+        assert_eq!(base.heads(&h2, &none).1, None);
+        // A client certificate passed on.
+        let original = base.request();
+        let request_id = HeaderValue::from_static("rid-1");
+        let cert = ClientCert {
+            subject: "CN=partner".into(),
+            sha256: "ab".repeat(32),
+            verified_by: [0; 32],
+        };
+        let side = ClientSide {
+            snapshot: &snapshot,
+            client_ip: None,
+            tls: true,
+            trusted_proxy: false,
+            client_cert: Some(&cert),
+            request_id: &request_id,
+            original: &original,
+            rules: &none,
+        };
+        let mut buf = Vec::new();
+        let origin = &snapshot.pools[0].origins[0];
+        assert!(!write_direct(&side, origin, &mut buf).unwrap());
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn the_direct_path_writes_the_contract_in_place_and_after() {
+        let case = Case {
+            method: "HEAD",
+            target: "/x".into(),
+            version: http::Version::HTTP_10,
+            authority: None,
+            headers: vec![
+                ("X-Request-Id", "from-client"),
+                ("Accept", "*/*"),
+                ("Via", "1.1 cdn"),
+                ("Via", "1.1 lb"),
+                ("X-Forwarded-For", "203.0.113.9"),
+                ("X-Forwarded-For", "10.0.0.9"),
+            ],
+            client_ip: Some("2001:db8::7".parse().unwrap()),
+            tls: true,
+            trusted_proxy: true,
+            origin: 1,
+        };
+        let (full, direct) = case.heads(&snapshot(), &Actions::default());
+        let want = "HEAD /x HTTP/1.1\r\n\
+            x-request-id: rid-1\r\n\
+            accept: */*\r\n\
+            via: 1.1 cdn, 1.1 lb, 1.1 portico-eu-west\r\n\
+            x-forwarded-for: 203.0.113.9, 2001:db8::7\r\n\
+            x-forwarded-proto: https\r\n\
+            x-portico-region: eu-west\r\n\
+            Host: api.internal\r\n\r\n";
+        assert_eq!(String::from_utf8(full).unwrap(), want);
+        assert_eq!(String::from_utf8(direct.unwrap()).unwrap(), want);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 
@@ -20,32 +20,80 @@ const FEW_HEADERS: usize = 32;
 /// Appends `req`'s head (request line, header lines, blank line) to `buf`, as Pingora writes
 /// it: names titled for the standard headers Pingora knows, as stored otherwise.
 pub fn write_request(buf: &mut Vec<u8>, req: &RequestHeader) -> Result<()> {
-    let path = req.raw_path();
     let version: &[u8] = match req.version {
         Version::HTTP_10 => b"HTTP/1.0",
         Version::HTTP_11 => b"HTTP/1.1",
         _ => return Error::e_explain(ErrorType::InvalidHTTPHeader, "unsupported HTTP version"),
     };
-    if forbidden_target(path) {
-        return Error::e_explain(
-            ErrorType::InvalidHTTPHeader,
-            "request-line contains forbidden delimiter bytes",
-        );
-    }
-    buf.extend_from_slice(req.method.as_str().as_bytes());
-    buf.push(b' ');
-    buf.extend_from_slice(path);
-    buf.push(b' ');
-    buf.extend_from_slice(version);
-    buf.extend_from_slice(b"\r\n");
+    request_line(buf, &req.method, req.raw_path(), version)?;
     req.header_to_h1_wire(buf);
     buf.extend_from_slice(b"\r\n");
     Ok(())
 }
 
+/// Appends an HTTP/1.1 request head to `buf` from its parts: the request line, `headers` in
+/// the order given, the blank line. Names are written as [`write_request`] writes those of a
+/// header without a case map ([`wire_name`]), so both ways give the same bytes.
+pub fn write_head<'a>(
+    buf: &mut Vec<u8>,
+    method: &Method,
+    target: &[u8],
+    headers: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>,
+) -> Result<()> {
+    request_line(buf, method, target, b"HTTP/1.1")?;
+    for (name, value) in headers {
+        buf.extend_from_slice(wire_name(name).as_bytes());
+        buf.extend_from_slice(b": ");
+        buf.extend_from_slice(value.as_bytes());
+        buf.extend_from_slice(b"\r\n");
+    }
+    buf.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+/// `method target version` and its line end, refused when the target is one no request line
+/// may carry ([`forbidden_target`]).
+fn request_line(buf: &mut Vec<u8>, method: &Method, target: &[u8], version: &[u8]) -> Result<()> {
+    if forbidden_target(target) {
+        return Error::e_explain(
+            ErrorType::InvalidHTTPHeader,
+            "request-line contains forbidden delimiter bytes",
+        );
+    }
+    buf.extend_from_slice(method.as_str().as_bytes());
+    buf.push(b' ');
+    buf.extend_from_slice(target);
+    buf.push(b' ');
+    buf.extend_from_slice(version);
+    buf.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+/// A header name as Pingora writes it for a header without a case map: titled for the
+/// standard headers it knows, as stored (lower-case) otherwise. A test holds this to
+/// Pingora's own output for every standard name.
+pub fn wire_name(name: &HeaderName) -> &str {
+    use http::header;
+    match *name {
+        header::ACCEPT_RANGES => "Accept-Ranges",
+        header::AGE => "Age",
+        header::CACHE_CONTROL => "Cache-Control",
+        header::CONNECTION => "Connection",
+        header::CONTENT_TYPE => "Content-Type",
+        header::CONTENT_ENCODING => "Content-Encoding",
+        header::CONTENT_LENGTH => "Content-Length",
+        header::DATE => "Date",
+        header::TRANSFER_ENCODING => "Transfer-Encoding",
+        header::HOST => "Host",
+        header::SERVER => "Server",
+        header::SET_COOKIE => "Set-Cookie",
+        _ => name.as_str(),
+    }
+}
+
 /// Whether a request target is empty or holds a byte no HTTP/1 request line may carry
 /// (NUL, CR, LF, SP), as Pingora checks before writing one.
-fn forbidden_target(path: &[u8]) -> bool {
+pub fn forbidden_target(path: &[u8]) -> bool {
     path.is_empty() || path.iter().any(|b| matches!(b, 0 | b'\n' | b'\r' | b' '))
 }
 
@@ -314,6 +362,124 @@ mod tests {
         want.extend(b"\r\n");
         assert_eq!(buf, want);
         assert!(String::from_utf8_lossy(&buf).contains("Host: example.com\r\n"));
+    }
+
+    #[test]
+    fn names_go_out_as_pingora_writes_them_without_a_case_map() {
+        let standard = [
+            "accept",
+            "accept-charset",
+            "accept-encoding",
+            "accept-language",
+            "accept-ranges",
+            "access-control-allow-credentials",
+            "access-control-allow-headers",
+            "access-control-allow-methods",
+            "access-control-allow-origin",
+            "access-control-expose-headers",
+            "access-control-max-age",
+            "access-control-request-headers",
+            "access-control-request-method",
+            "age",
+            "allow",
+            "alt-svc",
+            "authorization",
+            "cache-control",
+            "cache-status",
+            "cdn-cache-control",
+            "connection",
+            "content-disposition",
+            "content-encoding",
+            "content-language",
+            "content-length",
+            "content-location",
+            "content-range",
+            "content-security-policy",
+            "content-security-policy-report-only",
+            "content-type",
+            "cookie",
+            "dnt",
+            "date",
+            "etag",
+            "expect",
+            "expires",
+            "forwarded",
+            "from",
+            "host",
+            "if-match",
+            "if-modified-since",
+            "if-none-match",
+            "if-range",
+            "if-unmodified-since",
+            "last-modified",
+            "link",
+            "location",
+            "max-forwards",
+            "origin",
+            "pragma",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "public-key-pins",
+            "public-key-pins-report-only",
+            "range",
+            "referer",
+            "referrer-policy",
+            "refresh",
+            "retry-after",
+            "sec-websocket-accept",
+            "sec-websocket-extensions",
+            "sec-websocket-key",
+            "sec-websocket-protocol",
+            "sec-websocket-version",
+            "server",
+            "set-cookie",
+            "strict-transport-security",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "user-agent",
+            "upgrade",
+            "upgrade-insecure-requests",
+            "vary",
+            "via",
+            "warning",
+            "www-authenticate",
+            "x-content-type-options",
+            "x-dns-prefetch-control",
+            "x-frame-options",
+            "x-xss-protection",
+        ];
+        for name in standard
+            .iter()
+            .chain(&["x-forwarded-for", "x-custom", "via"])
+        {
+            let name = HeaderName::from_static(name);
+            let mut req = RequestHeader::build_no_case("GET", b"/", None).expect("req");
+            req.insert_header(name.clone(), "v").expect("header");
+            let mut theirs = Vec::new();
+            req.header_to_h1_wire(&mut theirs);
+            assert_eq!(
+                String::from_utf8(theirs).expect("ascii"),
+                format!("{}: v\r\n", wire_name(&name)),
+            );
+        }
+    }
+
+    #[test]
+    fn a_head_from_parts_is_the_head_of_the_same_request_header() {
+        let mut req = RequestHeader::build_no_case("HEAD", b"/a?b=c", None).expect("req");
+        req.append_header("Host", "example.com").expect("host");
+        req.append_header("accept", "*/*").expect("accept");
+        req.append_header("x-a", "1").expect("x-a");
+        req.append_header("x-a", "2").expect("x-a");
+        let mut built = Vec::new();
+        write_request(&mut built, &req).expect("written");
+        let mut direct = Vec::new();
+        write_head(&mut direct, &req.method, b"/a?b=c", req.headers.iter()).expect("written");
+        assert_eq!(String::from_utf8(direct), String::from_utf8(built));
+        let mut refused = Vec::new();
+        let e = write_head(&mut refused, &req.method, b"/a b", req.headers.iter());
+        assert!(e.is_err(), "a forbidden target is refused both ways");
     }
 
     #[test]

@@ -108,13 +108,45 @@ pub struct Exchange {
     idle_timeout: Duration,
 }
 
+/// A request head to send.
+pub enum Head<'a> {
+    /// A built request, written with [`head::write_request`].
+    Built(&'a RequestHeader),
+    /// The head's bytes, already written (the direct path,
+    /// [`crate::request::outbound::write_direct`]): no `Connection` header, so it never
+    /// asks to close.
+    Written {
+        /// The whole head.
+        bytes: &'a [u8],
+        /// Whether the method is HEAD (the response has no body).
+        head_request: bool,
+    },
+}
+
+thread_local! {
+    /// A spare buffer for heads written before a connection is at hand ([`head_buffer`]).
+    static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// An empty buffer to write a [`Head::Written`] head into: this thread's spare one when
+/// there is one, so a head costs no allocation; [`give_back`] returns it.
+pub fn head_buffer() -> Vec<u8> {
+    let mut buf = SPARE.with(std::cell::Cell::take);
+    if buf.capacity() == 0 {
+        buf.reserve(512);
+    }
+    buf
+}
+
+/// Keeps `buf` as this thread's spare head buffer (cleared).
+pub fn give_back(mut buf: Vec<u8>) {
+    buf.clear();
+    SPARE.with(|spare| spare.set(buf));
+}
+
 /// Sends `req` to the origin at `addr` (a pooled connection when one is idle, else a new
 /// one) and reads the response head, skipping 1xx heads other than 101.
-pub async fn send(
-    peer: &HttpPeer,
-    addr: SocketAddr,
-    req: &RequestHeader,
-) -> Result<Exchange, Failure> {
+pub async fn send(peer: &HttpPeer, addr: SocketAddr, req: Head<'_>) -> Result<Exchange, Failure> {
     let (conn, reused) = match pool::checkout(addr) {
         Some(c) => (c, true),
         None => {
@@ -136,13 +168,26 @@ pub async fn send(
 async fn exchange(
     peer: &HttpPeer,
     key: SocketAddr,
-    req: &RequestHeader,
+    req: Head<'_>,
     mut conn: Conn,
 ) -> Result<Exchange> {
     let o = &peer.options;
-    conn.wbuf.clear();
-    head::write_request(&mut conn.wbuf, req)?;
-    let write = conn.stream.write_all(&conn.wbuf);
+    let (bytes, head_request, request_close) = match req {
+        Head::Built(req) => {
+            conn.wbuf.clear();
+            head::write_request(&mut conn.wbuf, req)?;
+            (
+                &conn.wbuf[..],
+                req.method == http::Method::HEAD,
+                head::connection_keep_alive(&req.headers) == Some(false),
+            )
+        }
+        Head::Written {
+            bytes,
+            head_request,
+        } => (bytes, head_request, false),
+    };
+    let write = conn.stream.write_all(bytes);
     match o.write_timeout {
         Some(t) => tokio::time::timeout(t, write).await.map_err(|_| {
             Error::explain(
@@ -189,8 +234,7 @@ async fn exchange(
             );
         }
     };
-    let request_close = head::connection_keep_alive(&req.headers) == Some(false);
-    let plan = head::plan(&mut head, req.method == http::Method::HEAD, request_close)?;
+    let plan = head::plan(&mut head, head_request, request_close)?;
     let body = match plan.framing {
         Framing::Empty => Body::Done,
         Framing::Length(n) => Body::Length(n),
@@ -459,7 +503,7 @@ mod tests {
     }
 
     async fn fetch(p: &HttpPeer, addr: SocketAddr) -> (Vec<u8>, bool) {
-        let Ok(mut x) = send(p, addr, &get()).await else {
+        let Ok(mut x) = send(p, addr, Head::Built(&get())).await else {
             panic!("send failed");
         };
         let b = body(&mut x).await.expect("body");
@@ -529,13 +573,13 @@ mod tests {
         let p = peer(addr);
         let mut head = RequestHeader::build_no_case("HEAD", b"/", None).expect("req");
         head.insert_header("Host", "o").expect("host");
-        let Ok(mut x) = send(&p, addr, &head).await else {
+        let Ok(mut x) = send(&p, addr, Head::Built(&head)).await else {
             panic!("HEAD failed");
         };
         assert!(x.done(), "a HEAD response has no body");
         assert_eq!(body(&mut x).await.expect("body"), b"");
         x.finish();
-        let Err(f) = send(&p, addr, &get()).await else {
+        let Err(f) = send(&p, addr, Head::Built(&get())).await else {
             panic!("junk after a 1xx accepted");
         };
         assert_eq!(f.error.etype(), &ErrorType::InvalidHTTPHeader);
@@ -553,18 +597,18 @@ mod tests {
         ])
         .await;
         let p = peer(addr);
-        let Err(f) = send(&p, addr, &get()).await else {
+        let Err(f) = send(&p, addr, Head::Built(&get())).await else {
             panic!("conflicting lengths accepted");
         };
         assert_eq!(f.error.etype(), &ErrorType::InvalidHTTPHeader);
         assert!(!f.connecting);
-        let Ok(mut x) = send(&p, addr, &get()).await else {
+        let Ok(mut x) = send(&p, addr, Head::Built(&get())).await else {
             panic!("head refused");
         };
         let e = body(&mut x).await.expect_err("bad chunk size");
         assert_eq!(e.etype(), &ErrorType::Custom("InvalidChunk"));
         x.finish();
-        let Ok(mut x) = send(&p, addr, &get()).await else {
+        let Ok(mut x) = send(&p, addr, Head::Built(&get())).await else {
             panic!("head refused");
         };
         // The origin task ends after its last answer, closing the connection mid-body.
@@ -573,11 +617,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_written_head_goes_out_as_it_is_and_heads_plan_their_body() {
+        let (addr, task) = origin(vec![
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+        ])
+        .await;
+        let p = peer(addr);
+        let mut bytes = head_buffer();
+        assert!(bytes.is_empty() && bytes.capacity() > 0);
+        bytes.extend_from_slice(b"HEAD / HTTP/1.1\r\nHost: o\r\n\r\n");
+        let written = Head::Written {
+            bytes: &bytes,
+            head_request: true,
+        };
+        let Ok(x) = send(&p, addr, written).await else {
+            panic!("HEAD failed");
+        };
+        assert!(x.done(), "a HEAD response has no body");
+        x.finish();
+        give_back(bytes);
+        let again = head_buffer();
+        assert!(
+            again.is_empty() && again.capacity() >= 512,
+            "the spare is reused"
+        );
+        assert_eq!(fetch(&p, addr).await, (b"ok".to_vec(), true));
+        assert_eq!(
+            task.await.expect("origin"),
+            1,
+            "one connection carried both"
+        );
+    }
+
+    #[tokio::test]
     async fn a_refused_connection_fails_while_connecting() {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = l.local_addr().expect("addr");
         drop(l);
-        let Err(f) = send(&peer(addr), addr, &get()).await else {
+        let Err(f) = send(&peer(addr), addr, Head::Built(&get())).await else {
             panic!("connected to a closed port");
         };
         assert_eq!(f.error.etype(), &ErrorType::ConnectRefused);
@@ -604,7 +682,7 @@ mod tests {
             let mut buf = [0u8; 1024];
             let _ = tokio::io::AsyncReadExt::read(&mut server, &mut buf).await;
         });
-        let Err(f) = send(&peer(addr), addr, &get()).await else {
+        let Err(f) = send(&peer(addr), addr, Head::Built(&get())).await else {
             panic!("an answer from nowhere");
         };
         origin.await.expect("origin");
