@@ -616,6 +616,21 @@ mod tests {
         assert_eq!(e.etype(), &ErrorType::ConnectionClosed);
     }
 
+    #[test]
+    fn the_spare_head_buffer_is_not_kept_when_a_large_head_grew_it() {
+        // A head with 32 KiB of client headers grew this thread's spare buffer.
+        let mut big = head_buffer();
+        big.resize(32 * 1024, b'x');
+        give_back(big);
+        let spare = head_buffer();
+        assert!(
+            spare.capacity() <= pool::KEEP_WBUF,
+            "{} bytes kept for the life of the thread",
+            spare.capacity()
+        );
+        give_back(spare);
+    }
+
     #[tokio::test]
     async fn a_written_head_goes_out_as_it_is_and_heads_plan_their_body() {
         let (addr, task) = origin(vec![
