@@ -138,8 +138,13 @@ pub fn head_buffer() -> Vec<u8> {
     buf
 }
 
-/// Keeps `buf` as this thread's spare head buffer (cleared).
+/// Keeps `buf` as this thread's spare head buffer (cleared), unless a large head grew it past
+/// what an idle connection may keep ([`pool::KEEP_WBUF`]): a rare large head does not hold
+/// its memory for the life of the thread.
 pub fn give_back(mut buf: Vec<u8>) {
+    if buf.capacity() > pool::KEEP_WBUF {
+        return;
+    }
     buf.clear();
     SPARE.with(|spare| spare.set(buf));
 }
