@@ -130,6 +130,39 @@ mod tests {
         }
     }
 
+    /// The mixed cases of `realloc`: a block from the aligned calls (align 16, size under 16)
+    /// grown through plain `mi_realloc`, in place or moved, and many live blocks of sizes
+    /// that are not multiples of 16 (24, 40, …) from plain `mi_malloc`, each 16-aligned: a
+    /// size class of an odd number of words would put every other block off by 8.
+    #[test]
+    fn aligned_blocks_grow_through_the_plain_calls_and_odd_sizes_stay_16_aligned() {
+        let a = Mimalloc;
+        let mut live = Vec::new();
+        for i in 0..4000usize {
+            let size = 1 + i % 15;
+            let layout = Layout::from_size_align(size, 16).expect("layout");
+            let new = 16 + (i * 8) % 200;
+            // SAFETY: non-zero sizes; every block is freed with its last layout.
+            unsafe {
+                let p = a.alloc(layout);
+                assert_eq!(p as usize % 16, 0);
+                *p = i as u8;
+                let q = a.realloc(p, layout, new);
+                assert_eq!(q as usize % 16, 0, "{size} -> {new}");
+                assert_eq!(*q, i as u8);
+                let odd = Layout::from_size_align(24 + 16 * (i % 4), 16).expect("layout");
+                let r = a.alloc(odd);
+                assert_eq!(r as usize % 16, 0, "size {}", odd.size());
+                live.push((q, Layout::from_size_align(new, 16).expect("layout")));
+                live.push((r, odd));
+            }
+        }
+        for (p, layout) in live {
+            // SAFETY: allocated above with `layout`.
+            unsafe { a.dealloc(p, layout) };
+        }
+    }
+
     /// Many live blocks of mixed sizes: none overlaps another (a wrong alignment shortcut
     /// would not show here, but a wrong size would).
     #[test]

@@ -699,3 +699,30 @@ fn a_pinned_request_goes_to_its_origin_until_a_failure_ejects_it() {
     let (_, o) = sent(lc.start(&mut p, t));
     assert_ne!(o, 2);
 }
+
+#[test]
+fn a_hedge_due_with_the_other_origin_disabled_is_denied() {
+    // Two origins, so a hedge is due; the other one is disabled, so there is nowhere to send
+    // it: denied, the one way left to reach that branch now that a one-origin pool never has
+    // a hedge due (an ejected or unhealthy origin still takes a hedge: selection falls back
+    // to it rather than empty the pool).
+    let t = Instant::now();
+    let text = r#"{"pools":[{"name":"p","timeouts":{"response_ms":500},
+        "origins":[{"name":"o0","address":"127.0.0.1:1"},
+                   {"name":"o1","address":"127.0.0.1:2","enabled":false}],
+        "failover":{"hedging":{"delay_ms":5}}}],
+        "routes":[{"name":"r","pool":"p"}]}"#;
+    let mut p = PoolState::new(&parse(text).unwrap().pools.remove(0), t);
+    for i in 0..2 {
+        p.record_probe(t, i, ProbeResult::Success(MS));
+    }
+    for _ in 0..100 {
+        p.record_request(t);
+    }
+    let mut lc = Lifecycle::new(get(), 3, 8);
+    assert_eq!(sent(lc.start(&mut p, t)).1, 0);
+    assert_eq!(lc.hedge_due(&p, t), Some(t + MS * 5));
+    assert_eq!(lc.on_hedge_timer(&mut p, t + MS * 5), Next::Wait);
+    assert_eq!(lc.hedge_result(), Some(HedgeResult::Denied));
+    assert_eq!(lc.hedge_due(&p, t + MS * 6), None);
+}

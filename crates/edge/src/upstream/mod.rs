@@ -138,8 +138,13 @@ pub fn head_buffer() -> Vec<u8> {
     buf
 }
 
-/// Keeps `buf` as this thread's spare head buffer (cleared).
+/// Keeps `buf` as this thread's spare head buffer (cleared), unless a large head grew it past
+/// what an idle connection may keep ([`pool::KEEP_WBUF`]): a rare large head does not hold
+/// its memory for the life of the thread.
 pub fn give_back(mut buf: Vec<u8>) {
+    if buf.capacity() > pool::KEEP_WBUF {
+        return;
+    }
     buf.clear();
     SPARE.with(|spare| spare.set(buf));
 }
@@ -616,6 +621,21 @@ mod tests {
         assert_eq!(e.etype(), &ErrorType::ConnectionClosed);
     }
 
+    #[test]
+    fn the_spare_head_buffer_is_not_kept_when_a_large_head_grew_it() {
+        // A head with 32 KiB of client headers grew this thread's spare buffer.
+        let mut big = head_buffer();
+        big.resize(32 * 1024, b'x');
+        give_back(big);
+        let spare = head_buffer();
+        assert!(
+            spare.capacity() <= pool::KEEP_WBUF,
+            "{} bytes kept for the life of the thread",
+            spare.capacity()
+        );
+        give_back(spare);
+    }
+
     #[tokio::test]
     async fn a_written_head_goes_out_as_it_is_and_heads_plan_their_body() {
         let (addr, task) = origin(vec![
@@ -636,10 +656,11 @@ mod tests {
         };
         assert!(x.done(), "a HEAD response has no body");
         x.finish();
+        let spare = bytes.as_ptr();
         give_back(bytes);
         let again = head_buffer();
         assert!(
-            again.is_empty() && again.capacity() >= 512,
+            again.is_empty() && again.as_ptr() == spare,
             "the spare is reused"
         );
         assert_eq!(fetch(&p, addr).await, (b"ok".to_vec(), true));
