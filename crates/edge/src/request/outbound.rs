@@ -205,7 +205,10 @@ impl Contract {
         let xff = c
             .client_ip
             .map(|ip| {
-                let xff = append_ip(h.get(names::X_FORWARDED_FOR).map(|v| v.as_bytes()), ip);
+                // Every `X-Forwarded-For` line the request carries, as one list (RFC 9110
+                // §5.3), so no hop a proxy before this one appended on a line of its own is lost.
+                let existing = joined_lines(h, &names::X_FORWARDED_FOR);
+                let xff = append_ip(existing.as_deref(), ip);
                 HeaderValue::from_maybe_shared(Bytes::from(xff)).map_err(invalid("X-Forwarded-For"))
             })
             .transpose()?;
@@ -313,19 +316,10 @@ impl<'a> Iterator for Lines<'a> {
 
 /// The `Via` header with this node appended to what the request carried.
 fn via_value(h: &http::HeaderMap, snapshot: &Snapshot) -> Result<HeaderValue> {
-    let mut via = h.get_all(http::header::VIA).iter();
-    let joined = match (via.next(), via.next()) {
-        (None, _) => return Ok(snapshot.via_value.clone()),
-        (Some(one), None) => append_list(Some(one.as_bytes()), &snapshot.via_entry),
-        (Some(_), Some(_)) => {
-            let all: Vec<&[u8]> = h
-                .get_all(http::header::VIA)
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect();
-            append_list(Some(&all.join(&b", "[..])), &snapshot.via_entry)
-        }
+    let Some(existing) = joined_lines(h, &http::header::VIA) else {
+        return Ok(snapshot.via_value.clone());
     };
+    let joined = append_list(Some(&existing), &snapshot.via_entry);
     HeaderValue::from_bytes(&joined)
         .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "Via", e))
 }
@@ -412,6 +406,25 @@ pub fn append_ip(existing: Option<&[u8]>, ip: IpAddr) -> Vec<u8> {
         }
     }
     v
+}
+
+/// The lines of header `name` in `h` joined as one list (`a, b`): the one line as it is
+/// (not copied), none as `None`.
+fn joined_lines<'h>(
+    h: &'h http::HeaderMap,
+    name: &http::HeaderName,
+) -> Option<std::borrow::Cow<'h, [u8]>> {
+    let mut lines = h.get_all(name).iter();
+    let first = lines.next()?;
+    let Some(second) = lines.next() else {
+        return Some(std::borrow::Cow::Borrowed(first.as_bytes()));
+    };
+    let mut all = first.as_bytes().to_vec();
+    for line in std::iter::once(second).chain(lines) {
+        all.extend_from_slice(b", ");
+        all.extend_from_slice(line.as_bytes());
+    }
+    Some(std::borrow::Cow::Owned(all))
 }
 
 /// `existing, addition` or just `addition`.
@@ -1256,7 +1269,7 @@ mod tests {
             x-request-id: rid-1\r\n\
             accept: */*\r\n\
             via: 1.1 cdn, 1.1 lb, 1.1 portico-eu-west\r\n\
-            x-forwarded-for: 203.0.113.9, 2001:db8::7\r\n\
+            x-forwarded-for: 203.0.113.9, 10.0.0.9, 2001:db8::7\r\n\
             x-forwarded-proto: https\r\n\
             x-portico-region: eu-west\r\n\
             Host: api.internal\r\n\r\n";
