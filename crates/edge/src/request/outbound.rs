@@ -182,7 +182,8 @@ pub struct Contract {
 impl Contract {
     /// The decisions for a request whose headers are `h` and URI `uri` (the client's, after
     /// the full path's removals and rule edits) going to `origin`:
-    /// - `X-Forwarded-For`: the request's first one with the client's address appended;
+    /// - `X-Forwarded-For`: the request's lines joined as one list, the client's address
+    ///   appended;
     /// - `X-Forwarded-Proto`, `-Host`, `X-Portico-Region`: a trusted proxy's are kept,
     ///   anyone else's replaced (the host as the client named it, when it named one);
     /// - `Via`: every entry the request carried, then this node's;
