@@ -100,8 +100,9 @@ pub fn request_to_origin(
 ///
 /// The direct path takes the client's request (`c.original`) when all of these hold, else
 /// the caller builds the request with [`request_to_origin`]:
-/// - its target is in origin form (`/…`) and one a request line may carry (absolute-form
-///   and `*` targets go the full path);
+/// - its target is in origin form (`/…`) (absolute-form and `*` targets go the full path;
+///   a target no request line may carry is refused by [`head::write_head`] with the error
+///   the full path's [`head::write_request`] gives);
 /// - it carries none of the headers the full path removes: hop-by-hop headers (`Connection`
 ///   of any value, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Upgrade`, so no
 ///   WebSocket upgrade), `X-Portico-Health-Probe`, `X-Client-Cert-Subject` / `-Sha256`;
@@ -117,8 +118,7 @@ pub fn write_direct(c: &ClientSide<'_>, origin: &OriginPeer, buf: &mut Vec<u8>) 
         Some(p) if req.raw_path().first() == Some(&b'/') => p.as_str().as_bytes(),
         _ => return Ok(false),
     };
-    if head::forbidden_target(target)
-        || !c.rules.request_headers.is_empty()
+    if !c.rules.request_headers.is_empty()
         || c.rules.path.is_some()
         || c.client_cert.is_some()
         || origin.peer.options.alpn.get_max_http_version() >= 2

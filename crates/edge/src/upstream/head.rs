@@ -93,7 +93,7 @@ pub fn wire_name(name: &HeaderName) -> &str {
 
 /// Whether a request target is empty or holds a byte no HTTP/1 request line may carry
 /// (NUL, CR, LF, SP), as Pingora checks before writing one.
-pub fn forbidden_target(path: &[u8]) -> bool {
+fn forbidden_target(path: &[u8]) -> bool {
     path.is_empty() || path.iter().any(|b| matches!(b, 0 | b'\n' | b'\r' | b' '))
 }
 
